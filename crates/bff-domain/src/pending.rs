@@ -1,0 +1,29 @@
+//! An authorization request in flight, between `/bff/login` and the callback.
+
+use crate::ids::ProviderId;
+use crate::return_url::ReturnUrl;
+use crate::secret::Secret;
+use crate::time::Timestamp;
+
+/// What the BFF must remember about a login it started, keyed by `state` and taken exactly once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingLogin {
+    /// The `state` sent to the provider; the store key.
+    pub state: String,
+    /// The provider the login went to.
+    pub provider: ProviderId,
+    /// The PKCE code verifier.
+    pub pkce_verifier: Secret,
+    /// The `nonce` the ID token must carry.
+    pub nonce: String,
+    /// The `redirect_uri` sent, which the code exchange must repeat.
+    pub redirect_uri: String,
+    /// Where to send the browser afterwards.
+    pub return_url: ReturnUrl,
+    /// Hash of the login-binding cookie value of the browser that started the login.
+    pub binding_hash: String,
+    /// When the login started.
+    pub created_at: Timestamp,
+    /// After this time the login can no longer be completed.
+    pub expires_at: Timestamp,
+}

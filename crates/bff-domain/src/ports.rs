@@ -1,0 +1,331 @@
+//! The ports: what the domain needs from the outside world, written as contracts.
+//!
+//! Adapters implement these traits in their own crates (`bff-store-*`, `bff-oidc`,
+//! `bff-crypto`). They are object safe (`#[async_trait]`) so the server picks adapters at run
+//! time as `Arc<dyn ...>`. Every store adapter passes the same contract suite
+//! (`testkit::store_contract`, behind the `testkit` feature).
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::claims::Claims;
+use crate::ids::{Prompt, ProviderId, SessionKey};
+use crate::pending::PendingLogin;
+use crate::secret::Secret;
+use crate::session::{SealedTokens, Session};
+use crate::time::Timestamp;
+use crate::tokens::TokenSet;
+
+/// A boxed error source, for causes the domain only logs.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// What a store can answer besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The record does not exist (or has expired).
+    #[error("not found")]
+    NotFound,
+    /// The record changed since it was read (optimistic version mismatch), or already exists.
+    #[error("conflict")]
+    Conflict,
+    /// The store could not be reached or failed; the request must fail with 503, never be
+    /// treated as "no session".
+    #[error("store unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+impl StoreError {
+    /// Wraps a driver error as [`StoreError::Unavailable`].
+    pub fn unavailable(source: impl Into<BoxError>) -> Self {
+        Self::Unavailable(source.into())
+    }
+}
+
+/// Server-side sessions.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session.
+    ///
+    /// # Errors
+    /// `Conflict` when a session with this key exists; `Unavailable` on store failure.
+    async fn create(&self, session: &Session) -> Result<(), StoreError>;
+
+    /// The session with this key, or `None` when there is none or it has expired at `now`
+    /// (idle or absolute).
+    ///
+    /// # Errors
+    /// `Unavailable` on store failure (never `Ok(None)` for an unreachable store).
+    async fn get(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Session>, StoreError>;
+
+    /// Replaces the session if its stored version equals `session.version`; the stored version
+    /// becomes `session.version + 1`, which is returned.
+    ///
+    /// # Errors
+    /// `NotFound` when absent or expired at `now`; `Conflict` on a version mismatch;
+    /// `Unavailable` on store failure.
+    async fn update(&self, session: &Session, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// Records use of the session: sets `last_seen_at` and moves `idle_expires_at` forward (never
+    /// backward, never past the absolute expiry). Does not change the version or the tokens, so
+    /// concurrent touches never lose a token update.
+    ///
+    /// # Errors
+    /// `NotFound` when absent or expired at `now`; `Unavailable` on store failure.
+    async fn touch(
+        &self,
+        key: &SessionKey,
+        last_seen_at: Timestamp,
+        idle_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the session; `true` when it existed.
+    ///
+    /// # Errors
+    /// `Unavailable` on store failure.
+    async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError>;
+
+    /// Live sessions of the provider session `sid` at `issuer`.
+    ///
+    /// # Errors
+    /// `Unavailable` on store failure.
+    async fn find_by_provider_session(
+        &self,
+        issuer: &str,
+        sid: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError>;
+
+    /// Live sessions of the user `subject` at `issuer`.
+    ///
+    /// # Errors
+    /// `Unavailable` on store failure.
+    async fn find_by_subject(
+        &self,
+        issuer: &str,
+        subject: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError>;
+
+    /// Deletes every session of the provider session `sid` at `issuer`; returns how many.
+    ///
+    /// # Errors
+    /// `Unavailable` on store failure.
+    async fn delete_by_provider_session(&self, issuer: &str, sid: &str) -> Result<u64, StoreError>;
+
+    /// Deletes every session of `subject` at `issuer`; returns how many.
+    ///
+    /// # Errors
+    /// `Unavailable` on store failure.
+    async fn delete_by_subject(&self, issuer: &str, subject: &str) -> Result<u64, StoreError>;
+
+    /// Removes at most `batch` sessions expired at `now`; returns how many. Callers loop while
+    /// the answer equals `batch`.
+    ///
+    /// # Errors
+    /// `Unavailable` on store failure.
+    async fn sweep_expired(&self, now: Timestamp, batch: u32) -> Result<u64, StoreError>;
+
+    /// Whether the store answers, for `/readyz`.
+    ///
+    /// # Errors
+    /// `Unavailable` when it does not.
+    async fn check(&self) -> Result<(), StoreError>;
+}
+
+/// Authorization requests in flight.
+#[async_trait]
+pub trait PendingLoginStore: Send + Sync {
+    /// Stores a pending login under its `state` until its `expires_at`.
+    ///
+    /// # Errors
+    /// `Conflict` when that state is already pending; `Unavailable` on store failure.
+    async fn put(&self, login: &PendingLogin) -> Result<(), StoreError>;
+
+    /// Removes and returns the pending login for `state`, atomically: of concurrent callers
+    /// with the same state, at most one gets `Some`. `None` when absent or expired at `now`.
+    ///
+    /// # Errors
+    /// `Unavailable` on store failure.
+    async fn take(&self, state: &str, now: Timestamp) -> Result<Option<PendingLogin>, StoreError>;
+}
+
+/// One-time values (logout token `jti`, ...).
+#[async_trait]
+pub trait ReplayCache: Send + Sync {
+    /// Records `value` until `expires_at`; `true` if it was new, `false` if already recorded and
+    /// not expired at `now` (a replay). Atomic across concurrent callers.
+    ///
+    /// # Errors
+    /// `Unavailable` on store failure.
+    async fn insert_if_absent(
+        &self,
+        value: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Short leases for single-flight work across processes (token refresh).
+#[async_trait]
+pub trait Lock: Send + Sync {
+    /// Takes the lease `name` for `owner` for `ttl`; `false` when someone else holds it.
+    ///
+    /// # Errors
+    /// `Unavailable` on store failure.
+    async fn try_acquire(&self, name: &str, owner: &str, ttl: Duration)
+    -> Result<bool, StoreError>;
+
+    /// Releases the lease if `owner` still holds it; `true` when it did.
+    ///
+    /// # Errors
+    /// `Unavailable` on store failure.
+    async fn release(&self, name: &str, owner: &str) -> Result<bool, StoreError>;
+}
+
+/// An authorization request ready to send the browser to.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequest {
+    /// The provider's authorization URL with every parameter.
+    pub url: String,
+    /// The `state` parameter in it.
+    pub state: String,
+    /// The `nonce` parameter in it.
+    pub nonce: String,
+    /// The PKCE verifier whose S256 challenge is in it.
+    pub pkce_verifier: Secret,
+}
+
+/// The result of a successful code exchange.
+#[derive(Debug, Clone)]
+pub struct ProviderLogin {
+    /// The tokens.
+    pub tokens: TokenSet,
+    /// The validated ID token claims (`iss`, `sub`, `aud`, `nonce` checked).
+    pub claims: Claims,
+}
+
+/// What can go wrong talking to an identity provider.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider refused (an OAuth error code such as `invalid_grant`).
+    #[error("provider refused: {0}")]
+    Rejected(String),
+    /// The ID token failed validation; the reason names the check, never the token.
+    #[error("ID token invalid: {0}")]
+    IdTokenInvalid(String),
+    /// A response broke the protocol (userinfo `sub` mismatch, malformed JSON, ...).
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// The provider could not be reached.
+    #[error("provider unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+/// One configured OpenID Provider, as the domain uses it.
+#[async_trait]
+pub trait IdentityProvider: Send + Sync {
+    /// The configured name.
+    fn id(&self) -> &ProviderId;
+
+    /// The issuer identifier (from discovery, equal to the configured one).
+    fn issuer(&self) -> &str;
+
+    /// A fresh authorization request (state, nonce, PKCE S256) for `redirect_uri`.
+    ///
+    /// # Errors
+    /// `Protocol` when the request cannot be built (bad redirect URI).
+    fn authorization_request(
+        &self,
+        redirect_uri: &str,
+        prompt: Option<Prompt>,
+    ) -> Result<AuthorizationRequest, ProviderError>;
+
+    /// Exchanges `code` and validates the ID token against `nonce` at `now`.
+    ///
+    /// # Errors
+    /// `Rejected` when the token endpoint refuses; `IdTokenInvalid` when validation fails;
+    /// `Unavailable` when the provider cannot be reached.
+    async fn exchange_code(
+        &self,
+        code: &str,
+        pkce_verifier: &Secret,
+        redirect_uri: &str,
+        nonce: &str,
+        now: Timestamp,
+    ) -> Result<ProviderLogin, ProviderError>;
+
+    /// Uses a refresh token. A new ID token in the answer is validated (same `sub`) at `now`.
+    ///
+    /// # Errors
+    /// `Rejected` (e.g. `invalid_grant`) when the provider refuses; `Unavailable` otherwise.
+    async fn refresh(
+        &self,
+        refresh_token: &Secret,
+        subject: &str,
+        now: Timestamp,
+    ) -> Result<TokenSet, ProviderError>;
+
+    /// Revokes a refresh token (RFC 7009). `Ok` when the provider has no revocation endpoint.
+    ///
+    /// # Errors
+    /// `Rejected` or `Unavailable`.
+    async fn revoke_refresh_token(&self, refresh_token: &Secret) -> Result<(), ProviderError>;
+
+    /// Claims from the userinfo endpoint; `sub` must equal `expected_subject`. `Ok(None)` when
+    /// the provider has no userinfo endpoint.
+    ///
+    /// # Errors
+    /// `Protocol` on a `sub` mismatch; `Rejected` or `Unavailable` otherwise.
+    async fn userinfo(
+        &self,
+        access_token: &Secret,
+        expected_subject: &str,
+    ) -> Result<Option<Claims>, ProviderError>;
+
+    /// The RP-initiated logout URL, or `None` when the provider has no end-session endpoint.
+    fn end_session_url(&self, id_token_hint: Option<&Secret>) -> Option<String>;
+}
+
+/// Authenticated encryption with associated data and key ids.
+pub trait Cipher: Send + Sync {
+    /// Encrypts `plaintext` under the active key, binding `associated_data`.
+    ///
+    /// # Errors
+    /// [`CipherError`] when encryption fails.
+    fn seal(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<SealedTokens, CipherError>;
+
+    /// Decrypts with the key named in `sealed`.
+    ///
+    /// # Errors
+    /// [`CipherError`] for an unknown key id, tampering, or different associated data.
+    fn open(&self, sealed: &SealedTokens, associated_data: &[u8]) -> Result<Vec<u8>, CipherError>;
+}
+
+/// Sealing or opening failed. Deliberately without detail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CipherError {
+    /// The key id is not configured.
+    #[error("unknown key id")]
+    UnknownKey,
+    /// Authentication failed: tampered ciphertext or wrong associated data.
+    #[error("decryption failed")]
+    Rejected,
+    /// The cipher itself failed.
+    #[error("encryption failed")]
+    Failed,
+}
+
+/// The current time.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// Cryptographically secure randomness.
+pub trait Random: Send + Sync {
+    /// Fills `dest` with random bytes.
+    fn fill(&self, dest: &mut [u8]);
+}

@@ -1,0 +1,401 @@
+//! Use-case tests with a fixed clock, seeded randomness and scripted provider.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_executor::block_on;
+
+use super::*;
+use crate::testkit::{FakeCipher, FakeProvider, FakeStores, FixedClock, SeededRandom};
+
+const ISSUER: &str = "https://idp.example";
+const T0: i64 = 1_700_000_000;
+
+struct World {
+    bff: Bff,
+    stores: Arc<FakeStores>,
+    clock: Arc<FixedClock>,
+    provider: Arc<FakeProvider>,
+}
+
+fn world() -> World {
+    let stores = Arc::new(FakeStores::default());
+    let clock = Arc::new(FixedClock::at(T0));
+    let provider = Arc::new(FakeProvider::new("main", ISSUER));
+    let other = Arc::new(FakeProvider::new("other", "https://other.example"));
+    let providers = Providers::new(
+        vec![provider.clone(), other],
+        ProviderId::parse("main").unwrap(),
+    )
+    .unwrap();
+    let bff = Bff::new(
+        BffPorts {
+            sessions: stores.clone(),
+            pending_logins: stores.clone(),
+            locks: stores.clone(),
+            cipher: Arc::new(FakeCipher),
+            clock: clock.clone(),
+            random: Arc::new(SeededRandom::new(42)),
+        },
+        providers,
+        BffPolicy {
+            lifetime: SessionLifetime {
+                idle: Duration::from_secs(600),
+                absolute: Duration::from_secs(3600),
+            },
+            pending_login_ttl: Duration::from_secs(300),
+            callback_url: "https://app.example/bff/callback".into(),
+            app_redirect_url: "https://app.example/".into(),
+            refresh_margin: Duration::from_secs(30),
+            fetch_userinfo: true,
+        },
+    );
+    World {
+        bff,
+        stores,
+        clock,
+        provider,
+    }
+}
+
+fn start(w: &World, return_url: &str) -> (StartedLogin, String) {
+    let started = block_on(w.bff.start_login(StartLogin {
+        provider: None,
+        return_url: ReturnUrl::parse(return_url).unwrap(),
+        prompt: None,
+        style: LoginStyle::Redirect,
+    }))
+    .unwrap();
+    let state = w
+        .stores
+        .pending
+        .lock()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    (started, state)
+}
+
+fn callback(started: &StartedLogin, state: &str) -> CompleteLogin {
+    CompleteLogin {
+        state: state.to_owned(),
+        code: Some("code-1".into()),
+        issuer: Some(ISSUER.into()),
+        binding: Some(started.binding.clone()),
+        ..CompleteLogin::default()
+    }
+}
+
+fn login(w: &World) -> SessionId {
+    let (started, state) = start(w, "/app");
+    block_on(w.bff.complete_login(callback(&started, &state)))
+        .unwrap()
+        .session_id
+}
+
+fn session_count(w: &World) -> usize {
+    w.stores.sessions.lock().unwrap().len()
+}
+
+#[test]
+fn a_full_login_creates_one_session_with_sealed_tokens() {
+    let w = world();
+    let (started, state) = start(&w, "/app?x=1");
+    assert!(
+        started
+            .authorization_url
+            .contains("redirect_uri=https://app.example/bff/callback")
+    );
+    assert_eq!(started.expires_at.unix_seconds(), T0 + 300);
+    let done = block_on(w.bff.complete_login(callback(&started, &state))).unwrap();
+    assert_eq!(done.return_url.as_str(), "/app?x=1");
+    assert_eq!(done.expires_at.unix_seconds(), T0 + 600);
+    // The PKCE verifier of this login reached the token endpoint.
+    let exchanges = w.provider.exchanges.lock().unwrap().clone();
+    assert_eq!(
+        exchanges,
+        vec![("code-1".to_owned(), "verifier-1".to_owned())]
+    );
+    // Stored under the hash of the id, tokens sealed (no plaintext token in the blob).
+    let sessions = w.stores.sessions.lock().unwrap();
+    let stored = sessions.get(&done.session_id.key()).unwrap();
+    assert_eq!(stored.subject, "alice");
+    assert_eq!(stored.issuer, ISSUER);
+    assert!(!sessions.contains_key(&SessionKey::from_stored(&"0".repeat(64)).unwrap()));
+    drop(sessions);
+    let view = block_on(w.bff.current_session(&done.session_id)).unwrap();
+    assert_eq!(view.claims.subject(), Some("alice"));
+}
+
+#[test]
+fn api_driven_logins_redirect_to_the_app() {
+    let w = world();
+    let started = block_on(w.bff.start_login(StartLogin {
+        provider: Some(ProviderId::parse("other").unwrap()),
+        return_url: ReturnUrl::root(),
+        prompt: Some(Prompt::None),
+        style: LoginStyle::ApiDriven,
+    }))
+    .unwrap();
+    assert!(
+        started
+            .authorization_url
+            .starts_with("https://other.example/authorize")
+    );
+    assert!(
+        started
+            .authorization_url
+            .contains("redirect_uri=https://app.example/&prompt=none")
+    );
+}
+
+#[test]
+fn unknown_provider_is_refused() {
+    let w = world();
+    let err = block_on(w.bff.start_login(StartLogin {
+        provider: Some(ProviderId::parse("nope").unwrap()),
+        return_url: ReturnUrl::root(),
+        prompt: None,
+        style: LoginStyle::Redirect,
+    }))
+    .unwrap_err();
+    assert!(matches!(err, LoginError::UnknownProvider));
+}
+
+#[test]
+fn every_login_gets_a_new_session_id_and_ends_the_previous_one() {
+    let w = world();
+    let first = login(&w);
+    let (started, state) = start(&w, "/");
+    let mut input = callback(&started, &state);
+    input.previous_session = Some(first.clone());
+    let second = block_on(w.bff.complete_login(input)).unwrap().session_id;
+    assert_ne!(first, second);
+    assert!(matches!(
+        block_on(w.bff.current_session(&first)),
+        Err(SessionError::NoSession)
+    ));
+    assert_eq!(session_count(&w), 1);
+}
+
+#[test]
+fn callback_rejections_create_no_session() {
+    type Tamper = fn(&mut CompleteLogin);
+    type Expect = fn(&LoginError) -> bool;
+    let cases: &[(&str, Tamper, Expect)] = &[
+        (
+            "wrong state",
+            |c| c.state = "forged".into(),
+            |e| matches!(e, LoginError::StateMismatch),
+        ),
+        (
+            "no binding cookie",
+            |c| c.binding = None,
+            |e| matches!(e, LoginError::BindingMissing),
+        ),
+        (
+            "someone else's binding",
+            |c| c.binding = Some(LoginBinding::generate(&SeededRandom::new(999))),
+            |e| matches!(e, LoginError::BindingMismatch),
+        ),
+        (
+            "iss of another provider",
+            |c| c.issuer = Some("https://evil.example".into()),
+            |e| matches!(e, LoginError::IssuerMismatch),
+        ),
+        (
+            "provider error",
+            |c| {
+                c.code = None;
+                c.error = Some("access_denied".into());
+            },
+            |e| matches!(e, LoginError::ProviderDenied(code) if code == "access_denied"),
+        ),
+        (
+            "no code",
+            |c| c.code = None,
+            |e| matches!(e, LoginError::MissingCode),
+        ),
+    ];
+    for (name, tamper, expected) in cases {
+        let w = world();
+        let (started, state) = start(&w, "/");
+        let mut input = callback(&started, &state);
+        tamper(&mut input);
+        let err = block_on(w.bff.complete_login(input)).unwrap_err();
+        assert!(expected(&err), "{name}: got {err:?}");
+        assert_eq!(session_count(&w), 0, "{name}: session created");
+        // Whatever went wrong, the state is spent.
+        assert!(w.stores.pending.lock().unwrap().is_empty() || *name == "wrong state");
+    }
+}
+
+#[test]
+fn a_state_works_once() {
+    let w = world();
+    let (started, state) = start(&w, "/");
+    block_on(w.bff.complete_login(callback(&started, &state))).unwrap();
+    let err = block_on(w.bff.complete_login(callback(&started, &state))).unwrap_err();
+    assert!(matches!(err, LoginError::StateMismatch));
+    assert_eq!(session_count(&w), 1);
+}
+
+#[test]
+fn a_pending_login_expires() {
+    let w = world();
+    let (started, state) = start(&w, "/");
+    w.clock.advance(Duration::from_secs(301));
+    let err = block_on(w.bff.complete_login(callback(&started, &state))).unwrap_err();
+    assert!(matches!(err, LoginError::StateMismatch));
+}
+
+#[test]
+fn invalid_id_tokens_create_no_session() {
+    let w = world();
+    w.provider.script.lock().unwrap().exchange_error =
+        Some(|| ProviderError::IdTokenInvalid("bad signature".into()));
+    let (started, state) = start(&w, "/");
+    let err = block_on(w.bff.complete_login(callback(&started, &state))).unwrap_err();
+    assert!(matches!(err, LoginError::IdTokenInvalid(_)));
+    assert_eq!(session_count(&w), 0);
+}
+
+#[test]
+fn sessions_slide_then_hit_the_absolute_limit() {
+    let w = world();
+    let id = login(&w);
+    // Used every 500 s (idle 600 s): stays alive until the absolute limit of 3600 s.
+    for step in 1..=7 {
+        w.clock.advance(Duration::from_secs(500));
+        let result = block_on(w.bff.current_session(&id));
+        assert!(result.is_ok(), "step {step}: {result:?}");
+    }
+    w.clock.set(T0 + 3600);
+    assert!(matches!(
+        block_on(w.bff.current_session(&id)),
+        Err(SessionError::NoSession)
+    ));
+}
+
+#[test]
+fn an_idle_session_ends() {
+    let w = world();
+    let id = login(&w);
+    w.clock.advance(Duration::from_secs(600));
+    assert!(matches!(
+        block_on(w.bff.current_session(&id)),
+        Err(SessionError::NoSession)
+    ));
+}
+
+#[test]
+fn a_store_outage_is_not_a_logout() {
+    let w = world();
+    let id = login(&w);
+    w.stores.fail.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        block_on(w.bff.current_session(&id)),
+        Err(SessionError::Store(StoreError::Unavailable(_)))
+    ));
+    w.stores.fail.store(false, Ordering::SeqCst);
+    assert!(block_on(w.bff.current_session(&id)).is_ok());
+}
+
+#[test]
+fn refresh_replaces_tokens_and_keeps_the_id_token() {
+    let w = world();
+    let id = login(&w);
+    w.clock.advance(Duration::from_secs(100));
+    let out = block_on(w.bff.refresh(&id)).unwrap();
+    assert_eq!(
+        out.access_token_expires_at.unwrap().unix_seconds(),
+        T0 + 400
+    );
+    let token = block_on(w.bff.access_token_for(&id)).unwrap();
+    assert_eq!(token.expose(), "access-3");
+    assert_eq!(w.provider.refreshes.load(Ordering::SeqCst), 1);
+    // Logout still has the original ID token for the hint.
+    let logout = block_on(w.bff.logout(&id, None)).unwrap();
+    assert!(
+        logout
+            .logout_url
+            .unwrap()
+            .ends_with("id_token_hint=idtoken-2")
+    );
+    // The rotated refresh token is the one revoked.
+    assert_eq!(
+        *w.provider.revoked.lock().unwrap(),
+        vec!["refresh-3".to_owned()]
+    );
+}
+
+#[test]
+fn access_tokens_near_expiry_are_refreshed_first() {
+    let w = world();
+    let id = login(&w);
+    assert_eq!(
+        block_on(w.bff.access_token_for(&id)).unwrap().expose(),
+        "access-2"
+    );
+    w.clock.advance(Duration::from_secs(280)); // within the 30 s margin of a 300 s token
+    assert_eq!(
+        block_on(w.bff.access_token_for(&id)).unwrap().expose(),
+        "access-3"
+    );
+    assert_eq!(w.provider.refreshes.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_refused_refresh_ends_the_session() {
+    let w = world();
+    let id = login(&w);
+    w.provider.script.lock().unwrap().refresh_error =
+        Some(|| ProviderError::Rejected("invalid_grant".into()));
+    let err = block_on(w.bff.refresh(&id)).unwrap_err();
+    assert!(matches!(err, RefreshError::Refused(code) if code == "invalid_grant"));
+    assert_eq!(session_count(&w), 0);
+}
+
+#[test]
+fn a_refresh_in_flight_elsewhere_is_not_repeated() {
+    let w = world();
+    let id = login(&w);
+    let lease = format!("refresh:{}", id.key().as_str());
+    w.stores
+        .leases
+        .lock()
+        .unwrap()
+        .insert(lease, "other-node".into());
+    let err = block_on(w.bff.refresh(&id)).unwrap_err();
+    assert!(matches!(err, RefreshError::InProgress));
+    assert_eq!(w.provider.refreshes.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn logout_by_link_needs_the_session_logout_token() {
+    let w = world();
+    let id = login(&w);
+    let view = block_on(w.bff.current_session(&id)).unwrap();
+    assert!(!view.logout_token.contains(id.expose()));
+    let err = block_on(w.bff.logout(&id, Some("forged"))).unwrap_err();
+    assert!(matches!(err, LogoutError::LogoutTokenMismatch));
+    assert_eq!(session_count(&w), 1);
+    block_on(w.bff.logout(&id, Some(&view.logout_token))).unwrap();
+    assert_eq!(session_count(&w), 0);
+    assert!(matches!(
+        block_on(w.bff.logout(&id, None)),
+        Err(LogoutError::NoSession)
+    ));
+}
+
+#[test]
+fn userinfo_merges_provider_claims_without_overriding() {
+    let w = world();
+    let id = login(&w);
+    let claims = block_on(w.bff.userinfo(&id)).unwrap();
+    assert_eq!(claims.string("name"), Some("Alice"));
+    assert_eq!(claims.string("email"), Some("alice@example.test"));
+}

@@ -1,0 +1,466 @@
+//! Fakes for tests of the domain and its adapters: fixed clock, seeded randomness, a cipher that
+//! checks associated data, a scripted identity provider, simple stores, and the store contract
+//! suite every store adapter runs (`store_contract`).
+//!
+//! Compiled only for tests and with the `testkit` feature; never part of a release build.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+pub mod store_contract;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::claims::Claims;
+use crate::ids::{Prompt, ProviderId, SessionKey};
+use crate::pending::PendingLogin;
+use crate::ports::{
+    AuthorizationRequest, Cipher, CipherError, Clock, IdentityProvider, Lock, PendingLoginStore,
+    ProviderError, ProviderLogin, Random, SessionStore, StoreError,
+};
+use crate::secret::Secret;
+use crate::session::{SealedTokens, Session};
+use crate::time::Timestamp;
+use crate::tokens::TokenSet;
+
+/// A clock that stands still until told to move.
+#[derive(Debug)]
+pub struct FixedClock(AtomicI64);
+
+impl FixedClock {
+    pub fn at(seconds: i64) -> Self {
+        Self(AtomicI64::new(seconds))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.0
+            .fetch_add(i64::try_from(by.as_secs()).unwrap(), Ordering::SeqCst);
+    }
+
+    pub fn set(&self, seconds: i64) {
+        self.0.store(seconds, Ordering::SeqCst);
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_unix_seconds(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// Deterministic, NOT secure randomness (SplitMix64).
+#[derive(Debug)]
+pub struct SeededRandom(AtomicU64);
+
+impl SeededRandom {
+    pub fn new(seed: u64) -> Self {
+        Self(AtomicU64::new(seed))
+    }
+}
+
+impl Random for SeededRandom {
+    fn fill(&self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(8) {
+            let mut z = self
+                .0
+                .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::SeqCst)
+                .wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+/// A cipher that does not hide anything but does check associated data, so vault rules can be
+/// tested without real crypto.
+#[derive(Debug, Default)]
+pub struct FakeCipher;
+
+impl Cipher for FakeCipher {
+    fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<SealedTokens, CipherError> {
+        let mut ciphertext = Sha256::digest(aad).to_vec();
+        ciphertext.extend_from_slice(plaintext);
+        Ok(SealedTokens {
+            key_id: "fake".into(),
+            ciphertext,
+        })
+    }
+
+    fn open(&self, sealed: &SealedTokens, aad: &[u8]) -> Result<Vec<u8>, CipherError> {
+        if sealed.key_id != "fake" {
+            return Err(CipherError::UnknownKey);
+        }
+        let (tag, plain) = sealed.ciphertext.split_at(32.min(sealed.ciphertext.len()));
+        if tag != &Sha256::digest(aad)[..] {
+            return Err(CipherError::Rejected);
+        }
+        Ok(plain.to_vec())
+    }
+}
+
+/// What the scripted provider answers to the next call.
+#[derive(Debug, Default)]
+pub struct Script {
+    pub exchange_error: Option<fn() -> ProviderError>,
+    pub refresh_error: Option<fn() -> ProviderError>,
+    pub subject: Option<String>,
+    pub sid: Option<String>,
+}
+
+/// An identity provider that issues predictable tokens and records what it was asked.
+#[derive(Debug)]
+pub struct FakeProvider {
+    id: ProviderId,
+    issuer: String,
+    counter: AtomicU64,
+    pub script: Mutex<Script>,
+    pub revoked: Mutex<Vec<String>>,
+    pub refreshes: AtomicU64,
+    pub exchanges: Mutex<Vec<(String, String)>>,
+}
+
+impl FakeProvider {
+    pub fn new(id: &str, issuer: &str) -> Self {
+        Self {
+            id: ProviderId::parse(id).unwrap(),
+            issuer: issuer.into(),
+            counter: AtomicU64::new(0),
+            script: Mutex::new(Script::default()),
+            revoked: Mutex::new(Vec::new()),
+            refreshes: AtomicU64::new(0),
+            exchanges: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn next(&self) -> u64 {
+        self.counter.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    pub fn tokens(n: u64, now: Timestamp) -> TokenSet {
+        TokenSet {
+            access_token: Secret::new(format!("access-{n}")),
+            refresh_token: Some(Secret::new(format!("refresh-{n}"))),
+            id_token: Some(Secret::new(format!("idtoken-{n}"))),
+            access_token_expires_at: Some(now.plus(Duration::from_secs(300))),
+            scope: Some("openid profile".into()),
+        }
+    }
+}
+
+#[async_trait]
+impl IdentityProvider for FakeProvider {
+    fn id(&self) -> &ProviderId {
+        &self.id
+    }
+
+    fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    fn authorization_request(
+        &self,
+        redirect_uri: &str,
+        prompt: Option<Prompt>,
+    ) -> Result<AuthorizationRequest, ProviderError> {
+        let n = self.next();
+        let prompt = prompt
+            .map(|p| format!("&prompt={}", p.as_str()))
+            .unwrap_or_default();
+        Ok(AuthorizationRequest {
+            url: format!(
+                "{}/authorize?state=state-{n}&redirect_uri={redirect_uri}{prompt}",
+                self.issuer
+            ),
+            state: format!("state-{n}"),
+            nonce: format!("nonce-{n}"),
+            pkce_verifier: Secret::new(format!("verifier-{n}")),
+        })
+    }
+
+    async fn exchange_code(
+        &self,
+        code: &str,
+        pkce_verifier: &Secret,
+        _redirect_uri: &str,
+        nonce: &str,
+        now: Timestamp,
+    ) -> Result<ProviderLogin, ProviderError> {
+        self.exchanges
+            .lock()
+            .unwrap()
+            .push((code.to_owned(), pkce_verifier.expose().to_owned()));
+        let script = self.script.lock().unwrap();
+        if let Some(error) = script.exchange_error {
+            return Err(error());
+        }
+        let mut claims = json!({
+            "iss": self.issuer,
+            "sub": script.subject.clone().unwrap_or_else(|| "alice".into()),
+            "nonce": nonce,
+            "name": "Alice",
+        });
+        if let Some(sid) = &script.sid {
+            claims["sid"] = Value::String(sid.clone());
+        }
+        let Value::Object(map) = claims else {
+            unreachable!()
+        };
+        Ok(ProviderLogin {
+            tokens: Self::tokens(self.next(), now),
+            claims: Claims::new(map),
+        })
+    }
+
+    async fn refresh(
+        &self,
+        _refresh_token: &Secret,
+        _subject: &str,
+        now: Timestamp,
+    ) -> Result<TokenSet, ProviderError> {
+        self.refreshes.fetch_add(1, Ordering::SeqCst);
+        if let Some(error) = self.script.lock().unwrap().refresh_error {
+            return Err(error());
+        }
+        let mut tokens = Self::tokens(self.next(), now);
+        tokens.id_token = None;
+        Ok(tokens)
+    }
+
+    async fn revoke_refresh_token(&self, refresh_token: &Secret) -> Result<(), ProviderError> {
+        self.revoked
+            .lock()
+            .unwrap()
+            .push(refresh_token.expose().to_owned());
+        Ok(())
+    }
+
+    async fn userinfo(
+        &self,
+        _access_token: &Secret,
+        expected_subject: &str,
+    ) -> Result<Option<Claims>, ProviderError> {
+        let Value::Object(map) = json!({"sub": expected_subject, "email": "alice@example.test"})
+        else {
+            unreachable!()
+        };
+        Ok(Some(Claims::new(map)))
+    }
+
+    fn end_session_url(&self, id_token_hint: Option<&Secret>) -> Option<String> {
+        Some(format!(
+            "{}/logout?id_token_hint={}",
+            self.issuer,
+            id_token_hint.map(Secret::expose).unwrap_or_default()
+        ))
+    }
+}
+
+/// Simple stores for domain tests: a mutex around maps, no TTL machinery. The real in-process
+/// adapter is `bff-store-memory`.
+#[derive(Debug, Default)]
+pub struct FakeStores {
+    pub sessions: Mutex<HashMap<SessionKey, Session>>,
+    pub pending: Mutex<HashMap<String, PendingLogin>>,
+    pub leases: Mutex<HashMap<String, String>>,
+    pub fail: std::sync::atomic::AtomicBool,
+}
+
+impl FakeStores {
+    fn check_up(&self) -> Result<(), StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            Err(StoreError::unavailable("store down (fake)"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for FakeStores {
+    async fn create(&self, session: &Session) -> Result<(), StoreError> {
+        self.check_up()?;
+        let mut map = self.sessions.lock().unwrap();
+        if map.contains_key(&session.key) {
+            return Err(StoreError::Conflict);
+        }
+        map.insert(session.key.clone(), session.clone());
+        Ok(())
+    }
+
+    async fn get(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Session>, StoreError> {
+        self.check_up()?;
+        Ok(self
+            .sessions
+            .lock()
+            .unwrap()
+            .get(key)
+            .filter(|s| !s.is_expired(now))
+            .cloned())
+    }
+
+    async fn update(&self, session: &Session, now: Timestamp) -> Result<u64, StoreError> {
+        self.check_up()?;
+        let mut map = self.sessions.lock().unwrap();
+        let stored = map
+            .get_mut(&session.key)
+            .filter(|s| !s.is_expired(now))
+            .ok_or(StoreError::NotFound)?;
+        if stored.version != session.version {
+            return Err(StoreError::Conflict);
+        }
+        *stored = Session {
+            version: session.version + 1,
+            ..session.clone()
+        };
+        Ok(stored.version)
+    }
+
+    async fn touch(
+        &self,
+        key: &SessionKey,
+        last_seen_at: Timestamp,
+        idle_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.check_up()?;
+        let mut map = self.sessions.lock().unwrap();
+        let stored = map
+            .get_mut(key)
+            .filter(|s| !s.is_expired(now))
+            .ok_or(StoreError::NotFound)?;
+        stored.last_seen_at = stored.last_seen_at.max(last_seen_at);
+        stored.idle_expires_at = stored
+            .idle_expires_at
+            .max(idle_expires_at.min(stored.absolute_expires_at));
+        Ok(())
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        self.check_up()?;
+        Ok(self.sessions.lock().unwrap().remove(key).is_some())
+    }
+
+    async fn find_by_provider_session(
+        &self,
+        issuer: &str,
+        sid: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.check_up()?;
+        Ok(self
+            .sessions
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|s| {
+                s.issuer == issuer
+                    && s.provider_session_id.as_deref() == Some(sid)
+                    && !s.is_expired(now)
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn find_by_subject(
+        &self,
+        issuer: &str,
+        subject: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.check_up()?;
+        Ok(self
+            .sessions
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|s| s.issuer == issuer && s.subject == subject && !s.is_expired(now))
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_by_provider_session(&self, issuer: &str, sid: &str) -> Result<u64, StoreError> {
+        self.check_up()?;
+        let mut map = self.sessions.lock().unwrap();
+        let before = map.len();
+        map.retain(|_, s| !(s.issuer == issuer && s.provider_session_id.as_deref() == Some(sid)));
+        Ok((before - map.len()) as u64)
+    }
+
+    async fn delete_by_subject(&self, issuer: &str, subject: &str) -> Result<u64, StoreError> {
+        self.check_up()?;
+        let mut map = self.sessions.lock().unwrap();
+        let before = map.len();
+        map.retain(|_, s| !(s.issuer == issuer && s.subject == subject));
+        Ok((before - map.len()) as u64)
+    }
+
+    async fn sweep_expired(&self, now: Timestamp, _batch: u32) -> Result<u64, StoreError> {
+        self.check_up()?;
+        let mut map = self.sessions.lock().unwrap();
+        let before = map.len();
+        map.retain(|_, s| !s.is_expired(now));
+        Ok((before - map.len()) as u64)
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.check_up()
+    }
+}
+
+#[async_trait]
+impl PendingLoginStore for FakeStores {
+    async fn put(&self, login: &PendingLogin) -> Result<(), StoreError> {
+        self.check_up()?;
+        self.pending
+            .lock()
+            .unwrap()
+            .insert(login.state.clone(), login.clone());
+        Ok(())
+    }
+
+    async fn take(&self, state: &str, now: Timestamp) -> Result<Option<PendingLogin>, StoreError> {
+        self.check_up()?;
+        Ok(self
+            .pending
+            .lock()
+            .unwrap()
+            .remove(state)
+            .filter(|p| now < p.expires_at))
+    }
+}
+
+#[async_trait]
+impl Lock for FakeStores {
+    async fn try_acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        _ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.check_up()?;
+        let mut leases = self.leases.lock().unwrap();
+        if leases.contains_key(name) {
+            return Ok(false);
+        }
+        leases.insert(name.to_owned(), owner.to_owned());
+        Ok(true)
+    }
+
+    async fn release(&self, name: &str, owner: &str) -> Result<bool, StoreError> {
+        self.check_up()?;
+        let mut leases = self.leases.lock().unwrap();
+        if leases.get(name).map(String::as_str) == Some(owner) {
+            leases.remove(name);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}

@@ -1,0 +1,536 @@
+//! The store contract suite: what every adapter of the store ports must do, written once and run
+//! against memory, Postgres, Redis and the tiered store alike.
+//!
+//! Each check panics with a message naming the broken rule. Times are passed explicitly: `now`
+//! must be close to the real time (backends with real TTLs, like Redis, derive them from it), and
+//! expiry is tested by passing later `now` values, which adapters must honour even when their
+//! backend has not expired the entry yet. Keys are unique per run, so suites can share servers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde_json::json;
+
+use crate::claims::Claims;
+use crate::ids::{ProviderId, SessionKey};
+use crate::pending::PendingLogin;
+use crate::ports::{Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError};
+use crate::return_url::ReturnUrl;
+use crate::secret::Secret;
+use crate::session::{SealedTokens, Session};
+use crate::time::Timestamp;
+
+/// The adapters under test.
+#[derive(Clone)]
+#[allow(missing_debug_implementations)] // trait objects
+pub struct ContractStores {
+    /// Sessions.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Pending logins.
+    pub pending: Arc<dyn PendingLoginStore>,
+    /// Replay cache.
+    pub replay: Arc<dyn ReplayCache>,
+    /// Leases.
+    pub locks: Arc<dyn Lock>,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A value unique to this process run and call.
+fn unique(now: Timestamp, label: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    format!("{label}-{}-{}-{n}", now.unix_seconds(), std::process::id())
+}
+
+fn key(now: Timestamp) -> SessionKey {
+    let id = unique(now, "session");
+    SessionKey::from_stored(&crate::ids::hex_sha256(id.as_bytes())).unwrap()
+}
+
+/// A session created at `now` living `idle` / `absolute` seconds, under a fresh key.
+pub fn sample_session(now: Timestamp, issuer: &str, subject: &str, sid: Option<&str>) -> Session {
+    let serde_json::Value::Object(map) = json!({"sub": subject, "iss": issuer, "name": "Contract"})
+    else {
+        unreachable!()
+    };
+    Session {
+        key: key(now),
+        provider: ProviderId::parse("contract").unwrap(),
+        issuer: issuer.to_owned(),
+        subject: subject.to_owned(),
+        provider_session_id: sid.map(str::to_owned),
+        claims: Claims::new(map),
+        created_at: now,
+        last_seen_at: now,
+        idle_expires_at: now.plus(Duration::from_secs(600)),
+        absolute_expires_at: now.plus(Duration::from_secs(3600)),
+        access_token_expires_at: Some(now.plus(Duration::from_secs(300))),
+        version: 0,
+        tokens: SealedTokens {
+            key_id: "k1".into(),
+            ciphertext: vec![1, 2, 3, 4, 5],
+        },
+    }
+}
+
+fn later(now: Timestamp, secs: u64) -> Timestamp {
+    now.plus(Duration::from_secs(secs))
+}
+
+/// Runs every check.
+pub async fn run_all(stores: &ContractStores, now: Timestamp) {
+    sessions_round_trip(stores, now).await;
+    optimistic_versions(stores, now).await;
+    touch_slides_forward_only(stores, now).await;
+    idle_and_absolute_expiry(stores, now).await;
+    lookup_and_delete_by_sid_and_subject(stores, now).await;
+    sweep_respects_the_batch(stores, now).await;
+    concurrent_touches_keep_a_token_update(stores, now).await;
+    pending_logins_are_taken_once(stores, now).await;
+    replay_cache_inserts_once(stores, now).await;
+    leases_belong_to_their_owner(stores, now).await;
+}
+
+/// create, get, update, delete; create twice is a conflict; unknown keys are `None`.
+pub async fn sessions_round_trip(stores: &ContractStores, now: Timestamp) {
+    let s = &stores.sessions;
+    let session = sample_session(now, "https://a.example", "alice", Some("sid-rt"));
+    s.create(&session).await.unwrap();
+    assert_eq!(
+        s.get(&session.key, now).await.unwrap().as_ref(),
+        Some(&session),
+        "get returns what create stored"
+    );
+    assert!(
+        matches!(s.create(&session).await, Err(StoreError::Conflict)),
+        "creating an existing key must be a Conflict"
+    );
+    assert!(
+        s.get(&key(now), now).await.unwrap().is_none(),
+        "unknown key must be None"
+    );
+    assert!(
+        s.delete(&session.key).await.unwrap(),
+        "delete of an existing session returns true"
+    );
+    assert!(
+        !s.delete(&session.key).await.unwrap(),
+        "second delete returns false"
+    );
+    assert!(
+        s.get(&session.key, now).await.unwrap().is_none(),
+        "deleted session is gone"
+    );
+    s.check().await.unwrap();
+}
+
+/// update bumps the version; a stale version is a conflict and changes nothing.
+pub async fn optimistic_versions(stores: &ContractStores, now: Timestamp) {
+    let s = &stores.sessions;
+    let session = sample_session(now, "https://a.example", "alice", None);
+    s.create(&session).await.unwrap();
+    let mut changed = session.clone();
+    changed.tokens.ciphertext = vec![9, 9, 9];
+    assert_eq!(
+        s.update(&changed, now).await.unwrap(),
+        1,
+        "first update returns version 1"
+    );
+    let stored = s.get(&session.key, now).await.unwrap().unwrap();
+    assert_eq!(stored.version, 1);
+    assert_eq!(
+        stored.tokens.ciphertext,
+        vec![9, 9, 9],
+        "update replaced the tokens"
+    );
+
+    let mut stale = session.clone();
+    stale.tokens.ciphertext = vec![6, 6, 6];
+    assert!(
+        matches!(s.update(&stale, now).await, Err(StoreError::Conflict)),
+        "stale version must conflict"
+    );
+    let stored = s.get(&session.key, now).await.unwrap().unwrap();
+    assert_eq!(
+        stored.tokens.ciphertext,
+        vec![9, 9, 9],
+        "a conflicting update changed nothing"
+    );
+
+    let missing = sample_session(now, "https://a.example", "alice", None);
+    assert!(
+        matches!(s.update(&missing, now).await, Err(StoreError::NotFound)),
+        "update of unknown key is NotFound"
+    );
+    s.delete(&session.key).await.unwrap();
+}
+
+/// touch moves idle expiry forward only, caps it at absolute, and keeps version and tokens.
+pub async fn touch_slides_forward_only(stores: &ContractStores, now: Timestamp) {
+    let s = &stores.sessions;
+    let session = sample_session(now, "https://a.example", "alice", None);
+    s.create(&session).await.unwrap();
+    s.touch(
+        &session.key,
+        later(now, 100),
+        later(now, 700),
+        later(now, 100),
+    )
+    .await
+    .unwrap();
+    let stored = s.get(&session.key, later(now, 100)).await.unwrap().unwrap();
+    assert_eq!(
+        stored.idle_expires_at,
+        later(now, 700),
+        "touch moved idle expiry forward"
+    );
+    assert_eq!(stored.last_seen_at, later(now, 100));
+    assert_eq!(stored.version, 0, "touch must not change the version");
+    assert_eq!(
+        stored.tokens, session.tokens,
+        "touch must not change the tokens"
+    );
+
+    s.touch(
+        &session.key,
+        later(now, 110),
+        later(now, 650),
+        later(now, 110),
+    )
+    .await
+    .unwrap();
+    let stored = s.get(&session.key, later(now, 110)).await.unwrap().unwrap();
+    assert_eq!(
+        stored.idle_expires_at,
+        later(now, 700),
+        "touch never moves idle expiry back"
+    );
+
+    s.touch(
+        &session.key,
+        later(now, 120),
+        later(now, 9999),
+        later(now, 120),
+    )
+    .await
+    .unwrap();
+    let stored = s.get(&session.key, later(now, 120)).await.unwrap().unwrap();
+    assert_eq!(
+        stored.idle_expires_at, stored.absolute_expires_at,
+        "idle expiry is capped at absolute"
+    );
+
+    assert!(
+        matches!(
+            s.touch(&key(now), now, later(now, 10), now).await,
+            Err(StoreError::NotFound)
+        ),
+        "touch of unknown key is NotFound"
+    );
+    s.delete(&session.key).await.unwrap();
+}
+
+/// A session is absent once idle or absolute expiry has passed at the given `now`.
+pub async fn idle_and_absolute_expiry(stores: &ContractStores, now: Timestamp) {
+    let s = &stores.sessions;
+    let idle = sample_session(now, "https://a.example", "alice", None);
+    s.create(&idle).await.unwrap();
+    assert!(
+        s.get(&idle.key, later(now, 599)).await.unwrap().is_some(),
+        "alive before idle expiry"
+    );
+    assert!(
+        s.get(&idle.key, later(now, 600)).await.unwrap().is_none(),
+        "gone at idle expiry"
+    );
+    assert!(
+        matches!(
+            s.touch(
+                &idle.key,
+                later(now, 601),
+                later(now, 1200),
+                later(now, 601)
+            )
+            .await,
+            Err(StoreError::NotFound)
+        ),
+        "an idle-expired session cannot be revived by touch"
+    );
+    let _ = s.delete(&idle.key).await.unwrap();
+
+    let mut absolute = sample_session(now, "https://a.example", "alice", None);
+    absolute.idle_expires_at = later(now, 3600);
+    absolute.absolute_expires_at = later(now, 1800);
+    s.create(&absolute).await.unwrap();
+    assert!(
+        s.get(&absolute.key, later(now, 1799))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        s.get(&absolute.key, later(now, 1800))
+            .await
+            .unwrap()
+            .is_none(),
+        "gone at absolute expiry"
+    );
+    assert!(
+        matches!(
+            s.update(&absolute, later(now, 1801)).await,
+            Err(StoreError::NotFound)
+        ),
+        "an expired session cannot be updated"
+    );
+    let _ = s.delete(&absolute.key).await.unwrap();
+}
+
+/// Lookup and delete by `(issuer, sid)` and `(issuer, sub)`, isolated between issuers.
+pub async fn lookup_and_delete_by_sid_and_subject(stores: &ContractStores, now: Timestamp) {
+    let s = &stores.sessions;
+    let sid = unique(now, "sid");
+    let sub = unique(now, "sub");
+    let a1 = sample_session(now, "https://a.example", &sub, Some(&sid));
+    let a2 = sample_session(now, "https://a.example", &sub, Some(&sid));
+    let a3 = sample_session(now, "https://a.example", &sub, None);
+    let b1 = sample_session(now, "https://b.example", &sub, Some(&sid));
+    for session in [&a1, &a2, &a3, &b1] {
+        s.create(session).await.unwrap();
+    }
+    let mut found: Vec<SessionKey> = s
+        .find_by_provider_session("https://a.example", &sid, now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.key)
+        .collect();
+    found.sort();
+    let mut expected = vec![a1.key.clone(), a2.key.clone()];
+    expected.sort();
+    assert_eq!(
+        found, expected,
+        "find by sid returns that issuer's sessions of that sid only"
+    );
+    assert_eq!(
+        s.find_by_subject("https://a.example", &sub, now)
+            .await
+            .unwrap()
+            .len(),
+        3,
+        "find by subject returns every session of that user at that issuer"
+    );
+
+    assert_eq!(
+        s.delete_by_provider_session("https://a.example", &sid)
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(s.get(&a1.key, now).await.unwrap().is_none());
+    assert!(
+        s.get(&a3.key, now).await.unwrap().is_some(),
+        "a session without that sid survives"
+    );
+    assert!(
+        s.get(&b1.key, now).await.unwrap().is_some(),
+        "another issuer's session with the same sid survives"
+    );
+
+    assert_eq!(
+        s.delete_by_subject("https://a.example", &sub)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(s.get(&a3.key, now).await.unwrap().is_none());
+    assert!(
+        s.get(&b1.key, now).await.unwrap().is_some(),
+        "another issuer's session of the same sub survives"
+    );
+    assert_eq!(
+        s.delete_by_subject("https://b.example", &sub)
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+/// `sweep_expired` never removes more than the batch per call and keeps live sessions.
+pub async fn sweep_respects_the_batch(stores: &ContractStores, now: Timestamp) {
+    let s = &stores.sessions;
+    let live = sample_session(now, "https://sweep.example", "live", None);
+    s.create(&live).await.unwrap();
+    let mut expired = Vec::new();
+    for _ in 0..5 {
+        let mut session = sample_session(now, "https://sweep.example", "dead", None);
+        session.idle_expires_at = later(now, 1);
+        s.create(&session).await.unwrap();
+        expired.push(session);
+    }
+    let at = later(now, 2);
+    let first = s.sweep_expired(at, 2).await.unwrap();
+    assert!(first <= 2, "a sweep removed {first} sessions with batch 2");
+    // Loop like the server does until a batch comes back short.
+    for _ in 0..1000 {
+        if s.sweep_expired(at, 2).await.unwrap() < 2 {
+            break;
+        }
+    }
+    // Adapters that sweep remove the rows (their own tests count them); adapters whose backend
+    // expires entries by TTL (Redis) sweep nothing. Either way expired sessions are absent.
+    for session in &expired {
+        assert!(
+            s.get(&session.key, at).await.unwrap().is_none(),
+            "expired session visible after the sweep"
+        );
+    }
+    assert!(
+        s.get(&live.key, at).await.unwrap().is_some(),
+        "the sweep removed a live session"
+    );
+    s.delete(&live.key).await.unwrap();
+}
+
+/// 200 concurrent touches (sliding expiry) with one version-checked token update among them:
+/// afterwards the session holds the new tokens, the update's version, and the latest touch.
+pub async fn concurrent_touches_keep_a_token_update(stores: &ContractStores, now: Timestamp) {
+    let s = &stores.sessions;
+    let session = sample_session(now, "https://a.example", "alice", None);
+    s.create(&session).await.unwrap();
+    let mut updated = session.clone();
+    updated.tokens = SealedTokens {
+        key_id: "k2".into(),
+        ciphertext: vec![42; 16],
+    };
+    let touches = join_all((0..200u64).map(|i| {
+        let seen = later(now, i);
+        s.touch(&session.key, seen, later(now, i + 600), now)
+    }));
+    let (touched, update) = futures_util::join!(touches, s.update(&updated, now));
+    for result in touched {
+        result.unwrap();
+    }
+    assert_eq!(
+        update.unwrap(),
+        1,
+        "the update among the touches got version 1"
+    );
+    let stored = s.get(&session.key, now).await.unwrap().unwrap();
+    assert_eq!(
+        stored.tokens, updated.tokens,
+        "a touch overwrote the token update"
+    );
+    assert_eq!(stored.version, 1, "touches must not change the version");
+    assert_eq!(
+        stored.idle_expires_at,
+        later(now, 199 + 600).min(stored.absolute_expires_at),
+        "the latest touch was lost"
+    );
+    s.delete(&session.key).await.unwrap();
+}
+
+fn sample_pending(now: Timestamp, state: &str) -> PendingLogin {
+    PendingLogin {
+        state: state.to_owned(),
+        provider: ProviderId::parse("contract").unwrap(),
+        pkce_verifier: Secret::new("verifier"),
+        nonce: "nonce".into(),
+        redirect_uri: "https://app.example/bff/callback".into(),
+        return_url: ReturnUrl::parse("/back").unwrap(),
+        binding_hash: "0".repeat(64),
+        created_at: now,
+        expires_at: later(now, 300),
+    }
+}
+
+/// A pending login is taken exactly once, even by concurrent callers, and not after expiry.
+pub async fn pending_logins_are_taken_once(stores: &ContractStores, now: Timestamp) {
+    let p = &stores.pending;
+    let state = unique(now, "state");
+    let login = sample_pending(now, &state);
+    p.put(&login).await.unwrap();
+    assert!(
+        matches!(p.put(&login).await, Err(StoreError::Conflict)),
+        "a pending state cannot be put twice"
+    );
+    let takes = join_all((0..16).map(|_| p.take(&state, now))).await;
+    let winners: Vec<_> = takes.into_iter().filter_map(Result::unwrap).collect();
+    assert_eq!(winners.len(), 1, "exactly one concurrent take wins");
+    assert_eq!(winners[0], login, "the taken login is the one put");
+    assert!(
+        p.take(&state, now).await.unwrap().is_none(),
+        "taken once only"
+    );
+
+    let state = unique(now, "state");
+    p.put(&sample_pending(now, &state)).await.unwrap();
+    assert!(
+        p.take(&state, later(now, 300)).await.unwrap().is_none(),
+        "an expired pending login is gone"
+    );
+}
+
+/// The replay cache says "new" once per value until it expires.
+pub async fn replay_cache_inserts_once(stores: &ContractStores, now: Timestamp) {
+    let r = &stores.replay;
+    let value = unique(now, "jti");
+    assert!(
+        r.insert_if_absent(&value, later(now, 60), now)
+            .await
+            .unwrap(),
+        "first insert is new"
+    );
+    assert!(
+        !r.insert_if_absent(&value, later(now, 60), now)
+            .await
+            .unwrap(),
+        "second insert is a replay"
+    );
+    let value2 = unique(now, "jti");
+    let results = join_all((0..8).map(|_| r.insert_if_absent(&value2, later(now, 60), now))).await;
+    assert_eq!(
+        results.into_iter().filter(|x| *x.as_ref().unwrap()).count(),
+        1,
+        "exactly one concurrent insert wins"
+    );
+    assert!(
+        r.insert_if_absent(&value, later(now, 120), later(now, 60))
+            .await
+            .unwrap(),
+        "after expiry the value is new again"
+    );
+}
+
+/// Leases: one owner at a time; only the owner releases.
+pub async fn leases_belong_to_their_owner(stores: &ContractStores, now: Timestamp) {
+    let l = &stores.locks;
+    let name = unique(now, "lease");
+    let ttl = Duration::from_secs(30);
+    assert!(
+        l.try_acquire(&name, "owner-a", ttl).await.unwrap(),
+        "a free lease is acquired"
+    );
+    assert!(
+        !l.try_acquire(&name, "owner-b", ttl).await.unwrap(),
+        "a held lease is refused to others"
+    );
+    assert!(
+        !l.release(&name, "owner-b").await.unwrap(),
+        "a non-owner cannot release"
+    );
+    assert!(
+        !l.try_acquire(&name, "owner-b", ttl).await.unwrap(),
+        "still held after a foreign release"
+    );
+    assert!(
+        l.release(&name, "owner-a").await.unwrap(),
+        "the owner releases"
+    );
+    assert!(
+        l.try_acquire(&name, "owner-b", ttl).await.unwrap(),
+        "free again after release"
+    );
+    assert!(l.release(&name, "owner-b").await.unwrap());
+}

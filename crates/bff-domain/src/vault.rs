@@ -1,0 +1,112 @@
+//! The token vault: tokens are sealed with the session key as associated data.
+//!
+//! Binding the ciphertext to its session means a blob copied from one session row into another
+//! does not open, so a write-access attacker on the store cannot move tokens between users.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::SessionKey;
+use crate::ports::{Cipher, CipherError};
+use crate::secret::Secret;
+use crate::session::SealedTokens;
+use crate::time::Timestamp;
+use crate::tokens::TokenSet;
+
+const AAD_PREFIX: &str = "bff-session-tokens/v1:";
+
+/// The plaintext layout inside the seal. Private: only this module reads or writes it.
+#[derive(Serialize, Deserialize)]
+struct Plain {
+    at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    it: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+}
+
+fn associated_data(key: &SessionKey) -> Vec<u8> {
+    format!("{AAD_PREFIX}{}", key.as_str()).into_bytes()
+}
+
+/// Seals `tokens` for the session `key`.
+///
+/// # Errors
+/// [`CipherError`] when the cipher fails.
+pub fn seal(
+    cipher: &dyn Cipher,
+    key: &SessionKey,
+    tokens: &TokenSet,
+) -> Result<SealedTokens, CipherError> {
+    let plain = Plain {
+        at: tokens.access_token.expose().to_owned(),
+        rt: tokens.refresh_token.as_ref().map(|s| s.expose().to_owned()),
+        it: tokens.id_token.as_ref().map(|s| s.expose().to_owned()),
+        exp: tokens.access_token_expires_at.map(Timestamp::unix_seconds),
+        scope: tokens.scope.clone(),
+    };
+    let bytes = serde_json::to_vec(&plain).map_err(|_| CipherError::Failed)?;
+    cipher.seal(&bytes, &associated_data(key))
+}
+
+/// Opens the tokens of the session `key`.
+///
+/// # Errors
+/// [`CipherError`] when the key id is unknown, the blob was tampered with or belongs to another
+/// session.
+pub fn open(
+    cipher: &dyn Cipher,
+    key: &SessionKey,
+    sealed: &SealedTokens,
+) -> Result<TokenSet, CipherError> {
+    let bytes = cipher.open(sealed, &associated_data(key))?;
+    let plain: Plain = serde_json::from_slice(&bytes).map_err(|_| CipherError::Rejected)?;
+    Ok(TokenSet {
+        access_token: Secret::new(plain.at),
+        refresh_token: plain.rt.map(Secret::new),
+        id_token: plain.it.map(Secret::new),
+        access_token_expires_at: plain.exp.map(Timestamp::from_unix_seconds),
+        scope: plain.scope,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::SessionId;
+    use crate::testkit::{FakeCipher, SeededRandom};
+
+    fn tokens() -> TokenSet {
+        TokenSet {
+            access_token: Secret::new("access"),
+            refresh_token: Some(Secret::new("refresh")),
+            id_token: Some(Secret::new("id")),
+            access_token_expires_at: Some(Timestamp::from_unix_seconds(99)),
+            scope: Some("openid".into()),
+        }
+    }
+
+    #[test]
+    fn tokens_round_trip_through_the_vault() {
+        let cipher = FakeCipher;
+        let key = SessionId::generate(&SeededRandom::new(1)).key();
+        let sealed = seal(&cipher, &key, &tokens()).unwrap();
+        assert_eq!(open(&cipher, &key, &sealed).unwrap(), tokens());
+    }
+
+    #[test]
+    fn a_blob_moved_to_another_session_does_not_open() {
+        let cipher = FakeCipher;
+        let random = SeededRandom::new(2);
+        let victim = SessionId::generate(&random).key();
+        let attacker = SessionId::generate(&random).key();
+        let sealed = seal(&cipher, &victim, &tokens()).unwrap();
+        assert_eq!(
+            open(&cipher, &attacker, &sealed),
+            Err(CipherError::Rejected)
+        );
+    }
+}

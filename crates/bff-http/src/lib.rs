@@ -1,0 +1,152 @@
+//! The HTTP surface of the BFF on poem and poem-openapi.
+//!
+//! This crate is the only one that knows HTTP, JSON and OpenAPI. It turns requests into domain
+//! inputs (`into_domain`-style parsing at the edge), calls the use cases of [`bff_domain::Bff`],
+//! and turns their outcomes into responses: cookies ([`cookies`]), CSRF checks ([`csrf`]), and
+//! every error as `application/problem+json` from one mapping ([`problem`]).
+//!
+//! Architecture invariant: no store adapter and no OIDC library here; everything goes through
+//! `bff-domain`.
+
+// Problems are returned only on the error path, where a larger `Err` costs nothing that matters;
+// boxing them would make every handler noisier.
+#![allow(clippy::result_large_err)]
+
+pub mod api;
+pub mod cookies;
+pub mod csrf;
+pub mod problem;
+pub mod settings;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use poem::endpoint::StaticFilesEndpoint;
+use poem::http::{StatusCode, header};
+use poem::middleware::{CookieJarManager, SetHeader};
+use poem::web::Json;
+use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler};
+use poem_openapi::OpenApiService;
+use serde_json::json;
+
+pub use api::BffApi;
+pub use settings::{HttpSettings, SettingsError};
+
+/// One named readiness check (a store, a provider's metadata).
+#[async_trait]
+pub trait ReadinessCheck: Send + Sync {
+    /// Name shown in `/readyz`.
+    fn name(&self) -> &str;
+    /// `Err(reason)` when not ready; the reason must not contain secrets.
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// The OpenAPI service of the `/bff` endpoints, for serving and for `cargo xtask codegen`.
+pub fn openapi_service(
+    bff: Arc<bff_domain::Bff>,
+    settings: Arc<HttpSettings>,
+) -> OpenApiService<BffApi, ()> {
+    OpenApiService::new(
+        BffApi::new(bff, settings.clone()),
+        "bff-server",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "OAuth 2.1 / OpenID Connect Backend-for-Frontend: the browser gets one opaque \
+             HttpOnly cookie; tokens stay on the server.",
+    )
+    .server(settings.prefix.clone())
+}
+
+/// The whole HTTP application: `/bff/*` (prefix configurable), `/healthz`, `/readyz`, and the
+/// app's static files at `/` when `static_dir` is given.
+pub fn app(
+    bff: Arc<bff_domain::Bff>,
+    settings: Arc<HttpSettings>,
+    readiness: Vec<Arc<dyn ReadinessCheck>>,
+    static_dir: Option<PathBuf>,
+) -> impl Endpoint {
+    let service = openapi_service(bff, settings.clone());
+    let spec = service.spec();
+    let prefix = settings.prefix.clone();
+    let bff_routes = Route::new()
+        .at(
+            "/openapi.json",
+            get(poem::endpoint::make_sync(move |_| {
+                spec.clone()
+                    .with_content_type("application/json")
+                    .into_response()
+            })),
+        )
+        .nest("/", service)
+        .with(SetHeader::new().overriding(header::CACHE_CONTROL, "no-store"));
+    let mut routes = Route::new();
+    if let Some(dir) = static_dir {
+        routes = routes.nest("/", StaticFilesEndpoint::new(dir).index_file("index.html"));
+    }
+    routes
+        .nest(prefix, bff_routes)
+        .at("/healthz", get(healthz))
+        .at(
+            "/readyz",
+            get(poem::endpoint::make(move |_| {
+                let checks = readiness.clone();
+                async move { readyz(&checks).await }
+            })),
+        )
+        .with(CookieJarManager::new())
+        .catch_all_error(|err: poem::Error| async move { problem::from_poem_error(err) })
+        .around(log_request)
+}
+
+/// One log line per request: method, path (never the query, which can carry codes), status and
+/// duration.
+async fn log_request<E: Endpoint>(ep: Arc<E>, req: poem::Request) -> poem::Result<Response> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let resp = ep.call(req).await?.into_response();
+    tracing::info!(
+        %method,
+        %path,
+        status = resp.status().as_u16(),
+        millis = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    Ok(resp)
+}
+
+#[handler]
+fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(checks: &[Arc<dyn ReadinessCheck>]) -> Response {
+    let mut results = serde_json::Map::new();
+    let mut ready = true;
+    for check in checks {
+        let value = match check.check().await {
+            Ok(()) => json!({"status": "ok"}),
+            Err(reason) => {
+                ready = false;
+                tracing::warn!(check = check.name(), %reason, "readiness check failed");
+                json!({"status": "unavailable", "detail": reason})
+            }
+        };
+        results.insert(check.name().to_owned(), value);
+    }
+    if ready {
+        Json(json!({"status": "ready", "checks": results}))
+            .with_header(header::CACHE_CONTROL, "no-store")
+            .into_response()
+    } else {
+        problem::Problem::with_extra(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "A dependency is not ready.",
+            serde_json::Value::Object(results),
+        )
+        .into_response()
+    }
+}

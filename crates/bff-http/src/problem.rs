@@ -1,0 +1,360 @@
+//! Every error answer as RFC 9457 `application/problem+json`, mapped from domain errors in one
+//! place.
+//!
+//! Each problem has a stable `code` (also in `type` as `urn:bff:problem:<code>`) that clients may
+//! branch on, and a `detail` sentence for humans. Internal causes (store and provider failures)
+//! are logged with their error chain and shown to the client only as a generic sentence; no
+//! token, code, cookie or secret ever appears in a problem.
+
+use bff_domain::ports::{ProviderError, StoreError};
+use bff_domain::{LoginError, LogoutError, RefreshError, SessionError};
+use poem::http::StatusCode;
+use poem::{IntoResponse, Response};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
+
+/// The problem document.
+#[derive(Debug, Clone, Object)]
+pub struct ProblemDetails {
+    /// `urn:bff:problem:<code>`.
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What happened, for humans.
+    pub detail: String,
+    /// Stable machine-readable code.
+    pub code: String,
+    /// Per-dependency results (readiness only).
+    #[oai(skip_serializing_if_is_none)]
+    pub checks: Option<serde_json::Value>,
+}
+
+/// An error answer.
+#[derive(Debug, ApiResponse)]
+pub enum Problem {
+    /// The request is invalid.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<ProblemDetails>),
+    /// No session, or the session cannot be used any more: log in again.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Json<ProblemDetails>),
+    /// CSRF checks failed or the request is not allowed.
+    #[oai(status = 403, content_type = "application/problem+json")]
+    Forbidden(Json<ProblemDetails>),
+    /// No such resource.
+    #[oai(status = 404, content_type = "application/problem+json")]
+    NotFound(Json<ProblemDetails>),
+    /// Method not allowed.
+    #[oai(status = 405, content_type = "application/problem+json")]
+    MethodNotAllowed(Json<ProblemDetails>),
+    /// Conflicting concurrent request; retry.
+    #[oai(status = 409, content_type = "application/problem+json")]
+    Conflict(Json<ProblemDetails>),
+    /// Request body too large or unsupported media type.
+    #[oai(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Json<ProblemDetails>),
+    /// Internal error.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<ProblemDetails>),
+    /// The identity provider failed.
+    #[oai(status = 502, content_type = "application/problem+json")]
+    BadGateway(Json<ProblemDetails>),
+    /// A store (or other dependency) is unavailable; nothing was changed.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Unavailable(Json<ProblemDetails>),
+}
+
+fn title_for(status: StatusCode) -> String {
+    status.canonical_reason().unwrap_or("Error").to_owned()
+}
+
+impl Problem {
+    /// A problem with `status`, `code` and `detail`.
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Self::build(status, code, detail.into(), None)
+    }
+
+    /// A problem with extra `checks` data (readiness).
+    pub fn with_extra(
+        status: StatusCode,
+        code: &str,
+        detail: &str,
+        checks: serde_json::Value,
+    ) -> Self {
+        Self::build(status, code, detail.to_owned(), Some(checks))
+    }
+
+    fn build(
+        status: StatusCode,
+        code: &str,
+        detail: String,
+        checks: Option<serde_json::Value>,
+    ) -> Self {
+        let body = Json(ProblemDetails {
+            kind: format!("urn:bff:problem:{code}"),
+            title: title_for(status),
+            status: status.as_u16(),
+            detail,
+            code: code.to_owned(),
+            checks,
+        });
+        match status {
+            StatusCode::BAD_REQUEST => Self::BadRequest(body),
+            StatusCode::UNAUTHORIZED => Self::Unauthorized(body),
+            StatusCode::FORBIDDEN => Self::Forbidden(body),
+            StatusCode::NOT_FOUND => Self::NotFound(body),
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed(body),
+            StatusCode::CONFLICT => Self::Conflict(body),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType(body),
+            StatusCode::BAD_GATEWAY => Self::BadGateway(body),
+            StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable(body),
+            _ => Self::Internal(body),
+        }
+    }
+
+    /// `400` with `code`.
+    pub fn bad_request(code: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    /// `403 csrf_failed`.
+    pub fn csrf(detail: &str) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "csrf_failed", detail)
+    }
+
+    /// `401 no_session`.
+    pub fn no_session() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "no_session",
+            "There is no valid session; log in.",
+        )
+    }
+
+    /// `503 store_unavailable`, logging the cause.
+    pub fn store(err: &StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(_) => {
+                tracing::error!(error = %error_chain(err), "session store unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "The session store is unavailable; nothing was changed. Try again shortly.",
+                )
+            }
+            StoreError::Conflict => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "The session changed concurrently; retry the request.",
+            ),
+            StoreError::NotFound => Self::no_session(),
+        }
+    }
+
+    /// `502 provider_unavailable` (or `provider_error`), logging the cause.
+    pub fn provider(err: &ProviderError) -> Self {
+        tracing::error!(error = %error_chain(err), "identity provider call failed");
+        match err {
+            ProviderError::Unavailable(_) => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "provider_unavailable",
+                "The identity provider could not be reached.",
+            ),
+            _ => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "provider_error",
+                "The identity provider answered in a way the BFF could not accept.",
+            ),
+        }
+    }
+
+    /// `500 internal_error`, logging the cause.
+    pub fn internal(what: &str, err: &dyn std::error::Error) -> Self {
+        tracing::error!(error = %error_chain(err), "{what}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "The BFF failed to handle the request.",
+        )
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        let body = match self {
+            Self::BadRequest(b)
+            | Self::Unauthorized(b)
+            | Self::Forbidden(b)
+            | Self::NotFound(b)
+            | Self::MethodNotAllowed(b)
+            | Self::Conflict(b)
+            | Self::UnsupportedMediaType(b)
+            | Self::Internal(b)
+            | Self::BadGateway(b)
+            | Self::Unavailable(b) => b,
+        };
+        StatusCode::from_u16(body.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+/// An error and its sources, `: `-separated, for logs.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+impl From<LoginError> for Problem {
+    fn from(err: LoginError) -> Self {
+        if !matches!(
+            err,
+            LoginError::Store(_) | LoginError::Provider(_) | LoginError::Cipher(_)
+        ) {
+            tracing::info!(reason = %err, "login refused");
+        }
+        match err {
+            LoginError::UnknownProvider => Self::bad_request(
+                "unknown_provider",
+                "No identity provider of that name is configured.",
+            ),
+            LoginError::StateMismatch => Self::bad_request(
+                "state_mismatch",
+                "The login state is unknown, already used or expired; start the login again.",
+            ),
+            LoginError::BindingMissing => Self::bad_request(
+                "login_binding_missing",
+                "The login was not started in this browser (login cookie missing); start it again.",
+            ),
+            LoginError::BindingMismatch => Self::bad_request(
+                "login_binding_mismatch",
+                "The login was started in another browser; start it again.",
+            ),
+            LoginError::IssuerMismatch => Self::bad_request(
+                "issuer_mismatch",
+                "The authorization response names another issuer than the one the login went to.",
+            ),
+            LoginError::ProviderDenied(code) => {
+                // OAuth error codes are short ASCII tokens; anything else is not echoed.
+                let code = if code.len() <= 64
+                    && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    code
+                } else {
+                    "invalid".into()
+                };
+                Self::bad_request(
+                    "provider_denied",
+                    format!("The identity provider answered with error '{code}'."),
+                )
+            }
+            LoginError::MissingCode => {
+                Self::bad_request("missing_code", "The authorization response has no code.")
+            }
+            LoginError::IdTokenInvalid(reason) => Self::bad_request(
+                "id_token_invalid",
+                format!("The ID token failed validation ({reason})."),
+            ),
+            LoginError::CodeRejected(code) => {
+                tracing::warn!(oauth_error = %code, "token endpoint refused the code");
+                Self::bad_request(
+                    "code_rejected",
+                    "The identity provider refused the authorization code.",
+                )
+            }
+            LoginError::Provider(e) => Self::provider(&e),
+            LoginError::Store(e) => Self::store(&e),
+            LoginError::Cipher(e) => Self::internal("sealing tokens failed", &e),
+        }
+    }
+}
+
+impl From<SessionError> for Problem {
+    fn from(err: SessionError) -> Self {
+        match err {
+            SessionError::NoSession => Self::no_session(),
+            SessionError::Store(e) => Self::store(&e),
+            SessionError::Cipher(e) => Self::internal("opening tokens failed", &e),
+            SessionError::Provider(e) => Self::provider(&e),
+        }
+    }
+}
+
+impl From<RefreshError> for Problem {
+    fn from(err: RefreshError) -> Self {
+        match err {
+            RefreshError::NoSession => Self::no_session(),
+            RefreshError::NoRefreshToken => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "refresh_unavailable",
+                "The session has no refresh token; log in again.",
+            ),
+            RefreshError::Refused(code) => {
+                tracing::info!(oauth_error = %code, "refresh refused; session ended");
+                Self::new(
+                    StatusCode::UNAUTHORIZED,
+                    "refresh_refused",
+                    "The identity provider refused to refresh; log in again.",
+                )
+            }
+            RefreshError::InProgress => Self::new(
+                StatusCode::CONFLICT,
+                "refresh_in_progress",
+                "A refresh of this session is in progress; retry shortly.",
+            ),
+            RefreshError::Store(e) => Self::store(&e),
+            RefreshError::Cipher(e) => Self::internal("opening tokens failed", &e),
+            RefreshError::Provider(e) => Self::provider(&e),
+        }
+    }
+}
+
+impl From<LogoutError> for Problem {
+    fn from(err: LogoutError) -> Self {
+        match err {
+            LogoutError::NoSession => Self::no_session(),
+            LogoutError::LogoutTokenMismatch => Self::new(
+                StatusCode::FORBIDDEN,
+                "logout_token_mismatch",
+                "The logout link does not belong to this session.",
+            ),
+            LogoutError::Store(e) => Self::store(&e),
+        }
+    }
+}
+
+/// Maps errors raised outside the handlers (no route, wrong method, unparsable parameters or
+/// body) to problems. Responses the handlers built themselves pass through unchanged.
+pub fn from_poem_error(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let status = err.status();
+    let problem = match status {
+        StatusCode::NOT_FOUND => Problem::new(status, "not_found", "No such endpoint."),
+        StatusCode::METHOD_NOT_ALLOWED => Problem::new(
+            status,
+            "method_not_allowed",
+            "This endpoint does not accept that method.",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Problem::new(
+            status,
+            "unsupported_media_type",
+            "The request body must be application/json.",
+        ),
+        s if s.is_client_error() => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            // poem-openapi's parse errors name the parameter and the rule, never a value.
+            format!("The request is invalid: {err}"),
+        ),
+        _ => Problem::internal("unhandled error", &err),
+    };
+    problem.into_response()
+}

@@ -1,0 +1,249 @@
+//! ID token validation (OpenID Connect Core 1.0, section 3.1.3.7), as a pure function.
+//!
+//! The signature is checked by `jsonwebtoken` with the provider's JWK; the algorithm must be in
+//! the configured allowlist (never `none`, never HMAC: a public key must not become an HMAC
+//! secret), and must agree with the key's own `alg` and family. The claims are then checked
+//! here against the injected current time: `iss`, `aud`, `azp`, `exp`, `iat`, `nbf`, `nonce`,
+//! `sub`, and `at_hash` when present.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bff_domain::Timestamp;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256, Sha384, Sha512};
+
+/// What the token must satisfy.
+#[derive(Debug, Clone)]
+pub struct Expectations<'a> {
+    /// `iss`.
+    pub issuer: &'a str,
+    /// Must be in `aud`; must be `azp` when present.
+    pub client_id: &'a str,
+    /// `nonce` of the authorization request; `None` for tokens from a refresh.
+    pub nonce: Option<&'a str>,
+    /// `sub` the token must have (refresh); `None` at login.
+    pub subject: Option<&'a str>,
+    /// The access token issued with it, for `at_hash`.
+    pub access_token: Option<&'a str>,
+    /// Allowed signing algorithms.
+    pub algorithms: &'a [Algorithm],
+    /// Tolerated clock difference.
+    pub skew: Duration,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// Why a token was refused. The reason names the check, never the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdTokenProblem {
+    /// No key with the token's `kid` (a refetch of the JWKS may help).
+    #[error("kid")]
+    UnknownKid,
+    /// A check failed; the string names it: `alg`, `kid`, `signature`, `malformed`, `iss`,
+    /// `aud`, `azp`, `exp`, `iat`, `nbf`, `nonce`, `sub` or `at_hash`.
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+/// HMAC and anything not asymmetric is never acceptable for ID tokens from a confidential
+/// client's point of view here: the key comes from a public JWKS.
+pub fn is_asymmetric(alg: Algorithm) -> bool {
+    !matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+}
+
+/// Whether `jwk` is a key of the family `alg` needs (RSA, the right EC curve, OKP).
+fn key_family_matches(jwk: &Jwk, alg: Algorithm) -> bool {
+    use jsonwebtoken::jwk::{AlgorithmParameters as P, EllipticCurve as C};
+    match (&jwk.algorithm, alg) {
+        (
+            P::RSA(_),
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512,
+        ) => true,
+        (P::EllipticCurve(p), Algorithm::ES256) => p.curve == C::P256,
+        (P::EllipticCurve(p), Algorithm::ES384) => p.curve == C::P384,
+        (P::OctetKeyPair(p), Algorithm::EdDSA) => p.curve == C::Ed25519,
+        _ => false,
+    }
+}
+
+/// Whether the key's own `alg` (when it has one) is `alg`: a key published for ES256 must not
+/// verify a token whose header claims something else.
+fn key_alg_allows(jwk: &Jwk, alg: Algorithm) -> bool {
+    use jsonwebtoken::jwk::KeyAlgorithm as K;
+    let Some(key_alg) = jwk.common.key_algorithm else {
+        return true;
+    };
+    matches!(
+        (key_alg, alg),
+        (K::RS256, Algorithm::RS256)
+            | (K::RS384, Algorithm::RS384)
+            | (K::RS512, Algorithm::RS512)
+            | (K::PS256, Algorithm::PS256)
+            | (K::PS384, Algorithm::PS384)
+            | (K::PS512, Algorithm::PS512)
+            | (K::ES256, Algorithm::ES256)
+            | (K::ES384, Algorithm::ES384)
+            | (K::EdDSA, Algorithm::EdDSA)
+    )
+}
+
+/// Keys published for encryption (`use` = `enc`) never verify signatures.
+fn is_signing_key(jwk: &Jwk) -> bool {
+    !matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption))
+}
+
+fn select_key<'k>(
+    keys: &'k JwkSet,
+    kid: Option<&str>,
+    alg: Algorithm,
+) -> Result<&'k Jwk, IdTokenProblem> {
+    match kid {
+        Some(kid) => keys
+            .keys
+            .iter()
+            .filter(|k| is_signing_key(k))
+            .find(|k| k.common.key_id.as_deref() == Some(kid))
+            .ok_or(IdTokenProblem::UnknownKid),
+        None => {
+            // Without a `kid` the key must be unambiguous: exactly one signing key of the
+            // header's algorithm.
+            let mut candidates = keys.keys.iter().filter(|k| {
+                is_signing_key(k) && key_family_matches(k, alg) && key_alg_allows(k, alg)
+            });
+            match (candidates.next(), candidates.next()) {
+                (Some(only), None) => Ok(only),
+                (None, _) => Err(IdTokenProblem::UnknownKid),
+                (Some(_), Some(_)) => Err(IdTokenProblem::Invalid("kid")),
+            }
+        }
+    }
+}
+
+fn number(claims: &Map<String, Value>, name: &str) -> Option<i64> {
+    claims
+        .get(name)
+        .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+}
+
+/// The left half of the hash of the access token, base64url (OIDC Core 3.1.3.6).
+pub fn at_hash(alg: Algorithm, access_token: &str) -> String {
+    let digest: Vec<u8> = match alg {
+        Algorithm::RS384 | Algorithm::PS384 | Algorithm::ES384 | Algorithm::HS384 => {
+            Sha384::digest(access_token.as_bytes()).to_vec()
+        }
+        Algorithm::RS512 | Algorithm::PS512 | Algorithm::HS512 | Algorithm::EdDSA => {
+            Sha512::digest(access_token.as_bytes()).to_vec()
+        }
+        _ => Sha256::digest(access_token.as_bytes()).to_vec(),
+    };
+    URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
+}
+
+/// Validates `token` and returns its claims.
+///
+/// # Errors
+/// [`IdTokenProblem::UnknownKid`] when no key matches (the caller may refetch the JWKS and try
+/// again), [`IdTokenProblem::Invalid`] naming the failed check otherwise.
+pub fn validate(
+    token: &str,
+    keys: &JwkSet,
+    expect: &Expectations<'_>,
+) -> Result<Map<String, Value>, IdTokenProblem> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| IdTokenProblem::Invalid("alg"))?;
+    let alg = header.alg;
+    if !is_asymmetric(alg) || !expect.algorithms.contains(&alg) {
+        return Err(IdTokenProblem::Invalid("alg"));
+    }
+    let jwk = select_key(keys, header.kid.as_deref(), alg)?;
+    if !key_alg_allows(jwk, alg) || !key_family_matches(jwk, alg) {
+        return Err(IdTokenProblem::Invalid("alg"));
+    }
+    let key = DecodingKey::from_jwk(jwk).map_err(|_| IdTokenProblem::Invalid("kid"))?;
+    let mut validation = Validation::new(alg);
+    // Time and audience are checked below against the injected clock and the OIDC rules.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims = HashSet::new();
+    let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation).map_err(
+        |e| match e.kind() {
+            ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                IdTokenProblem::Invalid("alg")
+            }
+            // The signature is checked before the claims are parsed, so these mean a correctly
+            // signed token whose payload is not a JSON object.
+            ErrorKind::Json(_) | ErrorKind::Utf8(_) => IdTokenProblem::Invalid("malformed"),
+            _ => IdTokenProblem::Invalid("signature"),
+        },
+    )?;
+    let claims = data.claims;
+
+    if claims.get("iss").and_then(Value::as_str) != Some(expect.issuer) {
+        return Err(IdTokenProblem::Invalid("iss"));
+    }
+    let audiences: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if !audiences.contains(&expect.client_id) {
+        return Err(IdTokenProblem::Invalid("aud"));
+    }
+    match claims.get("azp").and_then(Value::as_str) {
+        Some(azp) if azp != expect.client_id => return Err(IdTokenProblem::Invalid("azp")),
+        None if audiences.len() > 1 => return Err(IdTokenProblem::Invalid("azp")),
+        _ => {}
+    }
+    let now = expect.now;
+    let skew = expect.skew;
+    let exp = number(&claims, "exp").ok_or(IdTokenProblem::Invalid("exp"))?;
+    if now.minus(skew) >= Timestamp::from_unix_seconds(exp) {
+        return Err(IdTokenProblem::Invalid("exp"));
+    }
+    let iat = number(&claims, "iat").ok_or(IdTokenProblem::Invalid("iat"))?;
+    if Timestamp::from_unix_seconds(iat) > now.plus(skew) {
+        return Err(IdTokenProblem::Invalid("iat"));
+    }
+    if let Some(nbf) = number(&claims, "nbf")
+        && Timestamp::from_unix_seconds(nbf) > now.plus(skew)
+    {
+        return Err(IdTokenProblem::Invalid("nbf"));
+    }
+    if let Some(nonce) = expect.nonce
+        && claims.get("nonce").and_then(Value::as_str) != Some(nonce)
+    {
+        return Err(IdTokenProblem::Invalid("nonce"));
+    }
+    let sub = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or(IdTokenProblem::Invalid("sub"))?;
+    if let Some(expected) = expect.subject
+        && sub != expected
+    {
+        return Err(IdTokenProblem::Invalid("sub"));
+    }
+    if let (Some(claimed), Some(access_token)) = (
+        claims.get("at_hash").and_then(Value::as_str),
+        expect.access_token,
+    ) && claimed != at_hash(alg, access_token)
+    {
+        return Err(IdTokenProblem::Invalid("at_hash"));
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,11 @@
+//! bff-oidc against a scripted provider on loopback (one test binary, one module per concern):
+//! discovery rules, the code exchange with hostile ID tokens, JWKS rotation with a rate-limited
+//! refetch, refresh, revocation, userinfo and end-session URLs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod discovery;
+mod jwks;
+mod login;
+mod op;
+mod session;

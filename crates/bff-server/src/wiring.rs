@@ -1,0 +1,335 @@
+//! Builds the service from configuration: adapters, providers, the `Bff` use cases, the HTTP app.
+//!
+//! This is the only place that knows every adapter.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bff_domain::ports::{Clock, IdentityProvider, Lock, PendingLoginStore, SessionStore};
+use bff_domain::service::BffPorts;
+use bff_domain::{Bff, BffPolicy, ProviderId, Providers, SessionLifetime, Timestamp};
+use bff_http::{HttpSettings, ReadinessCheck};
+use bff_oidc::{ClientAuthMethod, OidcProvider, OidcProviderConfig};
+use bff_store_memory::MemoryStore;
+use bff_store_postgres::PostgresStore;
+use bff_store_redis::RedisStore;
+use bff_store_tiered::TieredSessionStore;
+
+use crate::config::{Config, StoreKind};
+
+/// The system clock: the one place the server reads wall-clock time for the domain.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let seconds = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        Timestamp::from_unix_seconds(seconds)
+    }
+}
+
+/// An ID token signing algorithm the configuration may name; HMAC and `none` are not among
+/// them.
+pub fn parse_algorithm(name: &str) -> Option<bff_oidc::Algorithm> {
+    use bff_oidc::Algorithm::*;
+    Some(match name {
+        "RS256" => RS256,
+        "RS384" => RS384,
+        "RS512" => RS512,
+        "PS256" => PS256,
+        "PS384" => PS384,
+        "PS512" => PS512,
+        "ES256" => ES256,
+        "ES384" => ES384,
+        "EdDSA" => EdDSA,
+        _ => return None,
+    })
+}
+
+/// Building the service failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The configuration is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// A store could not be prepared.
+    #[error("store: {0}")]
+    Store(String),
+    /// A provider's discovery failed.
+    #[error("provider {provider}: {reason}")]
+    Provider {
+        /// Provider name.
+        provider: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Everything `serve` needs.
+pub struct Service {
+    /// The use cases.
+    pub bff: Arc<Bff>,
+    /// HTTP settings.
+    pub settings: Arc<HttpSettings>,
+    /// `/readyz` checks.
+    pub readiness: Vec<Arc<dyn ReadinessCheck>>,
+    /// The session store, for the expiry sweeper.
+    pub sessions: Arc<dyn SessionStore>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("bff", &self.bff)
+            .finish_non_exhaustive()
+    }
+}
+
+struct StoreReadiness {
+    name: String,
+    store: Arc<dyn SessionStore>,
+}
+
+#[async_trait]
+impl ReadinessCheck for StoreReadiness {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.store.check().await.map_err(|e| e.to_string())
+    }
+}
+
+struct ProviderReadiness {
+    name: String,
+    provider: Arc<OidcProvider>,
+}
+
+#[async_trait]
+impl ReadinessCheck for ProviderReadiness {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.provider.check().await.map_err(|e| e.to_string())
+    }
+}
+
+/// The store ports as configured.
+struct Stores {
+    sessions: Arc<dyn SessionStore>,
+    pending_logins: Arc<dyn PendingLoginStore>,
+    locks: Arc<dyn Lock>,
+    readiness: Vec<Arc<dyn ReadinessCheck>>,
+}
+
+fn readiness_of(name: &str, store: Arc<dyn SessionStore>) -> Arc<dyn ReadinessCheck> {
+    Arc::new(StoreReadiness {
+        name: format!("store:{name}"),
+        store,
+    })
+}
+
+fn postgres_store(config: &Config) -> Result<Arc<PostgresStore>, BuildError> {
+    let pg = config
+        .store
+        .postgres
+        .as_ref()
+        .ok_or_else(|| BuildError::Config("[store.postgres] is missing".into()))?;
+    PostgresStore::connect_lazy(pg)
+        .map(Arc::new)
+        .map_err(|e| BuildError::Config(e.to_string()))
+}
+
+fn redis_store(config: &Config) -> Result<Arc<RedisStore>, BuildError> {
+    let redis = config
+        .store
+        .redis
+        .as_ref()
+        .ok_or_else(|| BuildError::Config("[store.redis] is missing".into()))?;
+    RedisStore::connect_lazy(redis)
+        .map(Arc::new)
+        .map_err(|e| BuildError::Config(e.to_string()))
+}
+
+/// Applies the Postgres migrations (for `bff-server migrate` and `migrate_on_start`).
+///
+/// # Errors
+/// [`BuildError::Store`] when there is no Postgres store or a migration fails.
+pub async fn migrate(config: &Config) -> Result<(), BuildError> {
+    postgres_store(config)?
+        .migrate()
+        .await
+        .map_err(|e| BuildError::Store(e.to_string()))
+}
+
+async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
+    let migrate_on_start = config
+        .store
+        .postgres
+        .as_ref()
+        .is_some_and(|p| p.migrate_on_start);
+    Ok(match config.store.kind {
+        StoreKind::Memory => {
+            let store = Arc::new(MemoryStore::new());
+            Stores {
+                sessions: store.clone(),
+                pending_logins: store.clone(),
+                locks: store.clone(),
+                readiness: vec![readiness_of("memory", store)],
+            }
+        }
+        StoreKind::Postgres => {
+            let store = postgres_store(config)?;
+            if migrate_on_start {
+                migrate(config).await?;
+            }
+            Stores {
+                sessions: store.clone(),
+                pending_logins: store.clone(),
+                locks: store.clone(),
+                readiness: vec![readiness_of("postgres", store)],
+            }
+        }
+        StoreKind::Redis => {
+            let store = redis_store(config)?;
+            Stores {
+                sessions: store.clone(),
+                pending_logins: store.clone(),
+                locks: store.clone(),
+                readiness: vec![readiness_of("redis", store)],
+            }
+        }
+        StoreKind::PostgresRedis => {
+            let record = postgres_store(config)?;
+            if migrate_on_start {
+                migrate(config).await?;
+            }
+            let cache = redis_store(config)?;
+            Stores {
+                sessions: Arc::new(TieredSessionStore::new(record.clone(), cache.clone())),
+                pending_logins: cache.clone(),
+                locks: cache.clone(),
+                readiness: vec![
+                    readiness_of("postgres", record),
+                    readiness_of("redis", cache),
+                ],
+            }
+        }
+    })
+}
+
+/// Builds the service: discovers every provider, creates the stores and the cipher.
+///
+/// # Errors
+/// [`BuildError`] when a provider cannot be discovered or the configuration is unusable.
+pub async fn build(config: &Config) -> Result<Service, BuildError> {
+    let cipher = bff_crypto::VaultCipher::from_base64_keys(
+        config
+            .vault_keys
+            .iter()
+            .map(|k| (k.id.as_str(), k.key.as_str())),
+    )
+    .map_err(|e| BuildError::Config(format!("vault_keys: {e}")))?;
+
+    let mut readiness: Vec<Arc<dyn ReadinessCheck>> = Vec::new();
+    let mut providers: Vec<Arc<dyn IdentityProvider>> = Vec::new();
+    for (name, provider) in &config.providers {
+        let id = ProviderId::parse(name)
+            .map_err(|e| BuildError::Config(format!("providers.{name}: {e}")))?;
+        let oidc_config = OidcProviderConfig {
+            id,
+            issuer: provider.issuer.clone(),
+            client_id: provider.client_id.clone(),
+            client_secret: bff_domain::Secret::new(provider.client_secret.clone()),
+            client_auth: if provider.client_auth == "client_secret_post" {
+                ClientAuthMethod::ClientSecretPost
+            } else {
+                ClientAuthMethod::ClientSecretBasic
+            },
+            scopes: provider.scopes.clone(),
+            post_logout_redirect_uri: Some(
+                provider
+                    .post_logout_redirect_uri
+                    .clone()
+                    .unwrap_or_else(|| format!("{}/", config.public_base())),
+            ),
+            allowed_algorithms: provider
+                .id_token_algorithms
+                .as_ref()
+                .map(|algs| algs.iter().filter_map(|a| parse_algorithm(a)).collect())
+                .unwrap_or_else(OidcProviderConfig::default_algorithms),
+            clock_skew: Duration::from_secs(provider.clock_skew_secs),
+            http_timeout: Duration::from_secs(provider.http_timeout_secs),
+            jwks_refetch_interval: Duration::from_secs(30),
+            userinfo: config.session.fetch_userinfo,
+        };
+        let http = bff_oidc::http_client(Duration::from_secs(provider.http_timeout_secs)).map_err(
+            |e| BuildError::Provider {
+                provider: name.clone(),
+                reason: e.to_string(),
+            },
+        )?;
+        let discovered = OidcProvider::discover(oidc_config, http)
+            .await
+            .map_err(|e| BuildError::Provider {
+                provider: name.clone(),
+                reason: e.to_string(),
+            })?;
+        let discovered = Arc::new(discovered);
+        readiness.push(Arc::new(ProviderReadiness {
+            name: format!("provider:{name}"),
+            provider: discovered.clone(),
+        }));
+        providers.push(discovered);
+    }
+    let default = ProviderId::parse(&config.default_provider)
+        .map_err(|e| BuildError::Config(format!("default_provider: {e}")))?;
+    let providers =
+        Providers::new(providers, default).map_err(|e| BuildError::Config(e.to_string()))?;
+
+    let stores = build_stores(config).await?;
+    readiness.splice(0..0, stores.readiness);
+    let (sessions, pending_logins, locks) = (stores.sessions, stores.pending_logins, stores.locks);
+
+    let prefix = &config.http.prefix;
+    let policy = BffPolicy {
+        lifetime: SessionLifetime {
+            idle: Duration::from_secs(config.session.idle_timeout_secs),
+            absolute: Duration::from_secs(config.session.absolute_timeout_secs),
+        },
+        pending_login_ttl: Duration::from_secs(config.session.login_timeout_secs),
+        callback_url: format!("{}{prefix}/callback", config.public_base()),
+        app_redirect_url: config
+            .server
+            .app_redirect_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/", config.public_base())),
+        refresh_margin: Duration::from_secs(config.session.refresh_margin_secs),
+        fetch_userinfo: config.session.fetch_userinfo,
+    };
+    let bff = Bff::new(
+        BffPorts {
+            sessions: sessions.clone(),
+            pending_logins,
+            locks,
+            cipher: Arc::new(cipher),
+            clock: Arc::new(SystemClock),
+            random: Arc::new(bff_crypto::SystemRandom::new()),
+        },
+        providers,
+        policy,
+    );
+    Ok(Service {
+        bff: Arc::new(bff),
+        settings: Arc::new(config.http_settings()),
+        readiness,
+        sessions,
+    })
+}

@@ -1,0 +1,178 @@
+//! `bff-server check-config`: valid files pass, broken ones fail with one line per problem.
+
+use std::process::Command;
+
+use crate::support::VAULT_KEY;
+
+fn check(text: &str, env: &[(&str, &str)]) -> (i32, String) {
+    let dir = std::env::temp_dir().join(format!("bff-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{:x}.toml", text.len() * 31 + env.len()));
+    std::fs::write(&file, text).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bff-server"));
+    // Only the variables the test sets: the developer's or CI's BFF_* must not leak in.
+    cmd.env_clear()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&file);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let _ = std::fs::remove_file(&file);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn valid() -> String {
+    format!(
+        r#"
+default_provider = "main"
+[server]
+public_url = "https://app.example"
+[[vault_keys]]
+id = "k1"
+key = "{VAULT_KEY}"
+[providers.main]
+issuer = "https://idp.example"
+client_id = "bff"
+client_secret = "do-not-print-me"
+"#
+    )
+}
+
+#[test]
+fn a_valid_file_passes() {
+    let (code, out) = check(&valid(), &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("configuration OK"), "{out}");
+}
+
+#[test]
+fn every_problem_is_reported_on_its_own_line_without_secrets() {
+    let broken = valid()
+        .replace(
+            "default_provider = \"main\"",
+            "default_provider = \"keycloak\"",
+        )
+        .replace(VAULT_KEY, "dG9vIHNob3J0")
+        .replace("https://app.example", "http://app.example");
+    let (code, out) = check(&broken, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("default_provider \"keycloak\" is not one of the configured providers"),
+        "{out}"
+    );
+    assert!(out.contains("vault_keys: key \"k1\" is 9 bytes"), "{out}");
+    assert!(out.contains("server.public_url is http://"), "{out}");
+    assert!(
+        out.lines()
+            .filter(|l| l.trim_start().starts_with("- "))
+            .count()
+            >= 3,
+        "{out}"
+    );
+    assert!(!out.contains("do-not-print-me"), "{out}");
+}
+
+#[test]
+fn unknown_keys_and_env_typos_fail() {
+    let (code, out) = check(&format!("{}\nlisten_adress = 1\n", valid()), &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("listen_adress"), "{out}");
+    let (code, out) = check(&valid(), &[("BFF_SERVR__LISTEN", "0.0.0.0:1")]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("servr"), "{out}");
+}
+
+#[test]
+fn environment_variables_override_the_file() {
+    let broken = valid().replace("https://idp.example", "not a url");
+    let (code, _) = check(&broken, &[]);
+    assert_eq!(code, 2);
+    let (code, out) = check(
+        &broken,
+        &[("BFF_PROVIDERS__MAIN__ISSUER", "https://idp2.example")],
+    );
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_missing_file_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bff-server"))
+        .args(["check-config", "--config", "/nonexistent/bff.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("cannot read config file /nonexistent/bff.toml")
+    );
+}
+
+#[tokio::test]
+async fn migrate_applies_the_schema() {
+    let Some(pg) = bff_test_services::postgres().await else {
+        return;
+    };
+    let text = format!(
+        "{}\n[store]\nkind = \"postgres\"\n[store.postgres]\nurl = \"{}\"\nschema = \"{}\"\n",
+        valid(),
+        pg.url,
+        pg.schema
+    );
+    let (code, out) = run("migrate", &text);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("migrations applied"), "{out}");
+    // Idempotent.
+    let (code, out) = run("migrate", &text);
+    assert_eq!(code, 0, "{out}");
+    let pool = sqlx::PgPool::connect(&pg.url).await.unwrap();
+    let tables: (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name LIKE 'bff_%'",
+    )
+    .bind(&pg.schema)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        tables.0, 4,
+        "bff_sessions, bff_pending_logins, bff_replay, bff_leases"
+    );
+    pool.close().await;
+    pg.drop_schema().await;
+}
+
+#[test]
+fn migrate_without_postgres_is_a_clear_error() {
+    let (code, out) = run("migrate", &valid());
+    assert_ne!(code, 0);
+    assert!(out.contains("[store.postgres] is missing"), "{out}");
+}
+
+fn run(command: &str, text: &str) -> (i32, String) {
+    let dir = std::env::temp_dir().join(format!("bff-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{command}-{}.toml", text.len()));
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bff-server"))
+        .env_clear()
+        .arg(command)
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}

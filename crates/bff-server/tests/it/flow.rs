@@ -1,0 +1,250 @@
+//! Whole logins against the real provider, as a browser does them: redirect style and
+//! API-driven style, then user, refresh and logout.
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn redirect_style_login_user_refresh_logout() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    capture_logs();
+    let (idp, server, browser) = provider_and_server().await;
+
+    // Not logged in yet.
+    assert_eq!(browser.api_get("/bff/user").await.status, 401);
+
+    let callback = redirect_login(&browser, &server, &idp, "/app?tab=1").await;
+    assert_eq!(callback.status, 200, "{}", callback.body);
+    // A same-origin hop to the return URL, so the next page carries the Strict cookie.
+    assert!(
+        callback.body.contains("url=/app?tab=1"),
+        "{}",
+        callback.body
+    );
+    let cookies = callback.set_cookies();
+    let session_cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("bff="))
+        .unwrap_or_else(|| panic!("no session cookie in {cookies:?}"));
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(session_cookie.contains(attribute), "{session_cookie}");
+    }
+    assert!(!session_cookie.contains("Domain"), "{session_cookie}");
+    let session_value = session_cookie
+        .trim_start_matches("bff=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(session_value.len(), 43, "256-bit opaque id expected");
+    assert!(
+        cookies.iter().any(|c| c.starts_with("bff-login=;")),
+        "login binding not cleared: {cookies:?}"
+    );
+
+    let user = browser.api_get("/bff/user").await;
+    assert_eq!(user.status, 200, "{}", user.body);
+    let claims = user.json();
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["name"], "Alice Liddell");
+    assert_eq!(claims["iss"], idp.issuer.as_str());
+    assert!(claims["bff:session_expires_at"].as_i64().unwrap() > 0);
+    let logout_url = claims["bff:logout_url"].as_str().unwrap().to_owned();
+    assert!(logout_url.starts_with("/bff/logout?sid="), "{logout_url}");
+    assert!(
+        !logout_url.contains(&session_value),
+        "logout link must not carry the session id"
+    );
+
+    let refreshed = browser.api_post("/bff/refresh", None).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    assert!(refreshed.json()["expiresAt"].as_i64().unwrap() > 0);
+    // Still logged in after the refresh (tokens replaced under the same session).
+    assert_eq!(browser.api_get("/bff/user").await.status, 200);
+
+    // Logout by link: ends the session and sends the browser to the provider.
+    let wrong = browser
+        .get(&format!("{}/bff/logout?sid=forged", server.base))
+        .await;
+    assert_eq!(wrong.status, 403, "{}", wrong.body);
+    assert_eq!(wrong.problem_code(), "logout_token_mismatch");
+    assert_eq!(
+        browser.api_get("/bff/user").await.status,
+        200,
+        "forged logout must not log out"
+    );
+
+    let logout = browser.get(&format!("{}{logout_url}", server.base)).await;
+    assert_eq!(logout.status, 302, "{}", logout.body);
+    let end_session = logout.location().unwrap();
+    assert!(end_session.starts_with(&idp.issuer), "{end_session}");
+    assert!(
+        query_param(&end_session, "id_token_hint").is_some(),
+        "{end_session}"
+    );
+    assert_eq!(
+        query_param(&end_session, "post_logout_redirect_uri").as_deref(),
+        Some(format!("{}/", server.base).as_str())
+    );
+    let after = browser.api_get("/bff/user").await;
+    assert_eq!(after.status, 401);
+    assert_eq!(after.problem_code(), "no_session");
+
+    // The old cookie value is dead even if replayed.
+    assert_eq!(
+        get_with_session(&server.base, "/bff/user", &session_value).await,
+        401
+    );
+
+    // Nothing the browser received carried a token, except the id_token_hint the provider's
+    // end-session endpoint needs, which is sent by design.
+    {
+        let mut seen = browser.seen_from_bff.lock().unwrap();
+        seen.retain(|s| !s.contains("/bff/logout?sid=") || !s.contains(" 302 "));
+    }
+    browser.assert_no_secrets_seen(&[]);
+    assert_no_secret(&logs_text(), &[]);
+    drop(server);
+    drop(idp);
+}
+
+#[tokio::test]
+async fn api_driven_login_session_userinfo_refresh_logout() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    capture_logs();
+    let (idp, server, browser) = provider_and_server().await;
+
+    let session = browser.api_get("/bff/session").await;
+    assert_eq!(session.json(), json!({"isLoggedIn": false}));
+
+    let started = browser
+        .api_post("/bff/login/start", Some(json!({"returnUrl": "/inbox"})))
+        .await;
+    assert_eq!(started.status, 200, "{}", started.body);
+    let authorization_url = started.json()["authorizationRequestUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        query_param(&authorization_url, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    assert_eq!(
+        query_param(&authorization_url, "redirect_uri").as_deref(),
+        Some(format!("{}/", server.base).as_str())
+    );
+
+    // The provider returns to the app page; the app hands its URL to the BFF.
+    let page_url = browser
+        .sign_in_at_provider(&authorization_url, &idp.issuer)
+        .await;
+    assert!(
+        page_url.starts_with(&format!("{}/?", server.base)),
+        "{page_url}"
+    );
+    let ended = browser
+        .api_post("/bff/login/end", Some(json!({"pageUrl": page_url})))
+        .await;
+    assert_eq!(ended.status, 200, "{}", ended.body);
+    assert_eq!(
+        ended.json(),
+        json!({"isLoggedIn": true, "handled": true, "returnUrl": "/inbox"})
+    );
+
+    // A plain page load afterwards: logged in, nothing to handle.
+    let plain = browser
+        .api_post(
+            "/bff/login/end",
+            Some(json!({"pageUrl": format!("{}/inbox", server.base)})),
+        )
+        .await;
+    assert_eq!(plain.json(), json!({"isLoggedIn": true, "handled": false}));
+
+    let session = browser.api_get("/bff/session").await.json();
+    assert_eq!(session["isLoggedIn"], true);
+    assert_eq!(session["provider"], "local");
+
+    let userinfo = browser.api_get("/bff/userinfo").await;
+    assert_eq!(userinfo.status, 200, "{}", userinfo.body);
+    assert_eq!(userinfo.json()["email"], "alice@example.test");
+
+    let refreshed = browser.api_post("/bff/refresh", None).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+
+    let logout = browser.api_post("/bff/logout", None).await;
+    assert_eq!(logout.status, 200, "{}", logout.body);
+    let logout_url = logout.json()["logoutUrl"].as_str().unwrap().to_owned();
+    assert!(logout_url.starts_with(&idp.issuer), "{logout_url}");
+    assert_eq!(
+        browser.api_get("/bff/session").await.json()["isLoggedIn"],
+        false
+    );
+    assert_eq!(browser.api_get("/bff/userinfo").await.status, 401);
+
+    {
+        let mut seen = browser.seen_from_bff.lock().unwrap();
+        seen.retain(|s| !s.contains("logoutUrl"));
+    }
+    browser.assert_no_secrets_seen(&[]);
+    assert_no_secret(&logs_text(), &[]);
+}
+
+#[tokio::test]
+async fn a_second_provider_with_client_secret_post() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let (idp, server, browser) = provider_and_server().await;
+    let start = browser
+        .get(&format!("{}/bff/login?provider=post", server.base))
+        .await;
+    assert_eq!(start.status, 302, "{}", start.body);
+    let location = start.location().unwrap();
+    assert_eq!(
+        query_param(&location, "client_id").as_deref(),
+        Some("bff-post")
+    );
+    let callback = browser.sign_in_at_provider(&location, &idp.issuer).await;
+    let page = browser.get(&callback).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let session = browser.api_get("/bff/session").await.json();
+    assert_eq!(session["provider"], "post");
+    assert_eq!(browser.api_post("/bff/refresh", None).await.status, 200);
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_endpoints() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let (_idp, server, browser) = provider_and_server().await;
+    let doc = browser
+        .get(&format!("{}/bff/openapi.json", server.base))
+        .await;
+    assert_eq!(doc.status, 200);
+    let doc = doc.json();
+    for path in [
+        "/login",
+        "/callback",
+        "/user",
+        "/logout",
+        "/login/start",
+        "/login/end",
+        "/session",
+        "/userinfo",
+        "/refresh",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from OpenAPI"
+        );
+    }
+    let ready = browser.get(&format!("{}/readyz", server.base)).await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(ready.json()["checks"]["store:memory"]["status"], "ok");
+}

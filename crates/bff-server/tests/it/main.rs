@@ -1,0 +1,17 @@
+//! Integration tests of `bff-server`: the real server on port 0 against a real OpenID Provider
+//! (`oidc-provider`, from `e2e/idp`), a fake provider for hostile ID tokens, and a real browser.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
+
+mod browser;
+mod config_cli;
+mod fake_op;
+mod flow;
+mod negative;
+mod stores;
+mod support;

@@ -1,0 +1,293 @@
+//! bff-server on Postgres and Redis: sessions survive a restart, several nodes share them, and a
+//! store outage gives 503 (never a silent logout) and heals by itself.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::support::*;
+
+fn store_toml(
+    pg: &bff_test_services::PostgresService,
+    redis_url: Option<&str>,
+    prefix: &str,
+) -> String {
+    let kind = if redis_url.is_some() {
+        "postgres+redis"
+    } else {
+        "postgres"
+    };
+    let mut toml = format!(
+        r#"
+[store]
+kind = "{kind}"
+[store.postgres]
+url = "{url}"
+schema = "{schema}"
+migrate_on_start = true
+acquire_timeout_ms = 1000
+"#,
+        url = pg.url,
+        schema = pg.schema
+    );
+    if let Some(redis) = redis_url {
+        toml.push_str(&format!(
+            "[store.redis]\nurl = \"{redis}\"\ntimeout_ms = 300\nkey_prefix = \"{prefix}\"\n"
+        ));
+    }
+    toml
+}
+
+async fn session_rows(pg: &bff_test_services::PostgresService) -> i64 {
+    let pool = sqlx::PgPool::connect(&pg.url).await.unwrap();
+    let n: (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM {}.bff_sessions", pg.schema))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n.0
+}
+
+#[tokio::test]
+async fn sessions_survive_a_restart_on_postgres() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let Some(pg) = bff_test_services::postgres().await else {
+        return;
+    };
+    let first = reserve().await;
+    let idp = Idp::start_on_host("127.0.0.1", &[first.callback()], &[first.app_page()]);
+    let base = first.base.clone();
+    let server = first
+        .serve(config_with(&base, &idp.issuer, &store_toml(&pg, None, "")))
+        .await;
+    let browser = Browser::new(&server.base);
+    assert_eq!(
+        redirect_login(&browser, &server, &idp, "/").await.status,
+        200
+    );
+    assert_eq!(browser.api_get("/bff/user").await.status, 200);
+    assert_eq!(session_rows(&pg).await, 1);
+    drop(server);
+
+    // A new process (same store), the same cookie: still logged in.
+    let second = reserve().await;
+    let base = second.base.clone();
+    let restarted = second
+        .serve(config_with(&base, &idp.issuer, &store_toml(&pg, None, "")))
+        .await;
+    let user = browser.at(&restarted.base).api_get("/bff/user").await;
+    assert_eq!(user.status, 200, "{}", user.body);
+    assert_eq!(user.json()["sub"], "alice");
+    pg.drop_schema().await;
+}
+
+#[tokio::test]
+async fn two_nodes_share_sessions_through_redis_alone() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let Some(redis) = bff_test_services::redis().await else {
+        return;
+    };
+    let stores = format!(
+        "[store]\nkind = \"redis\"\n[store.redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\n",
+        redis.url, redis.prefix
+    );
+    two_nodes_share_sessions(&stores).await;
+}
+
+#[tokio::test]
+async fn two_nodes_share_sessions_through_postgres_and_redis() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let Some(pg) = bff_test_services::postgres().await else {
+        return;
+    };
+    let Some(redis) = bff_test_services::redis().await else {
+        return;
+    };
+    two_nodes_share_sessions(&store_toml(&pg, Some(&redis.url), &redis.prefix)).await;
+    assert_eq!(
+        session_rows(&pg).await,
+        0,
+        "the logout left the row in Postgres"
+    );
+    pg.drop_schema().await;
+}
+
+/// Log in on node A, use and refresh the session on node B, log out on B: A refuses the old
+/// cookie afterwards.
+async fn two_nodes_share_sessions(stores: &str) {
+    let a = reserve().await;
+    let b = reserve().await;
+    let idp = Idp::start_on_host("127.0.0.1", &[a.callback()], &[a.app_page(), b.app_page()]);
+    let (a_base, b_base) = (a.base.clone(), b.base.clone());
+    let node_a = a.serve(config_with(&a_base, &idp.issuer, stores)).await;
+    let node_b = b.serve(config_with(&b_base, &idp.issuer, stores)).await;
+
+    let on_a = Browser::new(&node_a.base);
+    let callback = redirect_login(&on_a, &node_a, &idp, "/").await;
+    let cookie = callback.session_cookie().expect("session cookie");
+    let on_b = on_a.at(&node_b.base);
+    let user = on_b.api_get("/bff/user").await;
+    assert_eq!(
+        user.status, 200,
+        "node B does not see node A's session: {}",
+        user.body
+    );
+    assert_eq!(on_b.api_post("/bff/refresh", None).await.status, 200);
+    assert_eq!(
+        get_with_session(&node_a.base, "/bff/user", &cookie).await,
+        200
+    );
+
+    let logout = on_b.api_post("/bff/logout", None).await;
+    assert_eq!(logout.status, 200, "{}", logout.body);
+    // The browser dropped its cookie; replay the old value at A.
+    assert_eq!(
+        get_with_session(&node_a.base, "/bff/user", &cookie).await,
+        401,
+        "node A still serves a session logged out on B"
+    );
+}
+
+/// A private redis-server on a free loopback port, so the test can stop and start it.
+struct PrivateRedis {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> PrivateRedis {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        for _ in 0..50 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        PrivateRedis {
+            child: Some(child),
+            port,
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn redis_server_available() -> Result<(), String> {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("redis-server: {e}"))
+        .and_then(|s| {
+            if s.success() {
+                Ok(())
+            } else {
+                Err("redis-server --version failed".into())
+            }
+        })
+}
+
+#[tokio::test]
+async fn a_redis_outage_gives_503_deletes_nothing_and_heals() {
+    if !prerequisite("local OpenID Provider (node)", idp_available())
+        || !prerequisite("redis-server binary", redis_server_available())
+    {
+        return;
+    }
+    let Some(pg) = bff_test_services::postgres().await else {
+        return;
+    };
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut redis = PrivateRedis::start(port);
+    let redis_url = format!("redis://127.0.0.1:{}", redis.port);
+
+    let reserved = reserve().await;
+    let idp = Idp::start_on_host("127.0.0.1", &[reserved.callback()], &[reserved.app_page()]);
+    let base = reserved.base.clone();
+    let server = reserved
+        .serve(config_with(
+            &base,
+            &idp.issuer,
+            &store_toml(&pg, Some(&redis_url), "bff:"),
+        ))
+        .await;
+    let browser = Browser::new(&server.base);
+    assert_eq!(
+        redirect_login(&browser, &server, &idp, "/").await.status,
+        200
+    );
+    assert_eq!(browser.api_get("/bff/user").await.status, 200);
+
+    redis.stop();
+    for path in ["/bff/user", "/bff/session", "/bff/userinfo"] {
+        let page = browser.api_get(path).await;
+        assert_eq!(page.status, 503, "{path}: {}", page.body);
+        assert_eq!(page.problem_code(), "store_unavailable");
+    }
+    let refresh = browser.api_post("/bff/refresh", None).await;
+    assert_eq!(refresh.status, 503, "{}", refresh.body);
+    let ready = browser.get(&format!("{}/readyz", server.base)).await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(
+        ready.json()["checks"]["store:redis"]["status"],
+        "unavailable"
+    );
+    assert_eq!(ready.json()["checks"]["store:postgres"]["status"], "ok");
+    assert_eq!(
+        session_rows(&pg).await,
+        1,
+        "the outage deleted the session in Postgres"
+    );
+
+    // Redis comes back (empty): the same server recovers by itself, refilling from Postgres.
+    let _redis = PrivateRedis::start(port);
+    let mut healed = false;
+    for _ in 0..50 {
+        if browser.api_get("/bff/user").await.status == 200 {
+            healed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(healed, "bff-server did not recover after Redis came back");
+    assert_eq!(
+        browser.get(&format!("{}/readyz", server.base)).await.status,
+        200
+    );
+    pg.drop_schema().await;
+}

@@ -1,0 +1,547 @@
+//! Test support: prerequisite gates, the local provider process, the server on port 0, and a
+//! cookie-keeping HTTP client that walks the provider's login pages like a browser.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::time::Duration;
+
+use bff_server::Config;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+use tokio::sync::oneshot;
+
+pub const VAULT_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub const CLIENT_SECRET: &str = "bff-basic-secret";
+
+/// Decides whether a test with an external prerequisite runs. Missing prerequisites skip with a
+/// reason, except under `CI`, where they fail.
+pub fn prerequisite(name: &str, available: Result<(), String>) -> bool {
+    match available {
+        Ok(()) => true,
+        Err(why) if std::env::var_os("CI").is_some() => {
+            panic!("{name} is required under CI but unavailable: {why}")
+        }
+        Err(why) => {
+            eprintln!("SKIPPED ({name} unavailable: {why})");
+            false
+        }
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn idp_dir() -> PathBuf {
+    repo_root().join("e2e/idp")
+}
+
+static NPM_CI: Once = Once::new();
+static NPM_RESULT: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// Node.js is present and the pinned provider is installed (running `npm ci` once if needed).
+pub fn idp_available() -> Result<(), String> {
+    let node = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status();
+    if !node.is_ok_and(|s| s.success()) {
+        return Err("node is not installed".into());
+    }
+    NPM_CI.call_once(|| {
+        let result = if idp_dir().join("node_modules/oidc-provider").exists() {
+            Ok(())
+        } else {
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(idp_dir())
+                .status()
+                .map_err(|e| e.to_string())
+                .and_then(|s| {
+                    if s.success() {
+                        Ok(())
+                    } else {
+                        Err(format!("npm ci failed: {s}"))
+                    }
+                })
+        };
+        let _ = NPM_RESULT.set(result);
+    });
+    NPM_RESULT
+        .get()
+        .cloned()
+        .unwrap_or(Err("npm ci did not run".into()))
+}
+
+/// The local OpenID Provider, stopped on drop.
+pub struct Idp {
+    child: Child,
+    pub issuer: String,
+}
+
+impl Idp {
+    /// The provider listening on the loopback address `host` (127.x.x.x), its issuer there too.
+    pub fn start_on_host(host: &str, redirect_uris: &[String], post_logout_uris: &[String]) -> Idp {
+        let mut child = Command::new("node")
+            .arg("server.mjs")
+            .current_dir(idp_dir())
+            .env("IDP_PORT", "0")
+            .env("IDP_LISTEN_HOST", host)
+            .env("IDP_REDIRECT_URIS", redirect_uris.join(","))
+            .env("IDP_POST_LOGOUT_REDIRECT_URIS", post_logout_uris.join(","))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start node e2e/idp/server.mjs");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(issuer) = line.strip_prefix("IDP_READY ") {
+                    let _ = tx.send(issuer.trim().to_owned());
+                }
+            }
+        });
+        let issuer = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("provider did not print IDP_READY within 30 s");
+        Idp { child, issuer }
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `bff-server`, stopped on drop.
+pub struct Server {
+    pub base: String,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A port reserved for the server: bound now, served later (so the provider can be told the
+/// redirect URIs first).
+pub struct Reserved {
+    listener: tokio::net::TcpListener,
+    pub base: String,
+}
+
+pub async fn reserve() -> Reserved {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    Reserved { listener, base }
+}
+
+impl Reserved {
+    pub fn callback(&self) -> String {
+        format!("{}/bff/callback", self.base)
+    }
+
+    pub fn app_page(&self) -> String {
+        format!("{}/", self.base)
+    }
+
+    pub async fn serve(self, config: Config) -> Server {
+        let (tx, rx) = oneshot::channel();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let base = self.base.clone();
+        tokio::spawn(async move {
+            let result = bff_server::serve(config, self.listener, async move {
+                let _ = rx.await;
+            })
+            .await;
+            let _ = ready_tx.send(result.map_err(|e| e.to_string()));
+        });
+        // Wait until it answers (or failed to build).
+        let client = reqwest::Client::new();
+        let mut ready_rx = ready_rx;
+        for _ in 0..100 {
+            if let Ok(resp) = client.get(format!("{base}/healthz")).send().await
+                && resp.status() == 200
+            {
+                return Server {
+                    base,
+                    shutdown: Some(tx),
+                };
+            }
+            if let Ok(result) = ready_rx.try_recv() {
+                panic!("bff-server stopped: {result:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("bff-server did not answer /healthz");
+    }
+}
+
+/// Configuration for a server at `base` with the local provider (two clients: basic and post).
+pub fn config(base: &str, issuer: &str) -> Config {
+    config_with(base, issuer, "")
+}
+
+/// [`config`] plus extra TOML (e.g. a `[store]` section).
+pub fn config_with(base: &str, issuer: &str, extra: &str) -> Config {
+    let text = format!(
+        r#"
+default_provider = "local"
+[server]
+listen = "127.0.0.1:0"
+public_url = "{base}"
+static_dir = "{static_dir}"
+[dev]
+allow_plain_http = true
+[session]
+fetch_userinfo = true
+[[vault_keys]]
+id = "test"
+key = "{VAULT_KEY}"
+[providers.local]
+issuer = "{issuer}"
+client_id = "bff-basic"
+client_secret = "{CLIENT_SECRET}"
+[providers.post]
+issuer = "{issuer}"
+client_id = "bff-post"
+client_secret = "bff-post-secret"
+client_auth = "client_secret_post"
+{extra}
+"#,
+        static_dir = repo_root().join("examples/spa").display()
+    );
+    Config::from_toml_str(&text, Vec::new()).unwrap()
+}
+
+/// A browser-like client: keeps cookies, does not follow redirects by itself, and records every
+/// response the BFF sent so tests can check that no token ever reached the browser.
+#[derive(Clone)]
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub seen_from_bff: Arc<Mutex<Vec<String>>>,
+    bff_base: String,
+}
+
+pub struct Page {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> Option<String> {
+        self.headers
+            .get(LOCATION)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// The session cookie value this response set, if any.
+    pub fn session_cookie(&self) -> Option<String> {
+        self.set_cookies().iter().find_map(|c| {
+            c.strip_prefix("bff=")
+                .and_then(|rest| rest.split(';').next())
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        })
+    }
+
+    pub fn problem_code(&self) -> String {
+        let content_type = self
+            .headers
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        assert_eq!(content_type, "application/problem+json", "{}", self.body);
+        self.json()["code"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Browser {
+    /// The same browser (cookies included) talking to another BFF node.
+    pub fn at(&self, bff_base: &str) -> Browser {
+        Browser {
+            http: self.http.clone(),
+            seen_from_bff: self.seen_from_bff.clone(),
+            bff_base: bff_base.to_owned(),
+        }
+    }
+
+    pub fn new(bff_base: &str) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(Policy::none())
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+            seen_from_bff: Arc::new(Mutex::new(Vec::new())),
+            bff_base: bff_base.to_owned(),
+        }
+    }
+
+    async fn record(&self, resp: reqwest::Response) -> Page {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let url = resp.url().to_string();
+        let body = resp.text().await.unwrap();
+        if url.starts_with(&self.bff_base) {
+            let mut seen = self.seen_from_bff.lock().unwrap();
+            seen.push(format!("{url} {status} {headers:?} {body}"));
+        }
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, url: &str) -> Page {
+        let resp = self.http.get(url).send().await.unwrap();
+        self.record(resp).await
+    }
+
+    /// `GET` with `x-csrf: 1` (what the app's fetch calls send).
+    pub async fn api_get(&self, path: &str) -> Page {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.bff_base))
+            .header("x-csrf", "1")
+            .send()
+            .await
+            .unwrap();
+        self.record(resp).await
+    }
+
+    /// `POST` with `x-csrf: 1`, the app's `Origin` and an optional JSON body.
+    pub async fn api_post(&self, path: &str, body: Option<serde_json::Value>) -> Page {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.bff_base))
+            .header("x-csrf", "1")
+            .header("origin", &self.bff_base)
+            .header("accept", "application/json");
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        self.record(resp).await
+    }
+
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Page {
+        let resp = self.http.post(url).form(form).send().await.unwrap();
+        self.record(resp).await
+    }
+
+    /// Walks the provider from `authorization_url`: follows redirects, fills the login form
+    /// with alice's credentials, confirms consent, and returns the URL the provider finally
+    /// redirects to outside itself (the callback or app page), without requesting it.
+    pub async fn sign_in_at_provider(&self, authorization_url: &str, issuer: &str) -> String {
+        self.sign_in_with(authorization_url, issuer, "alice", "wonderland")
+            .await
+    }
+
+    pub async fn sign_in_with(
+        &self,
+        authorization_url: &str,
+        issuer: &str,
+        login: &str,
+        password: &str,
+    ) -> String {
+        let mut next = authorization_url.to_owned();
+        let mut logged_in = false;
+        for _ in 0..20 {
+            if !next.starts_with(issuer) {
+                return next;
+            }
+            let page = self.get(&next).await;
+            if let Some(location) = page.location() {
+                next = absolute(issuer, &location);
+                continue;
+            }
+            assert_eq!(
+                page.status, 200,
+                "unexpected provider page at {next}: {}",
+                page.body
+            );
+            let action = form_action(&page.body)
+                .unwrap_or_else(|| panic!("no form on provider page {next}: {}", page.body));
+            let action = absolute(issuer, &action);
+            let page = if page.body.contains("name=\"password\"") {
+                assert!(!logged_in, "login form shown twice: {}", page.body);
+                logged_in = true;
+                self.post_form(&action, &[("login", login), ("password", password)])
+                    .await
+            } else {
+                self.post_form(&action, &[]).await
+            };
+            match page.location() {
+                Some(location) => next = absolute(issuer, &location),
+                None => return format!("form-page:{}", page.body),
+            }
+        }
+        panic!("provider flow did not finish in 20 steps");
+    }
+
+    /// Everything the BFF has answered so far must be free of tokens and secrets.
+    pub fn assert_no_secrets_seen(&self, extra: &[&str]) {
+        for seen in self.seen_from_bff.lock().unwrap().iter() {
+            assert_no_secret(seen, extra);
+        }
+    }
+}
+
+/// A text must not carry a JWT, the client secrets or any of `extra`.
+pub fn assert_no_secret(text: &str, extra: &[&str]) {
+    assert!(
+        !text.contains("eyJ"),
+        "a JWT reached the browser or a log: {text}"
+    );
+    for secret in [CLIENT_SECRET, "bff-post-secret"].iter().chain(extra) {
+        assert!(!text.contains(secret), "secret {secret:?} leaked: {text}");
+    }
+}
+
+pub fn absolute(base: &str, location: &str) -> String {
+    reqwest::Url::parse(base)
+        .unwrap()
+        .join(location)
+        .unwrap()
+        .to_string()
+}
+
+/// The `action` of the first form on a page.
+pub fn form_action(html: &str) -> Option<String> {
+    let form = html.find("<form")?;
+    let rest = &html[form..];
+    let start = rest.find("action=\"")? + "action=\"".len();
+    let end = rest[start..].find('"')?;
+    Some(rest[start..start + end].replace("&amp;", "&"))
+}
+
+/// The value of query parameter `name` in `url`.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    reqwest::Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Starts the provider and a server wired to it.
+pub async fn provider_and_server() -> (Idp, Server, Browser) {
+    provider_on_host_and_server("127.0.0.1").await
+}
+
+/// Starts the provider with its issuer on `host` and a server wired to it.
+pub async fn provider_on_host_and_server(host: &str) -> (Idp, Server, Browser) {
+    let reserved = reserve().await;
+    let idp = Idp::start_on_host(
+        host,
+        &[reserved.callback(), reserved.app_page()],
+        &[reserved.app_page()],
+    );
+    let base = reserved.base.clone();
+    let server = reserved.serve(config(&base, &idp.issuer)).await;
+    let browser = Browser::new(&server.base);
+    (idp, server, browser)
+}
+
+/// Logs `browser` in through the redirect-style endpoints and returns the callback page.
+pub async fn redirect_login(
+    browser: &Browser,
+    server: &Server,
+    idp: &Idp,
+    return_url: &str,
+) -> Page {
+    let start = browser
+        .get(&format!("{}/bff/login?returnUrl={return_url}", server.base))
+        .await;
+    assert_eq!(start.status, 302, "{}", start.body);
+    let callback = browser
+        .sign_in_at_provider(&start.location().unwrap(), &idp.issuer)
+        .await;
+    assert!(
+        callback.starts_with(&format!("{}/bff/callback?", server.base)),
+        "{callback}"
+    );
+    browser.get(&callback).await
+}
+
+/// Everything the server logged in this test process (at debug level).
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // Kept for the no-secrets checks; printed only with BFF_TEST_LOGS=1 (tokio's worker
+        // threads are not captured by the test harness, so echoing would flood the output).
+        self.0.lock().unwrap().extend_from_slice(buf);
+        if std::env::var_os("BFF_TEST_LOGS").is_some() {
+            std::io::stderr().write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures the server's log lines (debug and up) for [`logs_text`].
+pub fn capture_logs() {
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let sink = LogSink(buffer.clone());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug,hyper=info,reqwest=info,h2=info,rustls=info")
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .try_init();
+        buffer
+    });
+}
+
+pub fn logs_text() -> String {
+    LOGS.get()
+        .map(|b| String::from_utf8_lossy(&b.lock().unwrap()).into_owned())
+        .unwrap_or_default()
+}
+
+/// `GET {base}{path}` with `x-csrf: 1` and exactly the session cookie `value` (a replay from
+/// outside any browser's jar).
+pub async fn get_with_session(base: &str, path: &str, value: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .header("x-csrf", "1")
+        .header("cookie", format!("bff={value}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}

@@ -1,0 +1,120 @@
+//! Row and record mapping between the domain's types and the tables. The storage form belongs
+//! here, not in the domain.
+
+use bff_domain::ports::StoreError;
+use bff_domain::{
+    Claims, PendingLogin, ProviderId, ReturnUrl, SealedTokens, Secret, Session, SessionKey,
+    Timestamp,
+};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+
+pub(crate) fn version_to_db(version: u64) -> Result<i64, StoreError> {
+    i64::try_from(version).map_err(|_| StoreError::unavailable("session version out of range"))
+}
+
+pub(crate) fn version_from_db(version: i64) -> Result<u64, StoreError> {
+    u64::try_from(version)
+        .map_err(|_| StoreError::unavailable("negative session version in database"))
+}
+
+pub(crate) fn bind_session<'q>(
+    query: Query<'q, sqlx::Postgres, PgArguments>,
+    s: &'q Session,
+) -> Query<'q, sqlx::Postgres, PgArguments> {
+    query
+        .bind(s.key.as_str())
+        .bind(s.provider.as_str())
+        .bind(&s.issuer)
+        .bind(&s.subject)
+        .bind(s.provider_session_id.as_deref())
+        .bind(sqlx::types::Json(s.claims.as_map()))
+        .bind(s.created_at.unix_seconds())
+        .bind(s.last_seen_at.unix_seconds())
+        .bind(s.idle_expires_at.unix_seconds())
+        .bind(s.absolute_expires_at.unix_seconds())
+        .bind(s.access_token_expires_at.map(Timestamp::unix_seconds))
+        .bind(i64::try_from(s.version).unwrap_or(i64::MAX))
+        .bind(&s.tokens.key_id)
+        .bind(&s.tokens.ciphertext)
+}
+
+pub(crate) fn session_from_row(row: &PgRow) -> Result<Session, String> {
+    let get_i64 = |name: &str| row.try_get::<i64, _>(name).map_err(|e| e.to_string());
+    let ts = |name: &str| get_i64(name).map(Timestamp::from_unix_seconds);
+    let key: String = row.try_get("session_key").map_err(|e| e.to_string())?;
+    let provider: String = row.try_get("provider").map_err(|e| e.to_string())?;
+    let sqlx::types::Json(claims): sqlx::types::Json<serde_json::Map<String, serde_json::Value>> =
+        row.try_get("claims").map_err(|e| e.to_string())?;
+    let access: Option<i64> = row
+        .try_get("access_token_expires_at")
+        .map_err(|e| e.to_string())?;
+    Ok(Session {
+        key: SessionKey::from_stored(&key).map_err(|e| e.to_string())?,
+        provider: ProviderId::parse(&provider).map_err(|e| e.to_string())?,
+        issuer: row.try_get("issuer").map_err(|e| e.to_string())?,
+        subject: row.try_get("subject").map_err(|e| e.to_string())?,
+        provider_session_id: row
+            .try_get("provider_session_id")
+            .map_err(|e| e.to_string())?,
+        claims: Claims::new(claims),
+        created_at: ts("created_at")?,
+        last_seen_at: ts("last_seen_at")?,
+        idle_expires_at: ts("idle_expires_at")?,
+        absolute_expires_at: ts("absolute_expires_at")?,
+        access_token_expires_at: access.map(Timestamp::from_unix_seconds),
+        version: u64::try_from(get_i64("version")?).map_err(|e| e.to_string())?,
+        tokens: SealedTokens {
+            key_id: row.try_get("key_id").map_err(|e| e.to_string())?,
+            ciphertext: row.try_get("sealed_tokens").map_err(|e| e.to_string())?,
+        },
+    })
+}
+
+/// A pending login as stored (JSON).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct PendingRecord {
+    provider: String,
+    pkce_verifier: String,
+    nonce: String,
+    redirect_uri: String,
+    return_url: String,
+    binding_hash: String,
+    created_at: i64,
+    expires_at: i64,
+    state: String,
+}
+
+impl From<&PendingLogin> for PendingRecord {
+    fn from(p: &PendingLogin) -> Self {
+        Self {
+            provider: p.provider.as_str().to_owned(),
+            pkce_verifier: p.pkce_verifier.expose().to_owned(),
+            nonce: p.nonce.clone(),
+            redirect_uri: p.redirect_uri.clone(),
+            return_url: p.return_url.as_str().to_owned(),
+            binding_hash: p.binding_hash.clone(),
+            created_at: p.created_at.unix_seconds(),
+            expires_at: p.expires_at.unix_seconds(),
+            state: p.state.clone(),
+        }
+    }
+}
+
+impl PendingRecord {
+    pub(crate) fn into_domain(self) -> Result<PendingLogin, String> {
+        Ok(PendingLogin {
+            state: self.state,
+            provider: ProviderId::parse(&self.provider).map_err(|e| e.to_string())?,
+            pkce_verifier: Secret::new(self.pkce_verifier),
+            nonce: self.nonce,
+            redirect_uri: self.redirect_uri,
+            return_url: ReturnUrl::parse(&self.return_url).map_err(|e| e.to_string())?,
+            binding_hash: self.binding_hash,
+            created_at: Timestamp::from_unix_seconds(self.created_at),
+            expires_at: Timestamp::from_unix_seconds(self.expires_at),
+        })
+    }
+}

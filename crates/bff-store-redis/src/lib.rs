@@ -1,0 +1,561 @@
+//! Redis adapter (deadpool-redis) for every store port of `bff-domain`.
+//!
+//! - Sessions: one hash per session under `{prefix}s:{session key}` whose TTL is the session's
+//!   own expiry (the earlier of idle and absolute, so never past absolute). Updates are
+//!   compare-and-set on the version and touches move idle expiry forward only, each in one Lua
+//!   script ([`scripts`]).
+//! - Lookup by `(issuer, sid)` and `(issuer, sub)`: sets of session keys whose TTL is pushed to
+//!   the longest member's absolute expiry, so they cannot grow without bound; dead members are
+//!   pruned when read.
+//! - Pending logins: `SET NX EXAT`, taken once with `GETDEL`.
+//! - Replay cache: insert-if-absent (atomic script, honours the caller's `now`).
+//! - Leases: `SET NX PX` with an owner token, released only by the owner (script).
+//!
+//! Every command is bounded by the configured timeout (including the wait for a pooled
+//! connection); failures are `StoreError::Unavailable`, never "absent".
+
+mod config;
+mod scripts;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bff_domain::ports::{Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError};
+use bff_domain::{
+    Claims, PendingLogin, ProviderId, ReturnUrl, SealedTokens, Secret, Session, SessionKey,
+    Timestamp,
+};
+use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
+use redis::Script;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use config::{RedisConfig, RedisUrl};
+
+/// Every store port on Redis.
+pub struct RedisStore {
+    pool: Pool,
+    prefix: String,
+    timeout: Duration,
+    create: Script,
+    update: Script,
+    touch: Script,
+    delete: Script,
+    replay: Script,
+    release: Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The store could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("store.redis: {0}")]
+pub struct SetupError(String);
+
+/// The rest of a session, stored as JSON in the `rec` field.
+#[derive(Serialize, Deserialize)]
+struct SessionRecord {
+    provider: String,
+    issuer: String,
+    subject: String,
+    #[serde(default)]
+    sid: Option<String>,
+    claims: serde_json::Map<String, serde_json::Value>,
+    created_at: i64,
+    #[serde(default)]
+    access_token_expires_at: Option<i64>,
+    key_id: String,
+    sealed: String,
+}
+
+/// A pending login, stored as JSON.
+#[derive(Serialize, Deserialize)]
+struct PendingRecord {
+    state: String,
+    provider: String,
+    pkce_verifier: String,
+    nonce: String,
+    redirect_uri: String,
+    return_url: String,
+    binding_hash: String,
+    created_at: i64,
+    expires_at: i64,
+}
+
+fn hex_sha256(value: &str) -> String {
+    Sha256::digest(value.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::unavailable(format!("redis: corrupt {what}: {e}"))
+}
+
+impl RedisStore {
+    /// Builds the pool (connections open on first use, so a Redis that is down at start makes
+    /// requests fail with 503 until it is back; `/readyz` reports it).
+    ///
+    /// # Errors
+    /// [`SetupError`] when the URL is invalid.
+    pub fn connect_lazy(config: &RedisConfig) -> Result<Self, SetupError> {
+        let timeout = Duration::from_millis(config.timeout_ms);
+        let mut pool_config = PoolConfig::new(config.pool_size);
+        pool_config.timeouts = Timeouts {
+            wait: Some(timeout),
+            create: Some(timeout),
+            recycle: Some(timeout),
+        };
+        let mut cfg = deadpool_redis::Config::from_url(config.url.expose());
+        cfg.pool = Some(pool_config);
+        let pool = cfg
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(|e| SetupError(e.to_string()))?;
+        Ok(Self {
+            pool,
+            prefix: config.key_prefix.clone(),
+            timeout,
+            create: Script::new(scripts::CREATE),
+            update: Script::new(scripts::UPDATE),
+            touch: Script::new(scripts::TOUCH),
+            delete: Script::new(scripts::DELETE),
+            replay: Script::new(scripts::REPLAY),
+            release: Script::new(scripts::RELEASE),
+        })
+    }
+
+    fn session_key(&self, key: &SessionKey) -> String {
+        format!("{}s:{}", self.prefix, key.as_str())
+    }
+
+    fn sid_index(&self, issuer: &str, sid: &str) -> String {
+        format!("{}sid:{}:{sid}", self.prefix, hex_sha256(issuer))
+    }
+
+    fn subject_index(&self, issuer: &str, subject: &str) -> String {
+        format!("{}sub:{}:{subject}", self.prefix, hex_sha256(issuer))
+    }
+
+    /// Runs `op` on a pooled connection within the timeout.
+    async fn run<T, F, Fut>(&self, what: &'static str, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(deadpool_redis::Connection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let work = async {
+            let conn = self
+                .pool
+                .get()
+                .await
+                .map_err(|e| StoreError::unavailable(format!("redis {what}: {e}")))?;
+            op(conn)
+                .await
+                .map_err(|e| StoreError::unavailable(format!("redis {what}: {e}")))
+        };
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::unavailable(format!("redis {what}: timed out"))),
+        }
+    }
+
+    fn session_from_hash(
+        key: &SessionKey,
+        hash: &HashMap<String, String>,
+    ) -> Result<Session, StoreError> {
+        let field = |name: &str| {
+            hash.get(name)
+                .ok_or_else(|| corrupt("session", format!("no {name}")))
+        };
+        let number = |name: &str| -> Result<i64, StoreError> {
+            field(name)?
+                .parse::<i64>()
+                .map_err(|e| corrupt("session", e))
+        };
+        let record: SessionRecord =
+            serde_json::from_str(field("rec")?).map_err(|e| corrupt("session", e))?;
+        Ok(Session {
+            key: key.clone(),
+            provider: ProviderId::parse(&record.provider).map_err(|e| corrupt("session", e))?,
+            issuer: record.issuer,
+            subject: record.subject,
+            provider_session_id: record.sid,
+            claims: Claims::new(record.claims),
+            created_at: Timestamp::from_unix_seconds(record.created_at),
+            last_seen_at: Timestamp::from_unix_seconds(number("last")?),
+            idle_expires_at: Timestamp::from_unix_seconds(number("idle")?),
+            absolute_expires_at: Timestamp::from_unix_seconds(number("abs")?),
+            access_token_expires_at: record
+                .access_token_expires_at
+                .map(Timestamp::from_unix_seconds),
+            version: u64::try_from(number("v")?).map_err(|e| corrupt("session", e))?,
+            tokens: SealedTokens {
+                key_id: record.key_id,
+                ciphertext: STANDARD
+                    .decode(record.sealed)
+                    .map_err(|e| corrupt("session", e))?,
+            },
+        })
+    }
+
+    fn record_json(session: &Session) -> Result<String, StoreError> {
+        serde_json::to_string(&SessionRecord {
+            provider: session.provider.as_str().to_owned(),
+            issuer: session.issuer.clone(),
+            subject: session.subject.clone(),
+            sid: session.provider_session_id.clone(),
+            claims: session.claims.as_map().clone(),
+            created_at: session.created_at.unix_seconds(),
+            access_token_expires_at: session.access_token_expires_at.map(Timestamp::unix_seconds),
+            key_id: session.tokens.key_id.clone(),
+            sealed: STANDARD.encode(&session.tokens.ciphertext),
+        })
+        .map_err(|e| corrupt("session", e))
+    }
+
+    /// Live sessions among the members of an index set; dead members are pruned.
+    async fn sessions_in(&self, index: String, now: Timestamp) -> Result<Vec<Session>, StoreError> {
+        let members: Vec<String> = self
+            .run("index read", |mut c| {
+                let index = index.clone();
+                async move { redis::cmd("SMEMBERS").arg(index).query_async(&mut c).await }
+            })
+            .await?;
+        let mut live = Vec::new();
+        let mut dead = Vec::new();
+        for member in members {
+            let Ok(key) = SessionKey::from_stored(&member) else {
+                dead.push(member);
+                continue;
+            };
+            match self.get(&key, now).await? {
+                Some(session) => live.push(session),
+                None => dead.push(member),
+            }
+        }
+        if !dead.is_empty() {
+            self.run("index prune", |mut c| {
+                let index = index.clone();
+                async move {
+                    redis::cmd("SREM")
+                        .arg(index)
+                        .arg(dead)
+                        .query_async::<i64>(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        }
+        Ok(live)
+    }
+
+    async fn delete_members(&self, index: String) -> Result<u64, StoreError> {
+        let members: Vec<String> = self
+            .run("index read", |mut c| {
+                let index = index.clone();
+                async move { redis::cmd("SMEMBERS").arg(index).query_async(&mut c).await }
+            })
+            .await?;
+        let mut deleted = 0;
+        for member in members {
+            if let Ok(key) = SessionKey::from_stored(&member)
+                && self.delete(&key).await?
+            {
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create(&self, session: &Session) -> Result<(), StoreError> {
+        let rec = Self::record_json(session)?;
+        let sid_index = session
+            .provider_session_id
+            .as_deref()
+            .map(|sid| self.sid_index(&session.issuer, sid))
+            .unwrap_or_default();
+        let subject_index = self.subject_index(&session.issuer, &session.subject);
+        let key = self.session_key(&session.key);
+        let created: i64 = self
+            .run("create", |mut c| async move {
+                self.create
+                    .key(key)
+                    .key(sid_index)
+                    .key(subject_index)
+                    .arg(session.version)
+                    .arg(session.idle_expires_at.unix_seconds())
+                    .arg(session.absolute_expires_at.unix_seconds())
+                    .arg(session.last_seen_at.unix_seconds())
+                    .arg(rec)
+                    .arg(session.key.as_str())
+                    .arg(session.absolute_expires_at.unix_seconds())
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        if created == 0 {
+            return Err(StoreError::Conflict);
+        }
+        Ok(())
+    }
+
+    async fn get(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Session>, StoreError> {
+        let redis_key = self.session_key(key);
+        let hash: HashMap<String, String> = self
+            .run("get", |mut c| async move {
+                redis::cmd("HGETALL")
+                    .arg(redis_key)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        if hash.is_empty() {
+            return Ok(None);
+        }
+        let session = Self::session_from_hash(key, &hash)?;
+        Ok((!session.is_expired(now)).then_some(session))
+    }
+
+    async fn update(&self, session: &Session, now: Timestamp) -> Result<u64, StoreError> {
+        let rec = Self::record_json(session)?;
+        let key = self.session_key(&session.key);
+        let result: i64 = self
+            .run("update", |mut c| async move {
+                self.update
+                    .key(key)
+                    .arg(session.version)
+                    .arg(now.unix_seconds())
+                    .arg(session.idle_expires_at.unix_seconds())
+                    .arg(session.absolute_expires_at.unix_seconds())
+                    .arg(session.last_seen_at.unix_seconds())
+                    .arg(rec)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        match result {
+            -1 => Err(StoreError::NotFound),
+            -2 => Err(StoreError::Conflict),
+            v => u64::try_from(v).map_err(|e| corrupt("session version", e)),
+        }
+    }
+
+    async fn touch(
+        &self,
+        key: &SessionKey,
+        last_seen_at: Timestamp,
+        idle_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let redis_key = self.session_key(key);
+        let touched: i64 = self
+            .run("touch", |mut c| async move {
+                self.touch
+                    .key(redis_key)
+                    .arg(last_seen_at.unix_seconds())
+                    .arg(idle_expires_at.unix_seconds())
+                    .arg(now.unix_seconds())
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        if touched == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        let redis_key = self.session_key(key);
+        let deleted: i64 = self
+            .run("delete", |mut c| async move {
+                self.delete
+                    .key(redis_key)
+                    .arg(key.as_str())
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(deleted > 0)
+    }
+
+    async fn find_by_provider_session(
+        &self,
+        issuer: &str,
+        sid: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.sessions_in(self.sid_index(issuer, sid), now).await
+    }
+
+    async fn find_by_subject(
+        &self,
+        issuer: &str,
+        subject: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.sessions_in(self.subject_index(issuer, subject), now)
+            .await
+    }
+
+    async fn delete_by_provider_session(&self, issuer: &str, sid: &str) -> Result<u64, StoreError> {
+        self.delete_members(self.sid_index(issuer, sid)).await
+    }
+
+    async fn delete_by_subject(&self, issuer: &str, subject: &str) -> Result<u64, StoreError> {
+        self.delete_members(self.subject_index(issuer, subject))
+            .await
+    }
+
+    async fn sweep_expired(&self, _now: Timestamp, _batch: u32) -> Result<u64, StoreError> {
+        // Redis evicts expired sessions by their TTL; index sets expire with their longest member
+        // and are pruned on read. Nothing to sweep.
+        Ok(0)
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        let pong: String = self
+            .run("ping", |mut c| async move {
+                redis::cmd("PING").query_async(&mut c).await
+            })
+            .await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(StoreError::unavailable("redis ping: unexpected answer"))
+        }
+    }
+}
+
+#[async_trait]
+impl PendingLoginStore for RedisStore {
+    async fn put(&self, login: &PendingLogin) -> Result<(), StoreError> {
+        let record = serde_json::to_string(&PendingRecord {
+            state: login.state.clone(),
+            provider: login.provider.as_str().to_owned(),
+            pkce_verifier: login.pkce_verifier.expose().to_owned(),
+            nonce: login.nonce.clone(),
+            redirect_uri: login.redirect_uri.clone(),
+            return_url: login.return_url.as_str().to_owned(),
+            binding_hash: login.binding_hash.clone(),
+            created_at: login.created_at.unix_seconds(),
+            expires_at: login.expires_at.unix_seconds(),
+        })
+        .map_err(|e| corrupt("pending login", e))?;
+        let key = format!("{}p:{}", self.prefix, login.state);
+        let stored: Option<String> = self
+            .run("put pending login", |mut c| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(record)
+                    .arg("NX")
+                    .arg("EXAT")
+                    .arg(login.expires_at.unix_seconds())
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        if stored.is_none() {
+            return Err(StoreError::Conflict);
+        }
+        Ok(())
+    }
+
+    async fn take(&self, state: &str, now: Timestamp) -> Result<Option<PendingLogin>, StoreError> {
+        let key = format!("{}p:{state}", self.prefix);
+        let value: Option<String> = self
+            .run("take pending login", |mut c| async move {
+                redis::cmd("GETDEL").arg(key).query_async(&mut c).await
+            })
+            .await?;
+        let Some(value) = value else { return Ok(None) };
+        let r: PendingRecord =
+            serde_json::from_str(&value).map_err(|e| corrupt("pending login", e))?;
+        if r.expires_at <= now.unix_seconds() {
+            return Ok(None);
+        }
+        Ok(Some(PendingLogin {
+            state: r.state,
+            provider: ProviderId::parse(&r.provider).map_err(|e| corrupt("pending login", e))?,
+            pkce_verifier: Secret::new(r.pkce_verifier),
+            nonce: r.nonce,
+            redirect_uri: r.redirect_uri,
+            return_url: ReturnUrl::parse(&r.return_url).map_err(|e| corrupt("pending login", e))?,
+            binding_hash: r.binding_hash,
+            created_at: Timestamp::from_unix_seconds(r.created_at),
+            expires_at: Timestamp::from_unix_seconds(r.expires_at),
+        }))
+    }
+}
+
+#[async_trait]
+impl ReplayCache for RedisStore {
+    async fn insert_if_absent(
+        &self,
+        value: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let key = format!("{}r:{}", self.prefix, hex_sha256(value));
+        let inserted: i64 = self
+            .run("replay insert", |mut c| async move {
+                self.replay
+                    .key(key)
+                    .arg(expires_at.unix_seconds())
+                    .arg(now.unix_seconds())
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(inserted == 1)
+    }
+}
+
+#[async_trait]
+impl Lock for RedisStore {
+    async fn try_acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let key = format!("{}l:{name}", self.prefix);
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let set: Option<String> = self
+            .run("acquire lease", |mut c| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(owner)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(set.is_some())
+    }
+
+    async fn release(&self, name: &str, owner: &str) -> Result<bool, StoreError> {
+        let key = format!("{}l:{name}", self.prefix);
+        let released: i64 = self
+            .run("release lease", |mut c| async move {
+                self.release.key(key).arg(owner).invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(released > 0)
+    }
+}

@@ -1,0 +1,78 @@
+//! Lua scripts: each store operation that must be atomic runs as one script on the server.
+//!
+//! Sessions are hashes with the fields `v` (version), `idle`, `abs`, `last` (Unix seconds),
+//! `rec` (the rest, JSON), and `isid`/`isub` (the index sets the session is in). The key expires
+//! at the earlier of idle and absolute expiry; scripts also compare against the caller's `now`, so
+//! a session is gone the moment it expires even if Redis has not evicted it yet.
+
+/// KEYS: session, sid index ('' for none), subject index.
+/// ARGV: version, idle, abs, last, rec, member, index expiry.
+pub(crate) const CREATE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'idle', ARGV[2], 'abs', ARGV[3], 'last', ARGV[4],
+  'rec', ARGV[5], 'isid', KEYS[2], 'isub', KEYS[3])
+redis.call('EXPIREAT', KEYS[1], math.min(tonumber(ARGV[2]), tonumber(ARGV[3])))
+local function index(set)
+  redis.call('SADD', set, ARGV[6])
+  if redis.call('EXPIRETIME', set) < tonumber(ARGV[7]) then
+    redis.call('EXPIREAT', set, ARGV[7])
+  end
+end
+if KEYS[2] ~= '' then index(KEYS[2]) end
+index(KEYS[3])
+return 1
+";
+
+/// KEYS: session. ARGV: expected version, now, idle, abs, last, rec.
+/// Returns the new version, -1 when absent or expired, -2 on a version mismatch.
+pub(crate) const UPDATE: &str = r"
+local h = redis.call('HMGET', KEYS[1], 'v', 'idle', 'abs', 'last')
+if not h[1] then return -1 end
+if math.min(tonumber(h[2]), tonumber(h[3])) <= tonumber(ARGV[2]) then return -1 end
+if h[1] ~= ARGV[1] then return -2 end
+local idle = math.max(tonumber(h[2]), tonumber(ARGV[3]))
+local last = math.max(tonumber(h[4]), tonumber(ARGV[5]))
+local v = tonumber(h[1]) + 1
+redis.call('HSET', KEYS[1], 'v', v, 'idle', idle, 'abs', ARGV[4], 'last', last, 'rec', ARGV[6])
+redis.call('EXPIREAT', KEYS[1], math.min(idle, tonumber(ARGV[4])))
+return v
+";
+
+/// KEYS: session. ARGV: last seen, proposed idle expiry, now. Returns 1, or 0 when absent or
+/// expired.
+pub(crate) const TOUCH: &str = r"
+local h = redis.call('HMGET', KEYS[1], 'idle', 'abs', 'last')
+if not h[1] then return 0 end
+local cur = tonumber(h[1])
+local abs = tonumber(h[2])
+if math.min(cur, abs) <= tonumber(ARGV[3]) then return 0 end
+local idle = math.max(cur, math.min(tonumber(ARGV[2]), abs))
+local last = math.max(tonumber(h[3]), tonumber(ARGV[1]))
+redis.call('HSET', KEYS[1], 'idle', idle, 'last', last)
+redis.call('EXPIREAT', KEYS[1], math.min(idle, abs))
+return 1
+";
+
+/// KEYS: session. ARGV: member. Deletes the session and its index entries; returns 1 if it
+/// existed.
+pub(crate) const DELETE: &str = r"
+local idx = redis.call('HMGET', KEYS[1], 'isid', 'isub')
+local n = redis.call('DEL', KEYS[1])
+if idx[1] and idx[1] ~= '' then redis.call('SREM', idx[1], ARGV[1]) end
+if idx[2] and idx[2] ~= '' then redis.call('SREM', idx[2], ARGV[1]) end
+return n
+";
+
+/// KEYS: value. ARGV: expires at, now. 1 when new (or expired), 0 on a replay.
+pub(crate) const REPLAY: &str = r"
+local e = redis.call('GET', KEYS[1])
+if e and tonumber(e) > tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EXAT', ARGV[1])
+return 1
+";
+
+/// KEYS: lease. ARGV: owner. Deletes the lease only for its owner.
+pub(crate) const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";

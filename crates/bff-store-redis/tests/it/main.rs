@@ -1,0 +1,145 @@
+//! The Redis adapter against a real server: the shared contract suite, plus TTLs, bounded index
+//! sets, concurrency and outages.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bff_domain::ports::{SessionStore, StoreError};
+use bff_domain::testkit::store_contract::{ContractStores, run_all, sample_session};
+use bff_store_redis::{RedisConfig, RedisStore};
+
+use bff_test_services::now;
+
+async fn store() -> Option<(RedisStore, bff_test_services::RedisService)> {
+    let service = bff_test_services::redis().await?;
+    let mut config = RedisConfig::for_url(&service.url);
+    config.key_prefix = service.prefix.clone();
+    config.pool_size = 32;
+    Some((RedisStore::connect_lazy(&config).unwrap(), service))
+}
+
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn redis_passes_the_store_contract() {
+    let Some((store, _service)) = store().await else {
+        return;
+    };
+    let store = Arc::new(store);
+    let stores = ContractStores {
+        sessions: store.clone(),
+        pending: store.clone(),
+        replay: store.clone(),
+        locks: store,
+    };
+    run_all(&stores, now()).await;
+}
+
+#[tokio::test]
+async fn ttls_follow_the_session_and_index_sets_expire() {
+    let Some((store, service)) = store().await else {
+        return;
+    };
+    let t = now();
+    let mut session = sample_session(t, "https://a.example", "alice", Some("sid-ttl"));
+    session.idle_expires_at = t.plus(Duration::from_secs(600));
+    session.absolute_expires_at = t.plus(Duration::from_secs(900));
+    store.create(&session).await.unwrap();
+    let mut c = raw(&service.url).await;
+    let key = format!("{}s:{}", service.prefix, session.key.as_str());
+    let expire_at: i64 = redis::cmd("EXPIRETIME")
+        .arg(&key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        expire_at,
+        session.idle_expires_at.unix_seconds(),
+        "TTL is the idle expiry"
+    );
+    // Touching far ahead caps the TTL at the absolute expiry.
+    store
+        .touch(&session.key, t, t.plus(Duration::from_secs(5000)), t)
+        .await
+        .unwrap();
+    let expire_at: i64 = redis::cmd("EXPIRETIME")
+        .arg(&key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        expire_at,
+        session.absolute_expires_at.unix_seconds(),
+        "TTL never passes absolute expiry"
+    );
+    // Every index set has a TTL, at least as long as its members.
+    let pattern = format!("{}s*:*", service.prefix);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let index_keys: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.contains("sid:") || k.contains("sub:"))
+        .collect();
+    assert_eq!(index_keys.len(), 2, "{keys:?}");
+    for index in index_keys {
+        let ttl: i64 = redis::cmd("EXPIRETIME")
+            .arg(index)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert!(
+            ttl >= session.absolute_expires_at.unix_seconds(),
+            "index {index} has TTL {ttl}"
+        );
+    }
+    // Deleting removes the index entries too.
+    store.delete(&session.key).await.unwrap();
+    let members: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(format!(
+            "{}sub:{}:alice",
+            service.prefix,
+            sha_hex("https://a.example")
+        ))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(members.is_empty(), "{members:?}");
+}
+
+fn sha_hex(s: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_dead_server_is_unavailable_within_the_timeout() {
+    let mut config = RedisConfig::for_url("redis://127.0.0.1:1");
+    config.timeout_ms = 300;
+    let store = RedisStore::connect_lazy(&config).unwrap();
+    let started = Instant::now();
+    let err = store
+        .get(&sample_session(now(), "i", "s", None).key, now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(store.check().await.is_err());
+}

@@ -1,0 +1,7 @@
+# Short names for the xtask commands; xtask is the one front door.
+demo:
+    cargo xtask demo
+ci:
+    cargo xtask ci
+e2e:
+    cargo xtask e2e

@@ -1,0 +1,304 @@
+//! Project tooling, the one front door: `cargo xtask <command>`.
+//!
+//! - `ci`: formatting, clippy with warnings denied, and every test (what `.ci/run` calls).
+//! - `demo`: starts the local OpenID Provider and `bff-server` (memory store) with the sample
+//!   page, and prints the URL and the test user.
+//! - `e2e`: the end-to-end tests only (real provider, real browser).
+//! - `codegen`: rewrites the committed OpenAPI document (`crates/bff-http/openapi.json`).
+//! - `bench stores`: session store latency at 100k and 1M sessions (results in BENCHMARKS.md).
+//!
+//! Only the standard library: xtask must build fast and never be the thing that breaks.
+
+use std::env;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("demo") => demo(),
+        Some("e2e") => e2e(),
+        Some("codegen") => codegen(),
+        Some("bench") => bench(&args[1..]),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <ci|demo|e2e|codegen|bench stores [--sizes N,M] [--samples N]>"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn run(what: &str, cmd: &mut Command) -> Result {
+    eprintln!("xtask: {what}");
+    let status = cmd.status().map_err(|e| format!("{what}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status})"))
+    }
+}
+
+/// Installs the pinned local OpenID Provider (`e2e/idp`) with `npm ci` when node_modules is
+/// missing or older than the lockfile.
+fn install_idp() -> Result {
+    let idp = root().join("e2e/idp");
+    let installed = idp.join("node_modules/.package-lock.json");
+    let lock = idp.join("package-lock.json");
+    let fresh = match (fs::metadata(&installed), fs::metadata(&lock)) {
+        (Ok(i), Ok(l)) => matches!((i.modified(), l.modified()), (Ok(a), Ok(b)) if a >= b),
+        _ => false,
+    };
+    if fresh {
+        return Ok(());
+    }
+    run(
+        "npm ci (e2e/idp)",
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&idp),
+    )
+}
+
+fn ci() -> Result {
+    run(
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--check"]),
+    )?;
+    run(
+        "cargo clippy",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    let have_node = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if have_node {
+        install_idp()?;
+    } else if env::var_os("CI").is_some() {
+        return Err("Node.js is required under CI (the local OpenID Provider runs on it)".into());
+    } else {
+        eprintln!(
+            "xtask: node not found; tests that need the local OpenID Provider will say they skipped"
+        );
+    }
+    run(
+        "cargo test",
+        cargo().args(["test", "--workspace", "--all-targets", "--no-fail-fast"]),
+    )?;
+    run(
+        "cargo test --doc",
+        cargo().args(["test", "--workspace", "--doc"]),
+    )
+}
+
+/// Benchmarks (release build). `bench stores`: session store latency, see BENCHMARKS.md.
+fn bench(args: &[String]) -> Result {
+    if args.first().map(String::as_str) != Some("stores") {
+        return Err(
+            "usage: cargo xtask bench stores [--sizes 100000,1000000] [--samples 5000]".into(),
+        );
+    }
+    run(
+        "store benchmark",
+        cargo()
+            .args(["run", "--release", "-p", "bff-bench", "--"])
+            .args(args),
+    )
+}
+
+/// Rewrites the committed OpenAPI document from the code.
+fn codegen() -> Result {
+    run(
+        "regenerate crates/bff-http/openapi.json",
+        cargo()
+            .args([
+                "test",
+                "-p",
+                "bff-http",
+                "--test",
+                "it",
+                "committed_openapi_document_is_current",
+            ])
+            .env("BFF_UPDATE_OPENAPI", "1"),
+    )
+}
+
+fn e2e() -> Result {
+    install_idp()?;
+    run(
+        "end-to-end tests",
+        cargo().args([
+            "test",
+            "-p",
+            "bff-server",
+            "--test",
+            "it",
+            "--",
+            "--nocapture",
+        ]),
+    )
+}
+
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn demo() -> Result {
+    install_idp()?;
+    run(
+        "build bff-server",
+        cargo().args(["build", "-p", "bff-server"]),
+    )?;
+    let bff_port = env::var("DEMO_PORT").unwrap_or_else(|_| "8080".into());
+    let idp_port = env::var("DEMO_IDP_PORT").unwrap_or_else(|_| "9090".into());
+    let public = format!("http://127.0.0.1:{bff_port}");
+    let mut children = Children(Vec::new());
+
+    let mut idp = Command::new("node")
+        .arg("server.mjs")
+        .current_dir(root().join("e2e/idp"))
+        .env("IDP_PORT", &idp_port)
+        .env(
+            "IDP_REDIRECT_URIS",
+            format!("{public}/bff/callback,{public}/"),
+        )
+        .env("IDP_POST_LOGOUT_REDIRECT_URIS", format!("{public}/"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("start the provider: {e}"))?;
+    let stdout = idp.stdout.take().ok_or("provider stdout")?;
+    children.0.push(idp);
+    let mut issuer = None;
+    for line in BufReader::new(stdout).lines().take(50) {
+        let line = line.map_err(|e| e.to_string())?;
+        if let Some(rest) = line.strip_prefix("IDP_READY ") {
+            issuer = Some(rest.trim().to_owned());
+            break;
+        }
+    }
+    let issuer = issuer.ok_or("the provider did not start (no IDP_READY line)")?;
+
+    let dir = root().join("target/demo");
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let config = dir.join("bff.toml");
+    fs::write(
+        &config,
+        format!(
+            r#"# Generated by `cargo xtask demo`: local provider, memory store, plain HTTP (dev only).
+default_provider = "local"
+
+[server]
+listen = "127.0.0.1:{bff_port}"
+public_url = "{public}"
+static_dir = "{static_dir}"
+
+[dev]
+allow_plain_http = true
+
+[[vault_keys]]
+id = "demo"
+key = "{key}"
+
+[providers.local]
+issuer = "{issuer}"
+client_id = "bff-basic"
+client_secret = "bff-basic-secret"
+"#,
+            static_dir = root().join("examples/spa").display(),
+            key = demo_key()?,
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+
+    let bin = env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join("target"))
+        .join("debug/bff-server");
+    let server = Command::new(bin)
+        .arg("--config")
+        .arg(&config)
+        .spawn()
+        .map_err(|e| format!("start bff-server: {e}"))?;
+    children.0.push(server);
+    println!();
+    println!("  App:       {public}/");
+    println!("  Provider:  {issuer}");
+    println!("  Test user: alice / wonderland");
+    println!("  Config:    {}", config.display());
+    println!("  Stop with Ctrl-C.");
+    println!();
+    if let Some(server) = children.0.last_mut() {
+        let _ = server.wait();
+    }
+    Ok(())
+}
+
+/// 32 random bytes, base64, from the OS.
+fn demo_key() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    let mut file = fs::File::open("/dev/urandom").map_err(|e| e.to_string())?;
+    std::io::Read::read_exact(&mut file, &mut bytes).map_err(|e| e.to_string())?;
+    Ok(base64(&bytes))
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}

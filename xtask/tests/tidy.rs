@@ -1,0 +1,160 @@
+//! Tidy checks, run as ordinary tests: module docs everywhere, `bff-domain` stays pure, and the
+//! HTTP and OIDC adapters never depend on a store adapter.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_module_starts_with_module_docs() {
+    let mut files = Vec::new();
+    for dir in ["crates", "xtask/src"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    let missing: Vec<_> = files
+        .iter()
+        .filter(|f| !f.components().any(|c| c.as_os_str() == "target"))
+        .filter(|f| {
+            let text = fs::read_to_string(f).unwrap();
+            !text.trim_start().starts_with("//!")
+        })
+        .map(|f| f.strip_prefix(root()).unwrap().display().to_string())
+        .collect();
+    assert!(files.len() > 10, "found only {} files", files.len());
+    assert!(
+        missing.is_empty(),
+        "files without //! module docs: {missing:#?}"
+    );
+}
+
+/// Normal (non-dev) dependencies of a package, transitively, as `cargo tree` prints them.
+fn dependency_tree(package: &str) -> Vec<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(root())
+        .args([
+            "tree",
+            "--offline",
+            "-p",
+            package,
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut names: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Direct `[dependencies]` of a crate's manifest.
+fn direct_dependencies(krate: &str) -> Vec<String> {
+    let manifest =
+        fs::read_to_string(root().join("crates").join(krate).join("Cargo.toml")).unwrap();
+    let mut in_deps = false;
+    let mut deps = Vec::new();
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_deps = line == "[dependencies]";
+            continue;
+        }
+        if in_deps && !line.is_empty() && !line.starts_with('#') {
+            let name = line.split(['=', '.', ' ']).next().unwrap().trim();
+            deps.push(name.to_owned());
+        }
+    }
+    deps
+}
+
+const FORBIDDEN_IN_DOMAIN: &[&str] = &[
+    "tokio",
+    "sqlx",
+    "sqlx-core",
+    "redis",
+    "deadpool",
+    "deadpool-redis",
+    "poem",
+    "poem-openapi",
+    "reqwest",
+    "hyper",
+    "oauth2",
+    "jsonwebtoken",
+    "testcontainers",
+    "ring",
+];
+
+#[test]
+fn domain_dependencies_stay_inside_the_allowlist() {
+    const ALLOWED: &[&str] = &[
+        "async-trait",
+        "thiserror",
+        "serde",
+        "serde_json",
+        "sha2",
+        "base64",
+        "url",
+        "futures-executor",
+        "futures-util",
+    ];
+    for dep in direct_dependencies("bff-domain") {
+        assert!(
+            ALLOWED.contains(&dep.as_str()),
+            "bff-domain gained dependency {dep}: keep it pure"
+        );
+    }
+    let tree = dependency_tree("bff-domain");
+    assert!(
+        tree.iter().any(|d| d == "serde"),
+        "cargo tree output looks wrong: {tree:?}"
+    );
+    for bad in FORBIDDEN_IN_DOMAIN {
+        assert!(!tree.iter().any(|d| d == bad), "bff-domain pulls in {bad}");
+    }
+}
+
+#[test]
+fn http_and_oidc_adapters_never_depend_on_a_store() {
+    for krate in ["bff-http", "bff-oidc"] {
+        let tree = dependency_tree(krate);
+        assert!(
+            tree.iter().any(|d| d == "bff-domain"),
+            "{krate}: cargo tree output looks wrong"
+        );
+        let stores: Vec<_> = tree.iter().filter(|d| d.starts_with("bff-store")).collect();
+        assert!(
+            stores.is_empty(),
+            "{krate} depends on store adapters {stores:?}"
+        );
+    }
+}
