@@ -84,7 +84,14 @@ pub struct Idp {
 
 impl Idp {
     /// The provider listening on the loopback address `host` (127.x.x.x), its issuer there too.
+    ///
+    /// Waits generously for `IDP_READY`: with every test of this binary starting its own
+    /// provider, Chromium and servers on a two-core machine, Node's start-up can take seconds. A
+    /// provider that exits or never gets ready fails the test with its exit status and the tail
+    /// of its stderr, so a failure says why.
     pub fn start_on_host(host: &str, redirect_uris: &[String], post_logout_uris: &[String]) -> Idp {
+        const READY_WITHIN: Duration = Duration::from_secs(120);
+        let started = std::time::Instant::now();
         let mut child = Command::new("node")
             .arg("server.mjs")
             .current_dir(idp_dir())
@@ -93,10 +100,22 @@ impl Idp {
             .env("IDP_REDIRECT_URIS", redirect_uris.join(","))
             .env("IDP_POST_LOGOUT_REDIRECT_URIS", post_logout_uris.join(","))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start node e2e/idp/server.mjs");
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let stderr_tail = Arc::new(Mutex::new(Vec::<String>::new()));
+        let tail = Arc::clone(&stderr_tail);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut tail = tail.lock().unwrap();
+                if tail.len() == 40 {
+                    tail.remove(0);
+                }
+                tail.push(line);
+            }
+        });
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -105,10 +124,26 @@ impl Idp {
                 }
             }
         });
-        let issuer = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("provider did not print IDP_READY within 30 s");
-        Idp { child, issuer }
+        match rx.recv_timeout(READY_WITHIN) {
+            Ok(issuer) => {
+                let waited = started.elapsed();
+                if waited > Duration::from_secs(5) {
+                    eprintln!("note: the local provider took {waited:?} to start");
+                }
+                Idp { child, issuer }
+            }
+            Err(waited) => {
+                let _ = child.kill();
+                let status = child.wait();
+                // Let the stderr reader drain what the dead process left in the pipe.
+                std::thread::sleep(Duration::from_millis(200));
+                let tail = stderr_tail.lock().unwrap().join("\n");
+                panic!(
+                    "the local provider did not print IDP_READY ({waited:?} after {:?}; exit: {status:?}); its stderr:\n{tail}",
+                    started.elapsed()
+                );
+            }
+        }
     }
 }
 
