@@ -3,7 +3,7 @@
 //! Order of preference: a container started with `testcontainers` when a Docker engine answers
 //! (`DOCKER_HOST` or `/var/run/docker.sock`), otherwise the server named by
 //! `BFF_TEST_POSTGRES_URL` / `BFF_TEST_REDIS_URL`. When neither exists the test prints
-//! `SKIPPED (...)` with the reason, except when `CI` is set: then it panics, so CI never passes
+//! `SKIPPED <test>: ...` with the reason (uncaptured, so plain `cargo test` shows it), except when `CI` is set: then it panics, so CI never passes
 //! by skipping.
 //!
 //! Each PostgreSQL user gets a fresh schema ([`PostgresService::schema`]) so tests sharing a server
@@ -56,7 +56,20 @@ fn skip_or_fail(what: &str, why: &str) {
     if std::env::var_os("CI").is_some() {
         panic!("{what} is required under CI but unavailable: {why}");
     }
-    eprintln!("SKIPPED ({what} unavailable: {why})");
+    report_skip(what, why);
+}
+
+/// Prints `SKIPPED <test>: <what> unavailable: <why>` straight to the process's stderr.
+///
+/// Not through `eprintln!`: the test harness captures that for passing tests, and a skipped test
+/// passes, so the reason would never reach the person running `cargo test`.
+pub fn report_skip(what: &str, why: &str) {
+    use std::io::Write as _;
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIPPED {test}: {what} unavailable: {why}"
+    );
 }
 
 /// A PostgreSQL database for one test, with its own schema.

@@ -25,7 +25,7 @@ pub fn prerequisite(name: &str, available: Result<(), String>) -> bool {
             panic!("{name} is required under CI but unavailable: {why}")
         }
         Err(why) => {
-            eprintln!("SKIPPED ({name} unavailable: {why})");
+            bff_test_services::report_skip(name, &why);
             false
         }
     }
