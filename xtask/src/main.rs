@@ -41,8 +41,13 @@ fn main() -> ExitCode {
 
 type Result<T = ()> = std::result::Result<T, String>;
 
+/// The repository root. Read from the `CARGO_MANIFEST_DIR` that `cargo run` sets at run time:
+/// the compile-time value can name another checkout when several share one `CARGO_TARGET_DIR`
+/// (cargo does not rebuild a binary just because its sources moved).
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))

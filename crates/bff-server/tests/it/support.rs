@@ -2,7 +2,7 @@
 //! cookie-keeping HTTP client that walks the provider's login pages like a browser.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, Once, OnceLock};
@@ -32,7 +32,12 @@ pub fn prerequisite(name: &str, available: Result<(), String>) -> bool {
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    // The run-time value `cargo test` sets: the compile-time one can name another checkout that
+    // shares this CARGO_TARGET_DIR (cargo does not rebuild a test just because its sources moved).
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("../..")
 }
 
 fn idp_dir() -> PathBuf {
