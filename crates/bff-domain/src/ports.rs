@@ -318,10 +318,15 @@ pub enum CipherError {
     Failed,
 }
 
-/// The current time.
+/// The current time, and waiting.
+#[async_trait]
 pub trait Clock: Send + Sync {
     /// Now.
     fn now(&self) -> Timestamp;
+
+    /// Waits for `duration`: the use cases back off with it while another request holds a
+    /// lease. A test clock may move its own time forward instead of waiting.
+    async fn sleep(&self, duration: Duration);
 }
 
 /// Cryptographically secure randomness.

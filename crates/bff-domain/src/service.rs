@@ -269,7 +269,7 @@ pub enum RefreshError {
     /// The provider refused the refresh token; the session has been ended.
     #[error("refresh refused: {0}")]
     Refused(String),
-    /// Another request is refreshing this session right now.
+    /// Another request held this session's refresh lease for longer than a refresh may wait.
     #[error("refresh in progress")]
     InProgress,
     /// A store failed.
@@ -308,6 +308,11 @@ pub enum LogoutError {
 
 /// How long a refresh lease is held at most.
 const REFRESH_LEASE: Duration = Duration::from_secs(30);
+/// How long a refresh waits for another request's refresh of the same session to finish.
+const REFRESH_WAIT: Duration = Duration::from_secs(10);
+/// The first and the longest pause between looks at a lease held by someone else.
+const REFRESH_PAUSES: (Duration, Duration) =
+    (Duration::from_millis(20), Duration::from_millis(250));
 /// Attempts at writing refreshed tokens when another writer changed the session meanwhile.
 const UPDATE_ATTEMPTS: usize = 3;
 
@@ -572,29 +577,67 @@ impl Bff {
         Ok(tokens.access_token)
     }
 
-    async fn refresh_session(&self, session: Session) -> Result<TokenSet, RefreshError> {
-        let lease = format!("refresh:{}", session.key.as_str());
+    /// Single-flight refresh: one request per session spends the refresh token (with refresh
+    /// token rotation a second use would revoke the grant); concurrent ones, on any node, wait
+    /// for its result.
+    async fn refresh_session(&self, seen: Session) -> Result<TokenSet, RefreshError> {
+        let lease = format!("refresh:{}", seen.key.as_str());
         let owner = SessionId::generate(self.ports.random.as_ref()).key();
-        if !self
-            .ports
-            .locks
-            .try_acquire(&lease, owner.as_str(), REFRESH_LEASE)
-            .await?
-        {
-            // Someone else is refreshing; if they already finished, use their result.
+        let (mut pause, longest_pause) = REFRESH_PAUSES;
+        let mut waited = Duration::ZERO;
+        loop {
+            if self
+                .ports
+                .locks
+                .try_acquire(&lease, owner.as_str(), REFRESH_LEASE)
+                .await?
+            {
+                let result = self.refresh_unless_refreshed(seen).await;
+                // A lease that cannot be released expires by itself; the refresh result stands.
+                let _ = self.ports.locks.release(&lease, owner.as_str()).await;
+                return result;
+            }
+            // Someone else is refreshing; once they have written new tokens, use those.
             let now = self.ports.clock.now();
-            return match self.ports.sessions.get(&session.key, now).await? {
-                Some(s) if s.version != session.version => {
-                    Ok(vault::open(self.ports.cipher.as_ref(), &s.key, &s.tokens)?)
+            match self.ports.sessions.get(&seen.key, now).await? {
+                Some(current) if current.version != seen.version => {
+                    return Ok(vault::open(
+                        self.ports.cipher.as_ref(),
+                        &current.key,
+                        &current.tokens,
+                    )?);
                 }
-                Some(_) => Err(RefreshError::InProgress),
-                None => Err(RefreshError::NoSession),
-            };
+                Some(_) => {}
+                // Their refresh was refused and ended the session.
+                None => return Err(RefreshError::NoSession),
+            }
+            if waited >= REFRESH_WAIT {
+                return Err(RefreshError::InProgress);
+            }
+            self.ports.clock.sleep(pause).await;
+            waited += pause;
+            pause = (pause * 2).min(longest_pause);
         }
-        let result = self.refresh_holding_lease(session).await;
-        // A lease that cannot be released expires by itself; the refresh result stands.
-        let _ = self.ports.locks.release(&lease, owner.as_str()).await;
-        result
+    }
+
+    /// Holding the lease: refreshes, unless the session changed since the caller read it (a
+    /// refresh that finished just before the lease was free), in which case its tokens stand.
+    async fn refresh_unless_refreshed(&self, seen: Session) -> Result<TokenSet, RefreshError> {
+        let now = self.ports.clock.now();
+        let current = self
+            .ports
+            .sessions
+            .get(&seen.key, now)
+            .await?
+            .ok_or(RefreshError::NoSession)?;
+        if current.version != seen.version {
+            return Ok(vault::open(
+                self.ports.cipher.as_ref(),
+                &current.key,
+                &current.tokens,
+            )?);
+        }
+        self.refresh_holding_lease(current).await
     }
 
     async fn refresh_holding_lease(&self, session: Session) -> Result<TokenSet, RefreshError> {

@@ -360,7 +360,7 @@ fn a_refused_refresh_ends_the_session() {
 }
 
 #[test]
-fn a_refresh_in_flight_elsewhere_is_not_repeated() {
+fn a_refresh_stuck_elsewhere_is_waited_for_then_refused_not_repeated() {
     let w = world();
     let id = login(&w);
     let lease = format!("refresh:{}", id.key().as_str());
@@ -369,9 +369,37 @@ fn a_refresh_in_flight_elsewhere_is_not_repeated() {
         .lock()
         .unwrap()
         .insert(lease, "other-node".into());
+    let before = w.clock.now();
     let err = block_on(w.bff.refresh(&id)).unwrap_err();
     assert!(matches!(err, RefreshError::InProgress));
     assert_eq!(w.provider.refreshes.load(Ordering::SeqCst), 0);
+    // It waited (the test clock moves by the whole seconds it sleeps) and then gave up.
+    let waited = w.clock.now().unix_seconds() - before.unix_seconds();
+    assert!((5..=15).contains(&waited), "waited {waited} s");
+}
+
+#[test]
+fn concurrent_refreshes_spend_the_refresh_token_once_and_share_the_result() {
+    let w = world();
+    let id = login(&w);
+    // The provider answers slowly, so the second refresh finds the first one's lease.
+    w.provider.script.lock().unwrap().refresh_yields = 3;
+    let (first, second) =
+        block_on(async { futures_util::join!(w.bff.refresh(&id), w.bff.refresh(&id)) });
+    assert_eq!(w.provider.refreshes.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        first.unwrap().access_token_expires_at,
+        second.unwrap().access_token_expires_at,
+        "the waiting request answers with the refreshed tokens"
+    );
+    assert_eq!(
+        block_on(w.bff.access_token_for(&id)).unwrap().expose(),
+        "access-3",
+        "the session holds the one refresh's tokens (login issued access-2)"
+    );
+    // The next explicit refresh spends the new refresh token (one more provider call).
+    block_on(w.bff.refresh(&id)).unwrap();
+    assert_eq!(w.provider.refreshes.load(Ordering::SeqCst), 2);
 }
 
 #[test]

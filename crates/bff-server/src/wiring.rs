@@ -22,6 +22,7 @@ use crate::config::{Config, StoreKind};
 #[derive(Debug, Default)]
 pub struct SystemClock;
 
+#[async_trait::async_trait]
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         let seconds = SystemTime::now()
@@ -29,6 +30,10 @@ impl Clock for SystemClock {
             .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
             .unwrap_or(0);
         Timestamp::from_unix_seconds(seconds)
+    }
+
+    async fn sleep(&self, duration: std::time::Duration) {
+        tokio::time::sleep(duration).await;
     }
 }
 

@@ -29,28 +29,58 @@ use crate::session::{SealedTokens, Session};
 use crate::time::Timestamp;
 use crate::tokens::TokenSet;
 
-/// A clock that stands still until told to move.
+/// A clock that stands still until told to move. It counts milliseconds, so short sleeps add
+/// up; the domain sees whole seconds.
 #[derive(Debug)]
 pub struct FixedClock(AtomicI64);
 
 impl FixedClock {
     pub fn at(seconds: i64) -> Self {
-        Self(AtomicI64::new(seconds))
+        Self(AtomicI64::new(seconds * 1000))
     }
 
     pub fn advance(&self, by: Duration) {
         self.0
-            .fetch_add(i64::try_from(by.as_secs()).unwrap(), Ordering::SeqCst);
+            .fetch_add(i64::try_from(by.as_millis()).unwrap(), Ordering::SeqCst);
     }
 
     pub fn set(&self, seconds: i64) {
-        self.0.store(seconds, Ordering::SeqCst);
+        self.0.store(seconds * 1000, Ordering::SeqCst);
     }
 }
 
+#[async_trait]
 impl Clock for FixedClock {
     fn now(&self) -> Timestamp {
-        Timestamp::from_unix_seconds(self.0.load(Ordering::SeqCst))
+        Timestamp::from_unix_seconds(self.0.load(Ordering::SeqCst).div_euclid(1000))
+    }
+
+    /// Moves the clock forward by `duration` and yields once, so other futures polled alongside
+    /// (a concurrent request in a test) get to run.
+    async fn sleep(&self, duration: Duration) {
+        self.advance(duration);
+        YieldOnce(false).await;
+    }
+}
+
+/// A future that is pending exactly once (and wakes itself), like `tokio::task::yield_now`
+/// without a runtime.
+#[derive(Debug)]
+pub struct YieldOnce(pub bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }
 
@@ -111,6 +141,9 @@ impl Cipher for FakeCipher {
 pub struct Script {
     pub exchange_error: Option<fn() -> ProviderError>,
     pub refresh_error: Option<fn() -> ProviderError>,
+    /// Times `refresh` yields before answering, as a slow provider would (lets a test run a
+    /// second request while the first one holds the refresh lease).
+    pub refresh_yields: u32,
     pub subject: Option<String>,
     pub sid: Option<String>,
 }
@@ -226,7 +259,14 @@ impl IdentityProvider for FakeProvider {
         now: Timestamp,
     ) -> Result<TokenSet, ProviderError> {
         self.refreshes.fetch_add(1, Ordering::SeqCst);
-        if let Some(error) = self.script.lock().unwrap().refresh_error {
+        let (error, yields) = {
+            let script = self.script.lock().unwrap();
+            (script.refresh_error, script.refresh_yields)
+        };
+        for _ in 0..yields {
+            YieldOnce(false).await;
+        }
+        if let Some(error) = error {
             return Err(error());
         }
         let mut tokens = Self::tokens(self.next(), now);

@@ -248,3 +248,27 @@ async fn the_openapi_document_describes_the_endpoints() {
     assert_eq!(ready.status, 200, "{}", ready.body);
     assert_eq!(ready.json()["checks"]["store:memory"]["status"], "ok");
 }
+
+/// Several tabs refreshing at once: the provider rotates refresh tokens and revokes the grant
+/// when one is used twice, so only single-flight refresh keeps every answer a 200 and the
+/// session usable afterwards.
+#[tokio::test]
+async fn concurrent_refreshes_share_one_refresh_and_keep_the_grant() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let (idp, server, browser) = provider_and_server().await;
+    let page = redirect_login(&browser, &server, &idp, "/").await;
+    assert!(page.session_cookie().is_some(), "no session cookie");
+
+    let refresh = || browser.api_post("/bff/refresh", None);
+    let (a, b, c, d) = tokio::join!(refresh(), refresh(), refresh(), refresh());
+    for answer in [&a, &b, &c, &d] {
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    // The refresh token the session holds now is the live one: another refresh works.
+    let again = browser.api_post("/bff/refresh", None).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    let user = browser.api_get("/bff/user").await;
+    assert_eq!(user.status, 200, "{}", user.body);
+}
