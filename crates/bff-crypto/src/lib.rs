@@ -12,7 +12,7 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use bff_domain::SealedTokens;
+use bff_domain::Sealed;
 use bff_domain::ports::{Cipher, CipherError, Random};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::SecureRandom as _;
@@ -129,7 +129,7 @@ impl VaultCipher {
 }
 
 impl Cipher for VaultCipher {
-    fn seal(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<SealedTokens, CipherError> {
+    fn seal(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<Sealed, CipherError> {
         let active = self.keys.first().ok_or(CipherError::Failed)?;
         let mut nonce = [0u8; NONCE_LEN];
         self.random
@@ -147,13 +147,13 @@ impl Cipher for VaultCipher {
         let mut ciphertext = Vec::with_capacity(NONCE_LEN + buffer.len());
         ciphertext.extend_from_slice(&nonce);
         ciphertext.extend_from_slice(&buffer);
-        Ok(SealedTokens {
+        Ok(Sealed {
             key_id: active.id.clone(),
             ciphertext,
         })
     }
 
-    fn open(&self, sealed: &SealedTokens, associated_data: &[u8]) -> Result<Vec<u8>, CipherError> {
+    fn open(&self, sealed: &Sealed, associated_data: &[u8]) -> Result<Vec<u8>, CipherError> {
         let named = self
             .keys
             .iter()

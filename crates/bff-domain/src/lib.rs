@@ -35,6 +35,6 @@ pub use service::{
     Bff, BffPolicy, CompleteLogin, CompletedLogin, LoginError, LogoutError, LogoutOutcome,
     Providers, RefreshError, RefreshOutcome, SessionError, SessionView, StartLogin, StartedLogin,
 };
-pub use session::{SealedTokens, Session};
+pub use session::{Sealed, Session};
 pub use time::Timestamp;
 pub use tokens::TokenSet;

@@ -2,7 +2,7 @@
 
 use crate::ids::ProviderId;
 use crate::return_url::ReturnUrl;
-use crate::secret::Secret;
+use crate::session::Sealed;
 use crate::time::Timestamp;
 
 /// What the BFF must remember about a login it started, keyed by `state` and taken exactly once.
@@ -12,8 +12,9 @@ pub struct PendingLogin {
     pub state: String,
     /// The provider the login went to.
     pub provider: ProviderId,
-    /// The PKCE code verifier.
-    pub pkce_verifier: Secret,
+    /// The PKCE code verifier, sealed with the `state` as associated data (see
+    /// [`crate::vault::seal_verifier`]): stores never hold it in the clear.
+    pub sealed_verifier: Sealed,
     /// The `nonce` the ID token must carry.
     pub nonce: String,
     /// The `redirect_uri` sent, which the code exchange must repeat.

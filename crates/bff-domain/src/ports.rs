@@ -14,7 +14,7 @@ use crate::claims::Claims;
 use crate::ids::{Prompt, ProviderId, SessionKey};
 use crate::pending::PendingLogin;
 use crate::secret::Secret;
-use crate::session::{SealedTokens, Session};
+use crate::session::{Sealed, Session};
 use crate::time::Timestamp;
 use crate::tokens::TokenSet;
 
@@ -295,13 +295,13 @@ pub trait Cipher: Send + Sync {
     ///
     /// # Errors
     /// [`CipherError`] when encryption fails.
-    fn seal(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<SealedTokens, CipherError>;
+    fn seal(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<Sealed, CipherError>;
 
     /// Decrypts with the key named in `sealed`.
     ///
     /// # Errors
     /// [`CipherError`] for an unknown key id, tampering, or different associated data.
-    fn open(&self, sealed: &SealedTokens, associated_data: &[u8]) -> Result<Vec<u8>, CipherError>;
+    fn open(&self, sealed: &Sealed, associated_data: &[u8]) -> Result<Vec<u8>, CipherError>;
 }
 
 /// Sealing or opening failed. Deliberately without detail.

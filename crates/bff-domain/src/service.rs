@@ -381,12 +381,17 @@ impl Bff {
         let binding = LoginBinding::generate(self.ports.random.as_ref());
         let now = self.ports.clock.now();
         let expires_at = now.plus(self.policy.pending_login_ttl);
+        let sealed_verifier = vault::seal_verifier(
+            self.ports.cipher.as_ref(),
+            &request.state,
+            &request.pkce_verifier,
+        )?;
         self.ports
             .pending_logins
             .put(&PendingLogin {
                 state: request.state,
                 provider: provider.id().clone(),
-                pkce_verifier: request.pkce_verifier,
+                sealed_verifier,
                 nonce: request.nonce,
                 redirect_uri: redirect_uri.clone(),
                 return_url: input.return_url,
@@ -434,10 +439,15 @@ impl Bff {
             return Err(LoginError::ProviderDenied(error));
         }
         let code = input.code.ok_or(LoginError::MissingCode)?;
+        let pkce_verifier = vault::open_verifier(
+            self.ports.cipher.as_ref(),
+            &pending.state,
+            &pending.sealed_verifier,
+        )?;
         let login = provider
             .exchange_code(
                 &code,
-                &pending.pkce_verifier,
+                &pkce_verifier,
                 &pending.redirect_uri,
                 &pending.nonce,
                 now,

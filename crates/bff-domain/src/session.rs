@@ -6,18 +6,19 @@ use crate::claims::Claims;
 use crate::ids::{ProviderId, SessionKey};
 use crate::time::Timestamp;
 
-/// Tokens encrypted by the [`crate::ports::Cipher`], bound to their session by associated data.
+/// Bytes encrypted by the [`crate::ports::Cipher`] (a session's tokens, a pending login's PKCE
+/// verifier), bound by associated data to what they belong to.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SealedTokens {
+pub struct Sealed {
     /// Which key sealed them, so keys can rotate.
     pub key_id: String,
     /// Nonce, ciphertext and tag, as the cipher lays them out.
     pub ciphertext: Vec<u8>,
 }
 
-impl fmt::Debug for SealedTokens {
+impl fmt::Debug for Sealed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SealedTokens")
+        f.debug_struct("Sealed")
             .field("key_id", &self.key_id)
             .field("len", &self.ciphertext.len())
             .finish()
@@ -53,7 +54,7 @@ pub struct Session {
     /// Optimistic concurrency version; stores bump it on every update.
     pub version: u64,
     /// The sealed [`crate::TokenSet`].
-    pub tokens: SealedTokens,
+    pub tokens: Sealed,
 }
 
 impl Session {

@@ -1,18 +1,21 @@
-//! The token vault: tokens are sealed with the session key as associated data.
+//! The token vault: tokens are sealed with the session key as associated data, and a pending
+//! login's PKCE verifier with its `state`.
 //!
 //! Binding the ciphertext to its session means a blob copied from one session row into another
-//! does not open, so a write-access attacker on the store cannot move tokens between users.
+//! does not open, so a write-access attacker on the store cannot move tokens between users. A
+//! reader of the store sees no token and no PKCE verifier.
 
 use serde::{Deserialize, Serialize};
 
 use crate::ids::SessionKey;
 use crate::ports::{Cipher, CipherError};
 use crate::secret::Secret;
-use crate::session::SealedTokens;
+use crate::session::Sealed;
 use crate::time::Timestamp;
 use crate::tokens::TokenSet;
 
 const AAD_PREFIX: &str = "bff-session-tokens/v1:";
+const VERIFIER_AAD_PREFIX: &str = "bff-pkce-verifier/v1:";
 
 /// The plaintext layout inside the seal. Private: only this module reads or writes it.
 #[derive(Serialize, Deserialize)]
@@ -40,7 +43,7 @@ pub fn seal(
     cipher: &dyn Cipher,
     key: &SessionKey,
     tokens: &TokenSet,
-) -> Result<SealedTokens, CipherError> {
+) -> Result<Sealed, CipherError> {
     let plain = Plain {
         at: tokens.access_token.expose().to_owned(),
         rt: tokens.refresh_token.as_ref().map(|s| s.expose().to_owned()),
@@ -60,7 +63,7 @@ pub fn seal(
 pub fn open(
     cipher: &dyn Cipher,
     key: &SessionKey,
-    sealed: &SealedTokens,
+    sealed: &Sealed,
 ) -> Result<TokenSet, CipherError> {
     let bytes = cipher.open(sealed, &associated_data(key))?;
     let plain: Plain = serde_json::from_slice(&bytes).map_err(|_| CipherError::Rejected)?;
@@ -71,6 +74,41 @@ pub fn open(
         access_token_expires_at: plain.exp.map(Timestamp::from_unix_seconds),
         scope: plain.scope,
     })
+}
+
+fn verifier_associated_data(state: &str) -> Vec<u8> {
+    format!("{VERIFIER_AAD_PREFIX}{state}").into_bytes()
+}
+
+/// Seals the PKCE verifier of the pending login `state`.
+///
+/// # Errors
+/// [`CipherError`] when the cipher fails.
+pub fn seal_verifier(
+    cipher: &dyn Cipher,
+    state: &str,
+    verifier: &Secret,
+) -> Result<Sealed, CipherError> {
+    cipher.seal(
+        verifier.expose().as_bytes(),
+        &verifier_associated_data(state),
+    )
+}
+
+/// Opens the PKCE verifier of the pending login `state`.
+///
+/// # Errors
+/// [`CipherError`] when the key id is unknown, the blob was tampered with or belongs to another
+/// pending login.
+pub fn open_verifier(
+    cipher: &dyn Cipher,
+    state: &str,
+    sealed: &Sealed,
+) -> Result<Secret, CipherError> {
+    let bytes = cipher.open(sealed, &verifier_associated_data(state))?;
+    String::from_utf8(bytes)
+        .map(Secret::new)
+        .map_err(|_| CipherError::Rejected)
 }
 
 #[cfg(test)]
@@ -95,6 +133,26 @@ mod tests {
         let key = SessionId::generate(&SeededRandom::new(1)).key();
         let sealed = seal(&cipher, &key, &tokens()).unwrap();
         assert_eq!(open(&cipher, &key, &sealed).unwrap(), tokens());
+    }
+
+    #[test]
+    fn a_pkce_verifier_opens_only_for_its_own_state() {
+        let cipher = FakeCipher;
+        let verifier = Secret::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+        let sealed = seal_verifier(&cipher, "state-a", &verifier).unwrap();
+        assert_eq!(
+            open_verifier(&cipher, "state-a", &sealed).unwrap().expose(),
+            verifier.expose()
+        );
+        assert_eq!(
+            open_verifier(&cipher, "state-b", &sealed).unwrap_err(),
+            CipherError::Rejected,
+            "a verifier copied to another pending login must not open"
+        );
+        // Token blobs and verifiers use different associated data: one never opens as the other.
+        let key = SessionId::generate(&SeededRandom::new(3)).key();
+        let as_tokens = seal(&cipher, &key, &tokens()).unwrap();
+        assert!(open_verifier(&cipher, key.as_str(), &as_tokens).is_err());
     }
 
     #[test]

@@ -343,7 +343,7 @@ impl Lock for MemoryStore {
 mod tests {
     use super::*;
     use bff_domain::testkit::SeededRandom;
-    use bff_domain::{Claims, ProviderId, SealedTokens, SessionId};
+    use bff_domain::{Claims, ProviderId, Sealed, SessionId};
     use futures_executor::block_on;
 
     fn t(s: i64) -> Timestamp {
@@ -364,7 +364,7 @@ mod tests {
             absolute_expires_at: t(1000),
             access_token_expires_at: None,
             version: 0,
-            tokens: SealedTokens {
+            tokens: Sealed {
                 key_id: "k".into(),
                 ciphertext: vec![1, 2, 3],
             },

@@ -1,10 +1,11 @@
 //! Row and record mapping between the domain's types and the tables. The storage form belongs
 //! here, not in the domain.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use bff_domain::ports::StoreError;
 use bff_domain::{
-    Claims, PendingLogin, ProviderId, ReturnUrl, SealedTokens, Secret, Session, SessionKey,
-    Timestamp,
+    Claims, PendingLogin, ProviderId, ReturnUrl, Sealed, Session, SessionKey, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -66,18 +67,20 @@ pub(crate) fn session_from_row(row: &PgRow) -> Result<Session, String> {
         absolute_expires_at: ts("absolute_expires_at")?,
         access_token_expires_at: access.map(Timestamp::from_unix_seconds),
         version: u64::try_from(get_i64("version")?).map_err(|e| e.to_string())?,
-        tokens: SealedTokens {
+        tokens: Sealed {
             key_id: row.try_get("key_id").map_err(|e| e.to_string())?,
             ciphertext: row.try_get("sealed_tokens").map_err(|e| e.to_string())?,
         },
     })
 }
 
-/// A pending login as stored (JSON).
+/// A pending login as stored (JSON). The PKCE verifier arrives sealed by the domain's vault.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct PendingRecord {
     provider: String,
-    pkce_verifier: String,
+    verifier_key_id: String,
+    /// Base64 of the sealed verifier.
+    sealed_verifier: String,
     nonce: String,
     redirect_uri: String,
     return_url: String,
@@ -91,7 +94,8 @@ impl From<&PendingLogin> for PendingRecord {
     fn from(p: &PendingLogin) -> Self {
         Self {
             provider: p.provider.as_str().to_owned(),
-            pkce_verifier: p.pkce_verifier.expose().to_owned(),
+            verifier_key_id: p.sealed_verifier.key_id.clone(),
+            sealed_verifier: STANDARD.encode(&p.sealed_verifier.ciphertext),
             nonce: p.nonce.clone(),
             redirect_uri: p.redirect_uri.clone(),
             return_url: p.return_url.as_str().to_owned(),
@@ -108,7 +112,12 @@ impl PendingRecord {
         Ok(PendingLogin {
             state: self.state,
             provider: ProviderId::parse(&self.provider).map_err(|e| e.to_string())?,
-            pkce_verifier: Secret::new(self.pkce_verifier),
+            sealed_verifier: Sealed {
+                key_id: self.verifier_key_id,
+                ciphertext: STANDARD
+                    .decode(&self.sealed_verifier)
+                    .map_err(|e| e.to_string())?,
+            },
             nonce: self.nonce,
             redirect_uri: self.redirect_uri,
             return_url: ReturnUrl::parse(&self.return_url).map_err(|e| e.to_string())?,

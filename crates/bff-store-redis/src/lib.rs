@@ -25,8 +25,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bff_domain::ports::{Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError};
 use bff_domain::{
-    Claims, PendingLogin, ProviderId, ReturnUrl, SealedTokens, Secret, Session, SessionKey,
-    Timestamp,
+    Claims, PendingLogin, ProviderId, ReturnUrl, Sealed, Session, SessionKey, Timestamp,
 };
 use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
 use redis::Script;
@@ -78,12 +77,14 @@ struct SessionRecord {
     sealed: String,
 }
 
-/// A pending login, stored as JSON.
+/// A pending login, stored as JSON. The PKCE verifier arrives sealed by the domain's vault.
 #[derive(Serialize, Deserialize)]
 struct PendingRecord {
     state: String,
     provider: String,
-    pkce_verifier: String,
+    verifier_key_id: String,
+    /// Base64 of the sealed verifier.
+    sealed_verifier: String,
     nonce: String,
     redirect_uri: String,
     return_url: String,
@@ -199,7 +200,7 @@ impl RedisStore {
                 .access_token_expires_at
                 .map(Timestamp::from_unix_seconds),
             version: u64::try_from(number("v")?).map_err(|e| corrupt("session", e))?,
-            tokens: SealedTokens {
+            tokens: Sealed {
                 key_id: record.key_id,
                 ciphertext: STANDARD
                     .decode(record.sealed)
@@ -446,7 +447,8 @@ impl PendingLoginStore for RedisStore {
         let record = serde_json::to_string(&PendingRecord {
             state: login.state.clone(),
             provider: login.provider.as_str().to_owned(),
-            pkce_verifier: login.pkce_verifier.expose().to_owned(),
+            verifier_key_id: login.sealed_verifier.key_id.clone(),
+            sealed_verifier: STANDARD.encode(&login.sealed_verifier.ciphertext),
             nonce: login.nonce.clone(),
             redirect_uri: login.redirect_uri.clone(),
             return_url: login.return_url.as_str().to_owned(),
@@ -490,7 +492,12 @@ impl PendingLoginStore for RedisStore {
         Ok(Some(PendingLogin {
             state: r.state,
             provider: ProviderId::parse(&r.provider).map_err(|e| corrupt("pending login", e))?,
-            pkce_verifier: Secret::new(r.pkce_verifier),
+            sealed_verifier: Sealed {
+                key_id: r.verifier_key_id,
+                ciphertext: STANDARD
+                    .decode(&r.sealed_verifier)
+                    .map_err(|e| corrupt("pending login", e))?,
+            },
             nonce: r.nonce,
             redirect_uri: r.redirect_uri,
             return_url: ReturnUrl::parse(&r.return_url).map_err(|e| corrupt("pending login", e))?,

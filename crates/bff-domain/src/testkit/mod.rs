@@ -25,7 +25,7 @@ use crate::ports::{
     ProviderError, ProviderLogin, Random, SessionStore, StoreError,
 };
 use crate::secret::Secret;
-use crate::session::{SealedTokens, Session};
+use crate::session::{Sealed, Session};
 use crate::time::Timestamp;
 use crate::tokens::TokenSet;
 
@@ -115,16 +115,16 @@ impl Random for SeededRandom {
 pub struct FakeCipher;
 
 impl Cipher for FakeCipher {
-    fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<SealedTokens, CipherError> {
+    fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, CipherError> {
         let mut ciphertext = Sha256::digest(aad).to_vec();
         ciphertext.extend_from_slice(plaintext);
-        Ok(SealedTokens {
+        Ok(Sealed {
             key_id: "fake".into(),
             ciphertext,
         })
     }
 
-    fn open(&self, sealed: &SealedTokens, aad: &[u8]) -> Result<Vec<u8>, CipherError> {
+    fn open(&self, sealed: &Sealed, aad: &[u8]) -> Result<Vec<u8>, CipherError> {
         if sealed.key_id != "fake" {
             return Err(CipherError::UnknownKey);
         }

@@ -18,8 +18,7 @@ use crate::ids::{ProviderId, SessionKey};
 use crate::pending::PendingLogin;
 use crate::ports::{Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError};
 use crate::return_url::ReturnUrl;
-use crate::secret::Secret;
-use crate::session::{SealedTokens, Session};
+use crate::session::{Sealed, Session};
 use crate::time::Timestamp;
 
 /// The adapters under test.
@@ -68,7 +67,7 @@ pub fn sample_session(now: Timestamp, issuer: &str, subject: &str, sid: Option<&
         absolute_expires_at: now.plus(Duration::from_secs(3600)),
         access_token_expires_at: Some(now.plus(Duration::from_secs(300))),
         version: 0,
-        tokens: SealedTokens {
+        tokens: Sealed {
             key_id: "k1".into(),
             ciphertext: vec![1, 2, 3, 4, 5],
         },
@@ -400,7 +399,7 @@ pub async fn concurrent_touches_keep_a_token_update(stores: &ContractStores, now
     let session = sample_session(now, "https://a.example", "alice", None);
     s.create(&session).await.unwrap();
     let mut updated = session.clone();
-    updated.tokens = SealedTokens {
+    updated.tokens = Sealed {
         key_id: "k2".into(),
         ciphertext: vec![42; 16],
     };
@@ -435,7 +434,10 @@ fn sample_pending(now: Timestamp, state: &str) -> PendingLogin {
     PendingLogin {
         state: state.to_owned(),
         provider: ProviderId::parse("contract").unwrap(),
-        pkce_verifier: Secret::new("verifier"),
+        sealed_verifier: Sealed {
+            key_id: "k1".into(),
+            ciphertext: vec![0, 1, 2, 254, 255],
+        },
         nonce: "nonce".into(),
         redirect_uri: "https://app.example/bff/callback".into(),
         return_url: ReturnUrl::parse("/back").unwrap(),

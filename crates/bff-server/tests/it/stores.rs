@@ -83,6 +83,93 @@ async fn sessions_survive_a_restart_on_postgres() {
     pg.drop_schema().await;
 }
 
+/// `BASE64URL(SHA-256(candidate))`, the S256 code challenge `candidate` would have.
+fn s256(candidate: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(candidate))
+}
+
+fn json_strings(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| json_strings(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| json_strings(v, out)),
+        _ => {}
+    }
+}
+
+/// A login in flight stores its PKCE verifier sealed: nothing in the stored record, nor any run
+/// of bytes inside the sealed blob, has the S256 challenge the provider was sent. The login
+/// still completes, so the sealed verifier opens.
+#[tokio::test]
+async fn pending_logins_keep_the_pkce_verifier_sealed_on_postgres() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let Some(pg) = bff_test_services::postgres().await else {
+        return;
+    };
+    let reserved = reserve().await;
+    let idp = Idp::start_on_host("127.0.0.1", &[reserved.callback()], &[reserved.app_page()]);
+    let base = reserved.base.clone();
+    let server = reserved
+        .serve(config_with(&base, &idp.issuer, &store_toml(&pg, None, "")))
+        .await;
+    let browser = Browser::new(&server.base);
+    let start = browser.get(&format!("{}/bff/login", server.base)).await;
+    assert_eq!(start.status, 302, "{}", start.body);
+    let location = start.location().unwrap();
+    let challenge = query_param(&location, "code_challenge").unwrap();
+    assert_eq!(
+        query_param(&location, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+
+    let pool = sqlx::PgPool::connect(&pg.url).await.unwrap();
+    let records: Vec<(serde_json::Value,)> = sqlx::query_as(&format!(
+        "SELECT record FROM {}.bff_pending_logins",
+        pg.schema
+    ))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(records.len(), 1, "one login in flight");
+    let record = &records[0].0;
+    let mut strings = Vec::new();
+    json_strings(record, &mut strings);
+    for s in &strings {
+        assert_ne!(
+            s256(s.as_bytes()),
+            challenge,
+            "a stored field is the verifier"
+        );
+    }
+    let sealed = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(record["sealed_verifier"].as_str().expect("sealed_verifier"))
+            .unwrap()
+    };
+    // RFC 7636 verifiers are 43 to 128 characters: no such run inside the blob is the verifier.
+    for len in 43..=128.min(sealed.len()) {
+        for window in sealed.windows(len) {
+            assert_ne!(
+                s256(window),
+                challenge,
+                "the verifier is in the sealed blob"
+            );
+        }
+    }
+
+    let callback = browser.sign_in_at_provider(&location, &idp.issuer).await;
+    let page = browser.get(&callback).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(browser.api_get("/bff/user").await.status, 200);
+    pg.drop_schema().await;
+}
+
 #[tokio::test]
 async fn two_nodes_share_sessions_through_redis_alone() {
     if !prerequisite("local OpenID Provider (node)", idp_available()) {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bff_domain::SealedTokens;
+use bff_domain::Sealed;
 use bff_domain::ports::{SessionStore, StoreError};
 use bff_domain::testkit::store_contract::{ContractStores, run_all, sample_session};
 use bff_store_memory::MemoryStore;
@@ -126,7 +126,7 @@ async fn concurrent_touches_never_lose_a_token_update() {
         if i == 100 {
             let store = real.tiered.clone();
             let mut updated = session.clone();
-            updated.tokens = SealedTokens {
+            updated.tokens = Sealed {
                 key_id: "k2".into(),
                 ciphertext: vec![42; 16],
             };
