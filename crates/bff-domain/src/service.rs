@@ -479,11 +479,12 @@ impl Bff {
             absolute_expires_at: expiry.absolute,
             version: 0,
         };
-        self.ports.sessions.create(&session).await?;
-        // A browser that logs in again leaves its old session behind: end it.
+        // A browser that logs in again leaves its old session behind: end it first, so a store
+        // failure here leaves no new session behind either.
         if let Some(previous) = input.previous_session {
             self.ports.sessions.delete(&previous.key()).await?;
         }
+        self.ports.sessions.create(&session).await?;
         Ok(CompletedLogin {
             session_id,
             return_url: pending.return_url,

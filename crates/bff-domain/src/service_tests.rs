@@ -182,6 +182,21 @@ fn every_login_gets_a_new_session_id_and_ends_the_previous_one() {
 }
 
 #[test]
+fn a_failure_ending_the_previous_session_creates_no_new_one() {
+    let w = world();
+    let first = login(&w);
+    let (started, state) = start(&w, "/");
+    let mut input = callback(&started, &state);
+    input.previous_session = Some(first.clone());
+    w.stores.fail_deletes.store(true, Ordering::SeqCst);
+    let err = block_on(w.bff.complete_login(input)).unwrap_err();
+    assert!(matches!(err, LoginError::Store(_)), "{err:?}");
+    assert_eq!(session_count(&w), 1, "only the previous session exists");
+    w.stores.fail_deletes.store(false, Ordering::SeqCst);
+    assert!(block_on(w.bff.current_session(&first)).is_ok());
+}
+
+#[test]
 fn callback_rejections_create_no_session() {
     type Tamper = fn(&mut CompleteLogin);
     type Expect = fn(&LoginError) -> bool;

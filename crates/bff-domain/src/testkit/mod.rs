@@ -311,6 +311,8 @@ pub struct FakeStores {
     pub pending: Mutex<HashMap<String, PendingLogin>>,
     pub leases: Mutex<HashMap<String, String>>,
     pub fail: std::sync::atomic::AtomicBool,
+    /// Only session deletes fail (a store that breaks halfway through a use case).
+    pub fail_deletes: std::sync::atomic::AtomicBool,
 }
 
 impl FakeStores {
@@ -385,6 +387,9 @@ impl SessionStore for FakeStores {
 
     async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError> {
         self.check_up()?;
+        if self.fail_deletes.load(Ordering::SeqCst) {
+            return Err(StoreError::unavailable("delete failed (fake)"));
+        }
         Ok(self.sessions.lock().unwrap().remove(key).is_some())
     }
 
