@@ -83,6 +83,81 @@ async fn sessions_survive_a_restart_on_postgres() {
     pg.drop_schema().await;
 }
 
+async fn stored_key_ids(pg: &bff_test_services::PostgresService) -> Vec<String> {
+    let pool = sqlx::PgPool::connect(&pg.url).await.unwrap();
+    let ids: Vec<(String,)> =
+        sqlx::query_as(&format!("SELECT key_id FROM {}.bff_sessions", pg.schema))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    ids.into_iter().map(|(id,)| id).collect()
+}
+
+/// Rotating the vault key logs nobody out: restart with a new first key and the old one behind
+/// it, and the old session still opens; its next token write is sealed with the new key; once
+/// every blob is resealed the old key can go.
+#[tokio::test]
+async fn a_vault_key_rotates_without_logging_anyone_out_on_postgres() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let Some(pg) = bff_test_services::postgres().await else {
+        return;
+    };
+    let old_key = bff_server::config::VaultKey {
+        id: "test".into(),
+        key: VAULT_KEY.into(),
+    };
+    let new_key = bff_server::config::VaultKey {
+        id: "2026-12".into(),
+        key: "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=".into(),
+    };
+    let first = reserve().await;
+    let idp = Idp::start_on_host("127.0.0.1", &[first.callback()], &[first.app_page()]);
+    let base = first.base.clone();
+    let server = first
+        .serve(config_with(&base, &idp.issuer, &store_toml(&pg, None, "")))
+        .await;
+    let browser = Browser::new(&server.base);
+    assert_eq!(
+        redirect_login(&browser, &server, &idp, "/").await.status,
+        200
+    );
+    assert_eq!(stored_key_ids(&pg).await, ["test"]);
+    drop(server);
+
+    // Restart with the new key first (it seals) and the old one second (it only opens).
+    let second = reserve().await;
+    let base = second.base.clone();
+    let mut rotated = config_with(&base, &idp.issuer, &store_toml(&pg, None, ""));
+    rotated.vault_keys = vec![new_key.clone(), old_key];
+    let server = second.serve(rotated).await;
+    let browser = browser.at(&server.base);
+    let user = browser.api_get("/bff/user").await;
+    assert_eq!(
+        user.status, 200,
+        "the old key no longer opens: {}",
+        user.body
+    );
+    let refreshed = browser.api_post("/bff/refresh", None).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    assert_eq!(stored_key_ids(&pg).await, ["2026-12"], "not resealed");
+    drop(server);
+
+    // The old key retired: the resealed session still works.
+    let third = reserve().await;
+    let base = third.base.clone();
+    let mut retired = config_with(&base, &idp.issuer, &store_toml(&pg, None, ""));
+    retired.vault_keys = vec![new_key];
+    let server = third.serve(retired).await;
+    let browser = browser.at(&server.base);
+    let user = browser.api_get("/bff/user").await;
+    assert_eq!(user.status, 200, "{}", user.body);
+    assert_eq!(browser.api_post("/bff/refresh", None).await.status, 200);
+    pg.drop_schema().await;
+}
+
 /// `BASE64URL(SHA-256(candidate))`, the S256 code challenge `candidate` would have.
 fn s256(candidate: &[u8]) -> String {
     use base64::Engine as _;
