@@ -59,6 +59,14 @@ fn skip_or_fail(what: &str, why: &str) {
     report_skip(what, why);
 }
 
+/// Prints `NOTE <test>: <text>` straight to the process's stderr, past the harness's output
+/// capture (for something odd that did not fail the test, such as a retried start).
+pub fn report_note(text: &str) {
+    use std::io::Write as _;
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let _ = writeln!(std::io::stderr().lock(), "NOTE {test}: {text}");
+}
+
 /// Prints `SKIPPED <test>: <what> unavailable: <why>` straight to the process's stderr.
 ///
 /// Not through `eprintln!`: the test harness captures that for passing tests, and a skipped test

@@ -90,12 +90,38 @@ pub struct Idp {
 impl Idp {
     /// The provider listening on the loopback address `host` (127.x.x.x), its issuer there too.
     ///
-    /// Waits generously for `IDP_READY`: with every test of this binary starting its own
-    /// provider, Chromium and servers on a two-core machine, Node's start-up can take seconds. A
-    /// provider that exits or never gets ready fails the test with its exit status and the tail
-    /// of its stderr, so a failure says why.
+    /// A provider normally announces itself within a second. One that has not within 30 s is
+    /// reported (with its process state, so a rare hang can be diagnosed), stopped and started
+    /// again, up to three times; one that exits fails the test at once with its stderr.
     pub fn start_on_host(host: &str, redirect_uris: &[String], post_logout_uris: &[String]) -> Idp {
-        const READY_WITHIN: Duration = Duration::from_secs(120);
+        const ATTEMPTS: usize = 3;
+        let mut failures = Vec::new();
+        for attempt in 1..=ATTEMPTS {
+            match Self::try_start(host, redirect_uris, post_logout_uris) {
+                Ok(idp) => return idp,
+                Err(StartFailure::Exited(report)) => {
+                    panic!("the local provider exited before it was ready: {report}")
+                }
+                Err(StartFailure::Hung(report)) => {
+                    bff_test_services::report_note(&format!(
+                        "the local provider was not ready after 30 s (attempt {attempt} of {ATTEMPTS}): {report}"
+                    ));
+                    failures.push(report);
+                }
+            }
+        }
+        panic!(
+            "the local provider never got ready in {ATTEMPTS} attempts:\n{}",
+            failures.join("\n---\n")
+        );
+    }
+
+    fn try_start(
+        host: &str,
+        redirect_uris: &[String],
+        post_logout_uris: &[String],
+    ) -> Result<Idp, StartFailure> {
+        const READY_WITHIN: Duration = Duration::from_secs(30);
         let started = std::time::Instant::now();
         let mut child = Command::new("node")
             .arg("server.mjs")
@@ -104,6 +130,7 @@ impl Idp {
             .env("IDP_LISTEN_HOST", host)
             .env("IDP_REDIRECT_URIS", redirect_uris.join(","))
             .env("IDP_POST_LOGOUT_REDIRECT_URIS", post_logout_uris.join(","))
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -112,44 +139,89 @@ impl Idp {
         let stderr = child.stderr.take().unwrap();
         let stderr_tail = Arc::new(Mutex::new(Vec::<String>::new()));
         let tail = Arc::clone(&stderr_tail);
+        // Both pipes are drained to the end whatever they carry, so the provider never blocks
+        // on a full pipe.
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            for_each_line(stderr, |line| {
                 let mut tail = tail.lock().unwrap();
                 if tail.len() == 40 {
                     tail.remove(0);
                 }
                 tail.push(line);
-            }
+            })
         });
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            for_each_line(stdout, |line| {
                 if let Some(issuer) = line.strip_prefix("IDP_READY ") {
                     let _ = tx.send(issuer.trim().to_owned());
                 }
-            }
+            })
         });
         match rx.recv_timeout(READY_WITHIN) {
-            Ok(issuer) => {
-                let waited = started.elapsed();
-                if waited > Duration::from_secs(5) {
-                    eprintln!("note: the local provider took {waited:?} to start");
-                }
-                Idp { child, issuer }
-            }
-            Err(waited) => {
+            Ok(issuer) => Ok(Idp { child, issuer }),
+            Err(why) => {
+                let state = process_state(child.id());
                 let _ = child.kill();
                 let status = child.wait();
                 // Let the stderr reader drain what the dead process left in the pipe.
                 std::thread::sleep(Duration::from_millis(200));
-                let tail = stderr_tail.lock().unwrap().join("\n");
-                panic!(
-                    "the local provider did not print IDP_READY ({waited:?} after {:?}; exit: {status:?}); its stderr:\n{tail}",
-                    started.elapsed()
+                let report = format!(
+                    "{why:?} after {:?}; exit: {status:?}; process state: {state}; stderr:\n{}",
+                    started.elapsed(),
+                    stderr_tail.lock().unwrap().join("\n")
                 );
+                Err(match why {
+                    mpsc::RecvTimeoutError::Timeout => StartFailure::Hung(report),
+                    mpsc::RecvTimeoutError::Disconnected => StartFailure::Exited(report),
+                })
             }
         }
     }
+}
+
+enum StartFailure {
+    /// Still running, never announced itself.
+    Hung(String),
+    /// Exited (or closed its stdout) without announcing itself.
+    Exited(String),
+}
+
+/// Calls `each` with every line of `source` (invalid UTF-8 replaced), until end of file.
+fn for_each_line(source: impl std::io::Read, mut each: impl FnMut(String)) {
+    let mut reader = BufReader::new(source);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => each(String::from_utf8_lossy(&buf).trim_end().to_owned()),
+        }
+    }
+}
+
+/// The scheduler state and kernel wait channel of each thread of `pid` (Linux), for reports.
+fn process_state(pid: u32) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return "unknown".into();
+    };
+    tasks
+        .flatten()
+        .map(|task| {
+            let path = task.path();
+            let status = std::fs::read_to_string(path.join("status")).unwrap_or_default();
+            let state = status
+                .lines()
+                .find(|l| l.starts_with("State:"))
+                .unwrap_or("State: ?")
+                .trim_start_matches("State:")
+                .trim()
+                .to_owned();
+            let wchan = std::fs::read_to_string(path.join("wchan")).unwrap_or_default();
+            format!("{} {state} {wchan}", task.file_name().to_string_lossy())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Drop for Idp {
