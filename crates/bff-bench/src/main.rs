@@ -4,7 +4,8 @@
 //! `cargo xtask bench stores [--sizes 100000,1000000] [--samples 5000]`. Needs PostgreSQL and
 //! Redis at `BFF_TEST_POSTGRES_URL` / `BFF_TEST_REDIS_URL` (defaults: the local services). It
 //! works in its own Postgres schema (dropped afterwards) and Redis database 15 (flushed before and
-//! after). One client, sequential operations: these are latencies, not throughput.
+//! after). One client, sequential operations: these are latencies, not throughput. Beside the
+//! times it prints how many pages one Postgres lookup touches, the size-independent cost.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -121,10 +122,69 @@ async fn populate_postgres(pool: &sqlx::PgPool, schema: &str, from: u64, to: u64
         .execute(pool)
         .await
         .unwrap();
-    sqlx::query(&format!("ANALYZE {schema}.bff_sessions"))
+    // Steady state, as a long-running table is: hint bits set and the visibility map current,
+    // so the first read of each fresh row does not pay for writing them.
+    sqlx::query(&format!("VACUUM ANALYZE {schema}.bff_sessions"))
         .execute(pool)
         .await
         .unwrap();
+}
+
+/// Buffers (index and heap pages) one primary-key lookup touches, from `EXPLAIN (ANALYZE,
+/// BUFFERS)`: the lookup's cost in pages, independent of the machine.
+async fn postgres_pages_per_lookup(pool: &sqlx::PgPool, schema: &str, size: u64) -> i64 {
+    let key = bench_key(size / 2);
+    let (plan,): (serde_json::Value,) = sqlx::query_as(&format!(
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT * FROM {schema}.bff_sessions WHERE session_key = $1"
+    ))
+    .bind(key.as_str())
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let node = &plan[0]["Plan"];
+    node["Shared Hit Blocks"].as_i64().unwrap_or(0)
+        + node["Shared Read Blocks"].as_i64().unwrap_or(0)
+}
+
+/// Empties the benchmark's Redis database and waits until Redis has freed the old keys in the
+/// background, so freeing a million hashes does not run during the next measurement.
+async fn flush(raw: &mut redis::aio::MultiplexedConnection) {
+    let _: () = redis::cmd("FLUSHDB")
+        .arg("ASYNC")
+        .query_async(raw)
+        .await
+        .unwrap();
+    for _ in 0..600 {
+        let memory: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(raw)
+            .await
+            .unwrap();
+        let pending = memory
+            .lines()
+            .find_map(|l| l.strip_prefix("lazyfree_pending_objects:"))
+            .map(str::trim);
+        if matches!(pending, Some("0") | None) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("Redis did not finish freeing the flushed database within 120 s");
+}
+
+/// `usec_per_call` of `command` in the text of `INFO commandstats`.
+fn usec_per_call(stats: &str, command: &str) -> String {
+    let prefix = format!("cmdstat_{command}:");
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|fields| {
+            fields
+                .split(',')
+                .find_map(|f| f.strip_prefix("usec_per_call="))
+        })
+        .unwrap_or("?")
+        .to_owned()
 }
 
 fn ms(d: Duration) -> String {
@@ -191,11 +251,7 @@ async fn main() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let _: () = redis::cmd("FLUSHDB")
-        .arg("ASYNC")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    flush(&mut raw).await;
     let memory = Arc::new(MemoryStore::new());
     let tiered = Arc::new(TieredSessionStore::new(postgres.clone(), redis.clone()));
 
@@ -204,6 +260,7 @@ async fn main() {
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     let mut populated = 0u64;
+    let mut notes = Vec::new();
     for &size in &sizes {
         let started = Instant::now();
         populate_via_port(memory.clone(), populated, size, t).await;
@@ -219,23 +276,38 @@ async fn main() {
             size,
             &measure(memory.as_ref(), size, samples, t).await,
         );
+        let pages = postgres_pages_per_lookup(&admin, &schema, size).await;
         row(
             "postgres",
             size,
             &measure(postgres.as_ref(), size, samples, t).await,
         );
+        let _: () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
         row(
             "redis",
             size,
             &measure(redis.as_ref(), size, samples, t).await,
         );
-        // The tiered store reads through Redis; its updates go to Postgres first. Versions in the
-        // two tiers diverged during the single-store runs above, so re-align the cache first.
-        let _: () = redis::cmd("FLUSHDB")
-            .arg("ASYNC")
+        let stats: String = redis::cmd("INFO")
+            .arg("commandstats")
             .query_async(&mut raw)
             .await
             .unwrap();
+        // Size-independent costs, printed after the table: pages per Postgres lookup, and Redis's
+        // own time per command (no network, no client).
+        notes.push(format!(
+            "{size} sessions: a Postgres lookup touches {pages} pages (index + heap); Redis spends \
+             {} µs per HGETALL (get) and {} µs per update script (EVALSHA)",
+            usec_per_call(&stats, "hgetall"),
+            usec_per_call(&stats, "evalsha"),
+        ));
+        // The tiered store reads through Redis; its updates go to Postgres first. Versions in the
+        // two tiers diverged during the single-store runs above, so re-align the cache first.
+        flush(&mut raw).await;
         row(
             "postgres+redis (cold cache)",
             size,
@@ -247,18 +319,14 @@ async fn main() {
             &measure(tiered.as_ref(), size, samples, t).await,
         );
         // Refill Redis from scratch for the next, larger round.
-        let _: () = redis::cmd("FLUSHDB")
-            .arg("ASYNC")
-            .query_async(&mut raw)
-            .await
-            .unwrap();
+        flush(&mut raw).await;
         populate_via_port(redis.clone(), 0, size, t).await;
     }
-    let _: () = redis::cmd("FLUSHDB")
-        .arg("ASYNC")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    println!();
+    for note in notes {
+        println!("- {note}");
+    }
+    flush(&mut raw).await;
     sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
         .execute(&admin)
         .await
