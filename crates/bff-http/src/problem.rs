@@ -62,10 +62,19 @@ pub enum Problem {
     /// The identity provider failed.
     #[oai(status = 502, content_type = "application/problem+json")]
     BadGateway(Json<ProblemDetails>),
-    /// A store (or other dependency) is unavailable; nothing was changed.
+    /// A store or other dependency is unavailable, nothing was changed; retry after `Retry-After`.
     #[oai(status = 503, content_type = "application/problem+json")]
-    Unavailable(Json<ProblemDetails>),
+    Unavailable(
+        Json<ProblemDetails>,
+        /// Seconds to wait before retrying.
+        #[oai(header = "Retry-After")]
+        u32,
+    ),
 }
+
+/// What a `503` suggests waiting: long enough for a pool to reconnect, short enough that a
+/// user's retry after a blip succeeds.
+pub const RETRY_AFTER_SECS: u32 = 2;
 
 fn title_for(status: StatusCode) -> String {
     status.canonical_reason().unwrap_or("Error").to_owned()
@@ -110,7 +119,7 @@ impl Problem {
             StatusCode::CONFLICT => Self::Conflict(body),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType(body),
             StatusCode::BAD_GATEWAY => Self::BadGateway(body),
-            StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable(body),
+            StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable(body, RETRY_AFTER_SECS),
             _ => Self::Internal(body),
         }
     }
@@ -193,7 +202,7 @@ impl Problem {
             | Self::UnsupportedMediaType(b)
             | Self::Internal(b)
             | Self::BadGateway(b)
-            | Self::Unavailable(b) => b,
+            | Self::Unavailable(b, _) => b,
         };
         StatusCode::from_u16(body.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }

@@ -420,6 +420,13 @@ async fn a_redis_outage_gives_503_deletes_nothing_and_heals() {
         let page = browser.api_get(path).await;
         assert_eq!(page.status, 503, "{path}: {}", page.body);
         assert_eq!(page.problem_code(), "store_unavailable");
+        assert_eq!(
+            page.headers
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some("2"),
+            "{path}: a 503 says when to retry"
+        );
     }
     let refresh = browser.api_post("/bff/refresh", None).await;
     assert_eq!(refresh.status, 503, "{}", refresh.body);
