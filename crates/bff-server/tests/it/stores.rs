@@ -460,3 +460,76 @@ async fn a_redis_outage_gives_503_deletes_nothing_and_heals() {
     );
     pg.drop_schema().await;
 }
+
+/// 200 requests that slide the session's expiry, with a refresh in the middle of them, on
+/// Postgres + Redis: the refresh's token write survives the concurrent touches. The provider
+/// rotates refresh tokens, so a lost write would leave the already-used refresh token in the
+/// session and the next refresh would be refused.
+#[tokio::test]
+async fn concurrent_requests_and_a_refresh_lose_no_token_update() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let Some(pg) = bff_test_services::postgres().await else {
+        return;
+    };
+    let Some(redis) = bff_test_services::redis().await else {
+        return;
+    };
+    let reserved = reserve().await;
+    let idp = Idp::start_on_host("127.0.0.1", &[reserved.callback()], &[reserved.app_page()]);
+    let base = reserved.base.clone();
+    let mut config = config_with(
+        &base,
+        &idp.issuer,
+        &store_toml(&pg, Some(&redis.url), &redis.prefix),
+    );
+    // A 10 s idle timeout slides (writes) the expiry at most once a second: the burst below,
+    // spread over about 2.4 s, touches the session several times.
+    config.session.idle_timeout_secs = 10;
+    let server = reserved.serve(config).await;
+    let browser = Browser::new(&server.base);
+    assert_eq!(
+        redirect_login(&browser, &server, &idp, "/").await.status,
+        200
+    );
+    let expiry_at_login = browser.api_get("/bff/user").await.json()["bff:session_expires_at"]
+        .as_i64()
+        .unwrap();
+
+    let mut burst = tokio::task::JoinSet::new();
+    for i in 0..200u64 {
+        let browser = browser.clone();
+        burst.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(i * 12)).await;
+            if i == 100 {
+                let refreshed = browser.api_post("/bff/refresh", None).await;
+                ("refresh", refreshed.status, refreshed.body)
+            } else {
+                let user = browser.api_get("/bff/user").await;
+                ("user", user.status, user.body)
+            }
+        });
+    }
+    let answers = burst.join_all().await;
+    assert_eq!(answers.len(), 200);
+    for (what, status, body) in &answers {
+        assert_eq!(*status, 200, "{what}: {body}");
+    }
+
+    let user = browser.api_get("/bff/user").await;
+    assert_eq!(user.status, 200, "{}", user.body);
+    let expiry_after = user.json()["bff:session_expires_at"].as_i64().unwrap();
+    assert!(
+        expiry_after > expiry_at_login,
+        "the burst never slid the expiry ({expiry_at_login} -> {expiry_after})"
+    );
+    // The session holds the refresh token the provider issued during the burst.
+    let again = browser.api_post("/bff/refresh", None).await;
+    assert_eq!(
+        again.status, 200,
+        "the token update was lost: {}",
+        again.body
+    );
+    pg.drop_schema().await;
+}
