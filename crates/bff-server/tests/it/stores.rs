@@ -185,11 +185,73 @@ async fn pending_logins_keep_the_pkce_verifier_sealed_on_postgres() {
     let Some(pg) = bff_test_services::postgres().await else {
         return;
     };
+    let schema = pg.schema.clone();
+    let url = pg.url.clone();
+    check_the_pending_login_at_rest(&store_toml(&pg, None, ""), move || async move {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        let records: Vec<(serde_json::Value,)> =
+            sqlx::query_as(&format!("SELECT record FROM {schema}.bff_pending_logins"))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        pool.close().await;
+        records.into_iter().map(|(r,)| r).collect()
+    })
+    .await;
+    pg.drop_schema().await;
+}
+
+/// The same on Redis, where pending logins live in the `postgres+redis` deployment too.
+#[tokio::test]
+async fn pending_logins_keep_the_pkce_verifier_sealed_on_redis() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let Some(redis) = bff_test_services::redis().await else {
+        return;
+    };
+    let stores = format!(
+        "[store]\nkind = \"redis\"\n[store.redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\n",
+        redis.url, redis.prefix
+    );
+    let (url, prefix) = (redis.url.clone(), redis.prefix.clone());
+    check_the_pending_login_at_rest(&stores, move || async move {
+        let mut conn = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}p:*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let mut records = Vec::new();
+        for key in keys {
+            let value: String = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            records.push(serde_json::from_str(&value).unwrap());
+        }
+        records
+    })
+    .await;
+}
+
+/// Starts a login on a server with `stores`, reads the stored pending logins with
+/// `stored_records`, checks that none holds the verifier, then completes the login.
+async fn check_the_pending_login_at_rest<F, Fut>(stores: &str, stored_records: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Vec<serde_json::Value>>,
+{
     let reserved = reserve().await;
     let idp = Idp::start_on_host("127.0.0.1", &[reserved.callback()], &[reserved.app_page()]);
     let base = reserved.base.clone();
     let server = reserved
-        .serve(config_with(&base, &idp.issuer, &store_toml(&pg, None, "")))
+        .serve(config_with(&base, &idp.issuer, stores))
         .await;
     let browser = Browser::new(&server.base);
     let start = browser.get(&format!("{}/bff/login", server.base)).await;
@@ -201,17 +263,9 @@ async fn pending_logins_keep_the_pkce_verifier_sealed_on_postgres() {
         Some("S256")
     );
 
-    let pool = sqlx::PgPool::connect(&pg.url).await.unwrap();
-    let records: Vec<(serde_json::Value,)> = sqlx::query_as(&format!(
-        "SELECT record FROM {}.bff_pending_logins",
-        pg.schema
-    ))
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
+    let records = stored_records().await;
     assert_eq!(records.len(), 1, "one login in flight");
-    let record = &records[0].0;
+    let record = &records[0];
     let mut strings = Vec::new();
     json_strings(record, &mut strings);
     for s in &strings {
@@ -242,7 +296,6 @@ async fn pending_logins_keep_the_pkce_verifier_sealed_on_postgres() {
     let page = browser.get(&callback).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(browser.api_get("/bff/user").await.status, 200);
-    pg.drop_schema().await;
 }
 
 #[tokio::test]
