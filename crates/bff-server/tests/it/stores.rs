@@ -57,7 +57,7 @@ async fn sessions_survive_a_restart_on_postgres() {
         return;
     };
     let first = reserve().await;
-    let idp = Idp::start_on_host("127.0.0.1", &[first.callback()], &[first.app_page()]);
+    let idp = Idp::for_server(&first);
     let base = first.base.clone();
     let server = first
         .serve(config_with(&base, &idp.issuer, &store_toml(&pg, None, "")))
@@ -114,7 +114,7 @@ async fn a_vault_key_rotates_without_logging_anyone_out_on_postgres() {
         key: "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=".into(),
     };
     let first = reserve().await;
-    let idp = Idp::start_on_host("127.0.0.1", &[first.callback()], &[first.app_page()]);
+    let idp = Idp::for_server(&first);
     let base = first.base.clone();
     let server = first
         .serve(config_with(&base, &idp.issuer, &store_toml(&pg, None, "")))
@@ -248,7 +248,7 @@ where
     Fut: std::future::Future<Output = Vec<serde_json::Value>>,
 {
     let reserved = reserve().await;
-    let idp = Idp::start_on_host("127.0.0.1", &[reserved.callback()], &[reserved.app_page()]);
+    let idp = Idp::for_server(&reserved);
     let base = reserved.base.clone();
     let server = reserved
         .serve(config_with(&base, &idp.issuer, stores))
@@ -452,7 +452,7 @@ async fn a_redis_outage_gives_503_deletes_nothing_and_heals() {
     let redis_url = format!("redis://127.0.0.1:{}", redis.port);
 
     let reserved = reserve().await;
-    let idp = Idp::start_on_host("127.0.0.1", &[reserved.callback()], &[reserved.app_page()]);
+    let idp = Idp::for_server(&reserved);
     let base = reserved.base.clone();
     let server = reserved
         .serve(config_with(
@@ -530,7 +530,7 @@ async fn concurrent_requests_and_a_refresh_lose_no_token_update() {
         return;
     };
     let reserved = reserve().await;
-    let idp = Idp::start_on_host("127.0.0.1", &[reserved.callback()], &[reserved.app_page()]);
+    let idp = Idp::for_server(&reserved);
     let base = reserved.base.clone();
     let mut config = config_with(
         &base,

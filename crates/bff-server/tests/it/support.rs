@@ -116,6 +116,12 @@ impl Idp {
         );
     }
 
+    /// The provider on 127.0.0.1 for one server: it accepts that server's callback and sends
+    /// the browser back to its app page after logout.
+    pub fn for_server(reserved: &Reserved) -> Idp {
+        Self::start_on_host("127.0.0.1", &[reserved.callback()], &[reserved.app_page()])
+    }
+
     fn try_start(
         host: &str,
         redirect_uris: &[String],
@@ -162,12 +168,13 @@ impl Idp {
             Ok(issuer) => Ok(Idp { child, issuer }),
             Err(why) => {
                 let state = process_state(child.id());
+                let backtraces = native_backtraces(child.id());
                 let _ = child.kill();
                 let status = child.wait();
                 // Let the stderr reader drain what the dead process left in the pipe.
                 std::thread::sleep(Duration::from_millis(200));
                 let report = format!(
-                    "{why:?} after {:?}; exit: {status:?}; process state: {state}; stderr:\n{}",
+                    "{why:?} after {:?}; exit: {status:?}; process state: {state}; stderr:\n{}\n{backtraces}",
                     started.elapsed(),
                     stderr_tail.lock().unwrap().join("\n")
                 );
@@ -198,6 +205,31 @@ fn for_each_line(source: impl std::io::Read, mut each: impl FnMut(String)) {
             Ok(_) => each(String::from_utf8_lossy(&buf).trim_end().to_owned()),
         }
     }
+}
+
+/// Native backtraces of every thread of `pid` when `gdb` is installed (empty otherwise), so a
+/// hung provider shows what it waits for.
+fn native_backtraces(pid: u32) -> String {
+    Command::new("gdb")
+        .args([
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt 30",
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map(|out| {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let threads: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with("Thread ") || l.starts_with('#'))
+                .collect();
+            format!("gdb backtraces:\n{}", threads.join("\n"))
+        })
+        .unwrap_or_default()
 }
 
 /// The scheduler state and kernel wait channel of each thread of `pid` (Linux), for reports.
