@@ -5,7 +5,7 @@
 // stderr. See README.md for the users, clients and the login pages' form fields.
 
 import { createServer } from 'node:http';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 const env = process.env;
@@ -102,8 +102,21 @@ function clientFor(clientId, secret, method) {
   return client;
 }
 
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'idp-rs256', alg: 'RS256', use: 'sig' };
+// A fresh RSA signing key per process. The key pair comes back PEM-encoded and is re-imported
+// before the JWK export: exporting the KeyObject that generateKeyPairSync returns can deadlock
+// Node 20 for good (seen in CI, gdb: the export allocates, the GC finalises the key-generation
+// job, whose destructor waits for the key's mutex that the export holds).
+const { privateKey: privatePem } = generateKeyPairSync('rsa', {
+  modulusLength: 2048,
+  publicKeyEncoding: { type: 'spki', format: 'pem' },
+  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+});
+const signingKey = {
+  ...createPrivateKey(privatePem).export({ format: 'jwk' }),
+  kid: 'idp-rs256',
+  alg: 'RS256',
+  use: 'sig',
+};
 
 const configuration = {
   clients: [

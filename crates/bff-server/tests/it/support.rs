@@ -91,7 +91,8 @@ impl Idp {
     /// The provider listening on the loopback address `host` (127.x.x.x), its issuer there too.
     ///
     /// A provider normally announces itself within a second. One that has not within 30 s is
-    /// reported (with its process state, so a rare hang can be diagnosed), stopped and started
+    /// reported (with its process state and, with gdb, its threads' backtraces: that is how a
+    /// Node 20 deadlock in key export was found and avoided in `server.mjs`), stopped and started
     /// again, up to three times; one that exits fails the test at once with its stderr.
     pub fn start_on_host(host: &str, redirect_uris: &[String], post_logout_uris: &[String]) -> Idp {
         const ATTEMPTS: usize = 3;
