@@ -590,7 +590,7 @@ impl Bff {
 
     /// Single-flight refresh: one request per session spends the refresh token (with refresh
     /// token rotation a second use would revoke the grant); concurrent ones, on any node, wait
-    /// for its result.
+    /// for the lease and then find the tokens it wrote.
     async fn refresh_session(&self, seen: Session) -> Result<TokenSet, RefreshError> {
         let lease = format!("refresh:{}", seen.key.as_str());
         let owner = SessionId::generate(self.ports.random.as_ref()).key();
@@ -608,20 +608,6 @@ impl Bff {
                 let _ = self.ports.locks.release(&lease, owner.as_str()).await;
                 return result;
             }
-            // Someone else is refreshing; once they have written new tokens, use those.
-            let now = self.ports.clock.now();
-            match self.ports.sessions.get(&seen.key, now).await? {
-                Some(current) if current.version != seen.version => {
-                    return Ok(vault::open(
-                        self.ports.cipher.as_ref(),
-                        &current.key,
-                        &current.tokens,
-                    )?);
-                }
-                Some(_) => {}
-                // Their refresh was refused and ended the session.
-                None => return Err(RefreshError::NoSession),
-            }
             if waited >= REFRESH_WAIT {
                 return Err(RefreshError::InProgress);
             }
@@ -631,8 +617,9 @@ impl Bff {
         }
     }
 
-    /// Holding the lease: refreshes, unless the session changed since the caller read it (a
-    /// refresh that finished just before the lease was free), in which case its tokens stand.
+    /// Holding the lease: refreshes, unless the session changed since the caller read it (the
+    /// refresh it waited for, or one that finished just before), in which case those tokens
+    /// stand; a session that refresh ended is `NoSession`.
     async fn refresh_unless_refreshed(&self, seen: Session) -> Result<TokenSet, RefreshError> {
         let now = self.ports.clock.now();
         let current = self

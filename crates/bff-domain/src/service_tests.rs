@@ -388,7 +388,7 @@ fn a_refresh_stuck_elsewhere_is_waited_for_then_refused_not_repeated() {
     let err = block_on(w.bff.refresh(&id)).unwrap_err();
     assert!(matches!(err, RefreshError::InProgress));
     assert_eq!(w.provider.refreshes.load(Ordering::SeqCst), 0);
-    // It waited (the test clock moves by the whole seconds it sleeps) and then gave up.
+    // It waited about REFRESH_WAIT (the test clock moves by what it sleeps), then gave up.
     let waited = w.clock.now().unix_seconds() - before.unix_seconds();
     assert!((5..=15).contains(&waited), "waited {waited} s");
 }

@@ -74,7 +74,7 @@ pub enum Problem {
 
 /// What a `503` suggests waiting: long enough for a pool to reconnect, short enough that a
 /// user's retry after a blip succeeds.
-pub const RETRY_AFTER_SECS: u32 = 2;
+const RETRY_AFTER_SECS: u32 = 2;
 
 fn title_for(status: StatusCode) -> String {
     status.canonical_reason().unwrap_or("Error").to_owned()

@@ -59,14 +59,20 @@ impl Clock for FixedClock {
     /// (a concurrent request in a test) get to run.
     async fn sleep(&self, duration: Duration) {
         self.advance(duration);
-        YieldOnce(false).await;
+        yield_once().await;
     }
 }
 
-/// A future that is pending exactly once (and wakes itself), like `tokio::task::yield_now`
-/// without a runtime.
-#[derive(Debug)]
-pub struct YieldOnce(pub bool);
+/// Lets other futures polled alongside run once, like `tokio::task::yield_now` without a
+/// runtime.
+pub async fn yield_once() {
+    YieldOnce { yielded: false }.await;
+}
+
+/// Pending exactly once, waking itself.
+struct YieldOnce {
+    yielded: bool,
+}
 
 impl std::future::Future for YieldOnce {
     type Output = ();
@@ -75,10 +81,10 @@ impl std::future::Future for YieldOnce {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<()> {
-        if self.0 {
+        if self.yielded {
             return std::task::Poll::Ready(());
         }
-        self.0 = true;
+        self.yielded = true;
         cx.waker().wake_by_ref();
         std::task::Poll::Pending
     }
@@ -264,7 +270,7 @@ impl IdentityProvider for FakeProvider {
             (script.refresh_error, script.refresh_yields)
         };
         for _ in 0..yields {
-            YieldOnce(false).await;
+            yield_once().await;
         }
         if let Some(error) = error {
             return Err(error());
