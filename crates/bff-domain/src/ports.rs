@@ -233,6 +233,11 @@ pub trait IdentityProvider: Send + Sync {
     /// The issuer identifier (from discovery, equal to the configured one).
     fn issuer(&self) -> &str;
 
+    /// Whether every authorization response must carry `iss` (RFC 9207 section 2.4: the
+    /// provider's metadata says `authorization_response_iss_parameter_supported: true`). When
+    /// `true`, a response without `iss` is refused before the code is sent anywhere.
+    fn requires_issuer_in_authorization_response(&self) -> bool;
+
     /// A fresh authorization request (state, nonce, PKCE S256) for `redirect_uri`.
     ///
     /// # Errors
@@ -257,14 +262,17 @@ pub trait IdentityProvider: Send + Sync {
         now: Timestamp,
     ) -> Result<ProviderLogin, ProviderError>;
 
-    /// Uses a refresh token. A new ID token in the answer is validated (same `sub`) at `now`.
+    /// Uses a refresh token. A new ID token in the answer is validated at `now` against the
+    /// session's `original` ID token claims (OIDC Core 12.2: same `iss` and `sub`, the same
+    /// `nonce` when it carries one, an unchanged `auth_time`).
     ///
     /// # Errors
-    /// `Rejected` (e.g. `invalid_grant`) when the provider refuses; `Unavailable` otherwise.
+    /// `Rejected` (e.g. `invalid_grant`) when the provider refuses; `IdTokenInvalid` when the new
+    /// ID token fails those checks; `Unavailable` otherwise.
     async fn refresh(
         &self,
         refresh_token: &Secret,
-        subject: &str,
+        original: &Claims,
         now: Timestamp,
     ) -> Result<TokenSet, ProviderError>;
 
@@ -285,8 +293,9 @@ pub trait IdentityProvider: Send + Sync {
         expected_subject: &str,
     ) -> Result<Option<Claims>, ProviderError>;
 
-    /// The RP-initiated logout URL, or `None` when the provider has no end-session endpoint.
-    fn end_session_url(&self, id_token_hint: Option<&Secret>) -> Option<String>;
+    /// The RP-initiated logout URL carrying `state` (checked when the provider redirects back),
+    /// or `None` when the provider has no end-session endpoint.
+    fn end_session_url(&self, id_token_hint: Option<&Secret>, state: &str) -> Option<String>;
 }
 
 /// Authenticated encryption with associated data and key ids.

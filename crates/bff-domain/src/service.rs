@@ -184,6 +184,10 @@ pub enum LoginError {
     /// `iss` in the authorization response is not the provider's issuer (mix-up attack).
     #[error("issuer mismatch in authorization response")]
     IssuerMismatch,
+    /// The provider promises `iss` in every authorization response (RFC 9207) and this one has
+    /// none.
+    #[error("issuer missing from authorization response")]
+    IssuerMissing,
     /// The provider answered with an OAuth error (e.g. `access_denied`, `login_required`).
     #[error("provider returned error {0}")]
     ProviderDenied(String),
@@ -430,10 +434,15 @@ impl Bff {
             .providers
             .get(Some(&pending.provider))
             .ok_or(LoginError::UnknownProvider)?;
-        if let Some(iss) = &input.issuer
-            && !constant_time_eq(iss.as_bytes(), provider.issuer().as_bytes())
-        {
-            return Err(LoginError::IssuerMismatch);
+        match &input.issuer {
+            Some(iss) if !constant_time_eq(iss.as_bytes(), provider.issuer().as_bytes()) => {
+                return Err(LoginError::IssuerMismatch);
+            }
+            // RFC 9207 section 2.4: a provider that always sends `iss` did not send this one.
+            None if provider.requires_issuer_in_authorization_response() => {
+                return Err(LoginError::IssuerMissing);
+            }
+            _ => {}
         }
         if let Some(error) = input.error {
             return Err(LoginError::ProviderDenied(error));
@@ -650,10 +659,7 @@ impl Bff {
             .clone()
             .ok_or(RefreshError::NoRefreshToken)?;
         let now = self.ports.clock.now();
-        let fresh = match provider
-            .refresh(&refresh_token, &session.subject, now)
-            .await
-        {
+        let fresh = match provider.refresh(&refresh_token, &session.claims, now).await {
             Ok(fresh) => fresh,
             Err(ProviderError::Rejected(code)) => {
                 // The grant is dead: the session can no longer call APIs, so end it.
@@ -723,7 +729,11 @@ impl Bff {
         }
         let id_token = tokens.as_ref().and_then(|t| t.id_token.as_ref());
         Ok(LogoutOutcome {
-            logout_url: provider.end_session_url(id_token),
+            // TODO(issue 6): remember this state for the post-logout redirect and check it there.
+            logout_url: provider.end_session_url(
+                id_token,
+                &LoginBinding::generate(self.ports.random.as_ref()).hash(),
+            ),
             revocation_error,
         })
     }

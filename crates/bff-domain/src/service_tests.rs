@@ -249,6 +249,24 @@ fn callback_rejections_create_no_session() {
 }
 
 #[test]
+fn a_provider_that_promises_iss_must_send_it() {
+    let w = world();
+    w.provider.script.lock().unwrap().requires_iss = true;
+    let (started, state) = start(&w, "/");
+    let mut input = callback(&started, &state);
+    input.issuer = None;
+    let err = block_on(w.bff.complete_login(input)).unwrap_err();
+    assert!(matches!(err, LoginError::IssuerMissing), "{err:?}");
+    assert_eq!(session_count(&w), 0);
+    assert!(w.provider.exchanges.lock().unwrap().is_empty(), "code sent");
+
+    // With `iss` present the same provider completes the login.
+    let (started, state) = start(&w, "/");
+    block_on(w.bff.complete_login(callback(&started, &state))).unwrap();
+    assert_eq!(session_count(&w), 1);
+}
+
+#[test]
 fn a_state_works_once() {
     let w = world();
     let (started, state) = start(&w, "/");
@@ -338,7 +356,7 @@ fn refresh_replaces_tokens_and_keeps_the_id_token() {
         logout
             .logout_url
             .unwrap()
-            .ends_with("id_token_hint=idtoken-2")
+            .contains("id_token_hint=idtoken-2&")
     );
     // The rotated refresh token is the one revoked.
     assert_eq!(

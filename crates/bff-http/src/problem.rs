@@ -249,6 +249,10 @@ impl From<LoginError> for Problem {
                 "issuer_mismatch",
                 "The authorization response names another issuer than the one the login went to.",
             ),
+            LoginError::IssuerMissing => Self::bad_request(
+                "issuer_missing",
+                "The identity provider always names itself in authorization responses and this one does not.",
+            ),
             LoginError::ProviderDenied(code) => {
                 // OAuth error codes are short ASCII tokens; anything else is not echoed.
                 let code = if code.len() <= 64

@@ -28,6 +28,12 @@ pub struct ProviderMetadata {
     pub revocation_endpoint: Option<String>,
     /// RFC 9126 pushed authorization request endpoint (not used yet).
     pub pushed_authorization_request_endpoint: Option<String>,
+    /// The algorithms the provider signs ID tokens with.
+    #[serde(default)]
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    /// RFC 9207: every authorization response carries `iss`.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
 }
 
 /// Discovery failed.
@@ -176,6 +182,8 @@ mod tests {
             end_session_endpoint: None,
             revocation_endpoint: None,
             pushed_authorization_request_endpoint: None,
+            authorization_response_iss_parameter_supported: false,
+            id_token_signing_alg_values_supported: Vec::new(),
         }
     }
 

@@ -11,6 +11,7 @@
 //! Architecture invariant: no store adapter; no token, code, verifier or secret is logged or put
 //! into an error message.
 
+pub mod config;
 pub mod discovery;
 pub mod id_token;
 pub mod jwks;
@@ -18,9 +19,10 @@ pub mod provider;
 
 use std::time::Duration;
 
+pub use config::{ClientAuthMethod, OidcProviderConfig};
 pub use discovery::{DiscoveryError, ProviderMetadata};
 pub use jsonwebtoken::Algorithm;
-pub use provider::{ClientAuthMethod, OidcProvider, OidcProviderConfig};
+pub use provider::OidcProvider;
 
 /// An HTTP client for talking to providers: bounded timeouts and **no redirects** (a token
 /// endpoint that redirects could leak credentials to another host; the oauth2 crate recommends

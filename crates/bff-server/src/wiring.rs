@@ -268,8 +268,7 @@ pub async fn build(config: &Config) -> Result<Service, BuildError> {
             allowed_algorithms: provider
                 .id_token_algorithms
                 .as_ref()
-                .map(|algs| algs.iter().filter_map(|a| parse_algorithm(a)).collect())
-                .unwrap_or_else(OidcProviderConfig::default_algorithms),
+                .map(|algs| algs.iter().filter_map(|a| parse_algorithm(a)).collect()),
             clock_skew: Duration::from_secs(provider.clock_skew_secs),
             http_timeout: Duration::from_secs(provider.http_timeout_secs),
             jwks_refetch_interval: Duration::from_secs(30),

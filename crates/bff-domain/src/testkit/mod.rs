@@ -152,6 +152,8 @@ pub struct Script {
     pub refresh_yields: u32,
     pub subject: Option<String>,
     pub sid: Option<String>,
+    /// The provider's metadata says every authorization response carries `iss` (RFC 9207).
+    pub requires_iss: bool,
 }
 
 /// An identity provider that issues predictable tokens and records what it was asked.
@@ -202,6 +204,10 @@ impl IdentityProvider for FakeProvider {
 
     fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    fn requires_issuer_in_authorization_response(&self) -> bool {
+        self.script.lock().unwrap().requires_iss
     }
 
     fn authorization_request(
@@ -261,7 +267,7 @@ impl IdentityProvider for FakeProvider {
     async fn refresh(
         &self,
         _refresh_token: &Secret,
-        _subject: &str,
+        _original: &Claims,
         now: Timestamp,
     ) -> Result<TokenSet, ProviderError> {
         self.refreshes.fetch_add(1, Ordering::SeqCst);
@@ -300,9 +306,9 @@ impl IdentityProvider for FakeProvider {
         Ok(Some(Claims::new(map)))
     }
 
-    fn end_session_url(&self, id_token_hint: Option<&Secret>) -> Option<String> {
+    fn end_session_url(&self, id_token_hint: Option<&Secret>, state: &str) -> Option<String> {
         Some(format!(
-            "{}/logout?id_token_hint={}",
+            "{}/logout?id_token_hint={}&state={state}",
             self.issuer,
             id_token_hint.map(Secret::expose).unwrap_or_default()
         ))

@@ -100,7 +100,7 @@ async fn hmac_or_no_algorithm_in_the_allowlist_is_a_configuration_error() {
         vec![],
     ] {
         let mut config = op.config();
-        config.allowed_algorithms = algs.clone();
+        config.allowed_algorithms = Some(algs.clone());
         let err = OidcProvider::discover(config, client()).await.unwrap_err();
         assert!(matches!(err, DiscoveryError::Config(_)), "{algs:?}: {err}");
     }

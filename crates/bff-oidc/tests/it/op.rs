@@ -255,6 +255,7 @@ fn discovery(Data(op): Data<&Op>) -> Json<Value> {
         "userinfo_endpoint": format!("{issuer}/userinfo"),
         "end_session_endpoint": format!("{issuer}/logout?x=1"),
         "revocation_endpoint": format!("{issuer}/revoke"),
+        "id_token_signing_alg_values_supported": ["ES256", "RS256"],
     });
     merge(&mut doc, &s.metadata_overrides);
     Json(doc)

@@ -14,7 +14,7 @@ async fn refresh_returns_new_tokens_and_checks_the_new_id_token() {
     let op = default_op().await;
     let p = op.provider().await;
     let tokens = p
-        .refresh(&Secret::new("rt-1"), "alice", now())
+        .refresh(&Secret::new("rt-1"), &claims_of("alice"), now())
         .await
         .unwrap();
     assert_eq!(tokens.access_token.expose(), ACCESS_TOKEN);
@@ -26,7 +26,7 @@ async fn refresh_returns_new_tokens_and_checks_the_new_id_token() {
 
     // A refreshed ID token for another user is refused.
     let err = p
-        .refresh(&Secret::new("rt-1"), "bob", now())
+        .refresh(&Secret::new("rt-1"), &claims_of("bob"), now())
         .await
         .unwrap_err();
     assert!(
@@ -36,7 +36,7 @@ async fn refresh_returns_new_tokens_and_checks_the_new_id_token() {
     // So is one for another audience.
     op.script().claim_overrides = json!({"aud": "other-client"});
     let err = p
-        .refresh(&Secret::new("rt-1"), "alice", now())
+        .refresh(&Secret::new("rt-1"), &claims_of("alice"), now())
         .await
         .unwrap_err();
     assert!(
@@ -47,7 +47,7 @@ async fn refresh_returns_new_tokens_and_checks_the_new_id_token() {
     op.script().claim_overrides = json!({});
     op.script().omit_id_token = true;
     let tokens = p
-        .refresh(&Secret::new("rt-1"), "alice", now())
+        .refresh(&Secret::new("rt-1"), &claims_of("alice"), now())
         .await
         .unwrap();
     assert!(tokens.id_token.is_none());
@@ -58,7 +58,7 @@ async fn a_dead_refresh_token_is_rejected_with_invalid_grant() {
     let op = default_op().await;
     let p = op.provider().await;
     let err = p
-        .refresh(&Secret::new("dead"), "alice", now())
+        .refresh(&Secret::new("dead"), &claims_of("alice"), now())
         .await
         .unwrap_err();
     assert!(
@@ -188,12 +188,12 @@ async fn end_session_urls_carry_the_hint_the_redirect_and_the_client() {
     let op = default_op().await;
     let p = op.provider().await;
     let url = p
-        .end_session_url(Some(&Secret::new("the.id.token")))
+        .end_session_url(Some(&Secret::new("the.id.token")), "st-1")
         .unwrap();
     assert_eq!(
         url,
         format!(
-            "{}/logout?x=1&id_token_hint=the.id.token&post_logout_redirect_uri=https%3A%2F%2Fapp.example%2F&client_id={CLIENT_ID}",
+            "{}/logout?x=1&id_token_hint=the.id.token&post_logout_redirect_uri=https%3A%2F%2Fapp.example%2F&client_id={CLIENT_ID}&state=st-1",
             op.issuer
         )
     );
@@ -201,8 +201,8 @@ async fn end_session_urls_carry_the_hint_the_redirect_and_the_client() {
     config.post_logout_redirect_uri = None;
     let p = op.provider_with(config).await;
     assert_eq!(
-        p.end_session_url(None).unwrap(),
-        format!("{}/logout?x=1&client_id={CLIENT_ID}", op.issuer)
+        p.end_session_url(None, "st-1").unwrap(),
+        format!("{}/logout?x=1&client_id={CLIENT_ID}&state=st-1", op.issuer)
     );
 
     let op = start_op(Script {
@@ -210,5 +210,12 @@ async fn end_session_urls_carry_the_hint_the_redirect_and_the_client() {
         ..Script::default()
     })
     .await;
-    assert!(op.provider().await.end_session_url(None).is_none());
+    assert!(op.provider().await.end_session_url(None, "st-1").is_none());
+}
+
+fn claims_of(subject: &str) -> bff_domain::Claims {
+    let serde_json::Value::Object(map) = serde_json::json!({"sub": subject}) else {
+        unreachable!()
+    };
+    bff_domain::Claims::new(map)
 }
