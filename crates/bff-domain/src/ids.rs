@@ -1,4 +1,5 @@
-//! Identifiers with rules: session ids, their storage keys, provider ids, login bindings, prompts.
+//! Identifiers with rules: session ids, their storage keys, provider ids, login bindings,
+//! post-logout states, prompts.
 //!
 //! Each is a newtype with a private field and a constructor that can fail, so a value of the type
 //! is always valid. Values that act as credentials (`SessionId`, `LoginBinding`) redact themselves
@@ -10,7 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use crate::ports::Random;
+use crate::random::Random;
 use crate::secret::constant_time_eq;
 
 /// Bytes of randomness in a session id and a login binding: 256 bits.
@@ -156,6 +157,47 @@ impl LoginBinding {
 impl fmt::Debug for LoginBinding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("LoginBinding([redacted])")
+    }
+}
+
+/// The `state` of an RP-initiated logout: sent to the provider's end-session endpoint, kept by
+/// the browser in a short-lived cookie, and compared when the provider redirects back, so a
+/// forged "you are logged out" redirect is recognised.
+#[derive(Clone)]
+pub struct PostLogoutState(String);
+
+impl PostLogoutState {
+    /// A fresh random state.
+    pub fn generate(random: &dyn Random) -> Self {
+        Self(random_credential(random))
+    }
+
+    /// Parses a cookie value.
+    ///
+    /// # Errors
+    /// [`MalformedCredential`] when the value has the wrong length or alphabet.
+    pub fn parse(value: &str) -> Result<Self, MalformedCredential> {
+        if is_credential_shaped(value) {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(MalformedCredential("post-logout state"))
+        }
+    }
+
+    /// The value, for the end-session URL and the cookie.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `returned` (the provider's `state` parameter) is this state, in constant time.
+    pub fn matches(&self, returned: &str) -> bool {
+        constant_time_eq(self.0.as_bytes(), returned.as_bytes())
+    }
+}
+
+impl fmt::Debug for PostLogoutState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PostLogoutState([redacted])")
     }
 }
 

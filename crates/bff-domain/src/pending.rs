@@ -2,8 +2,8 @@
 
 use crate::ids::ProviderId;
 use crate::return_url::ReturnUrl;
-use crate::session::Sealed;
 use crate::time::Timestamp;
+use crate::vault::Sealed;
 
 /// What the BFF must remember about a login it started, keyed by `state` and taken exactly once.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,7 +1,8 @@
 //! The ports: what the domain needs from the outside world, written as contracts.
 //!
 //! Adapters implement these traits in their own crates (`bff-store-*`, `bff-oidc`,
-//! `bff-crypto`). They are object safe (`#[async_trait]`) so the server picks adapters at run
+//! `bff-crypto`). `Clock`, `Random` and `Cipher` are defined beside the model they serve
+//! (`clock`, `random`, `vault`) and re-exported here. They are object safe (`#[async_trait]`) so the server picks adapters at run
 //! time as `Arc<dyn ...>`. Every store adapter passes the same contract suite
 //! (`testkit::store_contract`, behind the `testkit` feature).
 
@@ -14,9 +15,15 @@ use crate::claims::Claims;
 use crate::ids::{Prompt, ProviderId, SessionKey};
 use crate::pending::PendingLogin;
 use crate::secret::Secret;
-use crate::session::{Sealed, Session};
+use crate::session::Session;
 use crate::time::Timestamp;
 use crate::tokens::TokenSet;
+
+// The ports that carry no model live beside what they serve; they are listed here too, so an
+// adapter finds every port in one place.
+pub use crate::clock::Clock;
+pub use crate::random::Random;
+pub use crate::vault::{Cipher, CipherError};
 
 /// A boxed error source, for causes the domain only logs.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -296,50 +303,4 @@ pub trait IdentityProvider: Send + Sync {
     /// The RP-initiated logout URL carrying `state` (checked when the provider redirects back),
     /// or `None` when the provider has no end-session endpoint.
     fn end_session_url(&self, id_token_hint: Option<&Secret>, state: &str) -> Option<String>;
-}
-
-/// Authenticated encryption with associated data and key ids.
-pub trait Cipher: Send + Sync {
-    /// Encrypts `plaintext` under the active key, binding `associated_data`.
-    ///
-    /// # Errors
-    /// [`CipherError`] when encryption fails.
-    fn seal(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<Sealed, CipherError>;
-
-    /// Decrypts with the key named in `sealed`.
-    ///
-    /// # Errors
-    /// [`CipherError`] for an unknown key id, tampering, or different associated data.
-    fn open(&self, sealed: &Sealed, associated_data: &[u8]) -> Result<Vec<u8>, CipherError>;
-}
-
-/// Sealing or opening failed. Deliberately without detail.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CipherError {
-    /// The key id is not configured.
-    #[error("unknown key id")]
-    UnknownKey,
-    /// Authentication failed: tampered ciphertext or wrong associated data.
-    #[error("decryption failed")]
-    Rejected,
-    /// The cipher itself failed.
-    #[error("encryption failed")]
-    Failed,
-}
-
-/// The current time, and waiting.
-#[async_trait]
-pub trait Clock: Send + Sync {
-    /// Now.
-    fn now(&self) -> Timestamp;
-
-    /// Waits for `duration`: the use cases back off with it while another request holds a
-    /// lease. A test clock may move its own time forward instead of waiting.
-    async fn sleep(&self, duration: Duration);
-}
-
-/// Cryptographically secure randomness.
-pub trait Random: Send + Sync {
-    /// Fills `dest` with random bytes.
-    fn fill(&self, dest: &mut [u8]);
 }

@@ -1,29 +1,9 @@
 //! The server-side session: who the user is, how long the session lives, and its sealed tokens.
 
-use std::fmt;
-
 use crate::claims::Claims;
 use crate::ids::{ProviderId, SessionKey};
 use crate::time::Timestamp;
-
-/// Bytes encrypted by the [`crate::ports::Cipher`] (a session's tokens, a pending login's PKCE
-/// verifier), bound by associated data to what they belong to.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Sealed {
-    /// Which key sealed them, so keys can rotate.
-    pub key_id: String,
-    /// Nonce, ciphertext and tag, as the cipher lays them out.
-    pub ciphertext: Vec<u8>,
-}
-
-impl fmt::Debug for Sealed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sealed")
-            .field("key_id", &self.key_id)
-            .field("len", &self.ciphertext.len())
-            .finish()
-    }
-}
+use crate::vault::Sealed;
 
 /// A logged-in session as stores keep it.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,7 +1,7 @@
 //! Points in time as whole Unix seconds, and arithmetic on them that never panics.
 //!
 //! OAuth and OIDC speak in NumericDate (seconds since the epoch), so the domain does too. The
-//! current time always comes from the [`crate::ports::Clock`] port.
+//! current time always comes from the [`crate::clock::Clock`] port.
 
 use std::fmt;
 use std::time::Duration;

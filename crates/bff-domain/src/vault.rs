@@ -4,15 +4,65 @@
 //! Binding the ciphertext to its session means a blob copied from one session row into another
 //! does not open, so a write-access attacker on the store cannot move tokens between users. A
 //! reader of the store sees no token and no PKCE verifier.
+//!
+//! The `Cipher` port and the `Sealed` bytes it produces live here too, next to their only users.
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use crate::ids::SessionKey;
-use crate::ports::{Cipher, CipherError};
 use crate::secret::Secret;
-use crate::session::Sealed;
 use crate::time::Timestamp;
 use crate::tokens::TokenSet;
+
+/// Bytes encrypted by the [`Cipher`] (a session's tokens, a pending login's PKCE
+/// verifier), bound by associated data to what they belong to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// Which key sealed them, so keys can rotate.
+    pub key_id: String,
+    /// Nonce, ciphertext and tag, as the cipher lays them out.
+    pub ciphertext: Vec<u8>,
+}
+
+impl fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sealed")
+            .field("key_id", &self.key_id)
+            .field("len", &self.ciphertext.len())
+            .finish()
+    }
+}
+
+/// Authenticated encryption with associated data and key ids.
+pub trait Cipher: Send + Sync {
+    /// Encrypts `plaintext` under the active key, binding `associated_data`.
+    ///
+    /// # Errors
+    /// [`CipherError`] when encryption fails.
+    fn seal(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<Sealed, CipherError>;
+
+    /// Decrypts with the key named in `sealed`.
+    ///
+    /// # Errors
+    /// [`CipherError`] for an unknown key id, tampering, or different associated data.
+    fn open(&self, sealed: &Sealed, associated_data: &[u8]) -> Result<Vec<u8>, CipherError>;
+}
+
+/// Sealing or opening failed. Deliberately without detail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CipherError {
+    /// The key id is not configured.
+    #[error("unknown key id")]
+    UnknownKey,
+    /// Authentication failed: tampered ciphertext or wrong associated data.
+    #[error("decryption failed")]
+    Rejected,
+    /// The cipher itself failed.
+    #[error("encryption failed")]
+    Failed,
+}
 
 const AAD_PREFIX: &str = "bff-session-tokens/v1:";
 const VERIFIER_AAD_PREFIX: &str = "bff-pkce-verifier/v1:";
@@ -39,7 +89,7 @@ fn associated_data(key: &SessionKey) -> Vec<u8> {
 ///
 /// # Errors
 /// [`CipherError`] when the cipher fails.
-pub fn seal(
+pub(crate) fn seal(
     cipher: &dyn Cipher,
     key: &SessionKey,
     tokens: &TokenSet,
@@ -60,7 +110,7 @@ pub fn seal(
 /// # Errors
 /// [`CipherError`] when the key id is unknown, the blob was tampered with or belongs to another
 /// session.
-pub fn open(
+pub(crate) fn open(
     cipher: &dyn Cipher,
     key: &SessionKey,
     sealed: &Sealed,
@@ -84,7 +134,7 @@ fn verifier_associated_data(state: &str) -> Vec<u8> {
 ///
 /// # Errors
 /// [`CipherError`] when the cipher fails.
-pub fn seal_verifier(
+pub(crate) fn seal_verifier(
     cipher: &dyn Cipher,
     state: &str,
     verifier: &Secret,
@@ -100,7 +150,7 @@ pub fn seal_verifier(
 /// # Errors
 /// [`CipherError`] when the key id is unknown, the blob was tampered with or belongs to another
 /// pending login.
-pub fn open_verifier(
+pub(crate) fn open_verifier(
     cipher: &dyn Cipher,
     state: &str,
     sealed: &Sealed,

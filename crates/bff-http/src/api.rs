@@ -6,12 +6,10 @@
 
 use std::sync::Arc;
 
-use bff_domain::service::LoginStyle;
 use bff_domain::{
-    Bff, CompleteLogin, Prompt, ProviderId, ReturnUrl, SessionId, StartLogin, Timestamp,
+    Bff, CompleteLogin, LoginStyle, Prompt, ProviderId, ReturnUrl, SessionId, StartLogin, Timestamp,
 };
 use poem::Request;
-use poem::http::StatusCode;
 use poem_openapi::param::Query;
 use poem_openapi::payload::{Html, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
@@ -185,8 +183,12 @@ impl BffApi {
 
     async fn start(&self, req: &Request, input: StartLogin) -> Result<String, Problem> {
         let started = self.bff.start_login(input).await?;
-        let lifetime = self.bff.policy().pending_login_ttl;
-        cookies::set_binding(req, &self.settings, &started.binding, lifetime);
+        cookies::set_binding(
+            req,
+            &self.settings,
+            &started.binding,
+            started.binding_max_age,
+        );
         Ok(started.authorization_url)
     }
 
@@ -196,20 +198,25 @@ impl BffApi {
         // Whatever the outcome, the binding has done its job.
         cookies::clear_binding(req, &self.settings);
         let done = self.bff.complete_login(input).await?;
-        // The cookie lives as long as the absolute session limit: the server decides expiry,
-        // and a cookie that died at the first idle expiry would end sessions the server slid.
-        let lifetime = self.bff.policy().lifetime.absolute;
-        cookies::set_session(req, &self.settings, &done.session_id, lifetime);
+        cookies::set_session(req, &self.settings, &done.session_id, done.cookie_max_age);
         tracing::info!("login completed");
         Ok(done.return_url)
+    }
+
+    /// The problem for a session error; clears the cookie when the session is over.
+    fn session_problem(&self, req: &Request, err: bff_domain::SessionError) -> Problem {
+        if err.ends_session() {
+            cookies::clear_session(req, &self.settings);
+        }
+        err.into()
     }
 
     fn session_or_401(&self, req: &Request) -> Result<SessionId, Problem> {
         cookies::session_id(req, &self.settings).ok_or_else(Problem::no_session)
     }
 
-    fn logout_link(&self, logout_token: &str) -> String {
-        format!("{}/logout?sid={logout_token}", self.settings.prefix)
+    fn logout_link(&self, logout_guard: &str) -> String {
+        format!("{}/logout?sid={logout_guard}", self.settings.prefix)
     }
 }
 
@@ -301,7 +308,11 @@ impl BffApi {
     async fn user(&self, req: &Request) -> Result<Json<Value>, Problem> {
         csrf::check(req, &self.settings)?;
         let id = self.session_or_401(req)?;
-        let view = self.bff.current_session(&id).await?;
+        let view = self
+            .bff
+            .current_session(&id)
+            .await
+            .map_err(|e| self.session_problem(req, e))?;
         let mut claims = view.claims.into_map();
         claims.insert(
             "bff:session_expires_at".into(),
@@ -309,12 +320,12 @@ impl BffApi {
         );
         claims.insert(
             "bff:logout_url".into(),
-            Value::from(self.logout_link(&view.logout_token)),
+            Value::from(self.logout_link(&view.logout_guard)),
         );
         Ok(Json(Value::Object(claims)))
     }
 
-    /// Logout by link (redirect style): the `sid` parameter must be the session's logout token
+    /// Logout by link (redirect style): the `sid` parameter must be the session's logout guard
     /// from `bff:logout_url`. Ends the session, revokes the refresh token and redirects to the
     /// provider's end-session endpoint (or `/` when it has none).
     #[oai(path = "/logout", method = "get", tag = "Tag::Redirect")]
@@ -327,8 +338,8 @@ impl BffApi {
             cookies::clear_session(req, &self.settings);
             return Ok(Redirect::Found("/".into()));
         };
-        let token = sid.0.unwrap_or_default();
-        let outcome = match self.bff.logout(&id, Some(&token)).await {
+        let guard = sid.0.unwrap_or_default();
+        let outcome = match self.bff.logout(&id, Some(&guard)).await {
             Err(bff_domain::LogoutError::NoSession) => None,
             other => Some(other?),
         };
@@ -444,7 +455,10 @@ impl BffApi {
             None => false,
             Some(id) => match self.bff.current_session(&id).await {
                 Ok(_) => true,
-                Err(bff_domain::SessionError::NoSession) => false,
+                Err(e) if e.ends_session() => {
+                    cookies::clear_session(req, &self.settings);
+                    false
+                }
                 Err(e) => return Err(e.into()),
             },
         };
@@ -473,7 +487,10 @@ impl BffApi {
                 expires_at: Some(view.expires_at.unix_seconds()),
                 provider: Some(view.provider.as_str().to_owned()),
             })),
-            Err(bff_domain::SessionError::NoSession) => Ok(not_logged_in),
+            Err(e) if e.ends_session() => {
+                cookies::clear_session(req, &self.settings);
+                Ok(not_logged_in)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -484,7 +501,11 @@ impl BffApi {
     async fn userinfo(&self, req: &Request) -> Result<Json<Value>, Problem> {
         csrf::check(req, &self.settings)?;
         let id = self.session_or_401(req)?;
-        let claims = self.bff.userinfo(&id).await?;
+        let claims = self
+            .bff
+            .userinfo(&id)
+            .await
+            .map_err(|e| self.session_problem(req, e))?;
         Ok(Json(Value::Object(claims.into_map())))
     }
 
@@ -499,11 +520,10 @@ impl BffApi {
                 expires_at: out.access_token_expires_at.map(Timestamp::unix_seconds),
             })),
             Err(e) => {
-                let problem = Problem::from(e);
-                if problem.status() == StatusCode::UNAUTHORIZED {
+                if e.ends_session() {
                     cookies::clear_session(req, &self.settings);
                 }
-                Err(problem)
+                Err(e.into())
             }
         }
     }

@@ -143,6 +143,18 @@ impl Problem {
         )
     }
 
+    /// `401 session_unusable`: the session's tokens no longer open (vault key removed from the
+    /// configuration, or a corrupt blob), so the domain ended it. Logged once, at the moment the
+    /// session is ended; later requests find no session.
+    pub fn tokens_unreadable(cause: &dyn std::error::Error) -> Self {
+        tracing::warn!(error = %error_chain(cause), "session ended: its tokens cannot be opened");
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "session_unusable",
+            "The session can no longer be used; log in again.",
+        )
+    }
+
     /// `503 store_unavailable`, logging the cause.
     pub fn store(err: &StoreError) -> Self {
         match err {
@@ -293,7 +305,7 @@ impl From<SessionError> for Problem {
         match err {
             SessionError::NoSession => Self::no_session(),
             SessionError::Store(e) => Self::store(&e),
-            SessionError::Cipher(e) => Self::internal("opening tokens failed", &e),
+            SessionError::TokensUnreadable(e) => Self::tokens_unreadable(&e),
             SessionError::Provider(e) => Self::provider(&e),
         }
     }
@@ -322,7 +334,8 @@ impl From<RefreshError> for Problem {
                 "A refresh of this session is in progress; retry shortly.",
             ),
             RefreshError::Store(e) => Self::store(&e),
-            RefreshError::Cipher(e) => Self::internal("opening tokens failed", &e),
+            RefreshError::TokensUnreadable(e) => Self::tokens_unreadable(&e),
+            RefreshError::Sealing(e) => Self::internal("sealing refreshed tokens failed", &e),
             RefreshError::Provider(e) => Self::provider(&e),
         }
     }
@@ -332,10 +345,14 @@ impl From<LogoutError> for Problem {
     fn from(err: LogoutError) -> Self {
         match err {
             LogoutError::NoSession => Self::no_session(),
-            LogoutError::LogoutTokenMismatch => Self::new(
+            LogoutError::LogoutGuardMismatch => Self::new(
                 StatusCode::FORBIDDEN,
-                "logout_token_mismatch",
+                "logout_link_mismatch",
                 "The logout link does not belong to this session.",
+            ),
+            LogoutError::StateMismatch => Self::bad_request(
+                "logout_state_mismatch",
+                "The return from the identity provider's logout does not belong to a logout this browser started.",
             ),
             LogoutError::Store(e) => Self::store(&e),
         }

@@ -43,7 +43,7 @@ pub async fn serve(
     }
     let service = build(&config).await?;
     let sweeper = tokio::spawn(sweep_expired_sessions(
-        service.clone_for_sweeper(),
+        service.bff.clone(),
         Duration::from_secs(config.store.sweep_interval_secs.max(1)),
     ));
     let app = bff_http::app(
@@ -61,48 +61,15 @@ pub async fn serve(
     result.map_err(ServeError::Io)
 }
 
-/// What the sweeper needs.
-pub struct Sweeper {
-    sessions: std::sync::Arc<dyn bff_domain::ports::SessionStore>,
-    clock: std::sync::Arc<dyn bff_domain::ports::Clock>,
-}
+/// At most this many batches of expired sessions are removed per tick; the rest waits.
+const SWEEP_MAX_BATCHES: u32 = 100;
 
-impl std::fmt::Debug for Sweeper {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Sweeper")
-    }
-}
-
-impl Service {
-    fn clone_for_sweeper(&self) -> Sweeper {
-        Sweeper {
-            sessions: self.sessions.clone(),
-            clock: self.bff.ports().clock.clone(),
-        }
-    }
-}
-
-/// Batch size of one sweep step; a sweep loops over batches so no single delete is unbounded.
-const SWEEP_BATCH: u32 = 1000;
-
-async fn sweep_expired_sessions(sweeper: Sweeper, every: Duration) {
+async fn sweep_expired_sessions(bff: std::sync::Arc<bff_domain::Bff>, every: Duration) {
     let mut ticker = tokio::time::interval(every);
     loop {
         ticker.tick().await;
-        // Bounded: at most 100 batches per tick; the rest waits for the next tick.
-        for _ in 0..100 {
-            match sweeper
-                .sessions
-                .sweep_expired(sweeper.clock.now(), SWEEP_BATCH)
-                .await
-            {
-                Ok(n) if n == u64::from(SWEEP_BATCH) => continue,
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "sweeping expired sessions failed");
-                    break;
-                }
-            }
+        if let Err(e) = bff.sweep_expired(SWEEP_MAX_BATCHES).await {
+            tracing::warn!(error = %e, "sweeping expired sessions failed");
         }
     }
 }

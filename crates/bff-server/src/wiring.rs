@@ -7,8 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bff_domain::ports::{Clock, IdentityProvider, Lock, PendingLoginStore, SessionStore};
-use bff_domain::service::BffPorts;
-use bff_domain::{Bff, BffPolicy, ProviderId, Providers, SessionLifetime, Timestamp};
+use bff_domain::{Bff, BffPolicy, BffPorts, ProviderId, Providers, SessionLifetime, Timestamp};
 use bff_http::{HttpSettings, ReadinessCheck};
 use bff_oidc::{ClientAuthMethod, OidcProvider, OidcProviderConfig};
 use bff_store_memory::MemoryStore;

@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::Sealed;
 use crate::claims::Claims;
 use crate::ids::{Prompt, ProviderId, SessionKey};
 use crate::pending::PendingLogin;
@@ -25,7 +26,7 @@ use crate::ports::{
     ProviderError, ProviderLogin, Random, SessionStore, StoreError,
 };
 use crate::secret::Secret;
-use crate::session::{Sealed, Session};
+use crate::session::Session;
 use crate::time::Timestamp;
 use crate::tokens::TokenSet;
 

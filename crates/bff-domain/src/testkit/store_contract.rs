@@ -13,12 +13,13 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use serde_json::json;
 
+use crate::Sealed;
 use crate::claims::Claims;
 use crate::ids::{ProviderId, SessionKey};
 use crate::pending::PendingLogin;
 use crate::ports::{Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError};
 use crate::return_url::ReturnUrl;
-use crate::session::{Sealed, Session};
+use crate::session::Session;
 use crate::time::Timestamp;
 
 /// The adapters under test.

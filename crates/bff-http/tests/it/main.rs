@@ -7,9 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bff_domain::service::BffPorts;
 use bff_domain::testkit::{FakeCipher, FakeProvider, FakeStores, FixedClock, SeededRandom};
-use bff_domain::{Bff, BffPolicy, ProviderId, Providers, SessionLifetime};
+use bff_domain::{Bff, BffPolicy, BffPorts, ProviderId, Providers, SessionLifetime};
 use bff_http::HttpSettings;
 
 fn generated_spec() -> String {

@@ -70,7 +70,7 @@ async fn redirect_style_login_user_refresh_logout() {
         .get(&format!("{}/bff/logout?sid=forged", server.base))
         .await;
     assert_eq!(wrong.status, 403, "{}", wrong.body);
-    assert_eq!(wrong.problem_code(), "logout_token_mismatch");
+    assert_eq!(wrong.problem_code(), "logout_link_mismatch");
     assert_eq!(
         browser.api_get("/bff/user").await.status,
         200,

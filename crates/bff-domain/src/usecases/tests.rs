@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use futures_executor::block_on;
 
-use super::*;
+use crate::ports::{Clock, ProviderError, StoreError};
 use crate::testkit::{FakeCipher, FakeProvider, FakeStores, FixedClock, SeededRandom};
+use crate::*;
 
 const ISSUER: &str = "https://idp.example";
 const T0: i64 = 1_700_000_000;
@@ -436,15 +437,15 @@ fn concurrent_refreshes_spend_the_refresh_token_once_and_share_the_result() {
 }
 
 #[test]
-fn logout_by_link_needs_the_session_logout_token() {
+fn logout_by_link_needs_the_session_logout_guard() {
     let w = world();
     let id = login(&w);
     let view = block_on(w.bff.current_session(&id)).unwrap();
-    assert!(!view.logout_token.contains(id.expose()));
+    assert!(!view.logout_guard.contains(id.expose()));
     let err = block_on(w.bff.logout(&id, Some("forged"))).unwrap_err();
-    assert!(matches!(err, LogoutError::LogoutTokenMismatch));
+    assert!(matches!(err, LogoutError::LogoutGuardMismatch));
     assert_eq!(session_count(&w), 1);
-    block_on(w.bff.logout(&id, Some(&view.logout_token))).unwrap();
+    block_on(w.bff.logout(&id, Some(&view.logout_guard))).unwrap();
     assert_eq!(session_count(&w), 0);
     assert!(matches!(
         block_on(w.bff.logout(&id, None)),
@@ -459,4 +460,138 @@ fn userinfo_merges_provider_claims_without_overriding() {
     let claims = block_on(w.bff.userinfo(&id)).unwrap();
     assert_eq!(claims.string("name"), Some("Alice"));
     assert_eq!(claims.string("email"), Some("alice@example.test"));
+}
+
+#[test]
+fn cookie_lifetimes_come_with_the_login() {
+    let w = world();
+    let (started, state) = start(&w, "/");
+    assert_eq!(started.binding_max_age, Duration::from_secs(300));
+    let done = block_on(w.bff.complete_login(callback(&started, &state))).unwrap();
+    // The session cookie lives as long as the absolute limit, not the first idle expiry.
+    assert_eq!(done.cookie_max_age, Duration::from_secs(3600));
+}
+
+/// Makes the session's sealed tokens unopenable, as removing its vault key from the
+/// configuration would.
+fn lose_the_vault_key(w: &World, id: &SessionId) {
+    let mut sessions = w.stores.sessions.lock().unwrap();
+    let session = sessions.get_mut(&id.key()).unwrap();
+    session.tokens.key_id = "removed-key".into();
+}
+
+#[test]
+fn a_session_whose_tokens_no_longer_open_is_ended_the_same_way_everywhere() {
+    type Call = fn(&World, &SessionId) -> (bool, String);
+    let calls: &[(&str, Call)] = &[
+        ("current_session", |w, id| {
+            let e = block_on(w.bff.current_session(id)).unwrap_err();
+            (e.ends_session(), format!("{e:?}"))
+        }),
+        ("userinfo", |w, id| {
+            let e = block_on(w.bff.userinfo(id)).unwrap_err();
+            (e.ends_session(), format!("{e:?}"))
+        }),
+        ("refresh", |w, id| {
+            let e = block_on(w.bff.refresh(id)).unwrap_err();
+            (e.ends_session(), format!("{e:?}"))
+        }),
+        ("access_token_for", |w, id| {
+            let e = block_on(w.bff.access_token_for(id)).unwrap_err();
+            (e.ends_session(), format!("{e:?}"))
+        }),
+    ];
+    for (name, call) in calls {
+        let w = world();
+        let id = login(&w);
+        lose_the_vault_key(&w, &id);
+        let (ends, shown) = call(&w, &id);
+        assert!(ends, "{name}: {shown}");
+        assert!(shown.starts_with("TokensUnreadable"), "{name}: {shown}");
+        assert_eq!(session_count(&w), 0, "{name}: session kept");
+        assert_eq!(w.provider.refreshes.load(Ordering::SeqCst), 0, "{name}");
+        // Every other use case now agrees: there is no session.
+        assert!(matches!(
+            block_on(w.bff.current_session(&id)),
+            Err(SessionError::NoSession)
+        ));
+        assert!(matches!(
+            block_on(w.bff.refresh(&id)),
+            Err(RefreshError::NoSession)
+        ));
+    }
+}
+
+#[test]
+fn only_errors_that_end_the_session_say_so() {
+    assert!(SessionError::NoSession.ends_session());
+    assert!(!SessionError::Store(StoreError::unavailable("down")).ends_session());
+    assert!(RefreshError::Refused("invalid_grant".into()).ends_session());
+    assert!(!RefreshError::InProgress.ends_session());
+    assert!(!RefreshError::NoRefreshToken.ends_session());
+    assert!(
+        !RefreshError::Provider(ProviderError::Unavailable("down".into())).ends_session(),
+        "a provider outage keeps the session"
+    );
+    assert!(!LogoutError::LogoutGuardMismatch.ends_session());
+}
+
+#[test]
+fn the_post_logout_redirect_must_carry_this_browsers_state() {
+    let w = world();
+    let id = login(&w);
+    let out = block_on(w.bff.logout(&id, None)).unwrap();
+    let state = out.return_state.expect("a state with a logout URL");
+    let url = out.logout_url.unwrap();
+    assert!(url.ends_with(&format!("state={}", state.expose())), "{url}");
+    w.bff
+        .complete_logout(Some(state.expose()), Some(&state))
+        .unwrap();
+
+    let other = PostLogoutState::generate(&SeededRandom::new(5));
+    for (returned, expected) in [
+        (None, Some(&state)),
+        (Some(state.expose()), None),
+        (Some(other.expose()), Some(&state)),
+        (Some(""), Some(&state)),
+    ] {
+        assert!(matches!(
+            w.bff.complete_logout(returned, expected),
+            Err(LogoutError::StateMismatch)
+        ));
+    }
+}
+
+#[test]
+fn sweeping_removes_expired_sessions_in_bounded_batches() {
+    let w = world();
+    let live = login(&w);
+    let _expired = login(&w);
+    {
+        let mut sessions = w.stores.sessions.lock().unwrap();
+        for s in sessions.values_mut() {
+            if s.key != live.key() {
+                s.idle_expires_at = Timestamp::from_unix_seconds(T0 - 1);
+            }
+        }
+    }
+    assert_eq!(
+        block_on(w.bff.sweep_expired(0)).unwrap(),
+        SweepOutcome {
+            removed: 0,
+            more: true
+        }
+    );
+    let out = block_on(w.bff.sweep_expired(10)).unwrap();
+    assert_eq!(
+        out,
+        SweepOutcome {
+            removed: 1,
+            more: false
+        }
+    );
+    assert_eq!(session_count(&w), 1);
+    assert!(block_on(w.bff.current_session(&live)).is_ok());
+    w.stores.fail.store(true, Ordering::SeqCst);
+    assert!(block_on(w.bff.sweep_expired(10)).is_err());
 }

@@ -1,0 +1,272 @@
+//! Logging in: start an authorization request (code + PKCE S256, state, nonce, browser
+//! binding), then complete it from the provider's response and create a session under a new id.
+
+use std::time::Duration;
+
+use super::Bff;
+use crate::ids::{LoginBinding, Prompt, ProviderId, SessionId};
+use crate::pending::PendingLogin;
+use crate::ports::{CipherError, ProviderError, StoreError};
+use crate::return_url::ReturnUrl;
+use crate::secret::constant_time_eq;
+use crate::session::Session;
+use crate::time::Timestamp;
+use crate::vault;
+
+/// Which flavour of login: decides the `redirect_uri`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginStyle {
+    /// The provider redirects to the BFF's callback.
+    Redirect,
+    /// The provider redirects to the app, which hands the URL to the BFF.
+    ApiDriven,
+}
+
+/// Input of [`Bff::start_login`].
+#[derive(Clone, Debug)]
+pub struct StartLogin {
+    /// Which provider; `None` for the default.
+    pub provider: Option<ProviderId>,
+    /// Where to go afterwards.
+    pub return_url: ReturnUrl,
+    /// `prompt` to pass on.
+    pub prompt: Option<Prompt>,
+    /// Redirect or API-driven.
+    pub style: LoginStyle,
+}
+
+/// Output of [`Bff::start_login`].
+#[derive(Debug)]
+pub struct StartedLogin {
+    /// Where to send the browser.
+    pub authorization_url: String,
+    /// The value of the login-binding cookie to set.
+    pub binding: LoginBinding,
+    /// How long the binding cookie should live: as long as the login can be completed.
+    pub binding_max_age: Duration,
+    /// When the binding (and the pending login) expire.
+    pub expires_at: Timestamp,
+}
+
+/// Input of [`Bff::complete_login`]: the authorization response and the browser's cookies.
+#[derive(Clone, Debug, Default)]
+pub struct CompleteLogin {
+    /// `state`.
+    pub state: String,
+    /// `code`, absent on error responses.
+    pub code: Option<String>,
+    /// `error`, on error responses.
+    pub error: Option<String>,
+    /// `iss` (RFC 9207), when the provider sends it.
+    pub issuer: Option<String>,
+    /// The login-binding cookie.
+    pub binding: Option<LoginBinding>,
+    /// The session cookie the browser had, which the new session replaces.
+    pub previous_session: Option<SessionId>,
+}
+
+/// Output of [`Bff::complete_login`].
+#[derive(Debug)]
+pub struct CompletedLogin {
+    /// The new session id, for the cookie.
+    pub session_id: SessionId,
+    /// How long the session cookie should live: the absolute session limit. The server decides
+    /// expiry; a cookie that died at the first idle expiry would end sessions the server slid.
+    pub cookie_max_age: Duration,
+    /// Where to send the browser.
+    pub return_url: ReturnUrl,
+    /// When the session ends unless used.
+    pub expires_at: Timestamp,
+}
+
+/// Why a login did not complete. No session is created in any of these cases.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// `provider=` names no configured provider.
+    #[error("unknown provider")]
+    UnknownProvider,
+    /// The state is unknown, already used or expired.
+    #[error("unknown, used or expired state")]
+    StateMismatch,
+    /// The browser did not send the login-binding cookie.
+    #[error("login binding cookie missing")]
+    BindingMissing,
+    /// The login-binding cookie belongs to another login.
+    #[error("login binding mismatch")]
+    BindingMismatch,
+    /// `iss` in the authorization response is not the provider's issuer (mix-up attack).
+    #[error("issuer mismatch in authorization response")]
+    IssuerMismatch,
+    /// The provider promises `iss` in every authorization response (RFC 9207) and this one has
+    /// none.
+    #[error("issuer missing from authorization response")]
+    IssuerMissing,
+    /// The provider answered with an OAuth error (e.g. `access_denied`, `login_required`).
+    #[error("provider returned error {0}")]
+    ProviderDenied(String),
+    /// Neither `code` nor `error` was sent.
+    #[error("authorization response without code")]
+    MissingCode,
+    /// The ID token failed validation.
+    #[error("ID token invalid: {0}")]
+    IdTokenInvalid(String),
+    /// The token endpoint refused the code.
+    #[error("token endpoint refused: {0}")]
+    CodeRejected(String),
+    /// The provider failed.
+    #[error(transparent)]
+    Provider(ProviderError),
+    /// A store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The vault failed.
+    #[error(transparent)]
+    Cipher(#[from] CipherError),
+}
+
+impl From<ProviderError> for LoginError {
+    fn from(e: ProviderError) -> Self {
+        match e {
+            ProviderError::IdTokenInvalid(reason) => Self::IdTokenInvalid(reason),
+            ProviderError::Rejected(code) => Self::CodeRejected(code),
+            other => Self::Provider(other),
+        }
+    }
+}
+
+impl Bff {
+    /// Starts a login: builds the authorization request and remembers it for the callback.
+    ///
+    /// # Errors
+    /// `UnknownProvider`; `Provider` when the request cannot be built; `Store`.
+    pub async fn start_login(&self, input: StartLogin) -> Result<StartedLogin, LoginError> {
+        let provider = self
+            .providers
+            .get(input.provider.as_ref())
+            .ok_or(LoginError::UnknownProvider)?;
+        let redirect_uri = match input.style {
+            LoginStyle::Redirect => &self.policy.callback_url,
+            LoginStyle::ApiDriven => &self.policy.app_redirect_url,
+        };
+        let request = provider.authorization_request(redirect_uri, input.prompt)?;
+        let binding = LoginBinding::generate(self.ports.random.as_ref());
+        let now = self.ports.clock.now();
+        let expires_at = now.plus(self.policy.pending_login_ttl);
+        let sealed_verifier = vault::seal_verifier(
+            self.ports.cipher.as_ref(),
+            &request.state,
+            &request.pkce_verifier,
+        )?;
+        self.ports
+            .pending_logins
+            .put(&PendingLogin {
+                state: request.state,
+                provider: provider.id().clone(),
+                sealed_verifier,
+                nonce: request.nonce,
+                redirect_uri: redirect_uri.clone(),
+                return_url: input.return_url,
+                binding_hash: binding.hash(),
+                created_at: now,
+                expires_at,
+            })
+            .await?;
+        Ok(StartedLogin {
+            authorization_url: request.url,
+            binding,
+            binding_max_age: self.policy.pending_login_ttl,
+            expires_at,
+        })
+    }
+
+    /// Completes a login from the authorization response: checks state, browser binding and
+    /// issuer, exchanges the code, validates the ID token and creates a session under a new id.
+    ///
+    /// The pending login is consumed before any check, so a state can never be tried twice.
+    ///
+    /// # Errors
+    /// See [`LoginError`]; no session exists afterwards in any error case.
+    pub async fn complete_login(&self, input: CompleteLogin) -> Result<CompletedLogin, LoginError> {
+        let now = self.ports.clock.now();
+        let pending = self
+            .ports
+            .pending_logins
+            .take(&input.state, now)
+            .await?
+            .ok_or(LoginError::StateMismatch)?;
+        let binding = input.binding.ok_or(LoginError::BindingMissing)?;
+        if !binding.matches(&pending.binding_hash) {
+            return Err(LoginError::BindingMismatch);
+        }
+        let provider = self
+            .providers
+            .get(Some(&pending.provider))
+            .ok_or(LoginError::UnknownProvider)?;
+        match &input.issuer {
+            Some(iss) if !constant_time_eq(iss.as_bytes(), provider.issuer().as_bytes()) => {
+                return Err(LoginError::IssuerMismatch);
+            }
+            // RFC 9207 section 2.4: a provider that always sends `iss` did not send this one.
+            None if provider.requires_issuer_in_authorization_response() => {
+                return Err(LoginError::IssuerMissing);
+            }
+            _ => {}
+        }
+        if let Some(error) = input.error {
+            return Err(LoginError::ProviderDenied(error));
+        }
+        let code = input.code.ok_or(LoginError::MissingCode)?;
+        let pkce_verifier = vault::open_verifier(
+            self.ports.cipher.as_ref(),
+            &pending.state,
+            &pending.sealed_verifier,
+        )?;
+        let login = provider
+            .exchange_code(
+                &code,
+                &pkce_verifier,
+                &pending.redirect_uri,
+                &pending.nonce,
+                now,
+            )
+            .await?;
+        let subject = login
+            .claims
+            .subject()
+            .ok_or_else(|| LoginError::IdTokenInvalid("no sub".into()))?
+            .to_owned();
+        // The adapter validated `iss`; take the provider's own value rather than trust the map.
+        let issuer = provider.issuer().to_owned();
+
+        let session_id = SessionId::generate(self.ports.random.as_ref());
+        let key = session_id.key();
+        let expiry = self.policy.lifetime.for_new_session(now);
+        let session = Session {
+            tokens: vault::seal(self.ports.cipher.as_ref(), &key, &login.tokens)?,
+            key,
+            provider: provider.id().clone(),
+            issuer,
+            subject,
+            provider_session_id: login.claims.session_id().map(str::to_owned),
+            access_token_expires_at: login.tokens.access_token_expires_at,
+            claims: login.claims,
+            created_at: now,
+            last_seen_at: now,
+            idle_expires_at: expiry.idle,
+            absolute_expires_at: expiry.absolute,
+            version: 0,
+        };
+        // A browser that logs in again leaves its old session behind: end it first, so a store
+        // failure here leaves no new session behind either.
+        if let Some(previous) = input.previous_session {
+            self.ports.sessions.delete(&previous.key()).await?;
+        }
+        self.ports.sessions.create(&session).await?;
+        Ok(CompletedLogin {
+            session_id,
+            cookie_max_age: self.policy.lifetime.absolute,
+            return_url: pending.return_url,
+            expires_at: session.expires_at(),
+        })
+    }
+}

@@ -1,0 +1,116 @@
+//! Ending a session from the browser (RP-initiated logout): delete it, revoke the refresh token
+//! when the provider can, and hand back the provider's end-session URL with a `state` that is
+//! checked when the provider sends the browser back.
+//!
+//! A logout by `GET` link must carry the session's logout guard (a hash of the session key, see
+//! `SessionView::logout_guard`), so a cross-site link cannot log the user out.
+
+use super::Bff;
+use super::session::logout_guard;
+use crate::ids::{PostLogoutState, SessionId};
+use crate::ports::{ProviderError, StoreError};
+use crate::secret::constant_time_eq;
+use crate::vault;
+
+/// Output of [`Bff::logout`].
+#[derive(Debug)]
+pub struct LogoutOutcome {
+    /// Where to send the browser for RP-initiated logout at the provider, when it has one.
+    pub logout_url: Option<String>,
+    /// The `state` in `logout_url`, to keep in the browser (a short-lived cookie) and pass to
+    /// [`Bff::complete_logout`] when the provider redirects back. `None` without `logout_url`.
+    pub return_state: Option<PostLogoutState>,
+    /// The refresh-token revocation failed (the session is gone anyway); for the log.
+    pub revocation_error: Option<ProviderError>,
+}
+
+/// Why a logout was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LogoutError {
+    /// No session to end.
+    #[error("no session")]
+    NoSession,
+    /// A `GET` logout link carried the wrong (or no) logout guard.
+    #[error("logout guard mismatch")]
+    LogoutGuardMismatch,
+    /// The provider's redirect after logout carried no `state`, or not the one this browser
+    /// sent.
+    #[error("post-logout state mismatch")]
+    StateMismatch,
+    /// A store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl LogoutError {
+    /// Whether the browser's session is over after this error (its cookie should go).
+    pub fn ends_session(&self) -> bool {
+        matches!(self, Self::NoSession)
+    }
+}
+
+impl Bff {
+    /// Ends the session: deletes it, revokes the refresh token when the provider can, and gives
+    /// the provider's end-session URL. `expected_guard` is checked when given (logout by `GET`
+    /// link).
+    ///
+    /// # Errors
+    /// `NoSession`; `LogoutGuardMismatch`; `Store`.
+    pub async fn logout(
+        &self,
+        id: &SessionId,
+        expected_guard: Option<&str>,
+    ) -> Result<LogoutOutcome, LogoutError> {
+        let now = self.ports.clock.now();
+        let key = id.key();
+        let session = self
+            .ports
+            .sessions
+            .get(&key, now)
+            .await?
+            .ok_or(LogoutError::NoSession)?;
+        if let Some(guard) = expected_guard
+            && !constant_time_eq(guard.as_bytes(), logout_guard(&key).as_bytes())
+        {
+            return Err(LogoutError::LogoutGuardMismatch);
+        }
+        self.ports.sessions.delete(&key).await?;
+        // Tokens that cannot be opened (rotated-out key) still let the session end.
+        let tokens = vault::open(self.ports.cipher.as_ref(), &key, &session.tokens).ok();
+        let Some(provider) = self.providers.get(Some(&session.provider)) else {
+            return Ok(LogoutOutcome {
+                logout_url: None,
+                return_state: None,
+                revocation_error: None,
+            });
+        };
+        let mut revocation_error = None;
+        if let Some(refresh_token) = tokens.as_ref().and_then(|t| t.refresh_token.as_ref()) {
+            revocation_error = provider.revoke_refresh_token(refresh_token).await.err();
+        }
+        let id_token = tokens.as_ref().and_then(|t| t.id_token.as_ref());
+        let state = PostLogoutState::generate(self.ports.random.as_ref());
+        let logout_url = provider.end_session_url(id_token, state.expose());
+        Ok(LogoutOutcome {
+            return_state: logout_url.as_ref().map(|_| state),
+            logout_url,
+            revocation_error,
+        })
+    }
+
+    /// Checks the provider's redirect back after logout: `returned` (its `state` parameter)
+    /// must be the state this browser kept (`expected`, from its cookie).
+    ///
+    /// # Errors
+    /// `StateMismatch` when either is missing or they differ.
+    pub fn complete_logout(
+        &self,
+        returned: Option<&str>,
+        expected: Option<&PostLogoutState>,
+    ) -> Result<(), LogoutError> {
+        match (returned, expected) {
+            (Some(returned), Some(expected)) if expected.matches(returned) => Ok(()),
+            _ => Err(LogoutError::StateMismatch),
+        }
+    }
+}

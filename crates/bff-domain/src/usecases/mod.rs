@@ -1,0 +1,146 @@
+//! The use cases of the BFF, one module per concern, each an `impl Bff` block with its own
+//! inputs, outputs and error enum:
+//!
+//! - [`login`]: start a login, complete it from the authorization response.
+//! - [`session`]: read the current session and the user's claims.
+//! - [`refresh`]: refresh the tokens (single-flight), hand out an access token.
+//! - [`logout`]: end a session (RP-initiated logout), check the provider's return.
+//! - [`maintenance`]: work no request asks for (sweeping expired sessions).
+//!
+//! [`Bff`] itself only holds the ports, the providers and the policy; `bff-http` maps each error
+//! enum to a status and a problem type in one place.
+
+pub(crate) mod login;
+pub(crate) mod logout;
+pub(crate) mod maintenance;
+pub(crate) mod refresh;
+pub(crate) mod session;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ids::ProviderId;
+use crate::lifetime::SessionLifetime;
+use crate::ports::{
+    Cipher, Clock, IdentityProvider, Lock, PendingLoginStore, Random, SessionStore,
+};
+
+/// The configured identity providers, one of them the default.
+#[derive(Clone)]
+pub struct Providers {
+    by_id: BTreeMap<ProviderId, Arc<dyn IdentityProvider>>,
+    default: ProviderId,
+}
+
+impl std::fmt::Debug for Providers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Providers")
+            .field("ids", &self.by_id.keys().collect::<Vec<_>>())
+            .field("default", &self.default)
+            .finish()
+    }
+}
+
+/// The default provider is not among the configured ones.
+#[derive(Debug, thiserror::Error)]
+#[error("default provider {0} is not configured")]
+pub struct UnknownDefaultProvider(pub ProviderId);
+
+impl Providers {
+    /// Indexes `providers` by id.
+    ///
+    /// # Errors
+    /// [`UnknownDefaultProvider`] when `default` is not one of them.
+    pub fn new(
+        providers: Vec<Arc<dyn IdentityProvider>>,
+        default: ProviderId,
+    ) -> Result<Self, UnknownDefaultProvider> {
+        let by_id: BTreeMap<_, _> = providers.into_iter().map(|p| (p.id().clone(), p)).collect();
+        if !by_id.contains_key(&default) {
+            return Err(UnknownDefaultProvider(default));
+        }
+        Ok(Self { by_id, default })
+    }
+
+    /// The provider named `id`, or the default for `None`.
+    pub fn get(&self, id: Option<&ProviderId>) -> Option<&Arc<dyn IdentityProvider>> {
+        self.by_id.get(id.unwrap_or(&self.default))
+    }
+
+    /// Every provider.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn IdentityProvider>> {
+        self.by_id.values()
+    }
+}
+
+/// The adapters the use cases run on.
+#[derive(Clone)]
+#[allow(missing_debug_implementations)] // trait objects; nothing useful to print
+pub struct BffPorts {
+    /// Sessions.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Pending logins.
+    pub pending_logins: Arc<dyn PendingLoginStore>,
+    /// Leases for single-flight refresh.
+    pub locks: Arc<dyn Lock>,
+    /// The vault cipher.
+    pub cipher: Arc<dyn Cipher>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Randomness.
+    pub random: Arc<dyn Random>,
+}
+
+/// Tunables of the use cases.
+#[derive(Clone, Debug)]
+pub struct BffPolicy {
+    /// Session lifetimes.
+    pub lifetime: SessionLifetime,
+    /// How long a started login can be completed.
+    pub pending_login_ttl: Duration,
+    /// `redirect_uri` for redirect-style logins (the BFF's `/callback`).
+    pub callback_url: String,
+    /// `redirect_uri` for API-driven logins (an app page that posts its URL to `/login/end`).
+    pub app_redirect_url: String,
+    /// Refresh the access token when it expires within this margin.
+    pub refresh_margin: Duration,
+    /// Merge the provider's userinfo endpoint claims into `/userinfo` answers.
+    pub fetch_userinfo: bool,
+}
+
+/// The BFF's use cases over its ports. Cheap to clone (every part is shared).
+#[derive(Clone)]
+pub struct Bff {
+    ports: BffPorts,
+    providers: Providers,
+    policy: BffPolicy,
+}
+
+impl std::fmt::Debug for Bff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bff")
+            .field("providers", &self.providers)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bff {
+    /// Builds the service.
+    pub fn new(ports: BffPorts, providers: Providers, policy: BffPolicy) -> Self {
+        Self {
+            ports,
+            providers,
+            policy,
+        }
+    }
+
+    /// The configured providers.
+    pub fn providers(&self) -> &Providers {
+        &self.providers
+    }
+}

@@ -1,0 +1,146 @@
+//! Reading the current session: find it by the cookie's id, slide its idle expiry, and show the
+//! app what it may see (claims, expiry, the logout link's guard). Never a token.
+//!
+//! A session whose sealed tokens no longer open (the vault key that sealed them was removed from
+//! the configuration, or the blob is corrupt) is useless for API calls and refreshes, so it is
+//! ended here, the same way for every use case: deleted, and answered as
+//! [`SessionError::TokensUnreadable`], which [`SessionError::ends_session`] reports.
+
+use super::Bff;
+use crate::claims::Claims;
+use crate::ids::{ProviderId, SessionId, SessionKey, hex_sha256};
+use crate::lifetime::Expiry;
+use crate::ports::{CipherError, ProviderError, StoreError};
+use crate::session::Session;
+use crate::time::Timestamp;
+use crate::tokens::TokenSet;
+use crate::vault;
+
+/// What the app may see about the current session.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    /// ID token claims.
+    pub claims: Claims,
+    /// The provider.
+    pub provider: ProviderId,
+    /// When the session ends unless used again.
+    pub expires_at: Timestamp,
+    /// When the access token expires.
+    pub access_token_expires_at: Option<Timestamp>,
+    /// A value bound to this session that a logout by `GET` link must carry (CSRF protection
+    /// for logout links). Not a credential: it cannot be turned into the session id.
+    pub logout_guard: String,
+}
+
+/// Why a session could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// No session cookie, an unknown one, or an expired session.
+    #[error("no session")]
+    NoSession,
+    /// The session's tokens no longer open (vault key removed, corrupt blob); the session has
+    /// been ended.
+    #[error("the session's tokens cannot be opened")]
+    TokensUnreadable(#[source] CipherError),
+    /// A store failed (503, never "logged out").
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The provider failed.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+}
+
+impl SessionError {
+    /// Whether the browser's session is over after this error (its cookie should go).
+    pub fn ends_session(&self) -> bool {
+        matches!(self, Self::NoSession | Self::TokensUnreadable(_))
+    }
+}
+
+/// The guard a logout link carries: a hash of the session key under its own label.
+pub(crate) fn logout_guard(key: &SessionKey) -> String {
+    let mut guard = hex_sha256(format!("bff-logout/v1:{}", key.as_str()).as_bytes());
+    guard.truncate(32);
+    guard
+}
+
+impl Bff {
+    /// Loads a live session and records its use (sliding expiry).
+    pub(crate) async fn live_session(&self, id: &SessionId) -> Result<Session, SessionError> {
+        let now = self.ports.clock.now();
+        let key = id.key();
+        let mut session = self
+            .ports
+            .sessions
+            .get(&key, now)
+            .await?
+            .filter(|s| !s.is_expired(now))
+            .ok_or(SessionError::NoSession)?;
+        let current = Expiry {
+            idle: session.idle_expires_at,
+            absolute: session.absolute_expires_at,
+        };
+        if let Some(idle) = self.policy.lifetime.slide(now, current) {
+            match self.ports.sessions.touch(&key, now, idle, now).await {
+                Ok(()) => {
+                    session.last_seen_at = now;
+                    session.idle_expires_at = idle;
+                }
+                Err(StoreError::NotFound) => return Err(SessionError::NoSession),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(session)
+    }
+
+    /// Opens the session's tokens; when they no longer open, ends the session.
+    pub(crate) async fn open_tokens(&self, session: &Session) -> Result<TokenSet, SessionError> {
+        match vault::open(self.ports.cipher.as_ref(), &session.key, &session.tokens) {
+            Ok(tokens) => Ok(tokens),
+            Err(cause) => {
+                self.ports.sessions.delete(&session.key).await?;
+                Err(SessionError::TokensUnreadable(cause))
+            }
+        }
+    }
+
+    /// The current session, for `/bff/user` and `/bff/session`. Its tokens are opened too, so
+    /// these answers agree with refresh and API calls about a session whose tokens are lost.
+    ///
+    /// # Errors
+    /// `NoSession`; `TokensUnreadable` (the session is ended); `Store` when the store fails.
+    pub async fn current_session(&self, id: &SessionId) -> Result<SessionView, SessionError> {
+        let session = self.live_session(id).await?;
+        self.open_tokens(&session).await?;
+        Ok(SessionView {
+            logout_guard: logout_guard(&session.key),
+            expires_at: session.expires_at(),
+            access_token_expires_at: session.access_token_expires_at,
+            provider: session.provider,
+            claims: session.claims,
+        })
+    }
+
+    /// The user's claims: the ID token's, plus the userinfo endpoint's when the policy asks.
+    ///
+    /// # Errors
+    /// `NoSession`; `TokensUnreadable`; `Store`; `Provider` when userinfo fails.
+    pub async fn userinfo(&self, id: &SessionId) -> Result<Claims, SessionError> {
+        let session = self.live_session(id).await?;
+        let tokens = self.open_tokens(&session).await?;
+        let mut claims = session.claims;
+        if self.policy.fetch_userinfo {
+            let provider = self
+                .providers
+                .get(Some(&session.provider))
+                .ok_or(SessionError::NoSession)?;
+            if let Some(extra) = provider
+                .userinfo(&tokens.access_token, &session.subject)
+                .await?
+            {
+                claims.merge_missing(&extra);
+            }
+        }
+        Ok(claims)
+    }
+}
