@@ -9,6 +9,7 @@
 //! Architecture invariant: this crate depends on no async runtime, database driver, HTTP library or
 //! OAuth library; a tidy test enforces the dependency allowlist.
 
+pub mod allowlist;
 pub mod claims;
 pub mod ids;
 pub mod lifetime;
