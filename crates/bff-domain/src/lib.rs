@@ -74,6 +74,7 @@
 //! # });
 //! ```
 
+pub mod allowlist;
 mod claims;
 mod clock;
 mod ids;
