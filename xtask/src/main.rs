@@ -4,7 +4,8 @@
 //! - `demo`: starts the local OpenID Provider and `bff-server` (memory store) with the sample
 //!   page, and prints the URL and the test user.
 //! - `e2e`: the end-to-end tests only (real provider, real browser).
-//! - `codegen`: rewrites the committed OpenAPI document (`crates/bff-http/openapi.json`).
+//! - `codegen`: rewrites the committed OpenAPI document (`crates/bff-http/openapi.json`) and the
+//!   listing of `bff-domain`'s public API (`crates/bff-domain/public-api.txt`).
 //! - `bench stores`: session store latency at 100k and 1M sessions (results in BENCHMARKS.md).
 //!
 //! Only the standard library: xtask must build fast and never be the thing that breaks.
@@ -147,6 +148,19 @@ fn bench(args: &[String]) -> Result {
 
 /// Rewrites the committed OpenAPI document from the code.
 fn codegen() -> Result {
+    run(
+        "regenerate crates/bff-domain/public-api.txt",
+        cargo()
+            .args([
+                "test",
+                "-p",
+                "xtask",
+                "--test",
+                "tidy",
+                "domain_public_api_listing_is_current",
+            ])
+            .env("UPDATE_PUBLIC_API", "1"),
+    )?;
     run(
         "regenerate crates/bff-http/openapi.json",
         cargo()

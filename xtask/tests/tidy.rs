@@ -161,3 +161,124 @@ fn http_and_oidc_adapters_never_depend_on_a_store() {
         );
     }
 }
+
+/// The public API of `bff-domain`, one line per `pub` item, in file order: the crate root's
+/// re-exports and every `pub` declaration (items, fields, variants are covered by their enum's
+/// line). The crate's modules are private and `unreachable_pub` is denied, so every `pub` item
+/// found here is reachable from outside. The testkit (test support) and test files are left out.
+fn domain_public_api() -> String {
+    let src = root().join("crates/bff-domain/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files.sort();
+    let mut out = String::from(
+        "# bff-domain public API: checked by xtask/tests/tidy.rs; `cargo xtask codegen` rewrites it.\n",
+    );
+    for file in files {
+        let rel = file.strip_prefix(&src).unwrap().display().to_string();
+        if rel.starts_with("testkit") || rel.ends_with("tests.rs") {
+            continue;
+        }
+        let text = fs::read_to_string(&file).unwrap();
+        let mut items = Vec::new();
+        let mut pending: Option<String> = None;
+        let mut after_cfg_test = false;
+        let mut in_test_module = false;
+        for line in text.lines() {
+            let trimmed = line.trim();
+            if in_test_module {
+                // An inline `#[cfg(test)] mod tests { .. }` runs to the end of the file.
+                continue;
+            }
+            if trimmed == "#[cfg(test)]" {
+                after_cfg_test = true;
+                continue;
+            }
+            if std::mem::take(&mut after_cfg_test) {
+                // `#[cfg(test)] mod tests;` names a file (left out above); an inline module
+                // starts test code.
+                in_test_module = !trimmed.ends_with(';');
+                continue;
+            }
+            if let Some(mut acc) = pending.take() {
+                acc.push(' ');
+                acc.push_str(trimmed);
+                if ends_declaration(&acc, trimmed) {
+                    items.push(clean_declaration(&acc));
+                } else {
+                    pending = Some(acc);
+                }
+                continue;
+            }
+            if trimmed.starts_with("pub ") {
+                let indent = " ".repeat(line.len() - line.trim_start().len());
+                let acc = format!("{indent}{trimmed}");
+                if ends_declaration(&acc, trimmed) {
+                    items.push(clean_declaration(&acc));
+                } else {
+                    pending = Some(acc);
+                }
+            }
+        }
+        if !items.is_empty() {
+            out.push_str(&format!("\n## {rel}\n"));
+            for item in items {
+                out.push_str(&item);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// Whether `last_line` ends the declaration collected in `so_far`: a function signature runs to
+/// its body or `;`; a field or anything else ends at `,`, `;` or a brace.
+fn ends_declaration(so_far: &str, last_line: &str) -> bool {
+    if so_far.contains(" fn ") || so_far.trim_start().starts_with("pub fn") {
+        return last_line.ends_with('{') || last_line.ends_with(';');
+    }
+    last_line.ends_with('{')
+        || last_line.ends_with(';')
+        || last_line.ends_with(',')
+        || last_line.ends_with('}')
+}
+
+fn clean_declaration(text: &str) -> String {
+    let text = text.trim_end_matches(['{', ' ']).trim_end();
+    text.replace("( ", "(")
+        .replace(" )", ")")
+        .replace(", )", ")")
+        .replace(",)", ")")
+}
+
+#[test]
+fn domain_public_api_listing_is_current() {
+    let path = root().join("crates/bff-domain/public-api.txt");
+    let current = domain_public_api();
+    if std::env::var_os("UPDATE_PUBLIC_API").is_some() {
+        fs::write(&path, &current).unwrap();
+        return;
+    }
+    let committed = fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == current,
+        "bff-domain's public API changed: run `cargo xtask codegen` and review the diff of \
+         crates/bff-domain/public-api.txt.\n--- committed\n+++ current\n{}",
+        first_difference(&committed, &current)
+    );
+}
+
+fn first_difference(a: &str, b: &str) -> String {
+    let (a, b): (Vec<_>, Vec<_>) = (a.lines().collect(), b.lines().collect());
+    let at = a
+        .iter()
+        .zip(&b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()));
+    format!(
+        "line {}: -{:?} +{:?}",
+        at + 1,
+        a.get(at).copied().unwrap_or(""),
+        b.get(at).copied().unwrap_or("")
+    )
+}
