@@ -8,15 +8,15 @@
 //! slow answers, odd metadata. The real-provider flows use `oidc-provider` (`e2e/idp`); this
 //! exists because a certified provider cannot be made to misbehave.
 //!
-//! - [`keys`]: the test keys, signing, and the hashes a client derives (`at_hash`, PKCE S256),
-//!   computed here independently of the code under test.
-//! - [`script`]: what the provider does ([`Script`]) and what it saw ([`TokenCall`]).
-//! - `server`: the endpoints.
+//! - `keys`: the test keys ([`Signer`], [`fixture`]), signing, and the hashes a client derives
+//!   ([`at_hash`], [`pkce_s256`]), computed here independently of the code under test.
+//! - `script`: what the provider does ([`Script`]) and what it saw ([`TokenCall`]).
+//! - `server`: the endpoints and [`TestOp`], the handle to a running provider.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support: failing loudly is the point
 
-pub mod keys;
-pub mod script;
+mod keys;
+mod script;
 mod server;
 
 pub use keys::{Signer, at_hash, b64, fixture, pkce_s256, sign_raw};
