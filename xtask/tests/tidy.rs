@@ -148,22 +148,6 @@ fn domain_dependencies_stay_inside_the_allowlist() {
 }
 
 #[test]
-fn http_and_oidc_adapters_never_depend_on_a_store() {
-    for krate in ["bff-http", "bff-oidc"] {
-        let tree = dependency_tree(krate);
-        assert!(
-            tree.iter().any(|d| d == "bff-domain"),
-            "{krate}: cargo tree output looks wrong"
-        );
-        let stores: Vec<_> = tree.iter().filter(|d| d.starts_with("bff-store")).collect();
-        assert!(
-            stores.is_empty(),
-            "{krate} depends on store adapters {stores:?}"
-        );
-    }
-}
-
-#[test]
 fn the_test_provider_is_only_ever_a_dev_dependency() {
     let crates = fs::read_dir(root().join("crates")).unwrap();
     for entry in crates {
@@ -182,4 +166,20 @@ fn the_test_provider_is_only_ever_a_dev_dependency() {
     );
     let ours: Vec<_> = own.iter().filter(|d| d.starts_with("bff-")).collect();
     assert!(ours.is_empty(), "bff-test-op depends on {ours:?}");
+}
+
+#[test]
+fn http_and_oidc_adapters_never_depend_on_a_store() {
+    for krate in ["bff-http", "bff-oidc"] {
+        let tree = dependency_tree(krate);
+        assert!(
+            tree.iter().any(|d| d == "bff-domain"),
+            "{krate}: cargo tree output looks wrong"
+        );
+        let stores: Vec<_> = tree.iter().filter(|d| d.starts_with("bff-store")).collect();
+        assert!(
+            stores.is_empty(),
+            "{krate} depends on store adapters {stores:?}"
+        );
+    }
 }
