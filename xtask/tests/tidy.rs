@@ -1,5 +1,6 @@
-//! Tidy checks, run as ordinary tests: module docs everywhere, `bff-domain` stays pure, and the
-//! HTTP and OIDC adapters never depend on a store adapter.
+//! Tidy checks, run as ordinary tests: module docs everywhere, `bff-domain` stays pure, the HTTP
+//! and OIDC adapters never depend on a store adapter, and the test provider stays a
+//! dev-dependency.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -144,6 +145,27 @@ fn domain_dependencies_stay_inside_the_allowlist() {
     for bad in FORBIDDEN_IN_DOMAIN {
         assert!(!tree.iter().any(|d| d == bad), "bff-domain pulls in {bad}");
     }
+}
+
+#[test]
+fn the_test_provider_is_only_ever_a_dev_dependency() {
+    let crates = fs::read_dir(root().join("crates")).unwrap();
+    for entry in crates {
+        let krate = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(
+            !direct_dependencies(&krate).contains(&"bff-test-op".to_owned()),
+            "{krate} depends on bff-test-op outside [dev-dependencies]"
+        );
+    }
+    // It must not depend on the code it tests: a dev-dependency cycle would compile that
+    // crate twice, with two incompatible copies of its types.
+    let own = direct_dependencies("bff-test-op");
+    assert!(
+        own.contains(&"poem".to_owned()),
+        "manifest parse looks wrong: {own:?}"
+    );
+    let ours: Vec<_> = own.iter().filter(|d| d.starts_with("bff-")).collect();
+    assert!(ours.is_empty(), "bff-test-op depends on {ours:?}");
 }
 
 #[test]

@@ -77,7 +77,7 @@ pub enum DiscoveryError {
 }
 
 /// The discovery document URL for `issuer`.
-pub fn discovery_url(issuer: &str) -> String {
+pub(crate) fn discovery_url(issuer: &str) -> String {
     format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
@@ -89,7 +89,7 @@ pub fn discovery_url(issuer: &str) -> String {
 /// # Errors
 /// [`DiscoveryError`] when it cannot be fetched, is malformed, names another issuer, or has an
 /// endpoint that is not an absolute URL (or not `https` under an `https` issuer).
-pub async fn fetch(
+pub(crate) async fn fetch(
     http: &reqwest::Client,
     issuer: &str,
     timeout: Duration,

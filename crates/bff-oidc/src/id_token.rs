@@ -4,7 +4,9 @@
 //! the configured allowlist (never `none`, never HMAC: a public key must not become an HMAC
 //! secret), and must agree with the key's own `alg` and family. The claims are then checked
 //! here against the injected current time: `iss`, `aud`, `azp`, `exp`, `iat`, `nbf`, `nonce`,
-//! `sub`, and `at_hash` when present.
+//! `sub`, and `at_hash` when present. An ID token from a refresh must also describe the same
+//! authentication as the session's original one (OIDC Core 12.2): same `iss` and `sub`, the
+//! original `nonce` if it carries one, the original `auth_time` if it carries one.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -18,42 +20,55 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
+/// How the token was obtained, which decides what it is compared with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Grant<'a> {
+    /// From the code exchange: `nonce` must be the authorization request's.
+    AuthorizationCode {
+        /// The `nonce` sent in the authorization request.
+        nonce: &'a str,
+    },
+    /// From a refresh: must describe the same authentication as `original`.
+    RefreshToken {
+        /// The claims of the session's ID token from the code exchange.
+        original: &'a Map<String, Value>,
+    },
+}
+
 /// What the token must satisfy.
 #[derive(Debug, Clone)]
-pub struct Expectations<'a> {
+pub(crate) struct Expectations<'a> {
     /// `iss`.
-    pub issuer: &'a str,
+    pub(crate) issuer: &'a str,
     /// Must be in `aud`; must be `azp` when present.
-    pub client_id: &'a str,
-    /// `nonce` of the authorization request; `None` for tokens from a refresh.
-    pub nonce: Option<&'a str>,
-    /// `sub` the token must have (refresh); `None` at login.
-    pub subject: Option<&'a str>,
+    pub(crate) client_id: &'a str,
+    /// How the token was obtained.
+    pub(crate) grant: Grant<'a>,
     /// The access token issued with it, for `at_hash`.
-    pub access_token: Option<&'a str>,
+    pub(crate) access_token: Option<&'a str>,
     /// Allowed signing algorithms.
-    pub algorithms: &'a [Algorithm],
+    pub(crate) algorithms: &'a [Algorithm],
     /// Tolerated clock difference.
-    pub skew: Duration,
+    pub(crate) skew: Duration,
     /// Now.
-    pub now: Timestamp,
+    pub(crate) now: Timestamp,
 }
 
 /// Why a token was refused. The reason names the check, never the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum IdTokenProblem {
+pub(crate) enum IdTokenProblem {
     /// No key with the token's `kid` (a refetch of the JWKS may help).
     #[error("kid")]
     UnknownKid,
     /// A check failed; the string names it: `alg`, `kid`, `signature`, `malformed`, `iss`,
-    /// `aud`, `azp`, `exp`, `iat`, `nbf`, `nonce`, `sub` or `at_hash`.
+    /// `aud`, `azp`, `exp`, `iat`, `nbf`, `nonce`, `sub`, `at_hash` or `auth_time`.
     #[error("{0}")]
     Invalid(&'static str),
 }
 
 /// HMAC and anything not asymmetric is never acceptable for ID tokens from a confidential
 /// client's point of view here: the key comes from a public JWKS.
-pub fn is_asymmetric(alg: Algorithm) -> bool {
+pub(crate) fn is_asymmetric(alg: Algorithm) -> bool {
     !matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
 }
 
@@ -137,7 +152,7 @@ fn number(claims: &Map<String, Value>, name: &str) -> Option<i64> {
 }
 
 /// The left half of the hash of the access token, base64url (OIDC Core 3.1.3.6).
-pub fn at_hash(alg: Algorithm, access_token: &str) -> String {
+pub(crate) fn at_hash(alg: Algorithm, access_token: &str) -> String {
     let digest: Vec<u8> = match alg {
         Algorithm::RS384 | Algorithm::PS384 | Algorithm::ES384 | Algorithm::HS384 => {
             Sha384::digest(access_token.as_bytes()).to_vec()
@@ -150,12 +165,43 @@ pub fn at_hash(alg: Algorithm, access_token: &str) -> String {
     URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
 }
 
+/// OIDC Core 12.2: a refreshed ID token describes the original authentication. `iss` and
+/// `sub` must equal the original's. `nonce` and `auth_time` need not be repeated (the spec says
+/// a refreshed token *should not* carry a nonce, and requires `auth_time` only to be the
+/// original time *if* present), but when present must equal the original's: a value the
+/// original did not have cannot be the original's, so it is refused too.
+fn same_authentication(
+    refreshed: &Map<String, Value>,
+    original: &Map<String, Value>,
+) -> Result<(), IdTokenProblem> {
+    let same_string = |name: &str| {
+        let original = original.get(name).and_then(Value::as_str);
+        original.is_some() && refreshed.get(name).and_then(Value::as_str) == original
+    };
+    if !same_string("iss") {
+        return Err(IdTokenProblem::Invalid("iss"));
+    }
+    if !same_string("sub") {
+        return Err(IdTokenProblem::Invalid("sub"));
+    }
+    if refreshed.contains_key("nonce") && !same_string("nonce") {
+        return Err(IdTokenProblem::Invalid("nonce"));
+    }
+    if refreshed.contains_key("auth_time") {
+        let original = number(original, "auth_time");
+        if original.is_none() || number(refreshed, "auth_time") != original {
+            return Err(IdTokenProblem::Invalid("auth_time"));
+        }
+    }
+    Ok(())
+}
+
 /// Validates `token` and returns its claims.
 ///
 /// # Errors
 /// [`IdTokenProblem::UnknownKid`] when no key matches (the caller may refetch the JWKS and try
 /// again), [`IdTokenProblem::Invalid`] naming the failed check otherwise.
-pub fn validate(
+pub(crate) fn validate(
     token: &str,
     keys: &JwkSet,
     expect: &Expectations<'_>,
@@ -220,20 +266,20 @@ pub fn validate(
     {
         return Err(IdTokenProblem::Invalid("nbf"));
     }
-    if let Some(nonce) = expect.nonce
+    if let Grant::AuthorizationCode { nonce } = expect.grant
         && claims.get("nonce").and_then(Value::as_str) != Some(nonce)
     {
         return Err(IdTokenProblem::Invalid("nonce"));
     }
-    let sub = claims
+    if claims
         .get("sub")
         .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or(IdTokenProblem::Invalid("sub"))?;
-    if let Some(expected) = expect.subject
-        && sub != expected
+        .is_none_or(str::is_empty)
     {
         return Err(IdTokenProblem::Invalid("sub"));
+    }
+    if let Grant::RefreshToken { original } = expect.grant {
+        same_authentication(&claims, original)?;
     }
     if let (Some(claimed), Some(access_token)) = (
         claims.get("at_hash").and_then(Value::as_str),

@@ -18,7 +18,7 @@ use tokio::sync::{Mutex, RwLock};
 use tokio::time::Instant;
 
 /// A cached JWKS with rate-limited refetch.
-pub struct JwksCache {
+pub(crate) struct JwksCache {
     url: String,
     http: reqwest::Client,
     timeout: Duration,
@@ -48,7 +48,7 @@ struct RawJwkSet {
 ///
 /// # Errors
 /// A sentence saying why (network, timeout, status, JSON). It never contains key material.
-pub async fn fetch(http: &reqwest::Client, url: &str, timeout: Duration) -> Result<JwkSet, String> {
+async fn fetch(http: &reqwest::Client, url: &str, timeout: Duration) -> Result<JwkSet, String> {
     let response = http
         .get(url)
         .timeout(timeout)
@@ -85,7 +85,7 @@ impl JwksCache {
     ///
     /// # Errors
     /// When the first fetch fails.
-    pub async fn load(
+    pub(crate) async fn load(
         http: reqwest::Client,
         url: String,
         timeout: Duration,
@@ -103,14 +103,14 @@ impl JwksCache {
     }
 
     /// The current key set.
-    pub async fn keys(&self) -> Arc<JwkSet> {
+    pub(crate) async fn keys(&self) -> Arc<JwkSet> {
         self.keys.read().await.clone()
     }
 
     /// Refetches the key set unless an unknown-`kid` refetch happened less than the interval
     /// ago; returns whether it fetched new keys. A failed refetch keeps the old keys (and still
     /// counts, so a provider that is down is not hammered either).
-    pub async fn refresh_if_allowed(&self) -> bool {
+    pub(crate) async fn refresh_if_allowed(&self) -> bool {
         let mut last = self.last_refetch.lock().await;
         if last.is_some_and(|at| at.elapsed() < self.refetch_interval) {
             return false;

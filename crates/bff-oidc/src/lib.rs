@@ -1,21 +1,25 @@
 //! OpenID Connect client adapter: implements `bff_domain::ports::IdentityProvider`.
 //!
-//! - [`discovery`]: the provider metadata document (its `issuer` must equal the configured one).
-//! - [`jwks`]: the signing keys, cached, refetched on an unknown `kid` at most once per interval.
-//! - [`id_token`]: ID token validation, a pure function of the token, the keys, the
+//! The public surface is what the server wires: [`OidcProviderConfig`] in, [`OidcProvider`]
+//! out of [`OidcProvider::discover`] (or a [`DiscoveryError`]), and [`http_client`]. Inside:
+//!
+//! - `config`: one provider's client configuration, checked before any network call.
+//! - `discovery`: the provider metadata document (its `issuer` must equal the configured one).
+//! - `jwks`: the signing keys, cached, refetched on an unknown `kid` at most once per interval.
+//! - `id_token`: ID token validation, a pure function of the token, the keys, the
 //!   expectations and the current time, so every rule is tested with fixed time.
-//! - [`provider`]: [`OidcProvider`], which runs the protocol steps with the `oauth2` crate
-//!   (PKCE S256, code exchange, refresh, revocation) and adds the OIDC parts (nonce, ID token,
-//!   userinfo, end-session URL).
+//! - `provider`: [`OidcProvider`] and one module per protocol step (authorization request,
+//!   token endpoint, userinfo, end-session URL), with the `oauth2` crate doing PKCE S256, code
+//!   exchange, refresh and revocation.
 //!
 //! Architecture invariant: no store adapter; no token, code, verifier or secret is logged or put
 //! into an error message.
 
-pub mod config;
-pub mod discovery;
-pub mod id_token;
-pub mod jwks;
-pub mod provider;
+mod config;
+mod discovery;
+mod id_token;
+mod jwks;
+mod provider;
 
 use std::time::Duration;
 

@@ -6,13 +6,7 @@ use serde_json::json;
 
 use super::*;
 
-/// Test-only keys (generated with openssl for these tests; never used anywhere else).
-const TEST_KEYS: &str = include_str!("../../tests/fixtures/test-keys.json");
-
-fn fixture(name: &str) -> String {
-    let keys: Value = serde_json::from_str(TEST_KEYS).unwrap();
-    keys[name].as_str().unwrap().to_owned()
-}
+use bff_test_op::fixture;
 
 fn der(name: &str) -> Vec<u8> {
     STANDARD.decode(fixture(name)).unwrap()
@@ -68,8 +62,7 @@ fn expect() -> Expectations<'static> {
     Expectations {
         issuer: ISSUER,
         client_id: CLIENT,
-        nonce: Some("n-1"),
-        subject: None,
+        grant: Grant::AuthorizationCode { nonce: "n-1" },
         access_token: Some(ACCESS_TOKEN),
         algorithms: &[
             Algorithm::ES256,
@@ -326,17 +319,128 @@ fn a_token_without_kid_needs_exactly_one_candidate_key() {
     );
 }
 
+/// The claims of the session's original ID token, as a refresh sees them.
+fn original(changes: Value) -> Map<String, Value> {
+    let Value::Object(map) = with(changes) else {
+        unreachable!()
+    };
+    map
+}
+
 #[test]
 fn refreshed_tokens_must_keep_the_subject() {
+    let first = original(json!({}));
     let mut refresh = expect();
-    refresh.nonce = None;
-    refresh.subject = Some("alice");
+    refresh.grant = Grant::RefreshToken { original: &first };
     assert!(validate(&sign(&with(json!({"nonce": null}))), &keys(), &refresh).is_ok());
     let other = sign(&with(json!({"sub": "bob", "nonce": null})));
     assert_eq!(
         validate(&other, &keys(), &refresh),
         Err(IdTokenProblem::Invalid("sub"))
     );
+}
+
+#[test]
+fn refreshed_tokens_must_describe_the_original_authentication() {
+    const AUTH_TIME: i64 = NOW - 3600;
+    type Case = (&'static str, Value, Value, Result<(), IdTokenProblem>);
+    let cases: Vec<Case> = vec![
+        // (name, original's changes, refreshed token's changes, expected)
+        (
+            "same everything, nonce repeated",
+            json!({"auth_time": AUTH_TIME}),
+            json!({"auth_time": AUTH_TIME}),
+            Ok(()),
+        ),
+        (
+            "no nonce and no auth_time repeated",
+            json!({"auth_time": AUTH_TIME}),
+            json!({"nonce": null}),
+            Ok(()),
+        ),
+        (
+            "another subject",
+            json!({}),
+            json!({"sub": "bob"}),
+            Err(IdTokenProblem::Invalid("sub")),
+        ),
+        (
+            "original without sub",
+            json!({"sub": null}),
+            json!({}),
+            Err(IdTokenProblem::Invalid("sub")),
+        ),
+        // The session was created under another issuer value than the one configured now.
+        (
+            "original from another issuer",
+            json!({"iss": "https://old.example"}),
+            json!({}),
+            Err(IdTokenProblem::Invalid("iss")),
+        ),
+        (
+            "another nonce",
+            json!({}),
+            json!({"nonce": "n-2"}),
+            Err(IdTokenProblem::Invalid("nonce")),
+        ),
+        (
+            "a nonce the original did not have",
+            json!({"nonce": null}),
+            json!({}),
+            Err(IdTokenProblem::Invalid("nonce")),
+        ),
+        (
+            "a nonce that is not a string",
+            json!({}),
+            json!({"nonce": 7}),
+            Err(IdTokenProblem::Invalid("nonce")),
+        ),
+        (
+            "another auth_time (a new authentication)",
+            json!({"auth_time": AUTH_TIME}),
+            json!({"auth_time": AUTH_TIME + 1}),
+            Err(IdTokenProblem::Invalid("auth_time")),
+        ),
+        (
+            "an auth_time the original did not have",
+            json!({}),
+            json!({"auth_time": AUTH_TIME}),
+            Err(IdTokenProblem::Invalid("auth_time")),
+        ),
+        (
+            "an auth_time that is not a number",
+            json!({"auth_time": AUTH_TIME}),
+            json!({"auth_time": AUTH_TIME.to_string()}),
+            Err(IdTokenProblem::Invalid("auth_time")),
+        ),
+    ];
+    for (name, original_changes, refreshed_changes, expected) in cases {
+        let first = original(original_changes);
+        let mut refresh = expect();
+        refresh.grant = Grant::RefreshToken { original: &first };
+        let token = sign(&with(refreshed_changes));
+        let result = validate(&token, &keys(), &refresh).map(|_| ());
+        assert_eq!(result, expected, "{name}");
+    }
+}
+
+#[test]
+fn a_refreshed_token_still_passes_every_login_check() {
+    // The comparison with the original comes on top of the usual checks, not instead.
+    let first = original(json!({}));
+    let mut refresh = expect();
+    refresh.grant = Grant::RefreshToken { original: &first };
+    for (changes, check) in [
+        (json!({"aud": "other"}), "aud"),
+        (json!({"exp": NOW - 3600}), "exp"),
+        (json!({"iss": "https://evil.example"}), "iss"),
+    ] {
+        let token = sign(&with(changes));
+        assert_eq!(
+            validate(&token, &keys(), &refresh),
+            Err(IdTokenProblem::Invalid(check))
+        );
+    }
 }
 
 #[test]

@@ -1,11 +1,15 @@
-//! Discovery: the issuer rule, required endpoints, configuration refusals, readiness, `Debug`.
+//! Discovery: the issuer rule, required endpoints, configuration refusals, readiness, `Debug`,
+//! and what the metadata decides: the ID token algorithms and RFC 9207's `iss` requirement.
 
 use std::time::Duration;
 
+use bff_domain::ports::{IdentityProvider as _, ProviderError};
 use bff_oidc::{Algorithm, DiscoveryError, OidcProvider};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::op::{CLIENT_SECRET, Script, default_op, start_op};
+use crate::op::{
+    CLIENT_SECRET, ClientOf as _, Script, Signer, TestOp, default_op, exchange, start_op,
+};
 
 fn client() -> reqwest::Client {
     bff_oidc::http_client(Duration::from_secs(5)).unwrap()
@@ -135,4 +139,106 @@ async fn debug_output_never_shows_the_client_secret() {
     let p = op.provider().await;
     let shown = format!("{p:?} {p:#?}");
     assert!(!shown.contains(CLIENT_SECRET), "{shown}");
+}
+
+/// A provider advertising `algorithms` as `id_token_signing_alg_values_supported` (`null`: the
+/// member is absent).
+async fn advertising(algorithms: Value) -> TestOp {
+    start_op(Script {
+        metadata_overrides: json!({ "id_token_signing_alg_values_supported": algorithms }),
+        ..Script::default()
+    })
+    .await
+}
+
+/// Whether a code exchange whose ID token `signer` signs (with a key the JWKS publishes) is
+/// accepted; refusals must be for the algorithm.
+async fn accepts(op: &TestOp, config: bff_oidc::OidcProviderConfig, signer: Signer) -> bool {
+    op.script().signer = signer;
+    match exchange(&op.provider_with(config).await).await {
+        Ok(_) => true,
+        Err(ProviderError::IdTokenInvalid(check)) if check == "alg" => false,
+        Err(other) => panic!("{signer:?}: refused for something else: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn without_an_allowlist_only_advertised_algorithms_are_accepted() {
+    // (advertised, accepted list, ES256 token accepted, RS256 token accepted)
+    let cases = [
+        (json!(["RS256"]), vec![Algorithm::RS256], false, true),
+        (json!(null), vec![Algorithm::RS256], false, true),
+        (json!(["ES256"]), vec![Algorithm::ES256], true, false),
+        (
+            json!(["HS256", "ES256", "RS256"]),
+            vec![Algorithm::RS256, Algorithm::ES256],
+            true,
+            true,
+        ),
+    ];
+    for (advertised, expected, es256, rs256) in cases {
+        let op = advertising(advertised.clone()).await;
+        let config = op.config();
+        assert_eq!(config.allowed_algorithms, None);
+        let p = op.provider_with(config.clone()).await;
+        assert_eq!(p.id_token_algorithms(), expected, "{advertised}");
+        assert_eq!(
+            accepts(&op, config.clone(), Signer::Ec1).await,
+            es256,
+            "ES256 with {advertised}"
+        );
+        assert_eq!(
+            accepts(&op, config, Signer::Rsa).await,
+            rs256,
+            "RS256 with {advertised}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_configured_allowlist_overrides_what_the_provider_advertises() {
+    let op = advertising(json!(["RS256"])).await;
+    let mut config = op.config();
+    config.allowed_algorithms = Some(vec![Algorithm::ES256]);
+    assert!(accepts(&op, config.clone(), Signer::Ec1).await);
+    assert!(!accepts(&op, config, Signer::Rsa).await);
+}
+
+#[tokio::test]
+async fn a_provider_advertising_only_unsafe_algorithms_needs_an_allowlist() {
+    let op = advertising(json!(["HS256", "none"])).await;
+    let err = OidcProvider::discover(op.config(), client())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, DiscoveryError::Config(reason) if reason.contains("id_token_algorithms")),
+        "{err}"
+    );
+    // With one, it works.
+    let mut config = op.config();
+    config.allowed_algorithms = Some(vec![Algorithm::ES256]);
+    assert!(accepts(&op, config, Signer::Ec1).await);
+}
+
+#[tokio::test]
+async fn the_rfc_9207_iss_requirement_is_read_from_the_metadata() {
+    for (advertised, required) in [
+        (json!(null), false),
+        (json!(false), false),
+        (json!(true), true),
+    ] {
+        let op = start_op(Script {
+            metadata_overrides: json!({
+                "authorization_response_iss_parameter_supported": advertised
+            }),
+            ..Script::default()
+        })
+        .await;
+        let p = op.provider().await;
+        assert_eq!(
+            p.requires_issuer_in_authorization_response(),
+            required,
+            "{advertised}"
+        );
+    }
 }

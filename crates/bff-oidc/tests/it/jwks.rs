@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bff_domain::ports::ProviderError;
 
-use crate::op::{Signer, default_op, exchange};
+use crate::op::{ClientOf as _, Signer, default_op, exchange};
 
 fn is_kid_error(result: &Result<bff_domain::ports::ProviderLogin, ProviderError>) -> bool {
     matches!(result, Err(ProviderError::IdTokenInvalid(r)) if r == "kid")

@@ -11,8 +11,9 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 
 use crate::op::{
-    ACCESS_TOKEN, CLIENT_ID, CLIENT_SECRET, CODE, NOW, Op, REDIRECT_URI, Script, Signer, VERIFIER,
-    assert_no_secret, b64, default_op, exchange, exchange_at, fixture, sign_raw, start_op,
+    ACCESS_TOKEN, CLIENT_ID, CLIENT_SECRET, CODE, ClientOf as _, NOW, REDIRECT_URI, Script, Signer,
+    TestOp, VERIFIER, assert_no_secret, at_hash, b64, default_op, exchange, exchange_at, fixture,
+    pkce_s256, sign_raw, start_op,
 };
 
 #[tokio::test]
@@ -36,7 +37,7 @@ async fn authorization_urls_carry_pkce_state_nonce_and_prompt() {
     assert_eq!(q("code_challenge_method").as_deref(), Some("S256"));
     assert_eq!(
         q("code_challenge"),
-        Some(bff_oidc::provider::s256(a.pkce_verifier.expose()))
+        Some(pkce_s256(a.pkce_verifier.expose()))
     );
     assert_eq!(q("state"), Some(a.state.clone()));
     assert_eq!(q("nonce"), Some(a.nonce.clone()));
@@ -207,12 +208,12 @@ async fn malformed_or_non_bearer_token_responses_are_protocol_errors() {
 /// One hostile ID token: how to make it from the good claims, and the check it must fail.
 struct Case {
     name: &'static str,
-    token: Box<dyn Fn(&Op) -> String>,
+    token: Box<dyn Fn(&TestOp) -> String>,
     now: i64,
     expected: Option<&'static str>,
 }
 
-fn claims_with(op: &Op, changes: Value) -> Value {
+fn claims_with(op: &TestOp, changes: Value) -> Value {
     let mut claims = op.good_claims(Algorithm::ES256);
     for (k, v) in changes.as_object().unwrap() {
         if v.is_null() {
@@ -224,11 +225,11 @@ fn claims_with(op: &Op, changes: Value) -> Value {
     claims
 }
 
-fn signed(changes: Value) -> Box<dyn Fn(&Op) -> String> {
+fn signed(changes: Value) -> Box<dyn Fn(&TestOp) -> String> {
     Box::new(move |op| Signer::Ec1.sign(Some("k1"), &claims_with(op, changes.clone())))
 }
 
-fn case(name: &'static str, token: Box<dyn Fn(&Op) -> String>, expected: &'static str) -> Case {
+fn case(name: &'static str, token: Box<dyn Fn(&TestOp) -> String>, expected: &'static str) -> Case {
     Case {
         name,
         token,
@@ -307,7 +308,7 @@ fn cases() -> Vec<Case> {
         case("missing nonce", signed(json!({"nonce": null})), "nonce"),
         case(
             "wrong at_hash",
-            signed(json!({"at_hash": bff_oidc::id_token::at_hash(Algorithm::ES256, "x")})),
+            signed(json!({"at_hash": at_hash(Algorithm::ES256, "x")})),
             "at_hash",
         ),
         case("missing sub", signed(json!({"sub": null})), "sub"),

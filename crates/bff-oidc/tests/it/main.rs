@@ -1,6 +1,7 @@
-//! bff-oidc against a scripted provider on loopback (one test binary, one module per concern):
-//! discovery rules, the code exchange with hostile ID tokens, JWKS rotation with a rate-limited
-//! refetch, refresh, revocation, userinfo and end-session URLs.
+//! bff-oidc against the scriptable provider of `bff-test-op` on loopback (one test binary, one
+//! module per concern): discovery rules and what the metadata decides, the code exchange with
+//! hostile ID tokens, JWKS rotation with a rate-limited refetch, refresh, revocation, userinfo
+//! and end-session URLs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

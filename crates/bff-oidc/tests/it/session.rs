@@ -1,12 +1,13 @@
 //! After login: refresh, revocation (RFC 7009), userinfo, end-session URLs.
 
-use bff_domain::Secret;
 use bff_domain::ports::{IdentityProvider, ProviderError};
-use bff_oidc::ClientAuthMethod;
-use serde_json::json;
+use bff_domain::{Claims, Secret};
+use bff_oidc::{Algorithm, ClientAuthMethod};
+use serde_json::{Value, json};
 
 use crate::op::{
-    ACCESS_TOKEN, CLIENT_ID, CLIENT_SECRET, Script, assert_no_secret, default_op, now, start_op,
+    ACCESS_TOKEN, CLIENT_ID, CLIENT_SECRET, ClientOf as _, NONCE, NOW, Script, TestOp,
+    assert_no_secret, default_op, exchange, now, start_op,
 };
 
 #[tokio::test]
@@ -14,7 +15,7 @@ async fn refresh_returns_new_tokens_and_checks_the_new_id_token() {
     let op = default_op().await;
     let p = op.provider().await;
     let tokens = p
-        .refresh(&Secret::new("rt-1"), &claims_of("alice"), now())
+        .refresh(&Secret::new("rt-1"), &claims_of(&op, "alice"), now())
         .await
         .unwrap();
     assert_eq!(tokens.access_token.expose(), ACCESS_TOKEN);
@@ -26,7 +27,7 @@ async fn refresh_returns_new_tokens_and_checks_the_new_id_token() {
 
     // A refreshed ID token for another user is refused.
     let err = p
-        .refresh(&Secret::new("rt-1"), &claims_of("bob"), now())
+        .refresh(&Secret::new("rt-1"), &claims_of(&op, "bob"), now())
         .await
         .unwrap_err();
     assert!(
@@ -36,7 +37,7 @@ async fn refresh_returns_new_tokens_and_checks_the_new_id_token() {
     // So is one for another audience.
     op.script().claim_overrides = json!({"aud": "other-client"});
     let err = p
-        .refresh(&Secret::new("rt-1"), &claims_of("alice"), now())
+        .refresh(&Secret::new("rt-1"), &claims_of(&op, "alice"), now())
         .await
         .unwrap_err();
     assert!(
@@ -47,7 +48,7 @@ async fn refresh_returns_new_tokens_and_checks_the_new_id_token() {
     op.script().claim_overrides = json!({});
     op.script().omit_id_token = true;
     let tokens = p
-        .refresh(&Secret::new("rt-1"), &claims_of("alice"), now())
+        .refresh(&Secret::new("rt-1"), &claims_of(&op, "alice"), now())
         .await
         .unwrap();
     assert!(tokens.id_token.is_none());
@@ -58,7 +59,7 @@ async fn a_dead_refresh_token_is_rejected_with_invalid_grant() {
     let op = default_op().await;
     let p = op.provider().await;
     let err = p
-        .refresh(&Secret::new("dead"), &claims_of("alice"), now())
+        .refresh(&Secret::new("dead"), &claims_of(&op, "alice"), now())
         .await
         .unwrap_err();
     assert!(
@@ -213,9 +214,138 @@ async fn end_session_urls_carry_the_hint_the_redirect_and_the_client() {
     assert!(op.provider().await.end_session_url(None, "st-1").is_none());
 }
 
-fn claims_of(subject: &str) -> bff_domain::Claims {
-    let serde_json::Value::Object(map) = serde_json::json!({"sub": subject}) else {
+/// The claims of the session's original ID token (from the code exchange) for `subject`.
+fn claims_of(op: &TestOp, subject: &str) -> Claims {
+    original(op, json!({ "sub": subject }))
+}
+
+/// The claims of a good original ID token with `changes` (`null` removes a claim).
+fn original(op: &TestOp, changes: Value) -> Claims {
+    let Value::Object(mut map) = op.good_claims(Algorithm::ES256) else {
         unreachable!()
     };
-    bff_domain::Claims::new(map)
+    for (name, value) in changes.as_object().unwrap() {
+        if value.is_null() {
+            map.remove(name);
+        } else {
+            map.insert(name.clone(), value.clone());
+        }
+    }
+    Claims::new(map)
+}
+
+#[tokio::test]
+async fn the_original_claims_of_a_real_login_pass_a_refresh() {
+    // Guards the table below: the claims the code exchange returned, unchanged, are what the
+    // domain hands to refresh, and an honest refreshed token matches them.
+    let op = default_op().await;
+    let p = op.provider().await;
+    let login = exchange(&p).await.unwrap();
+    let tokens = p
+        .refresh(&Secret::new("rt-1"), &login.claims, now())
+        .await
+        .unwrap();
+    assert!(tokens.id_token.is_some());
+}
+
+#[tokio::test]
+async fn a_refreshed_id_token_must_describe_the_original_authentication() {
+    const AUTH_TIME: i64 = NOW - 3600;
+    let op = default_op().await;
+    let p = op.provider().await;
+    // (what, the original's changes, the refreshed token's changes, the failed check or none)
+    let cases: Vec<(&str, Value, Value, Option<&str>)> = vec![
+        (
+            "the original nonce repeated, auth_time kept",
+            json!({"auth_time": AUTH_TIME}),
+            json!({"nonce": NONCE, "auth_time": AUTH_TIME}),
+            None,
+        ),
+        (
+            "auth_time left out (OIDC Core 12.2 only constrains it when present)",
+            json!({"auth_time": AUTH_TIME}),
+            json!({}),
+            None,
+        ),
+        (
+            "another nonce",
+            json!({}),
+            json!({"nonce": "other"}),
+            Some("nonce"),
+        ),
+        (
+            "a nonce although the original had none",
+            json!({"nonce": null}),
+            json!({"nonce": NONCE}),
+            Some("nonce"),
+        ),
+        (
+            "another auth_time: a new authentication",
+            json!({"auth_time": AUTH_TIME}),
+            json!({"auth_time": AUTH_TIME + 60}),
+            Some("auth_time"),
+        ),
+        (
+            "an auth_time although the original had none",
+            json!({}),
+            json!({"auth_time": AUTH_TIME}),
+            Some("auth_time"),
+        ),
+        (
+            "the session's original came from another issuer value",
+            json!({"iss": "https://old-issuer.example"}),
+            json!({}),
+            Some("iss"),
+        ),
+        (
+            "another subject",
+            json!({"sub": "bob"}),
+            json!({}),
+            Some("sub"),
+        ),
+    ];
+    for (what, original_changes, refreshed_changes, expected) in cases {
+        op.script().claim_overrides = refreshed_changes;
+        let result = p
+            .refresh(
+                &Secret::new("rt-1"),
+                &original(&op, original_changes),
+                now(),
+            )
+            .await;
+        match (expected, result) {
+            (None, Ok(tokens)) => assert!(tokens.id_token.is_some(), "{what}"),
+            (Some(check), Err(err)) => {
+                assert!(
+                    matches!(&err, ProviderError::IdTokenInvalid(r) if r == check),
+                    "{what}: expected {check}, got {err:?}"
+                );
+                assert_no_secret(&err);
+                let shown = format!("{err} {err:?}");
+                for content in ["old-issuer", "bob", "other", &AUTH_TIME.to_string()] {
+                    assert!(!shown.contains(content), "{what}: {content} in {shown}");
+                }
+            }
+            (expected, got) => panic!("{what}: expected {expected:?}, got {got:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_session_without_sub_does_not_spend_its_refresh_token() {
+    let op = default_op().await;
+    let p = op.provider().await;
+    let err = p
+        .refresh(
+            &Secret::new("rt-1"),
+            &original(&op, json!({"sub": null})),
+            now(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::IdTokenInvalid(r) if r == "sub"),
+        "{err:?}"
+    );
+    assert!(op.script().token_calls.is_empty());
 }

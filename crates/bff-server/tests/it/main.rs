@@ -1,5 +1,6 @@
 //! Integration tests of `bff-server`: the real server on port 0 against a real OpenID Provider
-//! (`oidc-provider`, from `e2e/idp`), a fake provider for hostile ID tokens, and a real browser.
+//! (`oidc-provider`, from `e2e/idp`), the scriptable provider of `bff-test-op` for hostile ID
+//! tokens, and a real browser.
 
 #![allow(
     clippy::unwrap_used,
@@ -10,7 +11,6 @@
 
 mod browser;
 mod config_cli;
-mod fake_op;
 mod flow;
 mod negative;
 mod stores;

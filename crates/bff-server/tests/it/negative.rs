@@ -1,9 +1,12 @@
 //! Hostile and broken logins: each gets its problem+json with the right status and creates no
 //! session.
 
+use bff_test_op::{
+    ACCESS_TOKEN, CLIENT_ID, CLIENT_SECRET as OP_CLIENT_SECRET, IssParameter, IssueTime,
+    REFRESH_TOKEN, Script, TestOp,
+};
 use serde_json::json;
 
-use crate::fake_op::{FakeOp, Mode};
 use crate::support::*;
 
 async fn assert_logged_out(browser: &Browser) {
@@ -176,9 +179,66 @@ async fn csrf_header_and_origin_are_required() {
     assert_eq!(browser.api_get("/bff/user").await.status, 200);
 }
 
-/// A server whose only provider is the misbehaving fake in `mode`.
-async fn server_with_fake_provider(mode: Mode) -> (FakeOp, Server, Browser) {
-    let op = FakeOp::start(mode).await;
+/// How the scripted provider misbehaves (a certified provider cannot be made to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// A correct ID token.
+    Honest,
+    /// The payload is changed after signing.
+    TamperedIdToken,
+    /// The ID token names another issuer.
+    WrongIssInIdToken,
+    /// The authorization response's `iss` parameter names another issuer (mix-up).
+    WrongIssParameter,
+    /// The metadata promises `iss` in authorization responses (RFC 9207), the response has none.
+    PromisedIssParameterMissing,
+    /// The ID token carries another nonce (replayed token).
+    WrongNonce,
+}
+
+impl Mode {
+    /// The provider's script: tokens issued at the real time (the server reads the system
+    /// clock) for `mallory`, then the misbehaviour.
+    fn script(self) -> Script {
+        let mut script = Script {
+            issue_time: IssueTime::System,
+            subject: "mallory".into(),
+            ..Script::default()
+        };
+        match self {
+            Mode::Honest => {}
+            Mode::TamperedIdToken => {
+                script.claims_changed_after_signing = Some(json!({"sub": "admin"}));
+            }
+            Mode::WrongIssInIdToken => {
+                script.claim_overrides = json!({"iss": "https://evil.example"});
+            }
+            Mode::WrongIssParameter => {
+                script.iss_parameter = IssParameter::Value("https://evil.example".into());
+            }
+            Mode::PromisedIssParameterMissing => {
+                script.metadata_overrides =
+                    json!({"authorization_response_iss_parameter_supported": true});
+                script.iss_parameter = IssParameter::Omitted;
+            }
+            Mode::WrongNonce => script.claim_overrides = json!({"nonce": "replayed"}),
+        }
+        script
+    }
+}
+
+/// What the scripted provider hands out or is configured with: none of it may reach the
+/// browser or a log.
+const OP_SECRETS: &[&str] = &[ACCESS_TOKEN, REFRESH_TOKEN, OP_CLIENT_SECRET];
+
+/// A server whose only provider is the scripted one in `mode`.
+async fn server_with_fake_provider(mode: Mode) -> (TestOp, Server, Browser) {
+    server_with_scripted_provider(mode.script()).await
+}
+
+/// A server whose only provider follows `script`.
+async fn server_with_scripted_provider(script: Script) -> (TestOp, Server, Browser) {
+    let op = TestOp::start(script).await;
     let reserved = reserve().await;
     let text = format!(
         r#"
@@ -192,8 +252,8 @@ id = "test"
 key = "{VAULT_KEY}"
 [providers.fake]
 issuer = "{issuer}"
-client_id = "fake-client"
-client_secret = "fake-client-secret"
+client_id = "{CLIENT_ID}"
+client_secret = "{OP_CLIENT_SECRET}"
 id_token_algorithms = ["ES256"]
 "#,
         base = reserved.base,
@@ -205,6 +265,13 @@ id_token_algorithms = ["ES256"]
     (op, server, browser)
 }
 
+/// Logs in through the scripted provider (which has no login page) and returns the callback.
+async fn login_at_fake_provider(browser: &Browser, server: &Server) -> Page {
+    let start = browser.get(&format!("{}/bff/login", server.base)).await;
+    let authorize = browser.get(&start.location().unwrap()).await;
+    browser.get(&authorize.location().unwrap()).await
+}
+
 #[tokio::test]
 async fn hostile_id_tokens_and_mix_up_are_refused() {
     capture_logs();
@@ -213,41 +280,63 @@ async fn hostile_id_tokens_and_mix_up_are_refused() {
         (Mode::WrongIssInIdToken, "id_token_invalid"),
         (Mode::WrongNonce, "id_token_invalid"),
         (Mode::WrongIssParameter, "issuer_mismatch"),
+        (Mode::PromisedIssParameterMissing, "issuer_missing"),
     ] {
-        let (_op, server, browser) = server_with_fake_provider(mode).await;
-        let start = browser.get(&format!("{}/bff/login", server.base)).await;
-        let authorize = browser.get(&start.location().unwrap()).await;
-        let callback = authorize.location().unwrap();
-        let page = browser.get(&callback).await;
+        let (op, server, browser) = server_with_fake_provider(mode).await;
+        let page = login_at_fake_provider(&browser, &server).await;
         assert_eq!(page.status, 400, "{mode:?}: {}", page.body);
         assert_eq!(page.problem_code(), code, "{mode:?}");
         assert_logged_out(&browser).await;
-        browser.assert_no_secrets_seen(&[
-            "fake-access-token",
-            "fake-refresh-token",
-            "fake-client-secret",
-        ]);
+        browser.assert_no_secrets_seen(OP_SECRETS);
+        if mode == Mode::PromisedIssParameterMissing {
+            assert!(
+                op.script().token_calls.is_empty(),
+                "the code was sent to the token endpoint"
+            );
+        }
     }
-    assert_no_secret(
-        &logs_text(),
-        &[
-            "fake-access-token",
-            "fake-refresh-token",
-            "fake-client-secret",
-        ],
-    );
+    assert_no_secret(&logs_text(), OP_SECRETS);
 }
 
 #[tokio::test]
 async fn the_honest_fake_provider_logs_in() {
     // Guards the hostile-token test: the same fake provider, behaving, does produce a session.
     let (_op, server, browser) = server_with_fake_provider(Mode::Honest).await;
-    let start = browser.get(&format!("{}/bff/login", server.base)).await;
-    let authorize = browser.get(&start.location().unwrap()).await;
-    let page = browser.get(&authorize.location().unwrap()).await;
+    let page = login_at_fake_provider(&browser, &server).await;
     assert_eq!(page.status, 200, "{}", page.body);
     let user = browser.api_get("/bff/user").await;
     assert_eq!(user.json()["sub"], "mallory");
+}
+
+#[tokio::test]
+async fn a_provider_that_does_not_promise_iss_may_omit_it() {
+    // Guards the `issuer_missing` case: without the RFC 9207 promise, no `iss` is fine.
+    let mut script = Mode::Honest.script();
+    script.iss_parameter = IssParameter::Omitted;
+    let (_op, server, browser) = server_with_scripted_provider(script).await;
+    let page = login_at_fake_provider(&browser, &server).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+}
+
+#[tokio::test]
+async fn a_refreshed_id_token_of_another_authentication_is_refused() {
+    capture_logs();
+    let (op, server, browser) = server_with_fake_provider(Mode::Honest).await;
+    assert_eq!(login_at_fake_provider(&browser, &server).await.status, 200);
+    // The session's original claims reach the provider adapter: an honest refresh passes.
+    let refreshed = browser.api_post("/bff/refresh", None).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    // A refreshed ID token from another authentication (a new auth_time, another nonce).
+    for changes in [json!({"auth_time": 1}), json!({"nonce": "replayed"})] {
+        op.script().claim_overrides = changes.clone();
+        let refused = browser.api_post("/bff/refresh", None).await;
+        assert_eq!(refused.status, 502, "{changes}: {}", refused.body);
+        assert_eq!(refused.problem_code(), "provider_error", "{changes}");
+    }
+    // The session itself is untouched: the grant was not refused.
+    assert_eq!(browser.api_get("/bff/user").await.status, 200);
+    browser.assert_no_secrets_seen(OP_SECRETS);
+    assert_no_secret(&logs_text(), OP_SECRETS);
 }
 
 #[tokio::test]

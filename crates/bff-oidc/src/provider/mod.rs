@@ -1,0 +1,330 @@
+//! [`OidcProvider`]: one configured OpenID Provider, implementing the domain's
+//! `IdentityProvider` port. This module discovers the provider and validates its ID tokens; each
+//! protocol step lives in its own module:
+//!
+//! - [`authorization`]: the authorization request (state, nonce, PKCE S256).
+//! - [`token`]: the token endpoint (code exchange, refresh, RFC 7009 revocation) and its errors.
+//! - [`userinfo`]: the userinfo endpoint.
+//! - [`end_session`]: the RP-initiated logout URL.
+//! - [`signing_algorithms`]: which ID token algorithms are accepted.
+//!
+//! The OAuth steps go through the `oauth2` crate; the OIDC parts (nonce, ID token validation,
+//! userinfo, end-session URL) are ours. Every call to the provider runs within `http_timeout`;
+//! running out, like any transport failure, is `ProviderError::Unavailable`. OAuth `error` codes
+//! become `Rejected(code)` (only well-formed codes are passed on); ID token failures become
+//! `IdTokenInvalid(check)`. No token, code, verifier or secret is ever logged or put into an
+//! error.
+
+mod authorization;
+mod end_session;
+mod signing_algorithms;
+mod token;
+mod userinfo;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use bff_domain::ports::{
+    AuthorizationRequest, BoxError, IdentityProvider, ProviderError, ProviderLogin,
+};
+use bff_domain::{Claims, Prompt, ProviderId, Secret, Timestamp, TokenSet};
+use jsonwebtoken::Algorithm;
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+};
+use oauth2::{
+    AuthType, AuthUrl, Client, ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, RevocationUrl, StandardRevocableToken, TokenUrl,
+};
+
+use crate::config::{ClientAuthMethod, OidcProviderConfig};
+use crate::discovery::{self, DiscoveryError, ProviderMetadata};
+use crate::id_token::{self, Expectations, Grant, IdTokenProblem};
+use crate::jwks::JwksCache;
+
+/// The `oauth2` client for the discovered endpoints: authorization and token set, revocation
+/// when the provider has one.
+type OAuthClient = Client<
+    BasicErrorResponse,
+    token::OidcTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointSet,
+>;
+
+/// A discovered provider: its metadata, an OAuth client for its endpoints, and its keys.
+pub struct OidcProvider {
+    config: OidcProviderConfig,
+    /// The ID token algorithms accepted: configured, or derived from the metadata.
+    algorithms: Vec<Algorithm>,
+    metadata: ProviderMetadata,
+    oauth: OAuthClient,
+    http: reqwest::Client,
+    jwks: JwksCache,
+}
+
+impl fmt::Debug for OidcProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcProvider")
+            .field("config", &self.config)
+            .field("metadata", &self.metadata)
+            .field("algorithms", &self.algorithms)
+            .field("jwks", &self.jwks)
+            .finish_non_exhaustive()
+    }
+}
+
+fn config_error(what: &str, e: impl fmt::Display) -> DiscoveryError {
+    DiscoveryError::Config(format!("{what}: {e}"))
+}
+
+/// Wraps a cause as [`ProviderError::Unavailable`].
+fn unavailable(e: impl Into<BoxError>) -> ProviderError {
+    ProviderError::Unavailable(e.into())
+}
+
+/// The `oauth2` client for `metadata`'s endpoints with `config`'s client authentication.
+fn oauth_client(
+    config: &OidcProviderConfig,
+    metadata: &ProviderMetadata,
+) -> Result<OAuthClient, DiscoveryError> {
+    let revocation = metadata
+        .revocation_endpoint
+        .as_ref()
+        .map(|u| RevocationUrl::new(u.clone()))
+        .transpose()
+        .map_err(|e| config_error("revocation_endpoint", e))?;
+    Ok(Client::new(ClientId::new(config.client_id.clone()))
+        .set_client_secret(ClientSecret::new(config.client_secret.expose().to_owned()))
+        .set_auth_type(match config.client_auth {
+            ClientAuthMethod::ClientSecretBasic => AuthType::BasicAuth,
+            ClientAuthMethod::ClientSecretPost => AuthType::RequestBody,
+        })
+        .set_auth_uri(
+            AuthUrl::new(metadata.authorization_endpoint.clone())
+                .map_err(|e| config_error("authorization_endpoint", e))?,
+        )
+        .set_token_uri(
+            TokenUrl::new(metadata.token_endpoint.clone())
+                .map_err(|e| config_error("token_endpoint", e))?,
+        )
+        .set_revocation_url_option(revocation))
+}
+
+impl OidcProvider {
+    /// Checks `config`, fetches the discovery document of its issuer (which must name exactly
+    /// that issuer) and loads the JWKS once. `http` should come from [`crate::http_client`]
+    /// (no redirects).
+    ///
+    /// # Errors
+    /// [`DiscoveryError`] when the configuration is unusable (e.g. an HMAC algorithm in the
+    /// allowlist), the metadata or the JWKS cannot be loaded, the issuer differs, or the
+    /// provider signs ID tokens only with algorithms that are not allowed.
+    pub async fn discover(
+        config: OidcProviderConfig,
+        http: reqwest::Client,
+    ) -> Result<Self, DiscoveryError> {
+        config.validate()?;
+        let metadata = discovery::fetch(&http, &config.issuer, config.http_timeout).await?;
+        let algorithms = signing_algorithms::id_token_algorithms(&config, &metadata)?;
+        let oauth = oauth_client(&config, &metadata)?;
+        let jwks = JwksCache::load(
+            http.clone(),
+            metadata.jwks_uri.clone(),
+            config.http_timeout,
+            config.jwks_refetch_interval,
+        )
+        .await
+        .map_err(|reason| DiscoveryError::Jwks {
+            url: metadata.jwks_uri.clone(),
+            reason,
+        })?;
+        tracing::debug!(provider = %config.id, issuer = %config.issuer, "provider discovered");
+        Ok(Self {
+            config,
+            algorithms,
+            metadata,
+            oauth,
+            http,
+            jwks,
+        })
+    }
+
+    /// The discovered metadata.
+    pub fn metadata(&self) -> &ProviderMetadata {
+        &self.metadata
+    }
+
+    /// The configuration this provider was built from.
+    pub fn config(&self) -> &OidcProviderConfig {
+        &self.config
+    }
+
+    /// The ID token signing algorithms this provider accepts: the configured ones, or those
+    /// derived from its metadata.
+    pub fn id_token_algorithms(&self) -> &[Algorithm] {
+        &self.algorithms
+    }
+
+    /// Readiness: the metadata document still answers, names the same issuer and is valid.
+    ///
+    /// # Errors
+    /// `Unavailable` when it does not.
+    pub async fn check(&self) -> Result<(), ProviderError> {
+        discovery::fetch(&self.http, &self.config.issuer, self.config.http_timeout)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    /// Runs `call` within the configured HTTP timeout; running out is `Unavailable`.
+    async fn within<T>(
+        &self,
+        call: impl Future<Output = Result<T, ProviderError>>,
+    ) -> Result<T, ProviderError> {
+        tokio::time::timeout(self.config.http_timeout, call)
+            .await
+            .map_err(unavailable)?
+    }
+
+    /// Validates an ID token from `grant` against the current keys, refetching them once
+    /// (rate-limited) when its `kid` is unknown.
+    async fn validate_id_token(
+        &self,
+        token: &str,
+        grant: Grant<'_>,
+        access_token: &str,
+        now: Timestamp,
+    ) -> Result<Claims, ProviderError> {
+        let expect = Expectations {
+            issuer: &self.config.issuer,
+            client_id: &self.config.client_id,
+            grant,
+            access_token: Some(access_token),
+            algorithms: &self.algorithms,
+            skew: self.config.clock_skew,
+            now,
+        };
+        let keys = self.jwks.keys().await;
+        let result = match id_token::validate(token, &keys, &expect) {
+            Err(IdTokenProblem::UnknownKid) => {
+                // Keys may have rotated. Whether or not this call may refetch (rate limit),
+                // another caller may just have: validate against the current set once more.
+                self.jwks.refresh_if_allowed().await;
+                let current = self.jwks.keys().await;
+                id_token::validate(token, &current, &expect)
+            }
+            other => other,
+        };
+        result.map(Claims::new).map_err(|problem| {
+            tracing::info!(provider = %self.config.id, check = %problem, "ID token refused");
+            ProviderError::IdTokenInvalid(problem.to_string())
+        })
+    }
+}
+
+#[async_trait]
+impl IdentityProvider for OidcProvider {
+    fn id(&self) -> &ProviderId {
+        &self.config.id
+    }
+
+    fn requires_issuer_in_authorization_response(&self) -> bool {
+        self.metadata.authorization_response_iss_parameter_supported
+    }
+
+    fn issuer(&self) -> &str {
+        &self.config.issuer
+    }
+
+    fn authorization_request(
+        &self,
+        redirect_uri: &str,
+        prompt: Option<Prompt>,
+    ) -> Result<AuthorizationRequest, ProviderError> {
+        authorization::request(&self.oauth, &self.config.scopes, redirect_uri, prompt)
+    }
+
+    async fn exchange_code(
+        &self,
+        code: &str,
+        pkce_verifier: &Secret,
+        redirect_uri: &str,
+        nonce: &str,
+        now: Timestamp,
+    ) -> Result<ProviderLogin, ProviderError> {
+        let tokens = token::exchange_code(self, code, pkce_verifier, redirect_uri, now).await?;
+        let id_token = tokens
+            .id_token
+            .as_ref()
+            .ok_or_else(|| ProviderError::IdTokenInvalid("missing".into()))?;
+        let claims = self
+            .validate_id_token(
+                id_token.expose(),
+                Grant::AuthorizationCode { nonce },
+                tokens.access_token.expose(),
+                now,
+            )
+            .await?;
+        Ok(ProviderLogin { tokens, claims })
+    }
+
+    async fn refresh(
+        &self,
+        refresh_token: &Secret,
+        original: &Claims,
+        now: Timestamp,
+    ) -> Result<TokenSet, ProviderError> {
+        if original.subject().is_none() {
+            // Nothing a refreshed ID token could be checked against: do not spend the grant.
+            return Err(ProviderError::IdTokenInvalid("sub".into()));
+        }
+        let tokens = token::refresh(self, refresh_token, now).await?;
+        if let Some(id_token) = &tokens.id_token {
+            self.validate_id_token(
+                id_token.expose(),
+                Grant::RefreshToken {
+                    original: original.as_map(),
+                },
+                tokens.access_token.expose(),
+                now,
+            )
+            .await?;
+        }
+        Ok(tokens)
+    }
+
+    async fn revoke_refresh_token(&self, refresh_token: &Secret) -> Result<(), ProviderError> {
+        token::revoke_refresh_token(self, refresh_token).await
+    }
+
+    async fn userinfo(
+        &self,
+        access_token: &Secret,
+        expected_subject: &str,
+    ) -> Result<Option<Claims>, ProviderError> {
+        if !self.config.userinfo {
+            return Ok(None);
+        }
+        let Some(endpoint) = self.metadata.userinfo_endpoint.as_deref() else {
+            return Ok(None);
+        };
+        userinfo::fetch(self, endpoint, access_token, expected_subject)
+            .await
+            .map(Some)
+    }
+
+    fn end_session_url(&self, id_token_hint: Option<&Secret>, state: &str) -> Option<String> {
+        end_session::url(
+            self.metadata.end_session_endpoint.as_deref()?,
+            &self.config,
+            id_token_hint,
+            state,
+        )
+    }
+}

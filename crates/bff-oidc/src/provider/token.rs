@@ -1,0 +1,272 @@
+//! The token endpoint and RFC 7009 revocation: the code exchange (with the PKCE verifier),
+//! refresh, and revoking a refresh token, with the configured client authentication
+//! (`client_secret_basic` or `client_secret_post`).
+//!
+//! Answers become a [`TokenSet`] (only `Bearer` tokens: that is how the BFF forwards them);
+//! the caller validates any ID token in it. OAuth `error` codes become `Rejected(code)` when
+//! they are well formed; bodies are never passed on, so no token reaches an error or a log.
+//!
+//! One exception to "the `oauth2` crate sends it": that crate refuses to revoke over plain
+//! `http`, so for development providers with an `http` issuer the RFC 7009 request is sent by
+//! hand (same parameters and client authentication). Discovery refuses `http` endpoints under an
+//! `https` issuer, so production revocation always goes through `oauth2`.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use bff_domain::ports::ProviderError;
+use bff_domain::{Secret, Timestamp, TokenSet};
+use oauth2::basic::BasicTokenType;
+use oauth2::{
+    AuthorizationCode, ExtraTokenFields, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, StandardRevocableToken, StandardTokenResponse, TokenResponse,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{OidcProvider, unavailable};
+use crate::config::ClientAuthMethod;
+
+/// The `id_token` member of a token response.
+#[derive(Clone, Serialize, Deserialize)]
+pub(super) struct IdTokenField {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+}
+
+impl fmt::Debug for IdTokenField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdTokenField")
+            .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+impl ExtraTokenFields for IdTokenField {}
+
+/// A token response with the OIDC `id_token`.
+pub(super) type OidcTokenResponse = StandardTokenResponse<IdTokenField, BasicTokenType>;
+
+/// Exchanges an authorization code (with its PKCE verifier and redirect URI) for tokens.
+pub(super) async fn exchange_code(
+    provider: &OidcProvider,
+    code: &str,
+    pkce_verifier: &Secret,
+    redirect_uri: &str,
+    now: Timestamp,
+) -> Result<TokenSet, ProviderError> {
+    let redirect = RedirectUrl::new(redirect_uri.to_owned())
+        .map_err(|e| ProviderError::Protocol(format!("bad redirect_uri: {e}")))?;
+    let response = provider
+        .within(async {
+            provider
+                .oauth
+                .exchange_code(AuthorizationCode::new(code.to_owned()))
+                .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()))
+                .set_redirect_uri(Cow::Owned(redirect))
+                .request_async(&provider.http)
+                .await
+                .map_err(token_error)
+        })
+        .await?;
+    token_set(&response, now)
+}
+
+/// Uses a refresh token.
+pub(super) async fn refresh(
+    provider: &OidcProvider,
+    refresh_token: &Secret,
+    now: Timestamp,
+) -> Result<TokenSet, ProviderError> {
+    let token = RefreshToken::new(refresh_token.expose().to_owned());
+    let response = provider
+        .within(async {
+            provider
+                .oauth
+                .exchange_refresh_token(&token)
+                .request_async(&provider.http)
+                .await
+                .map_err(token_error)
+        })
+        .await?;
+    token_set(&response, now)
+}
+
+/// Revokes a refresh token (RFC 7009); `Ok` when the provider has no revocation endpoint.
+pub(super) async fn revoke_refresh_token(
+    provider: &OidcProvider,
+    refresh_token: &Secret,
+) -> Result<(), ProviderError> {
+    let Some(endpoint) = provider.metadata.revocation_endpoint.as_deref() else {
+        return Ok(());
+    };
+    if !endpoint.starts_with("https://") {
+        return provider
+            .within(revoke_over_http(provider, endpoint, refresh_token))
+            .await;
+    }
+    let token =
+        StandardRevocableToken::RefreshToken(RefreshToken::new(refresh_token.expose().to_owned()));
+    let request = provider
+        .oauth
+        .revoke_token(token)
+        .map_err(|e| ProviderError::Protocol(format!("revocation: {e}")))?;
+    provider
+        .within(async {
+            request
+                .request_async(&provider.http)
+                .await
+                .map_err(token_error)
+        })
+        .await
+}
+
+/// RFC 7009 revocation sent by hand, for plain-`http` (development) providers only: the
+/// `oauth2` crate, rightly, refuses to send a token to a non-`https` revocation endpoint, and
+/// discovery accepts `http` endpoints only under an `http` issuer, whose token endpoint
+/// already sees the same refresh token in cleartext.
+async fn revoke_over_http(
+    provider: &OidcProvider,
+    endpoint: &str,
+    token: &Secret,
+) -> Result<(), ProviderError> {
+    let config = &provider.config;
+    let mut form = vec![
+        ("token", token.expose()),
+        ("token_type_hint", "refresh_token"),
+    ];
+    let mut request = provider
+        .http
+        .post(endpoint)
+        .header(reqwest::header::ACCEPT, "application/json");
+    match config.client_auth {
+        ClientAuthMethod::ClientSecretBasic => {
+            // RFC 6749 section 2.3.1: both parts form-urlencoded before Basic encoding.
+            let encode =
+                |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+            request = request.basic_auth(
+                encode(&config.client_id),
+                Some(encode(config.client_secret.expose())),
+            );
+        }
+        ClientAuthMethod::ClientSecretPost => {
+            form.push(("client_id", &config.client_id));
+            form.push(("client_secret", config.client_secret.expose()));
+        }
+    }
+    let response = request
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| unavailable(e.without_url()))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let code = response
+        .json::<Value>()
+        .await
+        .ok()
+        .and_then(|v| v.get("error").and_then(Value::as_str).map(safe_code));
+    match code {
+        Some(code) => Err(ProviderError::Rejected(code)),
+        None if status.is_server_error() => Err(unavailable(format!(
+            "revocation endpoint answered HTTP {status}"
+        ))),
+        None => Err(ProviderError::Protocol(format!(
+            "revocation endpoint answered HTTP {status}"
+        ))),
+    }
+}
+
+/// The tokens of a token response; refuses token types other than `Bearer`, which is how the
+/// BFF forwards access tokens.
+fn token_set(response: &OidcTokenResponse, now: Timestamp) -> Result<TokenSet, ProviderError> {
+    let token_type = response.token_type().as_ref();
+    if !token_type.eq_ignore_ascii_case("bearer") {
+        return Err(ProviderError::Protocol(format!(
+            "token_type {:?} is not Bearer",
+            safe_code(token_type)
+        )));
+    }
+    Ok(TokenSet {
+        access_token: Secret::new(response.access_token().secret().clone()),
+        refresh_token: response
+            .refresh_token()
+            .map(|t| Secret::new(t.secret().clone())),
+        id_token: response.extra_fields().id_token.clone().map(Secret::new),
+        access_token_expires_at: response.expires_in().map(|d| now.plus(d)),
+        scope: response
+            .scopes()
+            .map(|s| s.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(" ")),
+    })
+}
+
+/// An OAuth `error` code as it may be shown: RFC 6749 allows only printable ASCII without `"`
+/// and `\`; anything else (or anything long) is replaced, so a hostile provider cannot smuggle
+/// text into logs and problem documents.
+fn safe_code(code: &str) -> String {
+    let ok = !code.is_empty()
+        && code.len() <= 64
+        && code
+            .bytes()
+            .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E));
+    if ok {
+        code.to_owned()
+    } else {
+        "invalid_error_code".to_owned()
+    }
+}
+
+/// Maps an oauth2 request error. The provider's `error` code is kept (it is not secret); bodies
+/// are dropped, and a malformed response is described by where it broke, never by its values.
+fn token_error<RE, T>(e: RequestTokenError<RE, T>) -> ProviderError
+where
+    RE: std::error::Error + Send + Sync + 'static,
+    T: oauth2::ErrorResponse + Send + Sync + 'static,
+{
+    match e {
+        RequestTokenError::ServerResponse(response) => {
+            let code = serde_json::to_value(&response)
+                .ok()
+                .and_then(|v| v.get("error").and_then(Value::as_str).map(safe_code))
+                .unwrap_or_else(|| "invalid_error_code".into());
+            ProviderError::Rejected(code)
+        }
+        RequestTokenError::Request(inner) => unavailable(inner),
+        RequestTokenError::Parse(inner, _body) => {
+            // serde messages quote the offending value for type errors; only "missing field"
+            // is safe to show as is.
+            let message = inner.inner().to_string();
+            let what = match message.split(" at line ").next() {
+                Some(missing) if missing.starts_with("missing field") => missing.to_owned(),
+                _ => format!("{:?} error", inner.inner().classify()),
+            };
+            ProviderError::Protocol(format!(
+                "malformed provider response at `{}`: {what}",
+                inner.path()
+            ))
+        }
+        RequestTokenError::Other(message) => ProviderError::Protocol(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_well_formed_error_codes_are_passed_on() {
+        assert_eq!(safe_code("invalid_grant"), "invalid_grant");
+        for bad in [
+            "",
+            "with\"quote",
+            "back\\slash",
+            "new\nline",
+            "é",
+            &"x".repeat(65),
+        ] {
+            assert_eq!(safe_code(bad), "invalid_error_code", "{bad:?}");
+        }
+    }
+}
