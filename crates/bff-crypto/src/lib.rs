@@ -6,6 +6,9 @@
 //! a fresh random 96-bit nonce from the system RNG; the layout is `nonce || ciphertext || tag`.
 //! The key id is part of the associated data, so a sealed value cannot be relabelled.
 //!
+//! [`VaultKeys`] is the key list as configured, checked once when it is parsed (or
+//! deserialized): ids, base64, 32 bytes, no duplicates; [`VaultCipher::new`] then cannot fail.
+//!
 //! [`SystemRandom`] is ring's OS-backed CSPRNG.
 
 use std::fmt;
@@ -47,14 +50,167 @@ pub enum KeyError {
     },
 }
 
-struct NamedKey {
-    id: String,
-    key: LessSafeKey,
+/// Key material that is not a base64-encoded AES-256 key. The message never contains the
+/// material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyMaterialError {
+    /// Not base64.
+    #[error("is not valid base64")]
+    NotBase64,
+    /// Not 32 bytes.
+    #[error("is {0} bytes; AES-256 needs exactly 32 (generate one with `openssl rand -base64 32`)")]
+    WrongLength(usize),
+}
+
+/// A vault key id: 1 to 64 of `A-Z`, `a-z`, `0-9`, `-`, `_`, `.`. It is stored beside every
+/// sealed value.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct KeyId(String);
+
+impl KeyId {
+    /// Checks the naming rule.
+    ///
+    /// # Errors
+    /// [`KeyError::BadId`].
+    pub fn parse(id: &str) -> Result<Self, KeyError> {
+        let ok = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if ok {
+            Ok(Self(id.to_owned()))
+        } else {
+            Err(KeyError::BadId(id.to_owned()))
+        }
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for KeyId {
+    type Error = KeyError;
+
+    fn try_from(id: String) -> Result<Self, KeyError> {
+        Self::parse(&id)
+    }
+}
+
+/// An AES-256 key decoded from base64 (`openssl rand -base64 32`), ready to use. `Debug` never
+/// shows it.
+#[derive(Clone, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct KeyMaterial(LessSafeKey);
+
+impl KeyMaterial {
+    /// Decodes standard base64 (surrounding whitespace ignored) into a 32-byte key.
+    ///
+    /// # Errors
+    /// [`KeyMaterialError`] for bad base64 or a length other than 32 bytes.
+    pub fn from_base64(material: &str) -> Result<Self, KeyMaterialError> {
+        let bytes = STANDARD
+            .decode(material.trim())
+            .map_err(|_| KeyMaterialError::NotBase64)?;
+        if bytes.len() != KEY_LEN {
+            return Err(KeyMaterialError::WrongLength(bytes.len()));
+        }
+        let unbound = UnboundKey::new(&AES_256_GCM, &bytes)
+            .map_err(|_| KeyMaterialError::WrongLength(bytes.len()))?;
+        Ok(Self(LessSafeKey::new(unbound)))
+    }
+}
+
+impl TryFrom<String> for KeyMaterial {
+    type Error = KeyMaterialError;
+
+    fn try_from(material: String) -> Result<Self, KeyMaterialError> {
+        Self::from_base64(&material)
+    }
+}
+
+impl fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// One vault key: `{ id, key }` in configuration.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultKey {
+    /// Stored beside each sealed value, so the right key opens it.
+    pub id: KeyId,
+    /// The key.
+    pub key: KeyMaterial,
+}
+
+/// The vault keys, checked once: at least one, ids unique. The first seals; the others only
+/// open (rotation). Deserializes from a list of `{ id, key }` tables.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(try_from = "Vec<VaultKey>")]
+pub struct VaultKeys(Vec<VaultKey>);
+
+impl VaultKeys {
+    /// Checks that there is a key and that no id repeats.
+    ///
+    /// # Errors
+    /// [`KeyError::NoKeys`] or [`KeyError::DuplicateId`].
+    pub fn new(keys: Vec<VaultKey>) -> Result<Self, KeyError> {
+        if keys.is_empty() {
+            return Err(KeyError::NoKeys);
+        }
+        for (i, key) in keys.iter().enumerate() {
+            if keys[..i].iter().any(|earlier| earlier.id == key.id) {
+                return Err(KeyError::DuplicateId(key.id.0.clone()));
+            }
+        }
+        Ok(Self(keys))
+    }
+
+    /// Parses `(key id, base64 key)` pairs; the first is the one that seals.
+    ///
+    /// # Errors
+    /// [`KeyError`] for no keys, a bad or duplicate id, bad base64, or a key that is not 32
+    /// bytes.
+    pub fn from_base64<'a>(
+        keys: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, KeyError> {
+        let mut parsed = Vec::new();
+        for (id, material) in keys {
+            let id = KeyId::parse(id)?;
+            let key = KeyMaterial::from_base64(material).map_err(|e| match e {
+                KeyMaterialError::NotBase64 => KeyError::NotBase64(id.0.clone()),
+                KeyMaterialError::WrongLength(len) => KeyError::WrongLength {
+                    id: id.0.clone(),
+                    len,
+                },
+            })?;
+            parsed.push(VaultKey { id, key });
+        }
+        Self::new(parsed)
+    }
+
+    /// The key ids, the sealing one first.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|k| k.id.as_str())
+    }
+}
+
+impl TryFrom<Vec<VaultKey>> for VaultKeys {
+    type Error = KeyError;
+
+    fn try_from(keys: Vec<VaultKey>) -> Result<Self, KeyError> {
+        Self::new(keys)
+    }
 }
 
 /// AES-256-GCM with several keys, the first active.
 pub struct VaultCipher {
-    keys: Vec<NamedKey>,
+    keys: Vec<VaultKey>,
     random: ring::rand::SystemRandom,
 }
 
@@ -63,13 +219,21 @@ impl fmt::Debug for VaultCipher {
         f.debug_struct("VaultCipher")
             .field(
                 "key_ids",
-                &self.keys.iter().map(|k| &k.id).collect::<Vec<_>>(),
+                &self.keys.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
             )
             .finish()
     }
 }
 
 impl VaultCipher {
+    /// The cipher for already checked keys; the first seals.
+    pub fn new(keys: VaultKeys) -> Self {
+        Self {
+            keys: keys.0,
+            random: ring::rand::SystemRandom::new(),
+        }
+    }
+
     /// Builds the cipher from `(key id, base64 key)` pairs; the first is used for sealing.
     ///
     /// # Errors
@@ -78,45 +242,7 @@ impl VaultCipher {
     pub fn from_base64_keys<'a>(
         keys: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, KeyError> {
-        let mut named = Vec::new();
-        for (id, material) in keys {
-            let id_ok = !id.is_empty()
-                && id.len() <= 64
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-            if !id_ok {
-                return Err(KeyError::BadId(id.to_owned()));
-            }
-            if named.iter().any(|k: &NamedKey| k.id == id) {
-                return Err(KeyError::DuplicateId(id.to_owned()));
-            }
-            let bytes = STANDARD
-                .decode(material.trim())
-                .map_err(|_| KeyError::NotBase64(id.to_owned()))?;
-            if bytes.len() != KEY_LEN {
-                return Err(KeyError::WrongLength {
-                    id: id.to_owned(),
-                    len: bytes.len(),
-                });
-            }
-            let unbound =
-                UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| KeyError::WrongLength {
-                    id: id.to_owned(),
-                    len: bytes.len(),
-                })?;
-            named.push(NamedKey {
-                id: id.to_owned(),
-                key: LessSafeKey::new(unbound),
-            });
-        }
-        if named.is_empty() {
-            return Err(KeyError::NoKeys);
-        }
-        Ok(Self {
-            keys: named,
-            random: ring::rand::SystemRandom::new(),
-        })
+        VaultKeys::from_base64(keys).map(Self::new)
     }
 
     fn full_aad(key_id: &str, associated_data: &[u8]) -> Vec<u8> {
@@ -138,9 +264,10 @@ impl Cipher for VaultCipher {
         let mut buffer = plaintext.to_vec();
         active
             .key
+            .0
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(Self::full_aad(&active.id, associated_data)),
+                Aad::from(Self::full_aad(active.id.as_str(), associated_data)),
                 &mut buffer,
             )
             .map_err(|_| CipherError::Failed)?;
@@ -148,7 +275,7 @@ impl Cipher for VaultCipher {
         ciphertext.extend_from_slice(&nonce);
         ciphertext.extend_from_slice(&buffer);
         Ok(Sealed {
-            key_id: active.id.clone(),
+            key_id: active.id.as_str().to_owned(),
             ciphertext,
         })
     }
@@ -157,7 +284,7 @@ impl Cipher for VaultCipher {
         let named = self
             .keys
             .iter()
-            .find(|k| k.id == sealed.key_id)
+            .find(|k| k.id.as_str() == sealed.key_id)
             .ok_or(CipherError::UnknownKey)?;
         if sealed.ciphertext.len() < NONCE_LEN + AES_256_GCM.tag_len() {
             return Err(CipherError::Rejected);
@@ -167,9 +294,10 @@ impl Cipher for VaultCipher {
         let mut buffer = body.to_vec();
         let plain = named
             .key
+            .0
             .open_in_place(
                 nonce,
-                Aad::from(Self::full_aad(&named.id, associated_data)),
+                Aad::from(Self::full_aad(named.id.as_str(), associated_data)),
                 &mut buffer,
             )
             .map_err(|_| CipherError::Rejected)?;
@@ -300,6 +428,60 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(shown.contains("k1"));
         assert!(!shown.contains(K1));
+        let keys = VaultKeys::from_base64([("k1", K1)]).unwrap();
+        let shown = format!("{keys:?}");
+        assert!(
+            shown.contains("k1") && shown.contains("[redacted]"),
+            "{shown}"
+        );
+        assert!(!shown.contains(K1), "{shown}");
+    }
+
+    fn entry(id: &str, key: &str) -> Result<VaultKey, serde::de::value::Error> {
+        use serde::Deserialize as _;
+        use serde::de::IntoDeserializer as _;
+        let fields = vec![("id", id.to_owned()), ("key", key.to_owned())];
+        VaultKey::deserialize(serde::de::value::MapDeserializer::new(
+            fields.into_iter().map(|(k, v)| (k, v.into_deserializer())),
+        ))
+    }
+
+    #[test]
+    fn keys_deserialize_checked_once_and_the_cipher_needs_no_more_checks() {
+        use serde::Deserialize as _;
+        let keys =
+            VaultKeys::try_from(vec![entry("k2", K2).unwrap(), entry("k1", K1).unwrap()]).unwrap();
+        assert_eq!(keys.ids().collect::<Vec<_>>(), ["k2", "k1"]);
+        let c = VaultCipher::new(keys);
+        let sealed = c.seal(b"x", b"aad").unwrap();
+        assert_eq!(sealed.key_id, "k2");
+        assert_eq!(cipher(&[("k2", K2)]).open(&sealed, b"aad").unwrap(), b"x");
+
+        let short = STANDARD.encode([7u8; 31]);
+        let message = entry("k", &short).unwrap_err().to_string();
+        assert!(message.contains("is 31 bytes"), "{message}");
+        assert!(!message.contains(&short), "{message}");
+        let message = entry("k", "not base64!").unwrap_err().to_string();
+        assert!(message.contains("not valid base64"), "{message}");
+        assert!(!message.contains("not base64!"), "{message}");
+        let message = entry("a b", K1).unwrap_err().to_string();
+        assert!(message.contains("key id \"a b\""), "{message}");
+        let message = KeyMaterial::deserialize(serde::de::value::StrDeserializer::<
+            serde::de::value::Error,
+        >::new(" "))
+        .unwrap_err()
+        .to_string();
+        assert!(message.contains("is 0 bytes"), "{message}");
+
+        assert_eq!(
+            VaultKeys::try_from(Vec::new()).unwrap_err(),
+            KeyError::NoKeys
+        );
+        assert_eq!(
+            VaultKeys::try_from(vec![entry("k", K1).unwrap(), entry("k", K2).unwrap()])
+                .unwrap_err(),
+            KeyError::DuplicateId("k".into())
+        );
     }
 
     #[test]

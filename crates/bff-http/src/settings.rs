@@ -21,7 +21,7 @@ pub struct HttpSettings {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
     /// The prefix is not `/name`.
-    #[error("http.prefix must start with '/' and not end with '/': {0:?}")]
+    #[error("must start with '/' and not end with '/', got {0:?}")]
     BadPrefix(String),
     /// A cookie name is empty or has characters cookies do not allow.
     #[error("cookie name {0:?} is not a valid cookie name")]

@@ -1,12 +1,19 @@
-//! One provider's client configuration: what the server hands to [`crate::OidcProvider`].
+//! One provider's client configuration: what the server hands to [`crate::OidcProvider`], and
+//! the `[providers.<name>]` section of the configuration file it is built from.
 //!
-//! [`OidcProviderConfig::validate`] refuses unusable values before any network call.
+//! [`ProviderSection`] deserializes into final types ([`Issuer`], [`ClientAuthMethod`], the
+//! algorithm list, durations), so a bad value is reported once, when the file is read, with
+//! the key it came from; [`ProviderSection::to_config`] then cannot fail.
+//! [`OidcProviderConfig::validate`] applies the same rules to a configuration built in code,
+//! before any network call.
 
 use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use bff_domain::{ProviderId, Secret};
 use jsonwebtoken::Algorithm;
+use serde::{Deserialize, Deserializer};
 
 use crate::discovery::DiscoveryError;
 use crate::id_token;
@@ -15,13 +22,394 @@ fn config_error(what: &str, e: impl fmt::Display) -> DiscoveryError {
     DiscoveryError::Config(format!("{what}: {e}"))
 }
 
+/// A provider setting that cannot be used. Messages name the value, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingError {
+    /// Not an absolute URL.
+    #[error("{0:?} is not an absolute URL ({1})")]
+    NotAUrl(String, String),
+    /// A URL with a scheme other than `http` or `https`.
+    #[error("{0:?} must be an http:// or https:// URL")]
+    NotHttp(String),
+    /// An issuer with a query or fragment (OIDC Discovery forbids both).
+    #[error("{0:?} must have no query or fragment")]
+    QueryOrFragment(String),
+    /// An unknown token endpoint authentication method.
+    #[error("must be client_secret_basic or client_secret_post, got {0:?}")]
+    ClientAuth(String),
+    /// Algorithms that may not sign ID tokens.
+    #[error(
+        "{} not allowed (use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA; never none or HS*)",
+        .0.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ")
+    )]
+    Algorithms(Vec<String>),
+    /// An empty algorithm list.
+    #[error("must name at least one algorithm (or be left out to follow the provider)")]
+    NoAlgorithm,
+    /// An empty value.
+    #[error("must not be empty")]
+    Empty,
+    /// A scope that is empty or contains whitespace.
+    #[error("scope {0:?} is empty or contains whitespace")]
+    Scope(String),
+    /// A zero duration where a positive one is needed.
+    #[error("must be greater than zero")]
+    Zero,
+}
+
+/// An absolute `http://` or `https://` URL, kept exactly as written (providers compare
+/// redirect URIs and issuers as strings).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct HttpUrl(String);
+
+impl HttpUrl {
+    /// Checks that `text` is an absolute http(s) URL.
+    ///
+    /// # Errors
+    /// [`SettingError::NotAUrl`] or [`SettingError::NotHttp`].
+    pub fn parse(text: &str) -> Result<Self, SettingError> {
+        let url = url::Url::parse(text)
+            .map_err(|e| SettingError::NotAUrl(text.to_owned(), e.to_string()))?;
+        if !matches!(url.scheme(), "https" | "http") || !url.has_host() {
+            return Err(SettingError::NotHttp(text.to_owned()));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    /// The URL as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is `http://` (allowed only in development).
+    pub fn is_plain_http(&self) -> bool {
+        self.0
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+    }
+}
+
+impl TryFrom<String> for HttpUrl {
+    type Error = SettingError;
+
+    fn try_from(text: String) -> Result<Self, SettingError> {
+        Self::parse(&text)
+    }
+}
+
+/// An issuer identifier: an http(s) URL without query or fragment, kept exactly as written
+/// (the discovery document must name the same string).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Issuer(HttpUrl);
+
+impl Issuer {
+    /// Checks the issuer rules.
+    ///
+    /// # Errors
+    /// [`SettingError::NotAUrl`], [`SettingError::NotHttp`] or
+    /// [`SettingError::QueryOrFragment`].
+    pub fn parse(text: &str) -> Result<Self, SettingError> {
+        let url = HttpUrl::parse(text)?;
+        if text.contains(['?', '#']) {
+            return Err(SettingError::QueryOrFragment(text.to_owned()));
+        }
+        Ok(Self(url))
+    }
+
+    /// The issuer as written.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The issuer as a URL.
+    pub fn url(&self) -> &HttpUrl {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Issuer {
+    type Error = SettingError;
+
+    fn try_from(text: String) -> Result<Self, SettingError> {
+        Self::parse(&text)
+    }
+}
+
 /// How the client authenticates at the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub enum ClientAuthMethod {
-    /// HTTP Basic (`client_secret_basic`).
+    /// HTTP Basic (`client_secret_basic`), the default.
+    #[default]
     ClientSecretBasic,
     /// Form parameters (`client_secret_post`).
     ClientSecretPost,
+}
+
+impl ClientAuthMethod {
+    /// The name OAuth metadata and the configuration file use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+        }
+    }
+}
+
+impl FromStr for ClientAuthMethod {
+    type Err = SettingError;
+
+    fn from_str(name: &str) -> Result<Self, SettingError> {
+        match name {
+            "client_secret_basic" => Ok(Self::ClientSecretBasic),
+            "client_secret_post" => Ok(Self::ClientSecretPost),
+            other => Err(SettingError::ClientAuth(other.to_owned())),
+        }
+    }
+}
+
+impl TryFrom<String> for ClientAuthMethod {
+    type Error = SettingError;
+
+    fn try_from(name: String) -> Result<Self, SettingError> {
+        name.parse()
+    }
+}
+
+/// An ID token signing algorithm that may be configured, by its JOSE name. HMAC (a shared
+/// secret checked against a public JWKS) and `none` are not among them.
+pub fn parse_algorithm(name: &str) -> Option<Algorithm> {
+    use Algorithm::*;
+    Some(match name {
+        "RS256" => RS256,
+        "RS384" => RS384,
+        "RS512" => RS512,
+        "PS256" => PS256,
+        "PS384" => PS384,
+        "PS512" => PS512,
+        "ES256" => ES256,
+        "ES384" => ES384,
+        "EdDSA" => EdDSA,
+        _ => return None,
+    })
+}
+
+/// A configured algorithm list by name: every name must pass [`parse_algorithm`], and the list
+/// must not be empty.
+///
+/// # Errors
+/// [`SettingError::Algorithms`] naming every refused name, or [`SettingError::NoAlgorithm`].
+pub(crate) fn parse_algorithms<S: AsRef<str>>(names: &[S]) -> Result<Vec<Algorithm>, SettingError> {
+    let refused: Vec<String> = names
+        .iter()
+        .filter(|n| parse_algorithm(n.as_ref()).is_none())
+        .map(|n| n.as_ref().to_owned())
+        .collect();
+    if !refused.is_empty() {
+        return Err(SettingError::Algorithms(refused));
+    }
+    if names.is_empty() {
+        return Err(SettingError::NoAlgorithm);
+    }
+    Ok(names
+        .iter()
+        .filter_map(|n| parse_algorithm(n.as_ref()))
+        .collect())
+}
+
+fn check_scopes(scopes: &[String]) -> Result<(), SettingError> {
+    match scopes
+        .iter()
+        .find(|s| s.is_empty() || s.contains(char::is_whitespace))
+    {
+        Some(scope) => Err(SettingError::Scope(scope.clone())),
+        None => Ok(()),
+    }
+}
+
+/// One `[providers.<name>]` section of the configuration file, every value already checked.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSection {
+    /// `issuer`; discovery is at `{issuer}/.well-known/openid-configuration`.
+    pub issuer: Issuer,
+    /// `client_id`, not empty.
+    #[serde(deserialize_with = "non_empty")]
+    pub client_id: String,
+    /// `client_secret`, not empty (better set through the environment).
+    #[serde(deserialize_with = "client_secret")]
+    pub client_secret: Secret,
+    /// `client_auth`: `client_secret_basic` (default) or `client_secret_post`.
+    #[serde(default)]
+    pub client_auth: ClientAuthMethod,
+    /// `scopes`; default `openid`, `profile`, `email`. `openid` is always added.
+    #[serde(default = "default_scopes", deserialize_with = "scopes")]
+    pub scopes: Vec<String>,
+    /// `post_logout_redirect_uri`: where the provider sends the browser after logout; the
+    /// server's default is its public URL.
+    #[serde(default)]
+    pub post_logout_redirect_uri: Option<HttpUrl>,
+    /// `id_token_algorithms`: allowed ID token signing algorithms. Left out: the ones the
+    /// provider advertises among [`OidcProviderConfig::default_algorithms`] (see
+    /// [`OidcProviderConfig::allowed_algorithms`]).
+    #[serde(default, deserialize_with = "algorithms")]
+    pub id_token_algorithms: Option<Vec<Algorithm>>,
+    /// `clock_skew_secs`: tolerated clock difference for `exp`/`iat`/`nbf`; default 60.
+    #[serde(
+        rename = "clock_skew_secs",
+        default = "default_clock_skew",
+        deserialize_with = "seconds"
+    )]
+    pub clock_skew: Duration,
+    /// `http_timeout_secs`: time limit of each call to the provider; default 10, not zero.
+    #[serde(
+        rename = "http_timeout_secs",
+        default = "default_http_timeout",
+        deserialize_with = "positive_seconds"
+    )]
+    pub http_timeout: Duration,
+}
+
+impl ProviderSection {
+    /// The client configuration for provider `id`. `default_post_logout_redirect_uri` applies
+    /// when the section names none; `userinfo` says whether to call the userinfo endpoint.
+    pub fn to_config(
+        &self,
+        id: ProviderId,
+        default_post_logout_redirect_uri: &str,
+        userinfo: bool,
+    ) -> OidcProviderConfig {
+        OidcProviderConfig {
+            client_auth: self.client_auth,
+            scopes: self.scopes.clone(),
+            post_logout_redirect_uri: Some(
+                self.post_logout_redirect_uri
+                    .as_ref()
+                    .map_or(default_post_logout_redirect_uri, HttpUrl::as_str)
+                    .to_owned(),
+            ),
+            allowed_algorithms: self.id_token_algorithms.clone(),
+            clock_skew: self.clock_skew,
+            http_timeout: self.http_timeout,
+            userinfo,
+            ..OidcProviderConfig::new(
+                id,
+                self.issuer.as_str(),
+                self.client_id.clone(),
+                self.client_secret.clone(),
+            )
+        }
+    }
+}
+
+impl fmt::Debug for ProviderSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderSection")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("client_auth", &self.client_auth)
+            .field("scopes", &self.scopes)
+            .field("post_logout_redirect_uri", &self.post_logout_redirect_uri)
+            .field("id_token_algorithms", &self.id_token_algorithms)
+            .field("clock_skew", &self.clock_skew)
+            .field("http_timeout", &self.http_timeout)
+            .finish()
+    }
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into(), "profile".into(), "email".into()]
+}
+
+fn default_clock_skew() -> Duration {
+    OidcProviderConfig::DEFAULT_CLOCK_SKEW
+}
+
+fn default_http_timeout() -> Duration {
+    OidcProviderConfig::DEFAULT_HTTP_TIMEOUT
+}
+
+fn non_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let value = String::deserialize(deserializer)?;
+    if value.is_empty() {
+        return Err(serde::de::Error::custom(SettingError::Empty));
+    }
+    Ok(value)
+}
+
+/// A client secret: a non-empty string. A value of another type is refused without being
+/// echoed, since it may be the secret itself.
+fn client_secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
+    struct SecretVisitor;
+    impl serde::de::Visitor<'_> for SecretVisitor {
+        type Value = Secret;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Secret, E> {
+            if value.is_empty() {
+                return Err(E::custom(SettingError::Empty));
+            }
+            Ok(Secret::new(value))
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Secret, E> {
+            Err(E::custom(
+                "must be a string (quote it); the value is not shown",
+            ))
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Secret, E> {
+            Err(E::custom(
+                "must be a string (quote it); the value is not shown",
+            ))
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Secret, E> {
+            Err(E::custom(
+                "must be a string (quote it); the value is not shown",
+            ))
+        }
+
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Secret, E> {
+            Err(E::custom(
+                "must be a string (quote it); the value is not shown",
+            ))
+        }
+    }
+    // `any`: a deserializer then hands a number to the visitor rather than describing it itself.
+    deserializer.deserialize_any(SecretVisitor)
+}
+
+fn scopes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let scopes = Vec::<String>::deserialize(deserializer)?;
+    check_scopes(&scopes).map_err(serde::de::Error::custom)?;
+    Ok(scopes)
+}
+
+fn algorithms<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<Algorithm>>, D::Error> {
+    let names = Vec::<String>::deserialize(deserializer)?;
+    parse_algorithms(&names)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    u64::deserialize(deserializer).map(Duration::from_secs)
+}
+
+fn positive_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    match u64::deserialize(deserializer)? {
+        0 => Err(serde::de::Error::custom(SettingError::Zero)),
+        secs => Ok(Duration::from_secs(secs)),
+    }
 }
 
 /// One provider's configuration, built by the server from its configuration file.
@@ -109,8 +497,9 @@ impl OidcProviderConfig {
     /// # Errors
     /// [`DiscoveryError::Config`] when the algorithm allowlist is empty or names an HMAC
     /// algorithm, the issuer is not an absolute `http(s)` URL without query and fragment, the
-    /// client id is empty, a scope contains whitespace, the post-logout redirect URI is not a
-    /// URL, or the HTTP timeout is zero.
+    /// client id is empty, a scope contains whitespace, the post-logout redirect URI is not an
+    /// http(s) URL, or the HTTP timeout is zero: the rules [`ProviderSection`] applies when
+    /// the configuration file is read.
     pub fn validate(&self) -> Result<(), DiscoveryError> {
         let configured = self.allowed_algorithms.as_deref().unwrap_or_default();
         if let Some(alg) = configured.iter().find(|a| !id_token::is_asymmetric(**a)) {
@@ -119,38 +508,21 @@ impl OidcProviderConfig {
             )));
         }
         if self.allowed_algorithms.as_ref().is_some_and(Vec::is_empty) {
-            return Err(DiscoveryError::Config(
-                "no ID token algorithm allowed".into(),
+            return Err(config_error(
+                "id_token_algorithms",
+                SettingError::NoAlgorithm,
             ));
         }
-        let issuer = url::Url::parse(&self.issuer)
-            .map_err(|e| config_error(&format!("issuer {:?}", self.issuer), e))?;
-        if !matches!(issuer.scheme(), "https" | "http")
-            || issuer.query().is_some()
-            || issuer.fragment().is_some()
-        {
-            return Err(DiscoveryError::Config(format!(
-                "issuer {:?} must be an https URL without query or fragment",
-                self.issuer
-            )));
-        }
+        Issuer::parse(&self.issuer).map_err(|e| config_error("issuer", e))?;
         if self.client_id.is_empty() {
-            return Err(DiscoveryError::Config("client_id is empty".into()));
+            return Err(config_error("client_id", SettingError::Empty));
         }
-        if let Some(scope) = self
-            .scopes
-            .iter()
-            .find(|s| s.is_empty() || s.contains(char::is_whitespace))
-        {
-            return Err(DiscoveryError::Config(format!(
-                "scope {scope:?} is empty or contains whitespace"
-            )));
-        }
+        check_scopes(&self.scopes).map_err(|e| config_error("scopes", e))?;
         if let Some(uri) = &self.post_logout_redirect_uri {
-            url::Url::parse(uri).map_err(|e| config_error("post_logout_redirect_uri", e))?;
+            HttpUrl::parse(uri).map_err(|e| config_error("post_logout_redirect_uri", e))?;
         }
         if self.http_timeout.is_zero() {
-            return Err(DiscoveryError::Config("http_timeout is zero".into()));
+            return Err(config_error("http_timeout", SettingError::Zero));
         }
         Ok(())
     }
@@ -224,6 +596,9 @@ mod tests {
             ("post-logout URI", |c| {
                 c.post_logout_redirect_uri = Some("/x".into())
             }),
+            ("post-logout URI scheme", |c| {
+                c.post_logout_redirect_uri = Some("javascript:alert(1)".into())
+            }),
             ("zero timeout", |c| c.http_timeout = Duration::ZERO),
         ];
         for (name, change) in cases {
@@ -233,6 +608,134 @@ mod tests {
                 matches!(c.validate(), Err(DiscoveryError::Config(_))),
                 "{name}"
             );
+        }
+    }
+
+    fn section(value: serde_json::Value) -> Result<ProviderSection, String> {
+        serde_json::from_value(value).map_err(|e| e.to_string())
+    }
+
+    fn minimal() -> serde_json::Value {
+        serde_json::json!({
+            "issuer": "https://idp.example",
+            "client_id": "bff",
+            "client_secret": "s3cret",
+        })
+    }
+
+    fn with(key: &str, value: serde_json::Value) -> serde_json::Value {
+        let mut section = minimal();
+        section[key] = value;
+        section
+    }
+
+    #[test]
+    fn a_section_deserializes_into_final_types_with_defaults() {
+        let s = section(minimal()).unwrap();
+        assert_eq!(s.client_auth, ClientAuthMethod::ClientSecretBasic);
+        assert_eq!(s.scopes, ["openid", "profile", "email"]);
+        assert_eq!(s.id_token_algorithms, None, "absent: follow discovery");
+        assert_eq!(s.clock_skew, Duration::from_secs(60));
+        assert_eq!(s.http_timeout, Duration::from_secs(10));
+        assert!(!format!("{s:?}").contains("s3cret"));
+
+        let id = ProviderId::parse("main").unwrap();
+        let c = s.to_config(id.clone(), "https://app.example/", true);
+        assert_eq!(c.id, id);
+        assert_eq!(c.issuer, "https://idp.example", "kept as written");
+        assert_eq!(c.client_secret.expose(), "s3cret");
+        assert_eq!(c.allowed_algorithms, None);
+        assert_eq!(
+            c.post_logout_redirect_uri.as_deref(),
+            Some("https://app.example/")
+        );
+        assert!(c.userinfo);
+        assert!(c.validate().is_ok());
+
+        let mut full = minimal();
+        full["client_auth"] = "client_secret_post".into();
+        full["id_token_algorithms"] = serde_json::json!(["ES256", "EdDSA"]);
+        full["post_logout_redirect_uri"] = "https://app.example/bye".into();
+        full["clock_skew_secs"] = 5.into();
+        full["http_timeout_secs"] = 3.into();
+        let c = section(full)
+            .unwrap()
+            .to_config(id, "https://app.example/", false);
+        assert_eq!(c.client_auth, ClientAuthMethod::ClientSecretPost);
+        assert_eq!(
+            c.allowed_algorithms,
+            Some(vec![Algorithm::ES256, Algorithm::EdDSA])
+        );
+        assert_eq!(
+            c.post_logout_redirect_uri.as_deref(),
+            Some("https://app.example/bye")
+        );
+        assert_eq!(c.clock_skew, Duration::from_secs(5));
+        assert_eq!(c.http_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn hostile_section_values_are_refused_with_their_reason() {
+        let cases = [
+            (
+                with("client_auth", "private_key_jwt".into()),
+                "must be client_secret_basic or client_secret_post, got \"private_key_jwt\"",
+            ),
+            (
+                with(
+                    "id_token_algorithms",
+                    serde_json::json!(["HS256", "none", "RS256"]),
+                ),
+                "\"HS256\", \"none\" not allowed",
+            ),
+            (
+                with("id_token_algorithms", serde_json::json!([])),
+                "at least one algorithm",
+            ),
+            (with("issuer", "idp.example".into()), "not an absolute URL"),
+            (
+                with("issuer", "ftp://idp.example".into()),
+                "http:// or https://",
+            ),
+            (
+                with("issuer", "https://idp.example/?tenant=a".into()),
+                "no query or fragment",
+            ),
+            (with("client_id", "".into()), "must not be empty"),
+            (with("client_secret", "".into()), "must not be empty"),
+            (
+                with("scopes", serde_json::json!(["openid email"])),
+                "\"openid email\" is empty or contains whitespace",
+            ),
+            (
+                with("post_logout_redirect_uri", "javascript:alert(1)".into()),
+                "http:// or https://",
+            ),
+            (with("http_timeout_secs", 0.into()), "greater than zero"),
+            (with("clock_skew", 5.into()), "unknown field `clock_skew`"),
+        ];
+        for (value, expected) in cases {
+            let message = section(value).unwrap_err();
+            assert!(message.contains(expected), "{expected}: {message}");
+        }
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_not_echoed() {
+        let message = section(with("client_secret", 918273645.into())).unwrap_err();
+        assert!(message.contains("must be a string"), "{message}");
+        assert!(!message.contains("918273645"), "{message}");
+    }
+
+    #[test]
+    fn only_asymmetric_algorithms_parse() {
+        for name in ["RS256", "PS512", "ES384", "EdDSA"] {
+            assert!(parse_algorithm(name).is_some(), "{name}");
+        }
+        for name in [
+            "HS256", "HS384", "HS512", "none", "None", "rs256", "", "ES512",
+        ] {
+            assert!(parse_algorithm(name).is_none(), "{name}");
         }
     }
 }

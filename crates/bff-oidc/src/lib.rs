@@ -23,7 +23,10 @@ mod provider;
 
 use std::time::Duration;
 
-pub use config::{ClientAuthMethod, OidcProviderConfig};
+pub use config::{
+    ClientAuthMethod, HttpUrl, Issuer, OidcProviderConfig, ProviderSection, SettingError,
+    parse_algorithm,
+};
 pub use discovery::{DiscoveryError, ProviderMetadata};
 pub use jsonwebtoken::Algorithm;
 pub use provider::OidcProvider;

@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bff_domain::ports::{Clock, IdentityProvider, Lock, PendingLoginStore, SessionStore};
-use bff_domain::{Bff, BffPolicy, BffPorts, ProviderId, Providers, SessionLifetime, Timestamp};
+use bff_domain::{Bff, BffPolicy, BffPorts, Providers, SessionLifetime, Timestamp};
 use bff_http::{HttpSettings, ReadinessCheck};
-use bff_oidc::{ClientAuthMethod, OidcProvider, OidcProviderConfig};
+use bff_oidc::OidcProvider;
 use bff_store_memory::MemoryStore;
 use bff_store_postgres::PostgresStore;
 use bff_store_redis::RedisStore;
@@ -34,24 +34,6 @@ impl Clock for SystemClock {
     async fn sleep(&self, duration: std::time::Duration) {
         tokio::time::sleep(duration).await;
     }
-}
-
-/// An ID token signing algorithm the configuration may name; HMAC and `none` are not among
-/// them.
-pub fn parse_algorithm(name: &str) -> Option<bff_oidc::Algorithm> {
-    use bff_oidc::Algorithm::*;
-    Some(match name {
-        "RS256" => RS256,
-        "RS384" => RS384,
-        "RS512" => RS512,
-        "PS256" => PS256,
-        "PS384" => PS384,
-        "PS512" => PS512,
-        "ES256" => ES256,
-        "ES384" => ES384,
-        "EdDSA" => EdDSA,
-        _ => return None,
-    })
 }
 
 /// Building the service failed.
@@ -234,68 +216,32 @@ async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
 /// # Errors
 /// [`BuildError`] when a provider cannot be discovered or the configuration is unusable.
 pub async fn build(config: &Config) -> Result<Service, BuildError> {
-    let cipher = bff_crypto::VaultCipher::from_base64_keys(
-        config
-            .vault_keys
-            .iter()
-            .map(|k| (k.id.as_str(), k.key.as_str())),
-    )
-    .map_err(|e| BuildError::Config(format!("vault_keys: {e}")))?;
+    let cipher = bff_crypto::VaultCipher::new(config.vault_keys.clone());
+    let default_redirect = format!("{}/", config.public_base());
 
     let mut readiness: Vec<Arc<dyn ReadinessCheck>> = Vec::new();
     let mut providers: Vec<Arc<dyn IdentityProvider>> = Vec::new();
-    for (name, provider) in &config.providers {
-        let id = ProviderId::parse(name)
-            .map_err(|e| BuildError::Config(format!("providers.{name}: {e}")))?;
-        let oidc_config = OidcProviderConfig {
-            id,
-            issuer: provider.issuer.clone(),
-            client_id: provider.client_id.clone(),
-            client_secret: bff_domain::Secret::new(provider.client_secret.clone()),
-            client_auth: if provider.client_auth == "client_secret_post" {
-                ClientAuthMethod::ClientSecretPost
-            } else {
-                ClientAuthMethod::ClientSecretBasic
-            },
-            scopes: provider.scopes.clone(),
-            post_logout_redirect_uri: Some(
-                provider
-                    .post_logout_redirect_uri
-                    .clone()
-                    .unwrap_or_else(|| format!("{}/", config.public_base())),
-            ),
-            allowed_algorithms: provider
-                .id_token_algorithms
-                .as_ref()
-                .map(|algs| algs.iter().filter_map(|a| parse_algorithm(a)).collect()),
-            clock_skew: Duration::from_secs(provider.clock_skew_secs),
-            http_timeout: Duration::from_secs(provider.http_timeout_secs),
-            jwks_refetch_interval: Duration::from_secs(30),
-            userinfo: config.session.fetch_userinfo,
+    for (id, section) in &config.providers {
+        let oidc_config =
+            section.to_config(id.clone(), &default_redirect, config.session.fetch_userinfo);
+        let failed = |reason: String| BuildError::Provider {
+            provider: id.to_string(),
+            reason,
         };
-        let http = bff_oidc::http_client(Duration::from_secs(provider.http_timeout_secs)).map_err(
-            |e| BuildError::Provider {
-                provider: name.clone(),
-                reason: e.to_string(),
-            },
-        )?;
+        let http =
+            bff_oidc::http_client(section.http_timeout).map_err(|e| failed(e.to_string()))?;
         let discovered = OidcProvider::discover(oidc_config, http)
             .await
-            .map_err(|e| BuildError::Provider {
-                provider: name.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| failed(e.to_string()))?;
         let discovered = Arc::new(discovered);
         readiness.push(Arc::new(ProviderReadiness {
-            name: format!("provider:{name}"),
+            name: format!("provider:{id}"),
             provider: discovered.clone(),
         }));
         providers.push(discovered);
     }
-    let default = ProviderId::parse(&config.default_provider)
-        .map_err(|e| BuildError::Config(format!("default_provider: {e}")))?;
-    let providers =
-        Providers::new(providers, default).map_err(|e| BuildError::Config(e.to_string()))?;
+    let providers = Providers::new(providers, config.default_provider.clone())
+        .map_err(|e| BuildError::Config(e.to_string()))?;
 
     let stores = build_stores(config).await?;
     readiness.splice(0..0, stores.readiness);
@@ -312,8 +258,8 @@ pub async fn build(config: &Config) -> Result<Service, BuildError> {
         app_redirect_url: config
             .server
             .app_redirect_url
-            .clone()
-            .unwrap_or_else(|| format!("{}/", config.public_base())),
+            .as_ref()
+            .map_or(default_redirect, |url| url.as_str().to_owned()),
         refresh_margin: Duration::from_secs(config.session.refresh_margin_secs),
         fetch_userinfo: config.session.fetch_userinfo,
     };

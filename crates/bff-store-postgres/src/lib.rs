@@ -21,7 +21,7 @@ use bff_domain::{PendingLogin, Session, SessionKey, Timestamp};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Row};
 
-pub use config::{DatabaseUrl, PostgresConfig};
+pub use config::{DatabaseUrl, InvalidDatabaseUrl, PostgresConfig};
 
 /// Every store port on PostgreSQL.
 #[derive(Clone)]

@@ -32,7 +32,7 @@ use redis::Script;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use config::{RedisConfig, RedisUrl};
+pub use config::{InvalidRedisUrl, RedisConfig, RedisUrl};
 
 /// Every store port on Redis.
 pub struct RedisStore {

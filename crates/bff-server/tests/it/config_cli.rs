@@ -64,11 +64,19 @@ fn every_problem_is_reported_on_its_own_line_without_secrets() {
     let (code, out) = check(&broken, &[]);
     assert_eq!(code, 2, "{out}");
     assert!(
-        out.contains("default_provider \"keycloak\" is not one of the configured providers"),
+        out.contains(
+            "default_provider (BFF_DEFAULT_PROVIDER): \"keycloak\" is not one of the configured providers"
+        ),
         "{out}"
     );
-    assert!(out.contains("vault_keys: key \"k1\" is 9 bytes"), "{out}");
-    assert!(out.contains("server.public_url is http://"), "{out}");
+    assert!(
+        out.contains("vault_keys[0].key (BFF_VAULT_KEYS): is 9 bytes"),
+        "{out}"
+    );
+    assert!(
+        out.contains("server.public_url (BFF_SERVER__PUBLIC_URL): is http://"),
+        "{out}"
+    );
     assert!(
         out.lines()
             .filter(|l| l.trim_start().starts_with("- "))
@@ -87,6 +95,49 @@ fn unknown_keys_and_env_typos_fail() {
     let (code, out) = check(&valid(), &[("BFF_SERVR__LISTEN", "0.0.0.0:1")]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("servr"), "{out}");
+    assert!(
+        out.contains("servr.listen (BFF_SERVR__LISTEN): unknown variable"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_secret_of_digits_from_the_environment_stays_a_string() {
+    let (code, out) = check(
+        &valid(),
+        &[
+            ("BFF_PROVIDERS__MAIN__CLIENT_SECRET", "123456"),
+            ("BFF_SESSION__IDLE_TIMEOUT_SECS", "900"),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn every_wrong_key_is_reported_with_its_variable() {
+    let broken = valid() + "client_auth = \"x\"\nid_token_algorithms = [\"HS256\"]\n";
+    let (code, out) = check(&broken, &[("BFF_SESSION__IDLE_TIMEOUT_SECS", "0")]);
+    assert_eq!(code, 2, "{out}");
+    for line in [
+        "  - providers.main.client_auth (BFF_PROVIDERS__MAIN__CLIENT_AUTH): must be client_secret_basic or client_secret_post, got \"x\"",
+        "  - providers.main.id_token_algorithms (BFF_PROVIDERS__MAIN__ID_TOKEN_ALGORITHMS): \"HS256\" not allowed",
+        "  - session.idle_timeout_secs (BFF_SESSION__IDLE_TIMEOUT_SECS): must be greater than zero",
+    ] {
+        assert!(out.lines().any(|l| l.starts_with(line)), "{line}\n{out}");
+    }
+}
+
+#[test]
+fn a_toml_syntax_error_names_line_and_column() {
+    // An unquoted secret: the message points at it without showing it.
+    let broken = valid().replace("\"do-not-print-me\"", "do-not-print-me");
+    let (code, out) = check(&broken, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("TOML syntax error at line 11, column 17:"),
+        "{out}"
+    );
+    assert!(!out.contains("do-not-print-me"), "{out}");
 }
 
 #[test]

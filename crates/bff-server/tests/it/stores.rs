@@ -105,14 +105,8 @@ async fn a_vault_key_rotates_without_logging_anyone_out_on_postgres() {
     let Some(pg) = bff_test_services::postgres().await else {
         return;
     };
-    let old_key = bff_server::config::VaultKey {
-        id: "test".into(),
-        key: VAULT_KEY.into(),
-    };
-    let new_key = bff_server::config::VaultKey {
-        id: "2026-12".into(),
-        key: "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=".into(),
-    };
+    let old_key = ("test", VAULT_KEY);
+    let new_key = ("2026-12", "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=");
     let first = reserve().await;
     let idp = Idp::for_server(&first);
     let base = first.base.clone();
@@ -131,7 +125,7 @@ async fn a_vault_key_rotates_without_logging_anyone_out_on_postgres() {
     let second = reserve().await;
     let base = second.base.clone();
     let mut rotated = config_with(&base, &idp.issuer, &store_toml(&pg, None, ""));
-    rotated.vault_keys = vec![new_key.clone(), old_key];
+    rotated.vault_keys = bff_crypto::VaultKeys::from_base64([new_key, old_key]).unwrap();
     let server = second.serve(rotated).await;
     let browser = browser.at(&server.base);
     let user = browser.api_get("/bff/user").await;
@@ -149,7 +143,7 @@ async fn a_vault_key_rotates_without_logging_anyone_out_on_postgres() {
     let third = reserve().await;
     let base = third.base.clone();
     let mut retired = config_with(&base, &idp.issuer, &store_toml(&pg, None, ""));
-    retired.vault_keys = vec![new_key];
+    retired.vault_keys = bff_crypto::VaultKeys::from_base64([new_key]).unwrap();
     let server = third.serve(retired).await;
     let browser = browser.at(&server.base);
     let user = browser.api_get("/bff/user").await;

@@ -1,0 +1,168 @@
+//! `[server]` (addresses), `[http]` (the HTTP surface) and `[dev]` (development switches).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use bff_oidc::HttpUrl;
+use serde::{Deserialize, Deserializer};
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `listen`: socket address to listen on; default `127.0.0.1:8080`.
+    #[serde(default = "default_listen", deserialize_with = "socket_address")]
+    pub listen: SocketAddr,
+    /// `public_url`: the origin browsers use to reach the BFF, e.g. `https://app.example`.
+    /// The callback is `{public_url}{prefix}/callback`.
+    pub public_url: PublicUrl,
+    /// `app_redirect_url`: `redirect_uri` for API-driven logins (an app page that calls
+    /// `/login/end`); default `{public_url}/`.
+    #[serde(default)]
+    pub app_redirect_url: Option<HttpUrl>,
+    /// `static_dir`: a folder of static files to serve at `/` (the app, or the sample page).
+    #[serde(default)]
+    pub static_dir: Option<PathBuf>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn socket_address<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "must be an address like 127.0.0.1:8080 or [::]:8080, got {text:?}"
+        ))
+    })
+}
+
+/// The public origin of the BFF: `http(s)://host[:port]` without path, query, fragment or
+/// credentials, kept without a trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    /// Checks that `text` is an http(s) origin.
+    ///
+    /// # Errors
+    /// A one-line reason.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let url =
+            url::Url::parse(text).map_err(|e| format!("{text:?} is not an absolute URL ({e})"))?;
+        if !matches!(url.scheme(), "https" | "http") || !url.has_host() {
+            return Err(format!("{text:?} must be an http:// or https:// URL"));
+        }
+        let bare = matches!(url.path(), "" | "/")
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty()
+            && url.password().is_none();
+        if !bare {
+            return Err(format!(
+                "{text:?} must be an origin like https://app.example, without a path"
+            ));
+        }
+        Ok(Self(url.origin().ascii_serialization()))
+    }
+
+    /// `scheme://host[:port]`, no trailing slash.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is `http://` (allowed only with `dev.allow_plain_http`).
+    pub fn is_plain_http(&self) -> bool {
+        self.0.starts_with("http://")
+    }
+}
+
+impl TryFrom<String> for PublicUrl {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::parse(&text)
+    }
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `prefix`: path prefix of the BFF endpoints; default `/bff`.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// `session_cookie`: session cookie name; default `__Host-Http-bff` (`bff` in plain-HTTP
+    /// dev mode).
+    #[serde(default)]
+    pub session_cookie: Option<String>,
+    /// `binding_cookie`: login-binding cookie name; default `__Host-Http-bff-login`
+    /// (`bff-login` in dev mode).
+    #[serde(default)]
+    pub binding_cookie: Option<String>,
+    /// `app_origins`: origins whose pages may call the BFF; default the origin of
+    /// `server.public_url`.
+    #[serde(default)]
+    pub app_origins: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            prefix: default_prefix(),
+            session_cookie: None,
+            binding_cookie: None,
+            app_origins: Vec::new(),
+        }
+    }
+}
+
+fn default_prefix() -> String {
+    "/bff".into()
+}
+
+/// `[dev]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevConfig {
+    /// `allow_plain_http`: allow `http://` public URL, app origins and issuers. Drops `Secure`
+    /// and the `__Host-` cookie prefix. For local development only; the server warns at start.
+    #[serde(default)]
+    pub allow_plain_http: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_urls_are_bare_origins() {
+        for (text, origin) in [
+            ("https://app.example", "https://app.example"),
+            ("https://app.example/", "https://app.example"),
+            ("https://APP.example:443", "https://app.example"),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ] {
+            assert_eq!(PublicUrl::parse(text).unwrap().as_str(), origin, "{text}");
+        }
+        assert!(
+            PublicUrl::parse("http://127.0.0.1:8080")
+                .unwrap()
+                .is_plain_http()
+        );
+        for bad in [
+            "app.example",
+            "ftp://app.example",
+            "https://app.example/app",
+            "https://app.example/?x=1",
+            "https://app.example/#x",
+            "https://user:pw@app.example",
+            "javascript:alert(1)",
+            "",
+        ] {
+            assert!(PublicUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

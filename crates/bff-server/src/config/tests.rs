@@ -1,0 +1,438 @@
+//! Configuration tests: defaults, environment overrides, and every problem reported at once
+//! with its key and variable.
+
+use std::time::Duration;
+
+use bff_oidc::{Algorithm, ClientAuthMethod};
+
+use super::*;
+
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const OTHER_KEY: &str = "HxwdHhscGRoXGBUWExQREg8QDQ4LDAkKBwgFBgMEAQI=";
+
+fn valid() -> String {
+    format!(
+        r#"
+default_provider = "main"
+[server]
+public_url = "https://app.example"
+[[vault_keys]]
+id = "k1"
+key = "{KEY}"
+[providers.main]
+issuer = "https://idp.example"
+client_id = "bff"
+client_secret = "s3cret"
+"#
+    )
+}
+
+fn no_env() -> Vec<(String, String)> {
+    Vec::new()
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn problems(text: &str, env: Vec<(String, String)>) -> String {
+    match Config::from_toml_str(text, env) {
+        Ok(_) => String::new(),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The problem lines, without the `  - ` bullets.
+fn lines(text: &str, env: Vec<(String, String)>) -> Vec<String> {
+    match Config::from_toml_str(text, env) {
+        Ok(_) => Vec::new(),
+        Err(ConfigError::Invalid(lines)) => lines,
+        Err(other) => vec![other.to_string()],
+    }
+}
+
+fn main_id() -> ProviderId {
+    ProviderId::parse("main").unwrap()
+}
+
+#[test]
+fn a_minimal_config_is_valid_with_secure_defaults() {
+    let config = Config::from_toml_str(&valid(), no_env()).unwrap();
+    let http = config.http_settings();
+    assert_eq!(http.session_cookie, "__Host-Http-bff");
+    assert!(http.secure_cookies);
+    assert_eq!(http.app_origins, vec!["https://app.example".to_owned()]);
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.public_base(), "https://app.example");
+    let main = &config.providers[&main_id()];
+    assert_eq!(main.client_auth, ClientAuthMethod::ClientSecretBasic);
+    assert_eq!(main.scopes, ["openid", "profile", "email"]);
+    assert_eq!(
+        main.id_token_algorithms, None,
+        "absent: follow the provider's discovery"
+    );
+    assert_eq!(main.http_timeout, Duration::from_secs(10));
+    assert_eq!(config.default_provider, main_id());
+    assert_eq!(config.vault_keys.ids().collect::<Vec<_>>(), ["k1"]);
+}
+
+#[test]
+fn values_arrive_in_their_final_types() {
+    let text = valid().replace(
+        "[providers.main]",
+        "[providers.other]\nissuer = \"https://other.example\"\nclient_id = \"o\"\nclient_secret = \"o\"\n[providers.main]",
+    ) + "client_auth = \"client_secret_post\"\nid_token_algorithms = [\"ES256\", \"EdDSA\"]\nclock_skew_secs = 5\n";
+    let config =
+        Config::from_toml_str(&text, env(&[("BFF_SERVER__LISTEN", "[::1]:9000")])).unwrap();
+    let main = &config.providers[&main_id()];
+    assert_eq!(main.client_auth, ClientAuthMethod::ClientSecretPost);
+    assert_eq!(
+        main.id_token_algorithms,
+        Some(vec![Algorithm::ES256, Algorithm::EdDSA])
+    );
+    assert_eq!(main.clock_skew, Duration::from_secs(5));
+    assert_eq!(main.issuer.as_str(), "https://idp.example");
+    assert_eq!(config.providers.len(), 2);
+    assert_eq!(config.server.listen.to_string(), "[::1]:9000");
+}
+
+#[test]
+fn env_overrides_nested_values_and_types() {
+    let env = env(&[
+        ("BFF_PROVIDERS__MAIN__CLIENT_SECRET", "from-env"),
+        ("BFF_SESSION__IDLE_TIMEOUT_SECS", "90"),
+        ("BFF_SESSION__FETCH_USERINFO", "true"),
+        ("BFF_PROVIDERS__MAIN__SCOPES", "[\"openid\", \"email\"]"),
+        ("OTHER_VAR", "ignored"),
+        ("BFF_TEST_POSTGRES_URL", "postgres://test"),
+    ]);
+    let config = Config::from_toml_str(&valid(), env).unwrap();
+    let main = &config.providers[&main_id()];
+    assert_eq!(main.client_secret.expose(), "from-env");
+    assert_eq!(main.scopes, ["openid", "email"]);
+    assert_eq!(config.session.idle_timeout_secs, 90);
+    assert!(config.session.fetch_userinfo);
+}
+
+#[test]
+fn env_values_for_string_fields_stay_strings_whatever_they_look_like() {
+    let env = env(&[
+        ("BFF_PROVIDERS__MAIN__CLIENT_SECRET", "123456"),
+        ("BFF_PROVIDERS__MAIN__CLIENT_ID", "true"),
+    ]);
+    let config = Config::from_toml_str(&valid(), env).unwrap();
+    let main = &config.providers[&main_id()];
+    assert_eq!(main.client_secret.expose(), "123456");
+    assert_eq!(main.client_id, "true");
+    // [store.redis] without a url is incomplete, but the prefix itself was read as a string.
+    let message = problems(
+        &valid(),
+        self::env(&[("BFF_STORE__REDIS__KEY_PREFIX", "1.5")]),
+    );
+    assert!(
+        message.contains("store.redis.url (BFF_STORE__REDIS__URL): is required"),
+        "{message}"
+    );
+    assert!(!message.contains("key_prefix"), "{message}");
+}
+
+#[test]
+fn lists_and_tables_can_come_from_the_environment() {
+    let text = valid().replace(
+        &format!("[[vault_keys]]\nid = \"k1\"\nkey = \"{KEY}\"\n"),
+        "",
+    );
+    let keys =
+        format!("[{{ id = \"k2\", key = \"{OTHER_KEY}\" }}, {{ id = \"k1\", key = \"{KEY}\" }}]");
+    let config = Config::from_toml_str(&text, env(&[("BFF_VAULT_KEYS", &keys)])).unwrap();
+    assert_eq!(config.vault_keys.ids().collect::<Vec<_>>(), ["k2", "k1"]);
+    let message = problems(
+        &text,
+        env(&[("BFF_VAULT_KEYS", "[{ id = \"k\", key = \"c2hvcnQ=\" }]")]),
+    );
+    assert!(
+        message.contains("vault_keys[0].key (BFF_VAULT_KEYS): is 5 bytes"),
+        "{message}"
+    );
+}
+
+#[test]
+fn bad_environment_values_name_their_variable() {
+    let message = problems(
+        &valid(),
+        env(&[
+            ("BFF_SESSION__IDLE_TIMEOUT_SECS", "soon"),
+            ("BFF_PROVIDERS__MAIN__CLIENT_AUTH", "x"),
+        ]),
+    );
+    assert!(
+        message.contains(
+            "session.idle_timeout_secs (BFF_SESSION__IDLE_TIMEOUT_SECS): invalid type: string \"soon\", expected u64"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "providers.main.client_auth (BFF_PROVIDERS__MAIN__CLIENT_AUTH): must be client_secret_basic or client_secret_post, got \"x\""
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn unknown_keys_and_variables_are_errors() {
+    let text = format!("{}\n[session]\nidle_timeout = 5\n", valid());
+    assert!(problems(&text, no_env()).contains(
+        "session.idle_timeout (BFF_SESSION__IDLE_TIMEOUT): unknown key (expected one of: idle_timeout_secs,"
+    ));
+    let env = env(&[("BFF_SESION__IDLE_TIMEOUT_SECS", "5")]);
+    assert!(problems(&valid(), env.clone()).contains("sesion"));
+    let message = problems(&valid(), env);
+    assert!(
+        message.contains(
+            "sesion.idle_timeout_secs (BFF_SESION__IDLE_TIMEOUT_SECS): unknown variable: there is no key sesion"
+        ),
+        "{message}"
+    );
+    let message = problems(&valid(), self::env(&[("BFF_PROVIDERS__MAIN__SECRET", "x")]));
+    assert!(
+        message.contains("(BFF_PROVIDERS__MAIN__SECRET): unknown variable"),
+        "{message}"
+    );
+    let message = problems(&(valid() + "listen_adress = 1\n"), no_env());
+    assert!(
+        message.contains(
+            "providers.main.listen_adress (BFF_PROVIDERS__MAIN__LISTEN_ADRESS): unknown key"
+        ),
+        "{message}"
+    );
+    let message = problems(&format!("listen_adress = 1\n{}", valid()), no_env());
+    assert!(
+        message
+            .contains("listen_adress (BFF_LISTEN_ADRESS): unknown key (expected one of: server,"),
+        "{message}"
+    );
+}
+
+#[test]
+fn toml_syntax_errors_carry_line_and_column() {
+    let text = "default_provider = \"main\"\n[server]\npublic_url = https://app.example\n";
+    let error = Config::from_toml_str(text, no_env()).unwrap_err();
+    match &error {
+        ConfigError::Syntax { line, column, .. } => {
+            assert_eq!((*line, *column), (3, 14), "{error}");
+        }
+        other => panic!("not a syntax error: {other}"),
+    }
+    assert!(
+        error
+            .to_string()
+            .starts_with("TOML syntax error at line 3, column 14: "),
+        "{error}"
+    );
+    assert_eq!(error.to_string().lines().count(), 1, "{error}");
+}
+
+#[test]
+fn each_problem_gets_its_own_line() {
+    let text = valid()
+        .replace(KEY, "c2hvcnQ=")
+        .replace("https://app.example", "http://app.example")
+        .replace("default_provider = \"main\"", "default_provider = \"nope\"");
+    let message = problems(&text, no_env());
+    assert!(
+        message.contains("vault_keys[0].key (BFF_VAULT_KEYS): is 5 bytes"),
+        "{message}"
+    );
+    assert!(
+        message.contains("server.public_url (BFF_SERVER__PUBLIC_URL): is http://"),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "default_provider (BFF_DEFAULT_PROVIDER): \"nope\" is not one of the configured providers (main)"
+        ),
+        "{message}"
+    );
+    assert!(message.lines().count() >= 4, "{message}");
+}
+
+#[test]
+fn every_wrong_field_of_every_section_is_reported_at_once() {
+    let text = format!(
+        r#"
+default_provider = "main"
+[server]
+public_url = "https://app.example/app"
+listen = "everywhere"
+[session]
+idle_timeout_secs = 0
+login_timeout_secs = -5
+[store]
+kind = "postgres"
+[store.postgres]
+url = "mysql://u:hunter2@db/bff"
+max_connections = 0
+[[vault_keys]]
+id = "bad id"
+key = "{KEY}"
+[[vault_keys]]
+id = "k2"
+key = "!!"
+[providers.main]
+issuer = "idp.example"
+client_id = ""
+client_secret = "s3cret"
+client_auth = "x"
+id_token_algorithms = ["HS256", "none", "RS256"]
+http_timeout_secs = 0
+[providers.Other]
+client_id = "o"
+client_secret = "o"
+"#
+    );
+    let lines = lines(&text, no_env());
+    let expected = [
+        "server.listen (BFF_SERVER__LISTEN): must be an address like 127.0.0.1:8080 or [::]:8080, got \"everywhere\"",
+        "server.public_url (BFF_SERVER__PUBLIC_URL): \"https://app.example/app\" must be an origin like https://app.example, without a path",
+        "session.idle_timeout_secs (BFF_SESSION__IDLE_TIMEOUT_SECS): must be greater than zero",
+        "session.login_timeout_secs (BFF_SESSION__LOGIN_TIMEOUT_SECS): invalid value: integer `-5`, expected u64",
+        "store.postgres.max_connections (BFF_STORE__POSTGRES__MAX_CONNECTIONS): must be greater than zero",
+        "store.postgres.url (BFF_STORE__POSTGRES__URL): must be postgres://… or postgresql://… (got mysql://u:[redacted]@db/bff)",
+        "vault_keys[0].id (BFF_VAULT_KEYS): key id \"bad id\" must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_', '.'",
+        "vault_keys[1].key (BFF_VAULT_KEYS): is not valid base64",
+        "providers.Other (BFF_PROVIDERS__OTHER): provider names are 1 to 64 characters of a-z, 0-9, '-' and '_'",
+        "providers.Other.issuer (BFF_PROVIDERS__OTHER__ISSUER): is required",
+        "providers.main.client_auth (BFF_PROVIDERS__MAIN__CLIENT_AUTH): must be client_secret_basic or client_secret_post, got \"x\"",
+        "providers.main.client_id (BFF_PROVIDERS__MAIN__CLIENT_ID): must not be empty",
+        "providers.main.http_timeout_secs (BFF_PROVIDERS__MAIN__HTTP_TIMEOUT_SECS): must be greater than zero",
+        "providers.main.id_token_algorithms (BFF_PROVIDERS__MAIN__ID_TOKEN_ALGORITHMS): \"HS256\", \"none\" not allowed (use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA; never none or HS*)",
+        "providers.main.issuer (BFF_PROVIDERS__MAIN__ISSUER): \"idp.example\" is not an absolute URL (relative URL without a base)",
+    ];
+    for line in expected {
+        assert!(
+            lines.contains(&line.to_owned()),
+            "missing: {line}\n{lines:#?}"
+        );
+    }
+    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("hunter2") || l.contains("s3cret"))
+    );
+}
+
+#[test]
+fn missing_sections_are_named() {
+    let lines = lines("", no_env());
+    assert_eq!(
+        lines,
+        [
+            "server.public_url (BFF_SERVER__PUBLIC_URL): is required",
+            "vault_keys (BFF_VAULT_KEYS): at least one [[vault_keys]] entry (id, key) is required",
+            "providers (BFF_PROVIDERS): at least one [providers.<name>] section is required",
+            "default_provider (BFF_DEFAULT_PROVIDER): is required: the provider used when a login names none",
+        ]
+    );
+    let message = problems(
+        &format!(
+            "{}[[vault_keys]]\nid = \"k1\"\nkey = \"{OTHER_KEY}\"\n",
+            valid()
+        ),
+        no_env(),
+    );
+    assert!(
+        message.contains("vault_keys (BFF_VAULT_KEYS): key id \"k1\" is used twice"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_secret_written_as_a_number_is_refused_without_being_shown() {
+    let text = valid().replace("client_secret = \"s3cret\"", "client_secret = 918273645");
+    let message = problems(&text, no_env());
+    assert!(
+        message.contains(
+            "providers.main.client_secret (BFF_PROVIDERS__MAIN__CLIENT_SECRET): must be a string"
+        ),
+        "{message}"
+    );
+    assert!(!message.contains("918273645"), "{message}");
+}
+
+#[test]
+fn dev_mode_allows_http_and_drops_the_host_prefix() {
+    let text = valid().replace("https://app.example", "http://127.0.0.1:8080")
+        + "\n[dev]\nallow_plain_http = true\n";
+    let config = Config::from_toml_str(&text, no_env()).unwrap();
+    let http = config.http_settings();
+    assert!(!http.secure_cookies);
+    assert_eq!(http.session_cookie, "bff");
+}
+
+#[test]
+fn plain_http_provider_urls_need_dev_mode() {
+    let text = valid().replace("https://idp.example", "http://idp.example")
+        + "post_logout_redirect_uri = \"http://app.example/bye\"\n";
+    let lines = lines(&text, no_env());
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[0].starts_with("providers.main.issuer (BFF_PROVIDERS__MAIN__ISSUER): is http://")
+    );
+    assert!(lines[1].starts_with(
+        "providers.main.post_logout_redirect_uri (BFF_PROVIDERS__MAIN__POST_LOGOUT_REDIRECT_URI): is http://"
+    ));
+}
+
+#[test]
+fn host_prefixed_names_are_refused_in_dev_mode() {
+    let text = valid().replace("https://app.example", "http://127.0.0.1:8080")
+        + "\n[dev]\nallow_plain_http = true\n[http]\nsession_cookie = \"__Host-mine\"\n";
+    let message = problems(&text, no_env());
+    assert!(message.contains("__Host-mine"), "{message}");
+    assert!(
+        message.contains("http.session_cookie (BFF_HTTP__SESSION_COOKIE): "),
+        "{message}"
+    );
+}
+
+#[test]
+fn hmac_and_none_algorithms_are_refused() {
+    let text = valid() + "id_token_algorithms = [\"HS256\", \"none\", \"RS256\"]\n";
+    let message = problems(&text, no_env());
+    assert!(message.contains("\"HS256\""), "{message}");
+    assert!(message.contains("\"none\" not allowed"), "{message}");
+    assert!(!message.contains("\"RS256\""), "{message}");
+}
+
+#[test]
+fn store_kinds_need_their_sections() {
+    let text = valid() + "[store]\nkind = \"postgres+redis\"\n";
+    let message = problems(&text, no_env());
+    assert!(
+        message.contains("needs a [store.postgres] section"),
+        "{message}"
+    );
+    assert!(
+        message.contains("needs a [store.redis] section"),
+        "{message}"
+    );
+    let text = valid()
+        + "[store]\nkind = \"postgres+redis\"\n[store.postgres]\nurl = \"postgres://u:pw@db/bff\"\n[store.redis]\nurl = \"redis://cache:6379\"\n";
+    let config = Config::from_toml_str(&text, no_env()).unwrap();
+    assert_eq!(config.store.kind, StoreKind::PostgresRedis);
+    assert!(!format!("{config:?}").contains(":pw@"));
+    assert!(problems(&(valid() + "[store]\nkind = \"mongo\"\n"), no_env()).contains("mongo"));
+}
+
+#[test]
+fn debug_redacts_secrets() {
+    let config = Config::from_toml_str(&valid(), no_env()).unwrap();
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("s3cret"));
+    assert!(!shown.contains(KEY));
+}
