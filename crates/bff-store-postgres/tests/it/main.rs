@@ -19,6 +19,9 @@ async fn store() -> Option<(PostgresStore, bff_test_services::PostgresService)> 
     let mut config = PostgresConfig::for_url(&service.url);
     config.schema = Some(service.schema.clone());
     config.max_connections = 20;
+    // Generous, so a busy machine does not fail the contract's 200 concurrent calls; the timeout
+    // itself is tested against an unreachable database below.
+    config.acquire_timeout_ms = 10_000;
     let store = PostgresStore::connect_lazy(&config).unwrap();
     store.migrate().await.unwrap();
     Some((store, service))

@@ -30,11 +30,15 @@ async fn real(redis_url: Option<&str>) -> Option<Real> {
     let redis = bff_test_services::redis().await?;
     let mut pg_config = PostgresConfig::for_url(&pg.url);
     pg_config.schema = Some(pg.schema.clone());
+    // Room for the contract's 200 concurrent calls on a busy machine.
+    pg_config.max_connections = 20;
+    pg_config.acquire_timeout_ms = 10_000;
     let postgres = Arc::new(PostgresStore::connect_lazy(&pg_config).unwrap());
     postgres.migrate().await.unwrap();
     let mut redis_config = RedisConfig::for_url(redis_url.unwrap_or(&redis.url));
     redis_config.key_prefix = redis.prefix.clone();
-    redis_config.timeout_ms = 300;
+    // Healthy tiers get room on a busy machine; the outage test builds its own dead cache.
+    redis_config.timeout_ms = 5_000;
     redis_config.pool_size = 32;
     let redis = Arc::new(RedisStore::connect_lazy(&redis_config).unwrap());
     Some(Real {
