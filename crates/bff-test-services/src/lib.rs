@@ -1,10 +1,16 @@
 //! Real PostgreSQL and Redis servers for tests.
 //!
-//! Order of preference: a container started with `testcontainers` when a Docker engine answers
-//! (`DOCKER_HOST` or `/var/run/docker.sock`), otherwise the server named by
-//! `BFF_TEST_POSTGRES_URL` / `BFF_TEST_REDIS_URL`. When neither exists the test prints
-//! `SKIPPED <test>: ...` with the reason (uncaptured, so plain `cargo test` shows it), except when `CI` is set: then it panics, so CI never passes
-//! by skipping.
+//! Order of preference for each service:
+//! 1. the server named by `BFF_TEST_POSTGRES_URL` / `BFF_TEST_REDIS_URL` (explicit wins);
+//! 2. a container started with `testcontainers` when a Docker engine answers (`DOCKER_HOST` or
+//!    `/var/run/docker.sock`);
+//! 3. the machine's own server at its default address, `postgres://postgres@127.0.0.1:5432/test`
+//!    or `redis://127.0.0.1:6379`, if it answers a quick connect within [`PROBE_TIMEOUT`].
+//!
+//! When none of these exists the test prints `SKIPPED <test>: ...` saying what was tried
+//! (uncaptured, so plain `cargo test` shows it), except when `CI` is set: then it panics, so CI
+//! never passes by skipping. An explicit URL or a started container that then fails to connect
+//! always panics: that is a broken setup, not a missing service.
 //!
 //! Each PostgreSQL user gets a fresh schema ([`PostgresService::schema`]) so tests sharing a server
 //! never see each other's rows; Redis users get a unique key prefix.
@@ -12,6 +18,7 @@
 #![allow(clippy::panic, clippy::expect_used)] // test support: failing loudly is the point
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use testcontainers_modules::postgres::Postgres;
 use testcontainers_modules::redis::Redis;
@@ -97,10 +104,26 @@ impl std::fmt::Debug for PostgresService {
     }
 }
 
+/// The PostgreSQL tried when neither `BFF_TEST_POSTGRES_URL` nor a Docker engine is there.
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// The Redis tried when neither `BFF_TEST_REDIS_URL` nor a Docker engine is there.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// `DEFAULT_REDIS_URL`'s address.
+const DEFAULT_REDIS_ADDRESS: &str = "127.0.0.1:6379";
+/// How long a server at a default address has to answer before the test skips.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The value of a `BFF_TEST_*_URL` variable, if set and not empty.
+fn explicit_url(variable: &str) -> Option<String> {
+    std::env::var(variable).ok().filter(|url| !url.is_empty())
+}
+
 /// A PostgreSQL server with a fresh schema, or `None` (after printing why) when there is none
 /// outside CI.
 pub async fn postgres() -> Option<PostgresService> {
-    let (url, container) = if docker_available() {
+    let (url, container) = if let Some(url) = explicit_url("BFF_TEST_POSTGRES_URL") {
+        (url, None)
+    } else if docker_available() {
         let container = Postgres::default()
             .start()
             .await
@@ -113,16 +136,21 @@ pub async fn postgres() -> Option<PostgresService> {
             format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres"),
             Some(container),
         )
-    } else if let Ok(url) = std::env::var("BFF_TEST_POSTGRES_URL") {
-        (url, None)
     } else {
-        skip_or_fail(
-            "PostgreSQL",
-            "no Docker engine and BFF_TEST_POSTGRES_URL is not set",
-        );
-        return None;
+        if let Err(why) = probe_postgres(DEFAULT_POSTGRES_URL).await {
+            skip_or_fail(
+                "PostgreSQL",
+                &format!(
+                    "no Docker engine, BFF_TEST_POSTGRES_URL is not set, and \
+                     {DEFAULT_POSTGRES_URL} was not usable: {why}"
+                ),
+            );
+            return None;
+        }
+        (DEFAULT_POSTGRES_URL.to_owned(), None)
     };
     let schema = unique("bff_test");
+    // The URL is not in the message: an explicit one may carry a password.
     let pool = sqlx::PgPool::connect(&url)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to PostgreSQL for tests: {e}"));
@@ -136,6 +164,21 @@ pub async fn postgres() -> Option<PostgresService> {
         schema,
         _container: container,
     })
+}
+
+/// Opens and closes one connection to `url` within [`PROBE_TIMEOUT`] (a pool would retry a
+/// refused connection until its timeout and hide why).
+async fn probe_postgres(url: &str) -> Result<(), String> {
+    use sqlx::Connection as _;
+
+    match tokio::time::timeout(PROBE_TIMEOUT, sqlx::PgConnection::connect(url)).await {
+        Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            Ok(())
+        }
+    }
 }
 
 impl PostgresService {
@@ -169,7 +212,9 @@ impl std::fmt::Debug for RedisService {
 
 /// A Redis server, or `None` (after printing why) when there is none outside CI.
 pub async fn redis() -> Option<RedisService> {
-    let (url, container) = if docker_available() {
+    let (url, container) = if let Some(url) = explicit_url("BFF_TEST_REDIS_URL") {
+        (url, None)
+    } else if docker_available() {
         let container = Redis::default()
             .start()
             .await
@@ -179,18 +224,110 @@ pub async fn redis() -> Option<RedisService> {
             .await
             .expect("redis port");
         (format!("redis://127.0.0.1:{port}"), Some(container))
-    } else if let Ok(url) = std::env::var("BFF_TEST_REDIS_URL") {
-        (url, None)
     } else {
-        skip_or_fail(
-            "Redis",
-            "no Docker engine and BFF_TEST_REDIS_URL is not set",
-        );
-        return None;
+        if let Err(why) = ping_redis(DEFAULT_REDIS_ADDRESS).await {
+            skip_or_fail(
+                "Redis",
+                &format!(
+                    "no Docker engine, BFF_TEST_REDIS_URL is not set, and {DEFAULT_REDIS_URL} \
+                     was not usable: {why}"
+                ),
+            );
+            return None;
+        }
+        (DEFAULT_REDIS_URL.to_owned(), None)
     };
     Some(RedisService {
         url,
         prefix: format!("{}:", unique("bfftest")),
         _container: container,
     })
+}
+
+/// Sends `PING` to the Redis at `address` and expects `+PONG` within [`PROBE_TIMEOUT`] (a
+/// server that wants a password answers `-NOAUTH` and is not usable without a URL).
+async fn ping_redis(address: &str) -> Result<(), String> {
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        stream.write_all(b"PING\r\n").await?;
+        let mut reply = String::new();
+        // One short line is all a Redis sends; whatever else answers gets 512 bytes.
+        BufReader::new(stream.take(512))
+            .read_line(&mut reply)
+            .await?;
+        Ok::<_, std::io::Error>(reply)
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, exchange).await {
+        Err(_) => Err(format!("no answer within {PROBE_TIMEOUT:?}")),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(reply)) if reply.trim_end() == "+PONG" => Ok(()),
+        Ok(Ok(reply)) => Err(format!("PING was answered with {:?}", reply.trim_end())),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::ping_redis;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+
+    /// A loopback server that reads the request and answers `reply`.
+    async fn answering(reply: &'static [u8]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address").to_string();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = [0u8; 6];
+            socket.read_exact(&mut request).await.expect("request");
+            assert_eq!(&request, b"PING\r\n");
+            socket.write_all(reply).await.expect("reply");
+            // Keep the socket open, as a live server would.
+            let _ = socket.read(&mut [0u8; 1]).await;
+        });
+        address
+    }
+
+    #[tokio::test]
+    async fn a_redis_that_pongs_is_found() {
+        let address = answering(b"+PONG\r\n").await;
+        assert_eq!(ping_redis(&address).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_redis_that_wants_a_password_is_not_used() {
+        let address = answering(b"-NOAUTH Authentication required.\r\n").await;
+        let why = ping_redis(&address).await.unwrap_err();
+        assert!(why.contains("NOAUTH"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn something_else_on_the_port_is_not_used() {
+        let address = answering(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        assert!(ping_redis(&address).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_refused_quickly() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address").to_string();
+        drop(listener);
+        let started = std::time::Instant::now();
+        assert!(ping_redis(&address).await.is_err());
+        assert!(started.elapsed() < super::PROBE_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address").to_string();
+        tokio::spawn(async move {
+            let (_socket, _) = listener.accept().await.expect("accept");
+            std::future::pending::<()>().await;
+        });
+        let why = ping_redis(&address).await.unwrap_err();
+        assert!(why.contains("no answer"), "{why}");
+    }
 }

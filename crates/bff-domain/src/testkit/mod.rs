@@ -1,14 +1,17 @@
 //! Fakes for tests of the domain and its adapters: fixed clock, seeded randomness, a cipher that
-//! checks associated data, a scripted identity provider, simple stores, and the store contract
-//! suite every store adapter runs (`store_contract`).
+//! checks associated data, a scripted identity provider, simple stores (`FakeStores`, held to the
+//! store contract like every adapter), and the store contract suite every store adapter runs
+//! (`store_contract`, one test per rule through `store_contract_tests!`).
 //!
 //! Compiled only for tests and with the `testkit` feature; never part of a release build.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod fake_stores;
 pub mod store_contract;
 
-use std::collections::HashMap;
+pub use fake_stores::FakeStores;
+
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -17,18 +20,11 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::Sealed;
-use crate::claims::Claims;
-use crate::ids::{Prompt, ProviderId, SessionKey};
-use crate::pending::PendingLogin;
 use crate::ports::{
-    AuthorizationRequest, Cipher, CipherError, Clock, IdentityProvider, Lock, PendingLoginStore,
-    ProviderError, ProviderLogin, Random, SessionStore, StoreError,
+    AuthorizationRequest, Cipher, CipherError, Clock, IdentityProvider, ProviderError,
+    ProviderLogin, Random,
 };
-use crate::secret::Secret;
-use crate::session::Session;
-use crate::time::Timestamp;
-use crate::tokens::TokenSet;
+use crate::{Claims, Prompt, ProviderId, Sealed, Secret, Timestamp, TokenSet};
 
 /// A clock that stands still until told to move. It counts milliseconds, so short sleeps add
 /// up; the domain sees whole seconds.
@@ -313,212 +309,5 @@ impl IdentityProvider for FakeProvider {
             self.issuer,
             id_token_hint.map(Secret::expose).unwrap_or_default()
         ))
-    }
-}
-
-/// Simple stores for domain tests: a mutex around maps, no TTL machinery. The real in-process
-/// adapter is `bff-store-memory`.
-#[derive(Debug, Default)]
-pub struct FakeStores {
-    pub sessions: Mutex<HashMap<SessionKey, Session>>,
-    pub pending: Mutex<HashMap<String, PendingLogin>>,
-    pub leases: Mutex<HashMap<String, String>>,
-    pub fail: std::sync::atomic::AtomicBool,
-    /// Only session deletes fail (a store that breaks halfway through a use case).
-    pub fail_deletes: std::sync::atomic::AtomicBool,
-}
-
-impl FakeStores {
-    fn check_up(&self) -> Result<(), StoreError> {
-        if self.fail.load(Ordering::SeqCst) {
-            Err(StoreError::unavailable("store down (fake)"))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-#[async_trait]
-impl SessionStore for FakeStores {
-    async fn create(&self, session: &Session) -> Result<(), StoreError> {
-        self.check_up()?;
-        let mut map = self.sessions.lock().unwrap();
-        if map.contains_key(&session.key) {
-            return Err(StoreError::Conflict);
-        }
-        map.insert(session.key.clone(), session.clone());
-        Ok(())
-    }
-
-    async fn get(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Session>, StoreError> {
-        self.check_up()?;
-        Ok(self
-            .sessions
-            .lock()
-            .unwrap()
-            .get(key)
-            .filter(|s| !s.is_expired(now))
-            .cloned())
-    }
-
-    async fn update(&self, session: &Session, now: Timestamp) -> Result<u64, StoreError> {
-        self.check_up()?;
-        let mut map = self.sessions.lock().unwrap();
-        let stored = map
-            .get_mut(&session.key)
-            .filter(|s| !s.is_expired(now))
-            .ok_or(StoreError::NotFound)?;
-        if stored.version != session.version {
-            return Err(StoreError::Conflict);
-        }
-        *stored = Session {
-            version: session.version + 1,
-            ..session.clone()
-        };
-        Ok(stored.version)
-    }
-
-    async fn touch(
-        &self,
-        key: &SessionKey,
-        last_seen_at: Timestamp,
-        idle_expires_at: Timestamp,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.check_up()?;
-        let mut map = self.sessions.lock().unwrap();
-        let stored = map
-            .get_mut(key)
-            .filter(|s| !s.is_expired(now))
-            .ok_or(StoreError::NotFound)?;
-        stored.last_seen_at = stored.last_seen_at.max(last_seen_at);
-        stored.idle_expires_at = stored
-            .idle_expires_at
-            .max(idle_expires_at.min(stored.absolute_expires_at));
-        Ok(())
-    }
-
-    async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError> {
-        self.check_up()?;
-        if self.fail_deletes.load(Ordering::SeqCst) {
-            return Err(StoreError::unavailable("delete failed (fake)"));
-        }
-        Ok(self.sessions.lock().unwrap().remove(key).is_some())
-    }
-
-    async fn find_by_provider_session(
-        &self,
-        issuer: &str,
-        sid: &str,
-        now: Timestamp,
-    ) -> Result<Vec<Session>, StoreError> {
-        self.check_up()?;
-        Ok(self
-            .sessions
-            .lock()
-            .unwrap()
-            .values()
-            .filter(|s| {
-                s.issuer == issuer
-                    && s.provider_session_id.as_deref() == Some(sid)
-                    && !s.is_expired(now)
-            })
-            .cloned()
-            .collect())
-    }
-
-    async fn find_by_subject(
-        &self,
-        issuer: &str,
-        subject: &str,
-        now: Timestamp,
-    ) -> Result<Vec<Session>, StoreError> {
-        self.check_up()?;
-        Ok(self
-            .sessions
-            .lock()
-            .unwrap()
-            .values()
-            .filter(|s| s.issuer == issuer && s.subject == subject && !s.is_expired(now))
-            .cloned()
-            .collect())
-    }
-
-    async fn delete_by_provider_session(&self, issuer: &str, sid: &str) -> Result<u64, StoreError> {
-        self.check_up()?;
-        let mut map = self.sessions.lock().unwrap();
-        let before = map.len();
-        map.retain(|_, s| !(s.issuer == issuer && s.provider_session_id.as_deref() == Some(sid)));
-        Ok((before - map.len()) as u64)
-    }
-
-    async fn delete_by_subject(&self, issuer: &str, subject: &str) -> Result<u64, StoreError> {
-        self.check_up()?;
-        let mut map = self.sessions.lock().unwrap();
-        let before = map.len();
-        map.retain(|_, s| !(s.issuer == issuer && s.subject == subject));
-        Ok((before - map.len()) as u64)
-    }
-
-    async fn sweep_expired(&self, now: Timestamp, _batch: u32) -> Result<u64, StoreError> {
-        self.check_up()?;
-        let mut map = self.sessions.lock().unwrap();
-        let before = map.len();
-        map.retain(|_, s| !s.is_expired(now));
-        Ok((before - map.len()) as u64)
-    }
-
-    async fn check(&self) -> Result<(), StoreError> {
-        self.check_up()
-    }
-}
-
-#[async_trait]
-impl PendingLoginStore for FakeStores {
-    async fn put(&self, login: &PendingLogin) -> Result<(), StoreError> {
-        self.check_up()?;
-        self.pending
-            .lock()
-            .unwrap()
-            .insert(login.state.clone(), login.clone());
-        Ok(())
-    }
-
-    async fn take(&self, state: &str, now: Timestamp) -> Result<Option<PendingLogin>, StoreError> {
-        self.check_up()?;
-        Ok(self
-            .pending
-            .lock()
-            .unwrap()
-            .remove(state)
-            .filter(|p| now < p.expires_at))
-    }
-}
-
-#[async_trait]
-impl Lock for FakeStores {
-    async fn try_acquire(
-        &self,
-        name: &str,
-        owner: &str,
-        _ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        self.check_up()?;
-        let mut leases = self.leases.lock().unwrap();
-        if leases.contains_key(name) {
-            return Ok(false);
-        }
-        leases.insert(name.to_owned(), owner.to_owned());
-        Ok(true)
-    }
-
-    async fn release(&self, name: &str, owner: &str) -> Result<bool, StoreError> {
-        self.check_up()?;
-        let mut leases = self.leases.lock().unwrap();
-        if leases.get(name).map(String::as_str) == Some(owner) {
-            leases.remove(name);
-            return Ok(true);
-        }
-        Ok(false)
     }
 }

@@ -1,10 +1,14 @@
 //! The store contract suite: what every adapter of the store ports must do, written once and run
-//! against memory, Postgres, Redis and the tiered store alike.
+//! against memory, Postgres, Redis, the tiered store and the testkit's own `FakeStores` alike.
 //!
-//! Each check panics with a message naming the broken rule. Times are passed explicitly: `now`
-//! must be close to the real time (backends with real TTLs, like Redis, derive them from it), and
-//! expiry is tested by passing later `now` values, which adapters must honour even when their
-//! backend has not expired the entry yet. Keys are unique per run, so suites can share servers.
+//! Each rule is a `pub async fn` here that panics with a message naming what broke. Adapters do
+//! not call them one by one: [`store_contract_tests!`](crate::store_contract_tests) expands to one
+//! test per rule, so a broken rule shows up as exactly that test failing.
+//!
+//! Times are passed explicitly: `now` must be close to the real time (backends with real TTLs,
+//! like Redis, derive them from it), and expiry is tested by passing later `now` values, which
+//! adapters must honour even when their backend has not expired the entry yet. Keys are unique per
+//! run, so suites can share servers.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,15 +16,92 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
-use crate::Sealed;
-use crate::claims::Claims;
-use crate::ids::{ProviderId, SessionKey};
-use crate::pending::PendingLogin;
 use crate::ports::{Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError};
-use crate::return_url::ReturnUrl;
-use crate::session::Session;
-use crate::time::Timestamp;
+use crate::{Claims, PendingLogin, ProviderId, ReturnUrl, Sealed, Session, SessionKey, Timestamp};
+
+/// Expands to one test per rule of the store contract suite.
+///
+/// The input reads like a function that is run once per rule, with `rule` bound to that rule (an
+/// `async fn(&ContractStores, Timestamp)`); it builds fresh stores, runs the rule on them and
+/// cleans up. Its attributes (`#[test]`, `#[tokio::test]`, ...) go on every generated test, and
+/// its name becomes the module holding them, so a failure reads `<name>::<rule>`. The body may
+/// `return` early to skip (for a service that is unavailable).
+///
+/// ```text
+/// bff_domain::store_contract_tests! {
+///     #[tokio::test]
+///     async fn postgres(rule) {
+///         let Some((stores, service)) = contract_stores().await else { return };
+///         rule(&stores, now()).await;
+///         service.drop_schema().await;
+///     }
+/// }
+/// ```
+///
+/// Without a runtime, a plain `fn` works too: `#[test] fn memory(rule) { block_on(rule(..)) }`.
+/// The generated module starts with `use super::*;`, so the body sees the caller's items.
+#[macro_export]
+macro_rules! store_contract_tests {
+    // Every rule of the suite, in order. `every_rule_of_the_suite_has_a_test` checks this list
+    // against the rules defined in `store_contract.rs`.
+    (@rules $mode:tt $input:tt) => {
+        $crate::store_contract_tests! { @each $mode $input [
+            sessions_round_trip
+            optimistic_versions
+            touch_slides_forward_only
+            idle_and_absolute_expiry
+            lookup_and_delete_by_sid_and_subject
+            sweep_respects_the_batch
+            concurrent_touches_keep_a_token_update
+            pending_logins_are_taken_once
+            replay_cache_inserts_once
+            leases_belong_to_their_owner
+        ] }
+    };
+    (@each names {} [$($rule_fn:ident)*]) => {
+        [$(stringify!($rule_fn)),*]
+    };
+    (@each tests {
+        $(#[$attr:meta])* $($fn_kw:ident)+ ($rule:ident) $body:block
+    } $rules:tt) => {
+        $crate::store_contract_tests! {
+            @split [$(#[$attr])*] [$($fn_kw)+] $rule $body $rules
+        }
+    };
+    // Attributes and header as single token trees, so every rule's test can repeat them.
+    (@split $attrs:tt $header:tt $rule:ident $body:block [$($rule_fn:ident)*]) => {
+        $crate::store_contract_tests! { @module $header {
+            $( $crate::store_contract_tests! { @test $attrs $header $rule_fn $rule $body } )*
+        } }
+    };
+    // `[async fn name]` or `[fn name]`: the module is named after the function.
+    (@module [$(async)? fn $name:ident] { $($tests:tt)* }) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $($tests)*
+        }
+    };
+    (@test [$($attr:tt)*] [async fn $_name:ident] $rule_fn:ident $rule:ident $body:block) => {
+        $($attr)*
+        async fn $rule_fn() {
+            let $rule = $crate::testkit::store_contract::$rule_fn;
+            $body
+        }
+    };
+    (@test [$($attr:tt)*] [fn $_name:ident] $rule_fn:ident $rule:ident $body:block) => {
+        $($attr)*
+        fn $rule_fn() {
+            let $rule = $crate::testkit::store_contract::$rule_fn;
+            $body
+        }
+    };
+    ($($input:tt)+) => {
+        $crate::store_contract_tests! { @rules tests { $($input)+ } }
+    };
+}
 
 /// The adapters under test.
 #[derive(Clone)]
@@ -46,7 +127,11 @@ fn unique(now: Timestamp, label: &str) -> String {
 
 fn key(now: Timestamp) -> SessionKey {
     let id = unique(now, "session");
-    SessionKey::from_stored(&crate::ids::hex_sha256(id.as_bytes())).unwrap()
+    let hex: String = Sha256::digest(id.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    SessionKey::from_stored(&hex).unwrap()
 }
 
 /// A session created at `now` living `idle` / `absolute` seconds, under a fresh key.
@@ -77,20 +162,6 @@ pub fn sample_session(now: Timestamp, issuer: &str, subject: &str, sid: Option<&
 
 fn later(now: Timestamp, secs: u64) -> Timestamp {
     now.plus(Duration::from_secs(secs))
-}
-
-/// Runs every check.
-pub async fn run_all(stores: &ContractStores, now: Timestamp) {
-    sessions_round_trip(stores, now).await;
-    optimistic_versions(stores, now).await;
-    touch_slides_forward_only(stores, now).await;
-    idle_and_absolute_expiry(stores, now).await;
-    lookup_and_delete_by_sid_and_subject(stores, now).await;
-    sweep_respects_the_batch(stores, now).await;
-    concurrent_touches_keep_a_token_update(stores, now).await;
-    pending_logins_are_taken_once(stores, now).await;
-    replay_cache_inserts_once(stores, now).await;
-    leases_belong_to_their_owner(stores, now).await;
 }
 
 /// create, get, update, delete; create twice is a conflict; unknown keys are `None`.

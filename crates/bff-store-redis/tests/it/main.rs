@@ -1,16 +1,17 @@
-//! The Redis adapter against a real server: the shared contract suite, plus TTLs, bounded index
-//! sets, concurrency and outages.
+//! The Redis adapter against a real server: the shared contract suite (`contract`, one test per
+//! rule), plus TTLs, index sets that expire, and outages.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bff_domain::ports::{SessionStore, StoreError};
-use bff_domain::testkit::store_contract::{ContractStores, run_all, sample_session};
+use bff_domain::testkit::store_contract::sample_session;
 use bff_store_redis::{RedisConfig, RedisStore};
 
 use bff_test_services::now;
+
+mod contract;
 
 async fn store() -> Option<(RedisStore, bff_test_services::RedisService)> {
     let service = bff_test_services::redis().await?;
@@ -26,21 +27,6 @@ async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .unwrap()
-}
-
-#[tokio::test]
-async fn redis_passes_the_store_contract() {
-    let Some((store, _service)) = store().await else {
-        return;
-    };
-    let store = Arc::new(store);
-    let stores = ContractStores {
-        sessions: store.clone(),
-        pending: store.clone(),
-        replay: store.clone(),
-        locks: store,
-    };
-    run_all(&stores, now()).await;
 }
 
 #[tokio::test]
