@@ -257,7 +257,7 @@ pub struct ProviderConfig {
     /// Scopes; `openid` is always added.
     #[serde(default = "default_scopes")]
     pub scopes: Vec<String>,
-    /// Where the provider sends the browser after logout; default `{public_url}/`.
+    /// Where the provider sends the browser after logout; default `{public_url}{prefix}/logout/callback`.
     pub post_logout_redirect_uri: Option<String>,
     /// Allowed ID token signing algorithms; default RS256, PS256, ES256, ES384, EdDSA.
     pub id_token_algorithms: Option<Vec<String>>,
@@ -376,10 +376,14 @@ impl Config {
     /// The HTTP settings derived from this configuration.
     pub fn http_settings(&self) -> HttpSettings {
         let secure = !self.plain_http();
-        let (session, binding) = if secure {
-            ("__Host-Http-bff", "__Host-Http-bff-login")
+        let (session, binding, logout) = if secure {
+            (
+                "__Host-Http-bff",
+                "__Host-Http-bff-login",
+                "__Host-Http-bff-logout",
+            )
         } else {
-            ("bff", "bff-login")
+            ("bff", "bff-login", "bff-logout")
         };
         let app_origins = if self.http.app_origins.is_empty() {
             Url::parse(&self.server.public_url)
@@ -400,6 +404,7 @@ impl Config {
                 .binding_cookie
                 .clone()
                 .unwrap_or_else(|| binding.into()),
+            logout_cookie: logout.into(),
             secure_cookies: secure,
             app_origins,
         }

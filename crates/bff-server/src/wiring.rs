@@ -262,7 +262,13 @@ pub async fn build(config: &Config) -> Result<Service, BuildError> {
                 provider
                     .post_logout_redirect_uri
                     .clone()
-                    .unwrap_or_else(|| format!("{}/", config.public_base())),
+                    .unwrap_or_else(|| {
+                        format!(
+                            "{}{}/logout/callback",
+                            config.public_base(),
+                            config.http.prefix
+                        )
+                    }),
             ),
             allowed_algorithms: provider
                 .id_token_algorithms
