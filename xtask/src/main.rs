@@ -222,7 +222,10 @@ fn demo() -> Result {
             "IDP_REDIRECT_URIS",
             format!("{public}/bff/callback,{public}/"),
         )
-        .env("IDP_POST_LOGOUT_REDIRECT_URIS", format!("{public}/"))
+        .env(
+            "IDP_POST_LOGOUT_REDIRECT_URIS",
+            format!("{public}/bff/logout/callback,{public}/"),
+        )
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("start the provider: {e}"))?;

@@ -1,20 +1,33 @@
-//! The two cookies the BFF sets, with their attributes in one place.
+//! The three cookies the BFF sets, with their attributes in one place, and the extractors that
+//! are the only way for a handler to read the session cookie.
 //!
 //! - Session: `HttpOnly; Secure; Path=/; SameSite=Strict`, no `Domain`; value is the opaque
 //!   session id. Without `Max-Age` it would outlive the session in the browser for no gain, so it
 //!   carries the session's expiry.
 //! - Login binding: the same but `SameSite=Lax`, because the provider's redirect back to the
 //!   callback is a cross-site top-level navigation that must carry it.
+//! - Post-logout state: `SameSite=Lax` for the same reason (the provider's redirect back after
+//!   logout), holding the `state` sent to the provider's end-session endpoint for
+//!   [`LOGOUT_STATE_LIFETIME`].
 //!
 //! In plain-HTTP development mode `Secure` is dropped (and names must not use `__Host-`).
+//!
+//! A handler gets the session id only by declaring [`RequiredSession`] (`401 no_session` when
+//! the browser has none) or [`SessionCookie`] (when a session is optional) in its signature.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use bff_domain::{LoginBinding, SessionId};
-use poem::Request;
-use poem::web::cookie::{Cookie, SameSite};
+use bff_domain::{LoginBinding, PostLogoutState, SessionId};
+use poem::web::cookie::{Cookie, CookieJar, SameSite};
+use poem::{FromRequest, Request, RequestBody};
 
+use crate::problem::Problem;
 use crate::settings::HttpSettings;
+
+/// How long a browser keeps the post-logout state: long enough to confirm the logout at the
+/// provider, short enough that a forgotten one does not linger.
+pub(crate) const LOGOUT_STATE_LIFETIME: Duration = Duration::from_secs(600);
 
 fn base(settings: &HttpSettings, name: &str, value: &str, same_site: SameSite) -> Cookie {
     let mut cookie = Cookie::new_with_str(name, value);
@@ -25,8 +38,21 @@ fn base(settings: &HttpSettings, name: &str, value: &str, same_site: SameSite) -
     cookie
 }
 
+/// Adds a cookie that the browser drops at once (same attributes, so browsers accept the
+/// removal).
+fn expire(jar: &CookieJar, settings: &HttpSettings, name: &str, same_site: SameSite) {
+    let mut cookie = base(settings, name, "", same_site);
+    cookie.set_max_age(Duration::ZERO);
+    jar.add(cookie);
+}
+
 /// Sets the session cookie for `lifetime`.
-pub fn set_session(req: &Request, settings: &HttpSettings, id: &SessionId, lifetime: Duration) {
+pub(crate) fn set_session(
+    req: &Request,
+    settings: &HttpSettings,
+    id: &SessionId,
+    lifetime: Duration,
+) {
     let mut cookie = base(
         settings,
         &settings.session_cookie,
@@ -37,15 +63,8 @@ pub fn set_session(req: &Request, settings: &HttpSettings, id: &SessionId, lifet
     req.cookie().add(cookie);
 }
 
-/// Expires the session cookie (same attributes, so browsers accept the removal).
-pub fn clear_session(req: &Request, settings: &HttpSettings) {
-    let mut cookie = base(settings, &settings.session_cookie, "", SameSite::Strict);
-    cookie.set_max_age(Duration::ZERO);
-    req.cookie().add(cookie);
-}
-
 /// Sets the login-binding cookie for `lifetime`.
-pub fn set_binding(
+pub(crate) fn set_binding(
     req: &Request,
     settings: &HttpSettings,
     binding: &LoginBinding,
@@ -61,22 +80,153 @@ pub fn set_binding(
     req.cookie().add(cookie);
 }
 
-/// Expires the login-binding cookie.
-pub fn clear_binding(req: &Request, settings: &HttpSettings) {
-    let mut cookie = base(settings, &settings.binding_cookie, "", SameSite::Lax);
-    cookie.set_max_age(Duration::ZERO);
+/// The login binding from the request's cookie, expiring the cookie: whatever the outcome of
+/// the login, the binding has done its job.
+pub(crate) fn take_binding(req: &Request, settings: &HttpSettings) -> Option<LoginBinding> {
+    let binding = req
+        .cookie()
+        .get(&settings.binding_cookie)
+        .and_then(|cookie| LoginBinding::parse(cookie.value_str()).ok());
+    expire(
+        req.cookie(),
+        settings,
+        &settings.binding_cookie,
+        SameSite::Lax,
+    );
+    binding
+}
+
+/// Sets the post-logout state cookie for [`LOGOUT_STATE_LIFETIME`].
+pub(crate) fn set_logout_state(req: &Request, settings: &HttpSettings, state: &PostLogoutState) {
+    let mut cookie = base(
+        settings,
+        &settings.logout_cookie,
+        state.expose(),
+        SameSite::Lax,
+    );
+    cookie.set_max_age(LOGOUT_STATE_LIFETIME);
     req.cookie().add(cookie);
 }
 
-/// The session id from the request's cookie; `None` when absent or malformed (a malformed value
-/// is never looked up).
-pub fn session_id(req: &Request, settings: &HttpSettings) -> Option<SessionId> {
-    let cookie = req.cookie().get(&settings.session_cookie)?;
-    SessionId::parse(cookie.value_str()).ok()
+/// The post-logout state from the request's cookie, expiring the cookie: it is good for one
+/// return from the provider. A malformed value counts as none.
+pub(crate) fn take_logout_state(req: &Request, settings: &HttpSettings) -> Option<PostLogoutState> {
+    let state = req
+        .cookie()
+        .get(&settings.logout_cookie)
+        .and_then(|cookie| PostLogoutState::parse(cookie.value_str()).ok());
+    expire(
+        req.cookie(),
+        settings,
+        &settings.logout_cookie,
+        SameSite::Lax,
+    );
+    state
 }
 
-/// The login binding from the request's cookie.
-pub fn binding(req: &Request, settings: &HttpSettings) -> Option<LoginBinding> {
-    let cookie = req.cookie().get(&settings.binding_cookie)?;
-    LoginBinding::parse(cookie.value_str()).ok()
+/// The HTTP settings `app` attaches to every request.
+pub(crate) fn request_settings(req: &Request) -> Result<Arc<HttpSettings>, Problem> {
+    req.data::<Arc<HttpSettings>>().cloned().ok_or_else(|| {
+        Problem::misconfigured("the BFF endpoints are served without their HTTP settings")
+    })
+}
+
+/// The browser's session cookie, whether or not it has one: for endpoints where a session is
+/// optional (`/session`, `/login/end`, logout). A malformed value is never looked up and counts
+/// as none.
+pub(crate) struct SessionCookie {
+    id: Option<SessionId>,
+    jar: CookieJar,
+    settings: Arc<HttpSettings>,
+}
+
+impl SessionCookie {
+    /// The session id, when the browser sent a well-formed one.
+    pub(crate) fn id(&self) -> Option<&SessionId> {
+        self.id.as_ref()
+    }
+
+    /// Expires the session cookie in the browser.
+    pub(crate) fn clear(&self) {
+        expire(
+            &self.jar,
+            &self.settings,
+            &self.settings.session_cookie,
+            SameSite::Strict,
+        );
+    }
+
+    /// The problem for `err`, clearing the cookie first when `err` means the session is over.
+    pub(crate) fn problem_for<E: EndsSession + Into<Problem>>(&self, err: E) -> Problem {
+        if err.ends_session() {
+            self.clear();
+        }
+        err.into()
+    }
+}
+
+impl<'a> FromRequest<'a> for SessionCookie {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        let settings = request_settings(req)?;
+        let id = req
+            .cookie()
+            .get(&settings.session_cookie)
+            .and_then(|cookie| SessionId::parse(cookie.value_str()).ok());
+        Ok(Self {
+            id,
+            jar: req.cookie().clone(),
+            settings,
+        })
+    }
+}
+
+/// The browser's session id, required: extracting it answers `401 no_session` when the browser
+/// has no (well-formed) session cookie.
+pub(crate) struct RequiredSession {
+    id: SessionId,
+    cookie: SessionCookie,
+}
+
+impl RequiredSession {
+    /// The session id.
+    pub(crate) fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// The problem for `err`, clearing the cookie first when `err` means the session is over.
+    pub(crate) fn problem_for<E: EndsSession + Into<Problem>>(&self, err: E) -> Problem {
+        self.cookie.problem_for(err)
+    }
+}
+
+impl<'a> FromRequest<'a> for RequiredSession {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let mut cookie = SessionCookie::from_request(req, body).await?;
+        let id = cookie.id.take().ok_or_else(Problem::no_session)?;
+        Ok(Self { id, cookie })
+    }
+}
+
+/// Domain errors that can mean the browser's session is over.
+pub(crate) trait EndsSession {
+    /// Whether the session cookie should go.
+    fn ends_session(&self) -> bool;
+}
+
+impl EndsSession for bff_domain::SessionError {
+    fn ends_session(&self) -> bool {
+        Self::ends_session(self)
+    }
+}
+
+impl EndsSession for bff_domain::RefreshError {
+    fn ends_session(&self) -> bool {
+        Self::ends_session(self)
+    }
+}
+
+impl EndsSession for bff_domain::LogoutError {
+    fn ends_session(&self) -> bool {
+        Self::ends_session(self)
+    }
 }

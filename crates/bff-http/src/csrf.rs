@@ -1,21 +1,75 @@
-//! CSRF defence for every endpoint that is not a top-level navigation.
+//! CSRF defence for every endpoint that is not a top-level navigation, declared by taking a
+//! [`CsrfChecked`] argument.
 //!
 //! Two layers: the custom header `x-csrf: 1` (a cross-origin page cannot send it without a CORS
 //! preflight, which the BFF never grants), and for unsafe methods an `Origin` check against the
 //! configured app origins, falling back to `Sec-Fetch-Site: same-origin` when a browser omits
 //! `Origin`. A request that fails either gets `403 csrf_failed` before anything changes.
+//!
+//! [`CsrfChecked`] is an OpenAPI security scheme named [`SCHEME`] (an API key in the `x-csrf`
+//! header), so the generated document lists it on exactly the operations that check it.
 
-use poem::Request;
 use poem::http::Method;
+use poem::{Request, RequestBody};
+use poem_openapi::registry::{MetaSecurityScheme, Registry};
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
+use crate::cookies::request_settings;
 use crate::problem::Problem;
 use crate::settings::HttpSettings;
 
+/// The name of the security scheme in the OpenAPI document.
+pub(crate) const SCHEME: &str = "csrf";
+
+/// Proof that the request passed the CSRF checks; an endpoint declares it as an argument
+/// (`_csrf: CsrfChecked`) and cannot run without it. Placed first among the arguments, it
+/// refuses a forged request before the body is read.
+#[derive(Debug)]
+pub(crate) struct CsrfChecked(());
+
+impl<'a> ApiExtractor<'a> for CsrfChecked {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        registry.create_security_scheme(
+            SCHEME,
+            MetaSecurityScheme {
+                ty: "apiKey",
+                description: Some(
+                    "Send the header `x-csrf: 1`. Unsafe methods also need an `Origin` among the \
+                     app origins (or `Sec-Fetch-Site: same-origin` without `Origin`). Failing \
+                     requests get `403 csrf_failed`.",
+                ),
+                name: Some("x-csrf"),
+                key_in: Some("header"),
+                scheme: None,
+                bearer_format: None,
+                flows: None,
+                openid_connect_url: None,
+            },
+        );
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![SCHEME]
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let settings = request_settings(req)?;
+        check(req, &settings)?;
+        Ok(Self(()))
+    }
+}
+
 /// Checks the CSRF rules for `req`.
-///
-/// # Errors
-/// `403 csrf_failed` problem.
-pub fn check(req: &Request, settings: &HttpSettings) -> Result<(), Problem> {
+fn check(req: &Request, settings: &HttpSettings) -> Result<(), Problem> {
     let header = req.headers().get("x-csrf").and_then(|v| v.to_str().ok());
     if header != Some("1") {
         return Err(Problem::csrf("the x-csrf: 1 header is required"));
@@ -42,5 +96,102 @@ pub fn check(req: &Request, settings: &HttpSettings) -> Result<(), Problem> {
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn settings() -> HttpSettings {
+        HttpSettings {
+            prefix: "/bff".into(),
+            session_cookie: "__Host-Http-bff".into(),
+            binding_cookie: "__Host-Http-bff-login".into(),
+            logout_cookie: "__Host-Http-bff-logout".into(),
+            secure_cookies: true,
+            app_origins: vec!["https://app.example".into()],
+        }
+    }
+
+    fn request(method: Method, headers: &[(&str, &str)]) -> Request {
+        let mut builder = Request::builder().method(method).uri_str("/bff/refresh");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.finish()
+    }
+
+    fn refused(method: Method, headers: &[(&str, &str)]) -> bool {
+        match check(&request(method, headers), &settings()) {
+            Ok(()) => false,
+            Err(problem) => {
+                assert!(matches!(problem, Problem::Forbidden(_)), "{problem:?}");
+                true
+            }
+        }
+    }
+
+    #[test]
+    fn safe_methods_need_only_the_header() {
+        assert!(!refused(Method::GET, &[("x-csrf", "1")]));
+        assert!(!refused(Method::HEAD, &[("x-csrf", "1")]));
+        for headers in [
+            &[][..],
+            &[("x-csrf", "0")],
+            &[("x-csrf", "true")],
+            &[("x-csrf", " 1")],
+            &[("x-csrf", "")],
+            &[("x-csrf-token", "1")],
+            // An allowed Origin does not replace the header.
+            &[("origin", "https://app.example")],
+        ] {
+            assert!(refused(Method::GET, headers), "{headers:?}");
+        }
+    }
+
+    #[test]
+    fn unsafe_methods_need_an_app_origin_too() {
+        assert!(!refused(
+            Method::POST,
+            &[("x-csrf", "1"), ("origin", "https://app.example")]
+        ));
+        assert!(!refused(
+            Method::POST,
+            &[("x-csrf", "1"), ("sec-fetch-site", "same-origin")]
+        ));
+        for origin in [
+            "https://evil.example",
+            "https://app.example.evil.example",
+            "http://app.example",
+            "https://app.example:8443",
+            "null",
+            "",
+            "https://app.example/path",
+        ] {
+            assert!(
+                refused(Method::POST, &[("x-csrf", "1"), ("origin", origin)]),
+                "{origin}"
+            );
+        }
+        for site in ["cross-site", "same-site", "none", ""] {
+            assert!(
+                refused(Method::POST, &[("x-csrf", "1"), ("sec-fetch-site", site)]),
+                "{site}"
+            );
+        }
+        // A cross-site Origin is refused even when Sec-Fetch-Site claims otherwise.
+        assert!(refused(
+            Method::DELETE,
+            &[
+                ("x-csrf", "1"),
+                ("origin", "https://evil.example"),
+                ("sec-fetch-site", "same-origin")
+            ]
+        ));
+        // The header is still required with a good Origin.
+        assert!(refused(Method::POST, &[("origin", "https://app.example")]));
     }
 }

@@ -2,8 +2,11 @@
 //!
 //! This crate is the only one that knows HTTP, JSON and OpenAPI. It turns requests into domain
 //! inputs (`into_domain`-style parsing at the edge), calls the use cases of [`bff_domain::Bff`],
-//! and turns their outcomes into responses: cookies ([`cookies`]), CSRF checks ([`csrf`]), and
-//! every error as `application/problem+json` from one mapping ([`problem`]).
+//! and turns their outcomes into responses: the endpoints by concern (`api`), cookies and the
+//! session extractors (`cookies`), the CSRF extractor (`csrf`), and every error as
+//! `application/problem+json` from one mapping (`problem`).
+//!
+//! Its public surface is the list of re-exports below; the modules are private.
 //!
 //! Architecture invariant: no store adapter and no OIDC library here; everything goes through
 //! `bff-domain`.
@@ -12,11 +15,11 @@
 // boxing them would make every handler noisier.
 #![allow(clippy::result_large_err)]
 
-pub mod api;
-pub mod cookies;
-pub mod csrf;
-pub mod problem;
-pub mod settings;
+mod api;
+mod cookies;
+mod csrf;
+mod problem;
+mod settings;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,10 +30,9 @@ use poem::http::{StatusCode, header};
 use poem::middleware::{CookieJarManager, SetHeader};
 use poem::web::Json;
 use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler};
-use poem_openapi::OpenApiService;
+use poem_openapi::{OpenApi, OpenApiService};
 use serde_json::json;
 
-pub use api::BffApi;
 pub use settings::{HttpSettings, SettingsError};
 
 /// One named readiness check (a store, a provider's metadata).
@@ -46,9 +48,9 @@ pub trait ReadinessCheck: Send + Sync {
 pub fn openapi_service(
     bff: Arc<bff_domain::Bff>,
     settings: Arc<HttpSettings>,
-) -> OpenApiService<BffApi, ()> {
+) -> OpenApiService<impl OpenApi + 'static, ()> {
     OpenApiService::new(
-        BffApi::new(bff, settings.clone()),
+        api::endpoints(bff, settings.clone()),
         "bff-server",
         env!("CARGO_PKG_VERSION"),
     )
@@ -79,7 +81,10 @@ pub fn app(
                     .into_response()
             })),
         )
-        .nest("/", service)
+        // The CSRF and session extractors read the settings from the request.
+        .nest("/", service.data(settings))
+        // Errors become problems here, so they too get `no-store`.
+        .catch_all_error(problem_response)
         .with(SetHeader::new().overriding(header::CACHE_CONTROL, "no-store"));
     let mut routes = Route::new();
     if let Some(dir) = static_dir {
@@ -95,9 +100,16 @@ pub fn app(
                 async move { readyz(&checks).await }
             })),
         )
+        // Inside the cookie jar manager: it writes `Set-Cookie` only on responses, so an error
+        // that ends a session (or a refused logout return) must be a response by then to clear
+        // its cookie.
+        .catch_all_error(problem_response)
         .with(CookieJarManager::new())
-        .catch_all_error(|err: poem::Error| async move { problem::from_poem_error(err) })
         .around(log_request)
+}
+
+async fn problem_response(err: poem::Error) -> Response {
+    problem::from_poem_error(err)
 }
 
 /// One log line per request: method, path (never the query, which can carry codes), status and

@@ -15,26 +15,26 @@ use poem_openapi::{ApiResponse, Object};
 
 /// The problem document.
 #[derive(Debug, Clone, Object)]
-pub struct ProblemDetails {
+pub(crate) struct ProblemDetails {
     /// `urn:bff:problem:<code>`.
     #[oai(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     /// Short summary of the problem type.
-    pub title: String,
+    pub(crate) title: String,
     /// The HTTP status.
-    pub status: u16,
+    pub(crate) status: u16,
     /// What happened, for humans.
-    pub detail: String,
+    pub(crate) detail: String,
     /// Stable machine-readable code.
-    pub code: String,
+    pub(crate) code: String,
     /// Per-dependency results (readiness only).
     #[oai(skip_serializing_if_is_none)]
-    pub checks: Option<serde_json::Value>,
+    pub(crate) checks: Option<serde_json::Value>,
 }
 
 /// An error answer.
 #[derive(Debug, ApiResponse)]
-pub enum Problem {
+pub(crate) enum Problem {
     /// The request is invalid.
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<ProblemDetails>),
@@ -82,12 +82,12 @@ fn title_for(status: StatusCode) -> String {
 
 impl Problem {
     /// A problem with `status`, `code` and `detail`.
-    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
         Self::build(status, code, detail.into(), None)
     }
 
     /// A problem with extra `checks` data (readiness).
-    pub fn with_extra(
+    pub(crate) fn with_extra(
         status: StatusCode,
         code: &str,
         detail: &str,
@@ -125,17 +125,17 @@ impl Problem {
     }
 
     /// `400` with `code`.
-    pub fn bad_request(code: &str, detail: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(code: &str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
 
     /// `403 csrf_failed`.
-    pub fn csrf(detail: &str) -> Self {
+    pub(crate) fn csrf(detail: &str) -> Self {
         Self::new(StatusCode::FORBIDDEN, "csrf_failed", detail)
     }
 
     /// `401 no_session`.
-    pub fn no_session() -> Self {
+    pub(crate) fn no_session() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "no_session",
@@ -146,7 +146,7 @@ impl Problem {
     /// `401 session_unusable`: the session's tokens no longer open (vault key removed from the
     /// configuration, or a corrupt blob), so the domain ended it. Logged once, at the moment the
     /// session is ended; later requests find no session.
-    pub fn tokens_unreadable(cause: &dyn std::error::Error) -> Self {
+    pub(crate) fn tokens_unreadable(cause: &dyn std::error::Error) -> Self {
         tracing::warn!(error = %error_chain(cause), "session ended: its tokens cannot be opened");
         Self::new(
             StatusCode::UNAUTHORIZED,
@@ -156,7 +156,7 @@ impl Problem {
     }
 
     /// `503 store_unavailable`, logging the cause.
-    pub fn store(err: &StoreError) -> Self {
+    pub(crate) fn store(err: &StoreError) -> Self {
         match err {
             StoreError::Unavailable(_) => {
                 tracing::error!(error = %error_chain(err), "session store unavailable");
@@ -176,7 +176,7 @@ impl Problem {
     }
 
     /// `502 provider_unavailable` (or `provider_error`), logging the cause.
-    pub fn provider(err: &ProviderError) -> Self {
+    pub(crate) fn provider(err: &ProviderError) -> Self {
         tracing::error!(error = %error_chain(err), "identity provider call failed");
         match err {
             ProviderError::Unavailable(_) => Self::new(
@@ -193,7 +193,7 @@ impl Problem {
     }
 
     /// `500 internal_error`, logging the cause.
-    pub fn internal(what: &str, err: &dyn std::error::Error) -> Self {
+    pub(crate) fn internal(what: &str, err: &dyn std::error::Error) -> Self {
         tracing::error!(error = %error_chain(err), "{what}");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -202,26 +202,19 @@ impl Problem {
         )
     }
 
-    /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
-        let body = match self {
-            Self::BadRequest(b)
-            | Self::Unauthorized(b)
-            | Self::Forbidden(b)
-            | Self::NotFound(b)
-            | Self::MethodNotAllowed(b)
-            | Self::Conflict(b)
-            | Self::UnsupportedMediaType(b)
-            | Self::Internal(b)
-            | Self::BadGateway(b)
-            | Self::Unavailable(b, _) => b,
-        };
-        StatusCode::from_u16(body.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    /// `500 internal_error` for a wiring mistake in this process, logging `what`.
+    pub(crate) fn misconfigured(what: &str) -> Self {
+        tracing::error!("{what}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "The BFF failed to handle the request.",
+        )
     }
 }
 
 /// An error and its sources, `: `-separated, for logs.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
@@ -361,7 +354,7 @@ impl From<LogoutError> for Problem {
 
 /// Maps errors raised outside the handlers (no route, wrong method, unparsable parameters or
 /// body) to problems. Responses the handlers built themselves pass through unchanged.
-pub fn from_poem_error(err: poem::Error) -> Response {
+pub(crate) fn from_poem_error(err: poem::Error) -> Response {
     if err.is_from_response() {
         return err.into_response();
     }

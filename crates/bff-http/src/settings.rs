@@ -11,6 +11,8 @@ pub struct HttpSettings {
     pub session_cookie: String,
     /// Login-binding cookie name, `__Host-Http-bff-login` by default.
     pub binding_cookie: String,
+    /// Post-logout state cookie name, `__Host-Http-bff-logout` by default.
+    pub logout_cookie: String,
     /// `false` only in plain-HTTP development mode: drops `Secure` (and the `__Host-` prefix).
     pub secure_cookies: bool,
     /// Origins (`scheme://host[:port]`) whose pages may call the BFF.
@@ -48,7 +50,11 @@ impl HttpSettings {
         if !self.prefix.starts_with('/') || self.prefix.ends_with('/') || self.prefix.len() < 2 {
             problems.push(SettingsError::BadPrefix(self.prefix.clone()));
         }
-        for name in [&self.session_cookie, &self.binding_cookie] {
+        for name in [
+            &self.session_cookie,
+            &self.binding_cookie,
+            &self.logout_cookie,
+        ] {
             let valid = !name.is_empty()
                 && name.bytes().all(|b| {
                     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'!')
@@ -84,7 +90,7 @@ impl HttpSettings {
 }
 
 /// `scheme://host[:port]` in canonical form, or `None` when the value is not a bare origin.
-pub fn normalize_origin(value: &str) -> Option<String> {
+fn normalize_origin(value: &str) -> Option<String> {
     let url = Url::parse(value).ok()?;
     let bare = matches!(url.path(), "" | "/") && url.query().is_none() && url.fragment().is_none();
     let web = matches!(url.scheme(), "http" | "https");
@@ -108,6 +114,7 @@ mod tests {
             prefix: "/bff".into(),
             session_cookie: "__Host-Http-bff".into(),
             binding_cookie: "__Host-Http-bff-login".into(),
+            logout_cookie: "__Host-Http-bff-logout".into(),
             secure_cookies: secure,
             app_origins: vec!["https://app.example".into()],
         }
@@ -157,6 +164,7 @@ mod tests {
             prefix: "bff/".into(),
             session_cookie: "a b".into(),
             binding_cookie: "ok".into(),
+            logout_cookie: "ok-logout".into(),
             secure_cookies: true,
             app_origins: vec!["https://app.example/path".into()],
         };

@@ -248,7 +248,8 @@ pub struct ProviderSection {
     #[serde(default = "default_scopes", deserialize_with = "scopes")]
     pub scopes: Vec<String>,
     /// `post_logout_redirect_uri`: where the provider sends the browser after logout; the
-    /// server's default is its public URL.
+    /// server's default is its `{public_url}{prefix}/logout/callback`, which checks the logout
+    /// `state` and continues to `/`.
     #[serde(default)]
     pub post_logout_redirect_uri: Option<HttpUrl>,
     /// `id_token_algorithms`: allowed ID token signing algorithms. Left out: the ones the

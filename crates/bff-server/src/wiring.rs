@@ -218,12 +218,19 @@ async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
 pub async fn build(config: &Config) -> Result<Service, BuildError> {
     let cipher = bff_crypto::VaultCipher::new(config.vault_keys.clone());
     let default_redirect = format!("{}/", config.public_base());
+    // The provider sends the browser back here after logout; the endpoint checks the logout
+    // `state` and continues to `/`.
+    let post_logout_return = format!(
+        "{}{}/logout/callback",
+        config.public_base(),
+        config.http.prefix
+    );
 
     let mut readiness: Vec<Arc<dyn ReadinessCheck>> = Vec::new();
     let mut providers: Vec<Arc<dyn IdentityProvider>> = Vec::new();
     for (id, section) in &config.providers {
         let oidc_config =
-            section.to_config(id.clone(), &default_redirect, config.session.fetch_userinfo);
+            section.to_config(id.clone(), &post_logout_return, config.session.fetch_userinfo);
         let failed = |reason: String| BuildError::Provider {
             provider: id.to_string(),
             reason,

@@ -193,10 +193,14 @@ impl Config {
     /// The HTTP settings derived from this configuration.
     pub fn http_settings(&self) -> HttpSettings {
         let secure = !self.plain_http();
-        let (session, binding) = if secure {
-            ("__Host-Http-bff", "__Host-Http-bff-login")
+        let (session, binding, logout) = if secure {
+            (
+                "__Host-Http-bff",
+                "__Host-Http-bff-login",
+                "__Host-Http-bff-logout",
+            )
         } else {
-            ("bff", "bff-login")
+            ("bff", "bff-login", "bff-logout")
         };
         let app_origins = if self.http.app_origins.is_empty() {
             vec![self.server.public_url.as_str().to_owned()]
@@ -215,6 +219,7 @@ impl Config {
                 .binding_cookie
                 .clone()
                 .unwrap_or_else(|| binding.into()),
+            logout_cookie: logout.into(),
             secure_cookies: secure,
             app_origins,
         }

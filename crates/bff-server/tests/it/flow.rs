@@ -87,8 +87,19 @@ async fn redirect_style_login_user_refresh_logout() {
     );
     assert_eq!(
         query_param(&end_session, "post_logout_redirect_uri").as_deref(),
-        Some(format!("{}/", server.base).as_str())
+        Some(format!("{}/bff/logout/callback", server.base).as_str())
     );
+    // The browser keeps the `state` it sends to the provider, for the provider's return.
+    let state = query_param(&end_session, "state").expect("state in the end-session URL");
+    let kept = logout
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("bff-logout="))
+        .unwrap_or_else(|| panic!("no post-logout cookie in {:?}", logout.set_cookies()));
+    assert!(kept.starts_with(&format!("bff-logout={state};")), "{kept}");
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(kept.contains(attribute), "{kept}");
+    }
     let after = browser.api_get("/bff/user").await;
     assert_eq!(after.status, 401);
     assert_eq!(after.problem_code(), "no_session");
@@ -98,6 +109,32 @@ async fn redirect_style_login_user_refresh_logout() {
         get_with_session(&server.base, "/bff/user", &session_value).await,
         401
     );
+
+    // The user confirms at the provider, which sends the browser back to the BFF's logout
+    // return with the same state; the BFF checks it against the cookie and lands on the app.
+    let returned = confirm_logout_at_provider(&browser, &end_session, &idp.issuer).await;
+    assert!(
+        returned.starts_with(&format!("{}/bff/logout/callback?", server.base)),
+        "{returned}"
+    );
+    assert_eq!(
+        query_param(&returned, "state").as_deref(),
+        Some(state.as_str())
+    );
+    let back = browser.get(&returned).await;
+    assert_eq!(back.status, 302, "{}", back.body);
+    assert_eq!(back.location().as_deref(), Some("/"));
+    assert!(
+        back.set_cookies()
+            .iter()
+            .any(|c| c.starts_with("bff-logout=;") && c.contains("Max-Age=0")),
+        "post-logout cookie not cleared: {:?}",
+        back.set_cookies()
+    );
+    // The state was good for one return.
+    let again = browser.get(&returned).await;
+    assert_eq!(again.status, 400, "{}", again.body);
+    assert_eq!(again.problem_code(), "logout_state_mismatch");
 
     // Nothing the browser received carried a token, except the id_token_hint the provider's
     // end-session endpoint needs, which is sent by design.
@@ -233,6 +270,7 @@ async fn the_openapi_document_describes_the_endpoints() {
         "/callback",
         "/user",
         "/logout",
+        "/logout/callback",
         "/login/start",
         "/login/end",
         "/session",
@@ -271,4 +309,36 @@ async fn concurrent_refreshes_share_one_refresh_and_keep_the_grant() {
     assert_eq!(again.status, 200, "{}", again.body);
     let user = browser.api_get("/bff/user").await;
     assert_eq!(user.status, 200, "{}", user.body);
+}
+
+/// Confirms an RP-initiated logout at the provider (its confirmation page's form, hidden inputs
+/// included) and returns where the provider redirects the browser, without requesting it.
+async fn confirm_logout_at_provider(browser: &Browser, end_session: &str, issuer: &str) -> String {
+    let page = browser.get(end_session).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let action = form_action(&page.body)
+        .unwrap_or_else(|| panic!("no form on the provider's logout page: {}", page.body));
+    let fields = hidden_inputs(&page.body);
+    let form: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let confirmed = browser.post_form(&absolute(issuer, &action), &form).await;
+    assert_eq!(confirmed.status, 303, "{}", confirmed.body);
+    absolute(issuer, &confirmed.location().unwrap())
+}
+
+/// `(name, value)` of every `<input type="hidden">` of a page.
+fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    let attribute = |tag: &str, name: &str| {
+        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        let end = tag[start..].find('"')?;
+        Some(tag[start..start + end].to_owned())
+    };
+    html.split("<input")
+        .skip(1)
+        .filter_map(|rest| rest.split('>').next())
+        .filter(|tag| attribute(tag, "type").as_deref() == Some("hidden"))
+        .filter_map(|tag| Some((attribute(tag, "name")?, attribute(tag, "value")?)))
+        .collect()
 }

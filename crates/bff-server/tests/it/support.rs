@@ -118,9 +118,13 @@ impl Idp {
     }
 
     /// The provider on 127.0.0.1 for one server: it accepts that server's callback and sends
-    /// the browser back to its app page after logout.
+    /// the browser back to its logout return (or app page) after logout.
     pub fn for_server(reserved: &Reserved) -> Idp {
-        Self::start_on_host("127.0.0.1", &[reserved.callback()], &[reserved.app_page()])
+        Self::start_on_host(
+            "127.0.0.1",
+            &[reserved.callback()],
+            &[reserved.logout_return(), reserved.app_page()],
+        )
     }
 
     fn try_start(
@@ -298,6 +302,11 @@ impl Reserved {
 
     pub fn app_page(&self) -> String {
         format!("{}/", self.base)
+    }
+
+    /// The default `post_logout_redirect_uri`.
+    pub fn logout_return(&self) -> String {
+        format!("{}/bff/logout/callback", self.base)
     }
 
     pub async fn serve(self, config: Config) -> Server {
@@ -606,7 +615,7 @@ pub async fn provider_on_host_and_server(host: &str) -> (Idp, Server, Browser) {
     let idp = Idp::start_on_host(
         host,
         &[reserved.callback(), reserved.app_page()],
-        &[reserved.app_page()],
+        &[reserved.logout_return(), reserved.app_page()],
     );
     let base = reserved.base.clone();
     let server = reserved.serve(config(&base, &idp.issuer)).await;

@@ -1,0 +1,315 @@
+//! Logging in: redirect style (`GET /login`, `GET /callback`) and API-driven style
+//! (`POST /login/start`, `POST /login/end`).
+//!
+//! Starting a login sets the short-lived login-binding cookie; finishing one takes it back,
+//! replaces the browser's previous session (if any) and sets the session cookie.
+
+use std::sync::Arc;
+
+use bff_domain::{Bff, CompleteLogin, LoginStyle, Prompt, ProviderId, ReturnUrl, StartLogin};
+use poem::Request;
+use poem_openapi::param::Query;
+use poem_openapi::payload::{Html, Json};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use url::Url;
+
+use super::{Redirect, Tag};
+use crate::cookies::{self, SessionCookie};
+use crate::csrf::CsrfChecked;
+use crate::problem::Problem;
+use crate::settings::HttpSettings;
+
+/// The callback's answer: a same-origin page that moves on to the return URL, so that the first
+/// page after login already carries the `SameSite=Strict` session cookie.
+#[derive(Debug, ApiResponse)]
+pub(crate) enum CallbackPage {
+    /// The hop page.
+    #[oai(status = 200)]
+    Hop(Html<String>, #[oai(header = "Referrer-Policy")] String),
+}
+
+/// `POST /login/start` body.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub(crate) struct StartLoginRequest {
+    /// Local path to return to afterwards (default `/`).
+    pub(crate) return_url: Option<String>,
+    /// Provider name (default: the configured default).
+    pub(crate) provider: Option<String>,
+    /// OIDC `prompt`: none, login, consent, select_account, create.
+    pub(crate) prompt: Option<String>,
+}
+
+/// `POST /login/start` answer.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub(crate) struct StartLoginResponse {
+    /// Navigate the browser here.
+    pub(crate) authorization_request_url: String,
+}
+
+/// `POST /login/end` body.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub(crate) struct EndLoginRequest {
+    /// The full URL of the page the app is on (with the provider's `code`/`state` when it is
+    /// the return from a login).
+    pub(crate) page_url: String,
+}
+
+/// `POST /login/end` answer.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub(crate) struct EndLoginResponse {
+    /// Whether there is a session now.
+    pub(crate) is_logged_in: bool,
+    /// Whether this call finished a login.
+    pub(crate) handled: bool,
+    /// Where the login wanted to return to, when it finished one.
+    #[oai(skip_serializing_if_is_none)]
+    pub(crate) return_url: Option<String>,
+}
+
+/// The login endpoints.
+#[derive(Debug, Clone)]
+pub(crate) struct LoginApi {
+    bff: Arc<Bff>,
+    settings: Arc<HttpSettings>,
+}
+
+impl LoginApi {
+    /// The login endpoints over `bff`.
+    pub(crate) fn new(bff: Arc<Bff>, settings: Arc<HttpSettings>) -> Self {
+        Self { bff, settings }
+    }
+
+    fn start_input(
+        &self,
+        return_url: Option<&str>,
+        provider: Option<&str>,
+        prompt: Option<&str>,
+        style: LoginStyle,
+    ) -> Result<StartLogin, Problem> {
+        let return_url = ReturnUrl::parse_or_root(return_url).map_err(|e| {
+            tracing::info!("refused returnUrl");
+            Problem::bad_request("unsafe_return_url", e.to_string())
+        })?;
+        let provider = provider
+            .filter(|p| !p.is_empty())
+            .map(ProviderId::parse)
+            .transpose()
+            .map_err(|_| {
+                Problem::bad_request(
+                    "unknown_provider",
+                    "No identity provider of that name is configured.",
+                )
+            })?;
+        let prompt = prompt
+            .filter(|p| !p.is_empty())
+            .map(Prompt::parse)
+            .transpose()
+            .map_err(|e| Problem::bad_request("invalid_prompt", e.to_string()))?;
+        Ok(StartLogin {
+            provider,
+            return_url,
+            prompt,
+            style,
+        })
+    }
+
+    async fn start(&self, req: &Request, input: StartLogin) -> Result<String, Problem> {
+        let started = self.bff.start_login(input).await?;
+        cookies::set_binding(
+            req,
+            &self.settings,
+            &started.binding,
+            started.binding_max_age,
+        );
+        Ok(started.authorization_url)
+    }
+
+    async fn finish(
+        &self,
+        req: &Request,
+        session: &SessionCookie,
+        mut input: CompleteLogin,
+    ) -> Result<ReturnUrl, Problem> {
+        input.binding = cookies::take_binding(req, &self.settings);
+        input.previous_session = session.id().cloned();
+        let done = self.bff.complete_login(input).await?;
+        cookies::set_session(req, &self.settings, &done.session_id, done.cookie_max_age);
+        tracing::info!("login completed");
+        Ok(done.return_url)
+    }
+}
+
+fn hop_page(return_url: &ReturnUrl) -> String {
+    // The return URL is a validated local path without quotes, spaces or control characters;
+    // it is still escaped for the attribute.
+    let target = html_escape(return_url.as_str());
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"0;url={target}\">\
+         <title>Signing in…</title></head>\
+         <body><p>Signed in. <a href=\"{target}\">Continue</a>.</p></body></html>"
+    )
+}
+
+fn html_escape(value: &str) -> String {
+    value
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\'', "&#39;")
+}
+
+#[OpenApi]
+impl LoginApi {
+    /// Start a login (redirect style): `302` to the provider's authorization endpoint with
+    /// PKCE (S256), state and nonce. Sets the short-lived login-binding cookie.
+    #[oai(path = "/login", method = "get", tag = "Tag::Redirect")]
+    async fn login(
+        &self,
+        req: &Request,
+        #[oai(name = "returnUrl")] return_url: Query<Option<String>>,
+        provider: Query<Option<String>>,
+        prompt: Query<Option<String>>,
+    ) -> Result<Redirect, Problem> {
+        let input = self.start_input(
+            return_url.0.as_deref(),
+            provider.0.as_deref(),
+            prompt.0.as_deref(),
+            LoginStyle::Redirect,
+        )?;
+        Ok(Redirect::Found(self.start(req, input).await?))
+    }
+
+    /// The provider's redirect back (redirect style). Checks state, the login-binding cookie
+    /// and `iss`, exchanges the code, validates the ID token and starts a new session; answers
+    /// with a same-origin page that continues to the return URL.
+    #[oai(path = "/callback", method = "get", tag = "Tag::Redirect")]
+    async fn callback(
+        &self,
+        req: &Request,
+        session: SessionCookie,
+        state: Query<Option<String>>,
+        code: Query<Option<String>>,
+        error: Query<Option<String>>,
+        iss: Query<Option<String>>,
+    ) -> Result<CallbackPage, Problem> {
+        let state = state.0.filter(|s| !s.is_empty()).ok_or_else(|| {
+            Problem::bad_request("state_mismatch", "The authorization response has no state.")
+        })?;
+        let return_url = self
+            .finish(
+                req,
+                &session,
+                CompleteLogin {
+                    state,
+                    code: code.0,
+                    error: error.0,
+                    issuer: iss.0,
+                    ..CompleteLogin::default()
+                },
+            )
+            .await?;
+        Ok(CallbackPage::Hop(
+            Html(hop_page(&return_url)),
+            "no-referrer".into(),
+        ))
+    }
+
+    /// Start a login (API style): answers the authorization URL to navigate to, and sets the
+    /// login-binding cookie. The provider redirects back to the app, which calls `/login/end`.
+    #[oai(path = "/login/start", method = "post", tag = "Tag::ApiDriven")]
+    async fn login_start(
+        &self,
+        _csrf: CsrfChecked,
+        req: &Request,
+        body: Json<Option<StartLoginRequest>>,
+    ) -> Result<Json<StartLoginResponse>, Problem> {
+        let body = body.0.unwrap_or(StartLoginRequest {
+            return_url: None,
+            provider: None,
+            prompt: None,
+        });
+        let input = self.start_input(
+            body.return_url.as_deref(),
+            body.provider.as_deref(),
+            body.prompt.as_deref(),
+            LoginStyle::ApiDriven,
+        )?;
+        Ok(Json(StartLoginResponse {
+            authorization_request_url: self.start(req, input).await?,
+        }))
+    }
+
+    /// Finish a login (API style): the app posts the URL of every page load; when it carries an
+    /// authorization response the login completes and the session cookie is set.
+    #[oai(path = "/login/end", method = "post", tag = "Tag::ApiDriven")]
+    async fn login_end(
+        &self,
+        _csrf: CsrfChecked,
+        req: &Request,
+        session: SessionCookie,
+        body: Json<EndLoginRequest>,
+    ) -> Result<Json<EndLoginResponse>, Problem> {
+        let page = Url::parse(&body.0.page_url).map_err(|_| {
+            Problem::bad_request("invalid_page_url", "pageUrl must be an absolute URL.")
+        })?;
+        if !self
+            .settings
+            .is_app_origin(&page.origin().ascii_serialization())
+        {
+            return Err(Problem::bad_request(
+                "invalid_page_url",
+                "pageUrl is not on an allowed app origin.",
+            ));
+        }
+        let param = |name: &str| {
+            page.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let state = param("state");
+        let code = param("code");
+        let error = param("error");
+        if let Some(state) = state.filter(|_| code.is_some() || error.is_some()) {
+            let return_url = self
+                .finish(
+                    req,
+                    &session,
+                    CompleteLogin {
+                        state,
+                        code,
+                        error,
+                        issuer: param("iss"),
+                        ..CompleteLogin::default()
+                    },
+                )
+                .await?;
+            return Ok(Json(EndLoginResponse {
+                is_logged_in: true,
+                handled: true,
+                return_url: Some(return_url.as_str().to_owned()),
+            }));
+        }
+        let is_logged_in = match session.id() {
+            None => false,
+            Some(id) => match self.bff.current_session(id).await {
+                Ok(_) => true,
+                Err(e) if e.ends_session() => {
+                    session.clear();
+                    false
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        Ok(Json(EndLoginResponse {
+            is_logged_in,
+            handled: false,
+            return_url: None,
+        }))
+    }
+}

@@ -1,0 +1,147 @@
+//! The session for the app: who is logged in (`GET /user`, `GET /userinfo`), whether and until
+//! when (`GET /session`), and refreshing its tokens (`POST /refresh`).
+//!
+//! A session the domain declares over (no longer stored, tokens that no longer open, a refused
+//! refresh) also loses its cookie.
+
+use std::sync::Arc;
+
+use bff_domain::{Bff, Timestamp};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use serde_json::Value;
+
+use super::Tag;
+use super::logout::logout_link;
+use crate::cookies::{RequiredSession, SessionCookie};
+use crate::csrf::CsrfChecked;
+use crate::problem::Problem;
+use crate::settings::HttpSettings;
+
+/// `GET /session` answer.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub(crate) struct SessionResponse {
+    /// Whether there is a session.
+    pub(crate) is_logged_in: bool,
+    /// When the session ends unless used (Unix seconds).
+    #[oai(skip_serializing_if_is_none)]
+    pub(crate) expires_at: Option<i64>,
+    /// The provider of the session.
+    #[oai(skip_serializing_if_is_none)]
+    pub(crate) provider: Option<String>,
+}
+
+/// `POST /refresh` answer.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub(crate) struct RefreshResponse {
+    /// When the new access token expires (Unix seconds).
+    #[oai(skip_serializing_if_is_none)]
+    pub(crate) expires_at: Option<i64>,
+}
+
+/// The session endpoints.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionApi {
+    bff: Arc<Bff>,
+    settings: Arc<HttpSettings>,
+}
+
+impl SessionApi {
+    /// The session endpoints over `bff`.
+    pub(crate) fn new(bff: Arc<Bff>, settings: Arc<HttpSettings>) -> Self {
+        Self { bff, settings }
+    }
+}
+
+#[OpenApi]
+impl SessionApi {
+    /// The current user's claims plus `bff:session_expires_at` and `bff:logout_url`.
+    /// Requires `x-csrf: 1`. `401` without a session.
+    #[oai(path = "/user", method = "get", tag = "Tag::Session")]
+    async fn user(
+        &self,
+        _csrf: CsrfChecked,
+        session: RequiredSession,
+    ) -> Result<Json<Value>, Problem> {
+        let view = self
+            .bff
+            .current_session(session.id())
+            .await
+            .map_err(|e| session.problem_for(e))?;
+        let mut claims = view.claims.into_map();
+        claims.insert(
+            "bff:session_expires_at".into(),
+            Value::from(view.expires_at.unix_seconds()),
+        );
+        claims.insert(
+            "bff:logout_url".into(),
+            Value::from(logout_link(&self.settings, &view.logout_guard)),
+        );
+        Ok(Json(Value::Object(claims)))
+    }
+
+    /// Whether there is a session, when it ends and with which provider. Requires `x-csrf: 1`.
+    #[oai(path = "/session", method = "get", tag = "Tag::Session")]
+    async fn session(
+        &self,
+        _csrf: CsrfChecked,
+        session: SessionCookie,
+    ) -> Result<Json<SessionResponse>, Problem> {
+        let not_logged_in = Json(SessionResponse {
+            is_logged_in: false,
+            expires_at: None,
+            provider: None,
+        });
+        let Some(id) = session.id() else {
+            return Ok(not_logged_in);
+        };
+        match self.bff.current_session(id).await {
+            Ok(view) => Ok(Json(SessionResponse {
+                is_logged_in: true,
+                expires_at: Some(view.expires_at.unix_seconds()),
+                provider: Some(view.provider.as_str().to_owned()),
+            })),
+            Err(e) if e.ends_session() => {
+                session.clear();
+                Ok(not_logged_in)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The user's claims: the ID token's, plus the provider's userinfo endpoint when configured.
+    /// Requires `x-csrf: 1`. `401` without a session.
+    #[oai(path = "/userinfo", method = "get", tag = "Tag::Session")]
+    async fn userinfo(
+        &self,
+        _csrf: CsrfChecked,
+        session: RequiredSession,
+    ) -> Result<Json<Value>, Problem> {
+        let claims = self
+            .bff
+            .userinfo(session.id())
+            .await
+            .map_err(|e| session.problem_for(e))?;
+        Ok(Json(Value::Object(claims.into_map())))
+    }
+
+    /// Refresh the tokens now. `401` when there is no session or the provider refuses (the
+    /// session is then ended: log in again). Requires `x-csrf: 1` and an allowed `Origin`.
+    #[oai(path = "/refresh", method = "post", tag = "Tag::ApiDriven")]
+    async fn refresh(
+        &self,
+        _csrf: CsrfChecked,
+        session: RequiredSession,
+    ) -> Result<Json<RefreshResponse>, Problem> {
+        let out = self
+            .bff
+            .refresh(session.id())
+            .await
+            .map_err(|e| session.problem_for(e))?;
+        Ok(Json(RefreshResponse {
+            expires_at: out.access_token_expires_at.map(Timestamp::unix_seconds),
+        }))
+    }
+}

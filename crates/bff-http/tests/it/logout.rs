@@ -1,0 +1,187 @@
+//! Logging out and the provider's return: the post-logout state cookie, `GET /logout/callback`,
+//! and session cookies cleared when the domain ends a session.
+
+use poem::http::StatusCode;
+
+use crate::support::{Browser, cookie_value, has_attribute, query_param};
+
+/// Logs in and out through `POST /logout`; returns the `state` in the provider's end-session
+/// URL.
+async fn log_in_and_out(browser: &Browser) -> String {
+    browser.log_in().await;
+    let logout = browser.api_post("/bff/logout", None).await;
+    assert_eq!(logout.status, StatusCode::OK, "{}", logout.body);
+    let logout_url = logout.json()["logoutUrl"].as_str().unwrap().to_owned();
+    let state = query_param(&logout_url, "state").expect("state in the end-session URL");
+
+    let session = logout
+        .set_cookie(&browser.settings.session_cookie)
+        .expect("session cookie not cleared");
+    assert!(has_attribute(&session, "Max-Age=0"), "{session}");
+
+    let line = logout
+        .set_cookie(&browser.settings.logout_cookie)
+        .expect("no post-logout state cookie");
+    assert_eq!(cookie_value(&line), state, "{line}");
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=600"] {
+        assert!(
+            has_attribute(&line, attribute),
+            "{attribute} missing: {line}"
+        );
+    }
+    assert_eq!(
+        has_attribute(&line, "Secure"),
+        browser.settings.secure_cookies,
+        "{line}"
+    );
+    assert!(!line.to_ascii_lowercase().contains("domain"), "{line}");
+    state
+}
+
+fn assert_logout_cookie_cleared(answer: &crate::support::Answer, browser: &Browser) {
+    let line = answer
+        .set_cookie(&browser.settings.logout_cookie)
+        .unwrap_or_else(|| panic!("post-logout cookie not cleared: {:?}", answer.headers));
+    assert_eq!(cookie_value(&line), "", "{line}");
+    assert!(has_attribute(&line, "Max-Age=0"), "{line}");
+}
+
+#[tokio::test]
+async fn the_providers_return_with_the_kept_state_lands_on_the_app() {
+    for secure in [true, false] {
+        let browser = Browser::new(secure);
+        let state = log_in_and_out(&browser).await;
+        assert_eq!(
+            browser.cookie(&browser.settings.logout_cookie).as_deref(),
+            Some(state.as_str())
+        );
+
+        let back = browser
+            .navigate(&format!("/bff/logout/callback?state={state}"))
+            .await;
+        assert_eq!(back.status, StatusCode::FOUND, "{}", back.body);
+        assert_eq!(back.location().as_deref(), Some("/"));
+        assert_logout_cookie_cleared(&back, &browser);
+
+        // The state was good for one return.
+        let again = browser
+            .navigate(&format!("/bff/logout/callback?state={state}"))
+            .await;
+        assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.body);
+        assert_eq!(again.problem_code(), "logout_state_mismatch");
+    }
+}
+
+#[tokio::test]
+async fn a_return_this_browser_did_not_start_is_refused_and_clears_the_cookie() {
+    let browser = Browser::new(true);
+    let state = log_in_and_out(&browser).await;
+    let cookie = browser.settings.logout_cookie.clone();
+    let other = "A".repeat(state.len());
+    let cases: Vec<(Option<&str>, String)> = vec![
+        // Another state than the kept one, or a variation of it.
+        (Some(&state), format!("?state={other}")),
+        (Some(&state), format!("?state={state}x")),
+        (
+            Some(&state),
+            format!("?state={}", &state[..state.len() - 1]),
+        ),
+        (
+            Some(&state),
+            format!("?state={}", state.to_ascii_uppercase()),
+        ),
+        // No state, an empty one, or two.
+        (Some(&state), String::new()),
+        (Some(&state), "?state=".into()),
+        (Some(&state), format!("?state={other}&state={state}")),
+        // A state but no cookie, or a cookie that is not a state.
+        (None, format!("?state={state}")),
+        (Some(""), "?state=".into()),
+        (Some("%3Cscript%3E"), "?state=%3Cscript%3E".into()),
+        (Some("not-a-state"), "?state=not-a-state".into()),
+    ];
+    for (kept, query) in cases {
+        match kept {
+            Some(value) => browser.set_cookie(&cookie, value),
+            None => browser.remove_cookie(&cookie),
+        }
+        let back = browser
+            .navigate(&format!("/bff/logout/callback{query}"))
+            .await;
+        assert_eq!(
+            back.status,
+            StatusCode::BAD_REQUEST,
+            "{kept:?} {query}: {}",
+            back.body
+        );
+        assert_eq!(back.problem_code(), "logout_state_mismatch", "{query}");
+        assert_eq!(
+            back.headers
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
+            Some("no-store")
+        );
+        assert_logout_cookie_cleared(&back, &browser);
+        assert!(!back.body.contains(&state), "the kept state was echoed");
+    }
+}
+
+#[tokio::test]
+async fn the_logout_link_keeps_the_state_too() {
+    let browser = Browser::new(true);
+    browser.log_in().await;
+    let user = browser.api_get("/bff/user").await;
+    assert_eq!(user.status, StatusCode::OK, "{}", user.body);
+    let link = user.json()["bff:logout_url"].as_str().unwrap().to_owned();
+
+    let logout = browser.navigate(&link).await;
+    assert_eq!(logout.status, StatusCode::FOUND, "{}", logout.body);
+    let end_session = logout.location().unwrap();
+    assert!(
+        end_session.starts_with(crate::support::ISSUER),
+        "{end_session}"
+    );
+    let state = query_param(&end_session, "state").unwrap();
+    let line = logout
+        .set_cookie(&browser.settings.logout_cookie)
+        .expect("no post-logout state cookie");
+    assert_eq!(cookie_value(&line), state);
+    assert!(has_attribute(&line, "SameSite=Lax"), "{line}");
+
+    let back = browser
+        .navigate(&format!("/bff/logout/callback?state={state}"))
+        .await;
+    assert_eq!(back.status, StatusCode::FOUND, "{}", back.body);
+    assert_eq!(back.location().as_deref(), Some("/"));
+}
+
+#[tokio::test]
+async fn a_logout_without_a_session_sets_no_state() {
+    let browser = Browser::new(true);
+    let logout = browser.api_post("/bff/logout", None).await;
+    assert_eq!(logout.status, StatusCode::OK, "{}", logout.body);
+    assert_eq!(logout.json(), serde_json::json!({}));
+    assert!(logout.set_cookie(&browser.settings.logout_cookie).is_none());
+    let link = browser.navigate("/bff/logout?sid=anything").await;
+    assert_eq!(link.status, StatusCode::FOUND);
+    assert_eq!(link.location().as_deref(), Some("/"));
+    assert!(link.set_cookie(&browser.settings.logout_cookie).is_none());
+}
+
+/// A session the domain ends on an error answer (here: the provider refuses to refresh) loses
+/// its cookie on that very answer.
+#[tokio::test]
+async fn an_error_that_ends_the_session_clears_its_cookie() {
+    let browser = Browser::new(true);
+    browser.log_in().await;
+    browser.provider.script.lock().unwrap().refresh_error =
+        Some(|| bff_domain::ports::ProviderError::Rejected("invalid_grant".into()));
+    let refresh = browser.api_post("/bff/refresh", None).await;
+    assert_eq!(refresh.status, StatusCode::UNAUTHORIZED, "{}", refresh.body);
+    assert_eq!(refresh.problem_code(), "refresh_refused");
+    let line = refresh
+        .set_cookie(&browser.settings.session_cookie)
+        .expect("session cookie not cleared with the 401");
+    assert!(has_attribute(&line, "Max-Age=0"), "{line}");
+    assert!(browser.cookie(&browser.settings.session_cookie).is_none());
+}
