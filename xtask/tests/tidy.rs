@@ -30,7 +30,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn every_module_starts_with_module_docs() {
     let mut files = Vec::new();
-    for dir in ["crates", "xtask/src"] {
+    for dir in ["crates", "xtask/src", "examples"] {
         rust_files(&root().join(dir), &mut files);
     }
     let missing: Vec<_> = files

@@ -229,8 +229,11 @@ pub async fn build(config: &Config) -> Result<Service, BuildError> {
     let mut readiness: Vec<Arc<dyn ReadinessCheck>> = Vec::new();
     let mut providers: Vec<Arc<dyn IdentityProvider>> = Vec::new();
     for (id, section) in &config.providers {
-        let oidc_config =
-            section.to_config(id.clone(), &post_logout_return, config.session.fetch_userinfo);
+        let oidc_config = section.to_config(
+            id.clone(),
+            &post_logout_return,
+            config.session.fetch_userinfo,
+        );
         let failed = |reason: String| BuildError::Provider {
             provider: id.to_string(),
             reason,

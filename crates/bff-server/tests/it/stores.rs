@@ -25,14 +25,14 @@ kind = "{kind}"
 url = "{url}"
 schema = "{schema}"
 migrate_on_start = true
-acquire_timeout_ms = 1000
+acquire_timeout_ms = 5000
 "#,
         url = pg.url,
         schema = pg.schema
     );
     if let Some(redis) = redis_url {
         toml.push_str(&format!(
-            "[store.redis]\nurl = \"{redis}\"\ntimeout_ms = 300\nkey_prefix = \"{prefix}\"\n"
+            "[store.redis]\nurl = \"{redis}\"\ntimeout_ms = 2000\nkey_prefix = \"{prefix}\"\n"
         ));
     }
     toml
