@@ -16,6 +16,7 @@ pub mod api;
 pub mod cookies;
 pub mod csrf;
 pub mod problem;
+pub mod proxy;
 pub mod settings;
 
 use std::path::PathBuf;
@@ -31,6 +32,7 @@ use poem_openapi::OpenApiService;
 use serde_json::json;
 
 pub use api::BffApi;
+pub use proxy::{ApiProxy, ProxyConfigError, ProxyRouteConfig, route_table};
 pub use settings::{HttpSettings, SettingsError};
 
 /// One named readiness check (a store, a provider's metadata).

@@ -1,8 +1,11 @@
-//! bff-http tests at its boundary: the committed OpenAPI document equals the generated one.
+//! bff-http tests at its boundary: the committed OpenAPI document equals the generated one, and
+//! the API proxy end to end (`proxy`).
 //!
 //! `cargo xtask codegen` rewrites `openapi.json` (it runs this test with `BFF_UPDATE_OPENAPI=1`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod proxy;
 
 use std::sync::Arc;
 use std::time::Duration;
