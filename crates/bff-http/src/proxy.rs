@@ -20,6 +20,10 @@
 //! 5. Upstream failures answer `502 upstream_unavailable` or `504 upstream_timeout`, never with
 //!    the upstream's error text or URL.
 //!
+//! WebSocket upgrades are proxied on routes with `websocket` set ([`websocket`]): the same
+//! credential, an app `Origin` instead of `x-csrf` (a browser cannot add headers to an
+//! upgrade), then the two upgraded connections are joined byte for byte.
+//!
 //! Each route has its own HTTP client, built once with the route's connect timeout, no
 //! redirects (a redirect would carry the token elsewhere) and no ambient proxy from the
 //! environment (it would see the tokens); the route's total timeout bounds each exchange, body
@@ -27,11 +31,12 @@
 
 mod config;
 mod headers;
+mod websocket;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bff_domain::allowlist::{Method, ProxyRefusal, ProxyTarget, RouteTable};
+use bff_domain::allowlist::{Method, ProxyRefusal, ProxyTarget, Route, RouteTable};
 use bff_domain::{Bff, UpstreamCredential};
 use futures_util::TryStreamExt;
 use poem::http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -213,7 +218,13 @@ impl Inner {
             Ok(target) => target,
             Err(refusal) => return refusal_answer(refusal),
         };
-        if let Err(problem) = csrf::check(&req, &self.settings) {
+        let upgrade = websocket::is_upgrade(&req);
+        let checked = if upgrade {
+            websocket::check(&req, target.route(), &self.settings)
+        } else {
+            csrf::check(&req, &self.settings)
+        };
+        if let Err(problem) = checked {
             return answer(problem);
         }
         let session = cookies::session_id(&req, &self.settings);
@@ -231,10 +242,12 @@ impl Inner {
                 return answer(err.into());
             }
         };
-        match self.call_upstream(&mut req, &target, credential).await {
-            Ok(response) => response,
-            Err(problem) => answer(problem),
-        }
+        let forwarded = if upgrade {
+            self.open_tunnel(&req, &target, credential).await
+        } else {
+            self.call_upstream(&mut req, &target, credential).await
+        };
+        forwarded.unwrap_or_else(answer)
     }
 
     /// The upstream request headers: the browser's minus what [`headers`] withholds, then what
@@ -297,6 +310,16 @@ impl Inner {
         Ok(out)
     }
 
+    fn client_for(&self, prefix: &str) -> Result<&reqwest::Client, Problem> {
+        self.clients.get(prefix).ok_or_else(|| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "The API route has no HTTP client.",
+            )
+        })
+    }
+
     async fn call_upstream(
         &self,
         req: &mut Request,
@@ -304,13 +327,7 @@ impl Inner {
         credential: UpstreamCredential,
     ) -> Result<Response, Problem> {
         let route = target.route();
-        let client = self.clients.get(route.prefix()).ok_or_else(|| {
-            Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "The API route has no HTTP client.",
-            )
-        })?;
+        let client = self.client_for(route.prefix())?;
         let headers = self.upstream_headers(req, target, &credential)?;
         drop(credential);
         let mut upstream = client
@@ -325,16 +342,21 @@ impl Inner {
             .send()
             .await
             .map_err(|e| upstream_problem(route.prefix(), e))?;
+        Ok(self.relay(route, response))
+    }
 
+    /// The upstream's headers the browser may see (see [`headers`]).
+    fn browser_headers(&self, route: &Route, upstream: &HeaderMap) -> HeaderMap {
         let own_cookies = [
             self.settings.session_cookie.as_str(),
             self.settings.binding_cookie.as_str(),
         ];
-        let headers = headers::browser_response_headers(
-            response.headers(),
-            route.forward_set_cookie(),
-            &own_cookies,
-        );
+        headers::browser_response_headers(upstream, route.forward_set_cookie(), &own_cookies)
+    }
+
+    /// The upstream's answer for the browser: status, filtered headers, streamed body.
+    fn relay(&self, route: &Route, response: reqwest::Response) -> Response {
+        let headers = self.browser_headers(route, response.headers());
         let status = response.status();
         let prefix = route.prefix().to_owned();
         let body = response.bytes_stream().map_err(move |e| {
@@ -346,7 +368,7 @@ impl Inner {
             .status(status)
             .body(Body::from_bytes_stream(body));
         *out.headers_mut() = headers;
-        Ok(out)
+        out
     }
 }
 

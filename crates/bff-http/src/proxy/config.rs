@@ -3,9 +3,9 @@
 //!
 //! The section is plain data ([`ProxyRouteConfig`], unknown keys refused); [`route_table`] turns
 //! it into validated routes and reports every problem, one line each, naming the route. Besides
-//! the domain's route rules it refuses what this slice does not do yet (client-credentials
-//! tokens, WebSocket upgrades) rather than silently doing something else, providers that are not
-//! configured, and prefixes that overlap paths the BFF serves itself.
+//! the domain's route rules it refuses what the proxy does not do yet (client-credentials
+//! tokens) rather than silently doing something else, providers that are not configured, and
+//! prefixes that overlap paths the BFF serves itself.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -34,6 +34,7 @@ const OPERATIONS_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 /// connect_timeout_ms = 2000               # default 5000
 /// timeout_ms = 10000                      # default 30000, the whole exchange
 /// forward_set_cookie = false
+/// websocket = false                       # proxy WebSocket upgrades (needs GET)
 /// headers = { "x-api-key" = "…" }         # added to every upstream request
 /// ```
 #[derive(Clone, Deserialize)]
@@ -63,7 +64,7 @@ pub struct ProxyRouteConfig {
     /// Whether upstream `Set-Cookie` headers reach the browser.
     #[serde(default)]
     pub forward_set_cookie: bool,
-    /// Whether WebSocket upgrades are proxied (not supported yet).
+    /// Whether WebSocket upgrades are proxied.
     #[serde(default)]
     pub websocket: bool,
     /// Headers added to every upstream request. Values may be API keys: never shown.
@@ -112,12 +113,6 @@ pub enum ProxyConfigError {
         path: String,
         /// The policy name.
         token: &'static str,
-    },
-    /// `websocket = true`.
-    #[error("route {path:?}: websocket = true is not supported yet")]
-    WebsocketNotSupported {
-        /// The route's path.
-        path: String,
     },
     /// A method is not an HTTP method token.
     #[error("route {path:?}: method {method:?}: {source}")]
@@ -180,9 +175,6 @@ impl ProxyRouteConfig {
                 source,
             }),
         }
-        if self.websocket {
-            problems.push(ProxyConfigError::WebsocketNotSupported { path: path() });
-        }
         if let Some(methods) = &self.methods {
             spec.methods.clear();
             for method in methods {
@@ -213,6 +205,7 @@ impl ProxyRouteConfig {
             .timeout_ms
             .map_or(DEFAULT_TOTAL_TIMEOUT, Duration::from_millis);
         spec.forward_set_cookie = self.forward_set_cookie;
+        spec.websocket = self.websocket;
         spec.extra_headers = self
             .headers
             .iter()
@@ -310,7 +303,7 @@ mod tests {
                 "path": "/api/orders", "upstream": "https://orders.internal/v1", "token": "user",
                 "methods": ["GET", "POST"], "required_scopes": ["orders.read"],
                 "provider": "main", "connect_timeout_ms": 250, "timeout_ms": 1500,
-                "forward_set_cookie": true, "headers": {"x-api-key": "k-123"}
+                "forward_set_cookie": true, "websocket": true, "headers": {"x-api-key": "k-123"}
             }, {
                 "path": "/public", "upstream": "http://127.0.0.1:9000", "token": "none"
             }]}"#,
@@ -325,6 +318,7 @@ mod tests {
         assert_eq!(r.connect_timeout(), Duration::from_millis(250));
         assert_eq!(r.total_timeout(), Duration::from_millis(1500));
         assert!(r.forward_set_cookie());
+        assert!(r.websocket());
         assert_eq!(r.extra_headers()[0].name(), "x-api-key");
         assert_eq!(r.extra_headers()[0].value().expose(), "k-123");
         let public = table.resolve(&Method::DELETE, "/public/x").unwrap();
@@ -349,6 +343,7 @@ mod tests {
         typo.token = "users".into();
         let mut socket = route("/api/live");
         socket.websocket = true;
+        socket.methods = Some(vec!["POST".into()]);
         let mut methods = route("/api/m");
         methods.methods = Some(vec!["GET".into(), "GE T".into()]);
         let mut provider = route("/api/p");
@@ -372,7 +367,7 @@ mod tests {
             r#"route "/api/reports": token = "client" needs client-credentials tokens"#,
             r#"route "/api/mixed": token = "user_or_client" needs client-credentials"#,
             r#"route "/api/typo": token must be one of"#,
-            r#"route "/api/live": websocket = true is not supported yet"#,
+            r#"route "/api/live": websocket needs the GET method"#,
             r#"route "/api/m": method "GE T""#,
             r#"route "/api/p": provider "nobody" is not configured"#,
             r#"route "/bff/api": the path overlaps "/bff""#,

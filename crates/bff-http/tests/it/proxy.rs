@@ -155,6 +155,30 @@ impl Endpoint for Recorder {
                     .header("cache-control", "no-cache")
                     .body(Body::from_bytes_stream(events))
             }
+            ws if ws.starts_with("/ws") => {
+                let Ok(upgrade) = req.take_upgrade() else {
+                    return Ok(Response::builder()
+                        .status(poem::http::StatusCode::BAD_REQUEST)
+                        .finish());
+                };
+                tokio::spawn(async move {
+                    let Ok(mut socket) = upgrade.await else {
+                        return;
+                    };
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = socket.read(&mut buf).await {
+                        if n == 0 || socket.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                Response::builder()
+                    .status(poem::http::StatusCode::SWITCHING_PROTOCOLS)
+                    .header("upgrade", "websocket")
+                    .header("connection", "upgrade")
+                    .header("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+                    .finish()
+            }
             "/cookies" => Response::builder()
                 .header("set-cookie", "upstream=1; Path=/")
                 .header(
@@ -366,7 +390,10 @@ async fn world() -> World {
     // 64 MiB through a debug build, hashed at the upstream: more than the usual 10 s.
     let mut upload = route("/api/upload", &format!("{up}/upload"), "user");
     upload.timeout_ms = Some(300_000);
+    let mut live = route("/api/live", &format!("{up}/ws"), "user");
+    live.websocket = true;
     let configs = vec![
+        live,
         route("/api/orders", &format!("{up}/v1"), "user"),
         route("/api/public", &format!("{up}/public"), "none"),
         scoped,
@@ -1155,4 +1182,149 @@ async fn upstream_cookies_are_dropped_unless_the_route_forwards_them() {
     assert_eq!(on.status, 200);
     // Passed on, except the one that would replace the BFF's session cookie.
     assert_eq!(on.all("set-cookie"), vec!["upstream=1; Path=/"]);
+}
+
+/// Sends `head` over raw TCP and reads the answer's head only, keeping the connection open.
+async fn open_socket(addr: SocketAddr, head: &str) -> (Answer, tokio::net::TcpStream) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("{head}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    while !raw.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut byte))
+            .await
+            .expect("the BFF answers")
+            .unwrap();
+        assert_eq!(n, 1, "closed after {:?}", String::from_utf8_lossy(&raw));
+        raw.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let mut lines = text.trim_end().split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let answer = Answer {
+        status,
+        headers,
+        body: String::new(),
+    };
+    (answer, stream)
+}
+
+fn upgrade_head(path: &str, extra: &[String]) -> String {
+    let mut lines = vec![
+        format!("GET {path} HTTP/1.1"),
+        "Host: app.example".to_owned(),
+        "Connection: Upgrade".to_owned(),
+        "Upgrade: websocket".to_owned(),
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==".to_owned(),
+        "Sec-WebSocket-Version: 13".to_owned(),
+    ];
+    lines.extend(extra.iter().cloned());
+    lines.join("\r\n")
+}
+
+#[tokio::test]
+async fn a_websocket_is_tunnelled_with_the_users_token() {
+    let w = world().await;
+    let id = login(&w).await;
+    let head = upgrade_head(
+        "/api/live/feed?room=1",
+        &[
+            format!("Cookie: {}", cookie(&id)),
+            format!("Origin: {APP_ORIGIN}"),
+            "Authorization: Bearer from-the-browser".to_owned(),
+        ],
+    );
+    let (answer, mut socket) = open_socket(w.addr, &head).await;
+    assert_eq!(answer.status, 101, "{:?}", answer.headers);
+    assert_eq!(answer.header("upgrade"), Some("websocket"));
+    assert_eq!(
+        answer.header("sec-websocket-accept"),
+        Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    );
+    answer.assert_no_token();
+
+    // Bytes cross both ways, unchanged (the proxy does not look at frames).
+    for message in [&b"\x81\x05hello"[..], &b"second message"[..]] {
+        socket.write_all(message).await.unwrap();
+        let mut echoed = vec![0u8; message.len()];
+        tokio::time::timeout(Duration::from_secs(10), socket.read_exact(&mut echoed))
+            .await
+            .expect("the echo comes back through the tunnel")
+            .unwrap();
+        assert_eq!(echoed, message);
+    }
+
+    let seen = w.upstream.seen();
+    assert_eq!(seen.len(), 1);
+    let call = &seen[0];
+    assert_eq!(call.target, "/ws/feed?room=1");
+    assert_eq!(call.header("authorization"), Some("Bearer access-2"));
+    assert_eq!(call.header("upgrade"), Some("websocket"));
+    assert_eq!(
+        call.header("sec-websocket-key"),
+        Some("dGhlIHNhbXBsZSBub25jZQ==")
+    );
+    assert_eq!(call.header("origin"), Some(APP_ORIGIN));
+    assert!(!call.has("cookie"));
+}
+
+#[tokio::test]
+async fn websocket_upgrades_need_an_app_origin_a_session_and_a_websocket_route() {
+    let w = world().await;
+    let id = login(&w).await;
+    let with_cookie = format!("Cookie: {}", cookie(&id));
+    let app_origin = format!("Origin: {APP_ORIGIN}");
+    let cases: Vec<(String, u16, &str)> = vec![
+        (
+            upgrade_head(
+                "/api/live",
+                &[with_cookie.clone(), "Origin: https://evil.example".into()],
+            ),
+            403,
+            "csrf_failed",
+        ),
+        (
+            upgrade_head(
+                "/api/live",
+                &[with_cookie.clone(), "Sec-Fetch-Site: same-origin".into()],
+            ),
+            403,
+            "csrf_failed",
+        ),
+        (
+            upgrade_head("/api/live", std::slice::from_ref(&app_origin)),
+            401,
+            "no_session",
+        ),
+        (
+            upgrade_head("/api/orders/1", &[with_cookie.clone(), app_origin.clone()]),
+            400,
+            "websocket_not_allowed",
+        ),
+        (
+            upgrade_head(
+                "/api/live/../admin",
+                &[with_cookie.clone(), app_origin.clone()],
+            ),
+            400,
+            "path_not_allowed",
+        ),
+    ];
+    for (head, status, code) in cases {
+        let answer = raw_request(w.addr, &head).await;
+        assert_eq!(answer.status, status, "{head}: {}", answer.body);
+        assert_eq!(answer.code(), code, "{head}");
+    }
+    assert!(w.upstream.seen().is_empty(), "{:#?}", w.upstream.seen());
 }
