@@ -1328,3 +1328,18 @@ async fn websocket_upgrades_need_an_app_origin_a_session_and_a_websocket_route()
     }
     assert!(w.upstream.seen().is_empty(), "{:#?}", w.upstream.seen());
 }
+
+#[tokio::test]
+async fn the_query_is_forwarded_byte_for_byte() {
+    let w = world().await;
+    let id = login(&w).await;
+    let query = "f={a}|b^c`d&x[]=1&path=%2F..%2Fadmin&empty=&&=";
+    let head = format!(
+        "GET /api/orders/search?{query} HTTP/1.1\r\nHost: app.example\r\nCookie: {}\r\nx-csrf: 1",
+        cookie(&id)
+    );
+    let answer = raw_request(w.addr, &head).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let seen = w.upstream.seen();
+    assert_eq!(seen[0].target, format!("/v1/search?{query}"));
+}
