@@ -1343,3 +1343,50 @@ async fn the_query_is_forwarded_byte_for_byte() {
     let seen = w.upstream.seen();
     assert_eq!(seen[0].target, format!("/v1/search?{query}"));
 }
+
+#[tokio::test]
+async fn nested_prefixes_mount_side_by_side_and_the_longest_wins() {
+    let w = world().await;
+    let up = w.upstream.base();
+    let table = route_table(
+        &[
+            route("/svc", &format!("{up}/outer"), "none"),
+            route("/svc/inner", &format!("{up}/inner"), "none"),
+        ],
+        &["main"],
+        "/bff",
+    )
+    .unwrap();
+    let settings = Arc::new(HttpSettings {
+        prefix: "/bff".into(),
+        session_cookie: SESSION_COOKIE.into(),
+        binding_cookie: "__Host-Http-bff-login".into(),
+        secure_cookies: true,
+        app_origins: vec![APP_ORIGIN.into()],
+    });
+    let proxy = ApiProxy::new(w.bff.clone(), settings, table).unwrap();
+    let addr = serve(proxy.mount(poem::Route::new())).await;
+    for path in [
+        "/svc",
+        "/svc/x",
+        "/svc/inner",
+        "/svc/inner/y",
+        "/svc/innerZ",
+    ] {
+        let answer = Answer::of(
+            w.browser
+                .get(format!("http://{addr}{path}"))
+                .header("x-csrf", "1")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+    }
+    let targets: Vec<String> = w.upstream.seen().into_iter().map(|s| s.target).collect();
+    assert_eq!(
+        targets,
+        ["/outer", "/outer/x", "/inner", "/inner/y", "/outer/innerZ"]
+    );
+}
