@@ -2,7 +2,7 @@
 //!
 //! `bff-domain` owns the model (sessions, pending logins, token sets), the rules (session
 //! lifetimes, return-URL safety, sealing tokens to their session) and the use cases on [`Bff`],
-//! one module per concern (login, session, refresh, logout, maintenance). Everything it needs from
+//! one module per concern (login, session, refresh, logout, maintenance, proxy). Everything it needs from
 //! the outside world comes through the traits in [`ports`]: stores, the identity provider, the
 //! cipher, the clock and randomness. Adapters implement them in other crates; a host (such as
 //! `bff-server`, or the example in `examples/`) wires them and calls the use cases.
@@ -110,6 +110,7 @@ pub use usecases::login::{
 };
 pub use usecases::logout::{LogoutError, LogoutOutcome};
 pub use usecases::maintenance::SweepOutcome;
+pub use usecases::proxy::{ProxyError, UpstreamCredential};
 pub use usecases::refresh::{RefreshError, RefreshOutcome};
 pub use usecases::session::{SessionError, SessionView};
 pub use usecases::{Bff, BffPolicy, BffPorts, Providers, UnknownDefaultProvider};

@@ -165,18 +165,26 @@ impl SessionCookie {
     }
 }
 
-impl<'a> FromRequest<'a> for SessionCookie {
-    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
-        let settings = request_settings(req)?;
+impl SessionCookie {
+    /// Reads the cookie for an endpoint outside the OpenAPI surface (the API proxy), which has
+    /// its settings at hand.
+    pub(crate) fn read(req: &Request, settings: Arc<HttpSettings>) -> Self {
         let id = req
             .cookie()
             .get(&settings.session_cookie)
             .and_then(|cookie| SessionId::parse(cookie.value_str()).ok());
-        Ok(Self {
+        Self {
             id,
             jar: req.cookie().clone(),
             settings,
-        })
+        }
+    }
+}
+
+impl<'a> FromRequest<'a> for SessionCookie {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        let settings = request_settings(req)?;
+        Ok(Self::read(req, settings))
     }
 }
 

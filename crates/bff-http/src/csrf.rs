@@ -69,7 +69,7 @@ impl<'a> ApiExtractor<'a> for CsrfChecked {
 }
 
 /// Checks the CSRF rules for `req`.
-fn check(req: &Request, settings: &HttpSettings) -> Result<(), Problem> {
+pub(crate) fn check(req: &Request, settings: &HttpSettings) -> Result<(), Problem> {
     let header = req.headers().get("x-csrf").and_then(|v| v.to_str().ok());
     if header != Some("1") {
         return Err(Problem::csrf("the x-csrf: 1 header is required"));

@@ -19,6 +19,7 @@ mod api;
 mod cookies;
 mod csrf;
 mod problem;
+mod proxy;
 mod settings;
 
 use std::path::PathBuf;
@@ -33,6 +34,7 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler};
 use poem_openapi::{OpenApi, OpenApiService};
 use serde_json::json;
 
+pub use proxy::{ApiProxy, ProxyBuildError, ProxyConfigError, ProxyRouteConfig, route_table};
 pub use settings::{HttpSettings, SettingsError};
 
 /// One named readiness check (a store, a provider's metadata).
@@ -68,6 +70,7 @@ pub fn app(
     settings: Arc<HttpSettings>,
     readiness: Vec<Arc<dyn ReadinessCheck>>,
     static_dir: Option<PathBuf>,
+    proxy: Option<ApiProxy>,
 ) -> impl Endpoint {
     let service = openapi_service(bff, settings.clone());
     let spec = service.spec();
@@ -89,6 +92,10 @@ pub fn app(
     let mut routes = Route::new();
     if let Some(dir) = static_dir {
         routes = routes.nest("/", StaticFilesEndpoint::new(dir).index_file("index.html"));
+    }
+    // The API proxy's route prefixes (checked at start not to overlap the BFF's own paths).
+    if let Some(proxy) = &proxy {
+        routes = proxy.mount(routes);
     }
     routes
         .nest(prefix, bff_routes)

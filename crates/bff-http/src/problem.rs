@@ -81,6 +81,24 @@ fn title_for(status: StatusCode) -> String {
 }
 
 impl Problem {
+    /// The HTTP status the body carries (the proxy answers `504` through a `502`-class
+    /// variant and sets this status on the response).
+    pub(crate) fn status(&self) -> StatusCode {
+        let body = match self {
+            Self::BadRequest(b)
+            | Self::Unauthorized(b)
+            | Self::Forbidden(b)
+            | Self::NotFound(b)
+            | Self::MethodNotAllowed(b)
+            | Self::Conflict(b)
+            | Self::UnsupportedMediaType(b)
+            | Self::Internal(b)
+            | Self::BadGateway(b)
+            | Self::Unavailable(b, _) => b,
+        };
+        StatusCode::from_u16(body.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
     /// A problem with `status`, `code` and `detail`.
     pub(crate) fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
         Self::build(status, code, detail.into(), None)
@@ -380,4 +398,74 @@ pub(crate) fn from_poem_error(err: poem::Error) -> Response {
         _ => Problem::internal("unhandled error", &err),
     };
     problem.into_response()
+}
+
+impl From<bff_domain::allowlist::ProxyRefusal> for Problem {
+    fn from(refusal: bff_domain::allowlist::ProxyRefusal) -> Self {
+        use bff_domain::allowlist::ProxyRefusal;
+        let code = refusal.code();
+        match refusal {
+            ProxyRefusal::PathNotAllowed(defect) => Self::bad_request(
+                code,
+                format!(
+                    "The request target is not allowed: {defect} ({}).",
+                    defect.code()
+                ),
+            ),
+            ProxyRefusal::NoRoute => Self::new(
+                StatusCode::NOT_FOUND,
+                code,
+                "No API route serves this path.",
+            ),
+            ProxyRefusal::MethodNotAllowed { .. } => Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                code,
+                "This API route does not allow the method; see Allow.",
+            ),
+            ProxyRefusal::InsufficientScope { missing } => Self::new(
+                StatusCode::FORBIDDEN,
+                code,
+                format!(
+                    "The access token lacks scopes this API route requires: {}.",
+                    missing.join(" ")
+                ),
+            ),
+            ProxyRefusal::ProviderNotConnected { required } => Self::new(
+                StatusCode::UNAUTHORIZED,
+                code,
+                format!("This API route needs a sign-in with the provider '{required}'."),
+            ),
+        }
+    }
+}
+
+impl From<bff_domain::ProxyError> for Problem {
+    fn from(err: bff_domain::ProxyError) -> Self {
+        use bff_domain::ProxyError;
+        match err {
+            ProxyError::NoSession => Self::no_session(),
+            ProxyError::Refused(refusal) => refusal.into(),
+            // An API call can simply be retried: 503 with Retry-After, the session kept.
+            ProxyError::Token(RefreshError::Provider(e @ ProviderError::Unavailable(_))) => {
+                tracing::error!(error = %error_chain(&e), "identity provider unavailable for a refresh");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "provider_unavailable",
+                    "The identity provider could not be reached to refresh the access token; nothing was changed. Try again shortly.",
+                )
+            }
+            ProxyError::Token(e) => e.into(),
+            ProxyError::Unsupported(policy) => {
+                tracing::error!(
+                    token = policy.as_str(),
+                    "API route with an unsupported token policy"
+                );
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "credential_not_supported",
+                    "This API route needs a kind of credential the BFF cannot get yet.",
+                )
+            }
+        }
+    }
 }

@@ -51,6 +51,7 @@ pub async fn serve(
         service.settings.clone(),
         service.readiness.clone(),
         config.server.static_dir.clone(),
+        service.proxy.clone(),
     );
     let acceptor = TcpAcceptor::from_tokio(listener)?;
     tracing::info!(address = ?acceptor.local_addr(), "bff-server listening");

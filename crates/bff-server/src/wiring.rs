@@ -63,8 +63,8 @@ pub struct Service {
     pub settings: Arc<HttpSettings>,
     /// `/readyz` checks.
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
-    /// The session store, for the expiry sweeper.
-    pub sessions: Arc<dyn SessionStore>,
+    /// The API proxy, when `[[routes]]` configures any.
+    pub proxy: Option<bff_http::ApiProxy>,
 }
 
 impl std::fmt::Debug for Service {
@@ -285,10 +285,19 @@ pub async fn build(config: &Config) -> Result<Service, BuildError> {
         providers,
         policy,
     );
+    let bff = Arc::new(bff);
+    let settings = Arc::new(config.http_settings());
+    let proxy = if config.routes.routes().is_empty() {
+        None
+    } else {
+        let proxy = bff_http::ApiProxy::new(bff.clone(), settings.clone(), config.routes.clone())
+            .map_err(|e| BuildError::Config(format!("routes: {e}")))?;
+        Some(proxy)
+    };
     Ok(Service {
-        bff: Arc::new(bff),
-        settings: Arc::new(config.http_settings()),
+        bff,
+        settings,
         readiness,
-        sessions,
+        proxy,
     })
 }

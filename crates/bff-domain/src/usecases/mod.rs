@@ -6,6 +6,7 @@
 //! - [`refresh`]: refresh the tokens (single-flight), hand out an access token.
 //! - [`logout`]: end a session (RP-initiated logout), check the provider's return.
 //! - [`maintenance`]: work no request asks for (sweeping expired sessions).
+//! - [`proxy`]: the credential an allowed API proxy request carries upstream.
 //!
 //! [`Bff`] itself only holds the ports, the providers and the policy; `bff-http` maps each error
 //! enum to a status and a problem type in one place.
@@ -13,6 +14,7 @@
 pub(crate) mod login;
 pub(crate) mod logout;
 pub(crate) mod maintenance;
+pub(crate) mod proxy;
 pub(crate) mod refresh;
 pub(crate) mod session;
 

@@ -105,14 +105,20 @@ impl Bff {
     /// See [`RefreshError`].
     pub async fn access_token_for(&self, id: &SessionId) -> Result<Secret, RefreshError> {
         let session = self.live_session(id).await?;
+        Ok(self.fresh_tokens(session).await?.access_token)
+    }
+
+    /// The tokens of a live session, refreshed first (single-flight) when the access token
+    /// expires within the policy's margin. The whole set, so callers can check its `scope`.
+    pub(crate) async fn fresh_tokens(&self, session: Session) -> Result<TokenSet, RefreshError> {
         let now = self.ports.clock.now();
         let due = session
             .access_token_expires_at
             .is_some_and(|exp| exp <= now.plus(self.policy.refresh_margin));
         if due {
-            return Ok(self.refresh_session(session).await?.access_token);
+            return self.refresh_session(session).await;
         }
-        Ok(self.open_tokens(&session).await?.access_token)
+        Ok(self.open_tokens(&session).await?)
     }
 
     /// Single-flight refresh: one request per session spends the refresh token (with refresh

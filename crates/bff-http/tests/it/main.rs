@@ -1,6 +1,6 @@
 //! bff-http tests at its boundary, in process over the domain's fakes: the committed OpenAPI
 //! document equals the generated one, which endpoints are guarded by CSRF and a session, and the
-//! cookies of logging out and of the provider's return.
+//! cookies of logging out and of the provider's return, and the API proxy end to end (`proxy`).
 //!
 //! `cargo xtask codegen` rewrites `openapi.json` (it runs the first test with
 //! `BFF_UPDATE_OPENAPI=1`).
@@ -14,6 +14,7 @@
 
 mod guards;
 mod logout;
+mod proxy;
 mod support;
 
 #[test]

@@ -138,6 +138,7 @@ impl Browser {
             Arc::new(settings.clone()),
             Vec::new(),
             None,
+            None,
         )
         .map_to_response()
         .boxed();

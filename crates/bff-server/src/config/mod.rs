@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 
 use bff_crypto::{VaultKey, VaultKeys};
 use bff_domain::ProviderId;
-use bff_http::{HttpSettings, SettingsError};
+use bff_domain::allowlist::RouteTable;
+use bff_http::{HttpSettings, ProxyRouteConfig, SettingsError};
 use bff_oidc::ProviderSection;
 
 use self::problem::{KeyPath, Segment};
@@ -54,6 +55,9 @@ pub struct Config {
     pub default_provider: ProviderId,
     /// `[providers.<name>]`: the identity providers by name.
     pub providers: BTreeMap<ProviderId, ProviderSection>,
+    /// `[[routes]]`: the API proxy's allowlist (`bff_http::ProxyRouteConfig` each), checked
+    /// against the providers and the BFF's own paths.
+    pub routes: RouteTable,
 }
 
 /// Loading the configuration failed.
@@ -92,6 +96,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "store",
     "default_provider",
     "providers",
+    "routes",
 ];
 
 impl Config {
@@ -154,6 +159,12 @@ impl Config {
         let providers = providers::read(reader, table.remove("providers"));
         let default_provider =
             providers::read_default(reader, table.remove("default_provider"), &providers.names);
+        let routes = read_routes(
+            reader,
+            table.remove("routes"),
+            &providers.names,
+            http.as_ref().map(|h| h.prefix.as_str()),
+        );
         for key in table.keys() {
             reader.unknown_key(&KeyPath::top(key), TOP_LEVEL_KEYS);
         }
@@ -180,6 +191,7 @@ impl Config {
             store: store?,
             default_provider: default_provider?,
             providers: providers.sections?,
+            routes: routes?,
         };
         config.check_http_settings(reader);
         Some(config)
@@ -232,6 +244,7 @@ impl Config {
 
     /// Reports HTTP settings browsers would not honour, each under its `[http]` key.
     fn check_http_settings(&self, reader: &mut Reader<'_>) {
+        // (Routes are checked when read, against the providers and the prefix.)
         let settings = self.http_settings();
         let http = KeyPath::top("http");
         for problem in settings.validate() {
@@ -315,6 +328,29 @@ fn syntax_error(text: &str, error: &toml::de::Error) -> ConfigError {
         line,
         column,
         message,
+    }
+}
+
+/// Reads `[[routes]]` and checks them as a table: every problem of every route, each naming its
+/// route, under the key `routes`.
+fn read_routes(
+    reader: &mut Reader<'_>,
+    value: Option<toml::Value>,
+    provider_names: &[String],
+    bff_prefix: Option<&str>,
+) -> Option<RouteTable> {
+    let path = KeyPath::top("routes");
+    let configs: Vec<ProxyRouteConfig> =
+        reader.read(&path, value.unwrap_or(toml::Value::Array(Vec::new())))?;
+    let names: Vec<&str> = provider_names.iter().map(String::as_str).collect();
+    match bff_http::route_table(&configs, &names, bff_prefix.unwrap_or("/bff")) {
+        Ok(table) => Some(table),
+        Err(problems) => {
+            for problem in problems {
+                reader.problem(&path, problem.to_string());
+            }
+            None
+        }
     }
 }
 

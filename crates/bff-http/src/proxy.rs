@@ -1,0 +1,389 @@
+//! The API proxy: the app calls `/api/...` with its cookie, and the BFF calls the configured
+//! upstream with the user's access token, which the browser never sees (browser-based-apps BCP
+//! section 6.1: only allowlisted resource servers ever receive a token).
+//!
+//! A plain poem endpoint, outside the OpenAPI document. For each request under a route's prefix:
+//! 1. The raw request target (as received, before any routing rewrote it) is resolved by the
+//!    domain's [`RouteTable`]; a refusal answers problem+json with the refusal's stable code
+//!    (`400 path_not_allowed`, `404 no_route`, `405 method_not_allowed` with `Allow`) and no
+//!    upstream call.
+//! 2. CSRF: `x-csrf: 1`, plus the `Origin` check for unsafe methods ([`csrf::check`]), on every
+//!    route, `none` routes included: the BFF sits where the browser cannot, often next to
+//!    internal APIs, so a cross-site page must not be able to make it call them either.
+//! 3. The credential comes from [`Bff::upstream_credential`]: no session is a JSON `401`
+//!    (never a redirect: the caller is script), a refused refresh ends the session and clears
+//!    the cookie.
+//! 4. The upstream request carries the browser's headers minus the ones [`headers`] withholds,
+//!    `X-Forwarded-For`/`-Proto`/`-Host` from what the server knows, the route's extra headers
+//!    and `Authorization: Bearer` for a bearer credential only. Request and response bodies are
+//!    streamed, never buffered, so server-sent events reach the browser as they are written.
+//! 5. Upstream failures answer `502 upstream_unavailable` or `504 upstream_timeout`, never with
+//!    the upstream's error text or URL.
+//!
+//! WebSocket upgrades are proxied on routes with `websocket` set ([`websocket`]): the same
+//! credential, an app `Origin` instead of `x-csrf` (a browser cannot add headers to an
+//! upgrade), then the two upgraded connections are joined byte for byte.
+//!
+//! Each route has its own HTTP client, built once with the route's connect timeout, no
+//! redirects (a redirect would carry the token elsewhere) and no ambient proxy from the
+//! environment (it would see the tokens); the route's total timeout bounds each exchange, body
+//! included.
+
+mod config;
+mod headers;
+mod websocket;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bff_domain::allowlist::{Method, ProxyRefusal, ProxyTarget, Route, RouteTable};
+use bff_domain::{Bff, UpstreamCredential};
+use futures_util::TryStreamExt;
+use poem::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use poem::http::{StatusCode, Version};
+use poem::middleware::CookieJarManager;
+use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response};
+
+pub use config::{ProxyConfigError, ProxyRouteConfig, route_table};
+
+use crate::cookies;
+use crate::csrf;
+use crate::problem::{Problem, error_chain};
+use crate::settings::HttpSettings;
+
+/// The HTTP client of one route could not be built (the TLS backend failed to initialise).
+#[derive(Debug, thiserror::Error)]
+#[error("the HTTP client for API route {prefix:?} could not be built")]
+pub struct ProxyBuildError {
+    prefix: String,
+    #[source]
+    source: reqwest::Error,
+}
+
+/// The API proxy over a validated [`RouteTable`]. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiProxy {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    bff: Arc<Bff>,
+    settings: Arc<HttpSettings>,
+    routes: RouteTable,
+    /// One client per route prefix.
+    clients: BTreeMap<String, reqwest::Client>,
+}
+
+impl std::fmt::Debug for ApiProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiProxy")
+            .field("routes", &self.inner.routes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiProxy {
+    /// A proxy for `routes` (see [`route_table`]) over the use cases of `bff`.
+    ///
+    /// # Errors
+    /// [`ProxyBuildError`] when an HTTP client cannot be built.
+    pub fn new(
+        bff: Arc<Bff>,
+        settings: Arc<HttpSettings>,
+        routes: RouteTable,
+    ) -> Result<Self, ProxyBuildError> {
+        let mut clients = BTreeMap::new();
+        for route in routes.routes() {
+            let client = reqwest::Client::builder()
+                .connect_timeout(route.connect_timeout())
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .build()
+                .map_err(|source| ProxyBuildError {
+                    prefix: route.prefix().to_owned(),
+                    source,
+                })?;
+            clients.insert(route.prefix().to_owned(), client);
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                bff,
+                settings,
+                routes,
+                clients,
+            }),
+        })
+    }
+
+    /// The routes this proxy serves.
+    pub fn routes(&self) -> &RouteTable {
+        &self.inner.routes
+    }
+
+    /// The proxy as an endpoint that needs nothing around it (it brings its own cookie jar;
+    /// an outer `CookieJarManager` is fine too).
+    pub fn endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
+        ProxyEndpoint(self.inner.clone()).with(CookieJarManager::new())
+    }
+
+    /// Mounts the proxy at every route prefix of `route`, without stripping the prefix. The
+    /// proxy resolves the original request target itself, so how poem matched does not matter;
+    /// targets poem does not route here (such as `/api/%6Frders`) never reach an upstream.
+    pub fn mount(&self, mut route: poem::Route) -> poem::Route {
+        for prefix in self.inner.routes.routes().iter().map(|r| r.prefix()) {
+            route = route.nest_no_strip(prefix, self.endpoint());
+        }
+        route
+    }
+}
+
+/// The endpoint itself; [`ApiProxy::endpoint`] puts the cookie jar it reads around it.
+struct ProxyEndpoint(Arc<Inner>);
+
+impl Endpoint for ProxyEndpoint {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        Ok(self.0.forward(req).await)
+    }
+}
+
+/// The request target as received: path and query of an origin-form target. An HTTP/1
+/// absolute-form target (`GET http://host/...`) is passed whole so the allowlist refuses it;
+/// HTTP/2 always carries scheme and authority as pseudo-headers, so only its path counts.
+fn raw_target(req: &Request) -> String {
+    let uri = req.original_uri();
+    if req.version() < Version::HTTP_2 && uri.scheme().is_some() {
+        return uri.to_string();
+    }
+    uri.path_and_query()
+        .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned())
+}
+
+/// A problem as a response whose status is the problem's own: `504` has no variant of its own
+/// in [`Problem`], whose OpenAPI surface belongs to the `/bff` endpoints.
+fn answer(problem: Problem) -> Response {
+    let status = problem.status();
+    let mut response = problem.into_response();
+    response.set_status(status);
+    response
+}
+
+fn refusal_answer(refusal: ProxyRefusal) -> Response {
+    let allow = match &refusal {
+        ProxyRefusal::MethodNotAllowed { allowed } => Some(
+            allowed
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        _ => None,
+    };
+    match &refusal {
+        ProxyRefusal::PathNotAllowed(defect) => {
+            tracing::info!(
+                code = refusal.code(),
+                defect = defect.code(),
+                "proxy refused"
+            )
+        }
+        _ => tracing::info!(code = refusal.code(), "proxy refused"),
+    }
+    let mut response = answer(refusal.into());
+    if let Some(value) = allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
+
+/// Only plain host characters: `X-Forwarded-Host` repeats what the browser sent as `Host`.
+fn is_plain_host(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+impl Inner {
+    async fn forward(&self, mut req: Request) -> Response {
+        let raw = raw_target(&req);
+        let Ok(method) = Method::parse(req.method().as_str()) else {
+            return answer(Problem::bad_request(
+                "invalid_method",
+                "The request method is not valid.",
+            ));
+        };
+        let target = match self.routes.resolve(&method, &raw) {
+            Ok(target) => target,
+            Err(refusal) => return refusal_answer(refusal),
+        };
+        let upgrade = websocket::is_upgrade(&req);
+        let checked = if upgrade {
+            websocket::check(&req, target.route(), &self.settings)
+        } else {
+            csrf::check(&req, &self.settings)
+        };
+        if let Err(problem) = checked {
+            return answer(problem);
+        }
+        let session = cookies::SessionCookie::read(&req, self.settings.clone());
+        let credential = match self.bff.upstream_credential(session.id(), &target).await {
+            Ok(credential) => credential,
+            Err(err) => {
+                let cookie_sent = req.cookie().get(&self.settings.session_cookie).is_some();
+                if err.ends_session() && cookie_sent {
+                    session.clear();
+                }
+                return answer(err.into());
+            }
+        };
+        let forwarded = if upgrade {
+            self.open_tunnel(&req, &target, credential).await
+        } else {
+            self.call_upstream(&mut req, &target, credential).await
+        };
+        forwarded.unwrap_or_else(answer)
+    }
+
+    /// The upstream request headers: the browser's minus what [`headers`] withholds, then what
+    /// the proxy sets.
+    fn upstream_headers(
+        &self,
+        req: &Request,
+        target: &ProxyTarget<'_>,
+        credential: &UpstreamCredential,
+    ) -> Result<HeaderMap, Problem> {
+        let mut out = headers::upstream_request_headers(req.headers());
+        if let Some(addr) = req.remote_addr().as_socket_addr()
+            && let Ok(value) = HeaderValue::from_str(&addr.ip().to_string())
+        {
+            out.insert("x-forwarded-for", value);
+        }
+        let proto = if self.settings.secure_cookies {
+            "https"
+        } else {
+            req.scheme().as_str()
+        };
+        if let Ok(value) = HeaderValue::from_str(proto) {
+            out.insert("x-forwarded-proto", value);
+        }
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| req.original_uri().authority().map(|a| a.as_str()))
+            .filter(|h| is_plain_host(h));
+        if let Some(value) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
+            out.insert("x-forwarded-host", value);
+        }
+        for extra in target.route().extra_headers() {
+            // Both were validated when the route was built; a failure here is a bug, not input.
+            let name = HeaderName::from_bytes(extra.name().as_bytes());
+            let value = HeaderValue::from_str(extra.value().expose());
+            let (Ok(name), Ok(mut value)) = (name, value) else {
+                return Err(Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "An API route's configured header cannot be sent.",
+                ));
+            };
+            value.set_sensitive(true);
+            out.insert(name, value);
+        }
+        if let UpstreamCredential::Bearer(token) = credential {
+            let mut value =
+                HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                    Problem::new(
+                        StatusCode::BAD_GATEWAY,
+                        "provider_error",
+                        "The identity provider issued an access token that cannot be sent.",
+                    )
+                })?;
+            value.set_sensitive(true);
+            out.insert(header::AUTHORIZATION, value);
+        }
+        Ok(out)
+    }
+
+    fn client_for(&self, prefix: &str) -> Result<&reqwest::Client, Problem> {
+        self.clients.get(prefix).ok_or_else(|| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "The API route has no HTTP client.",
+            )
+        })
+    }
+
+    async fn call_upstream(
+        &self,
+        req: &mut Request,
+        target: &ProxyTarget<'_>,
+        credential: UpstreamCredential,
+    ) -> Result<Response, Problem> {
+        let route = target.route();
+        let client = self.client_for(route.prefix())?;
+        let headers = self.upstream_headers(req, target, &credential)?;
+        drop(credential);
+        let mut upstream = client
+            .request(req.method().clone(), target.url().clone())
+            .headers(headers)
+            .timeout(route.total_timeout());
+        let body = req.take_body();
+        if !body.is_empty() {
+            upstream = upstream.body(reqwest::Body::wrap_stream(body.into_bytes_stream()));
+        }
+        let response = upstream
+            .send()
+            .await
+            .map_err(|e| upstream_problem(route.prefix(), e))?;
+        Ok(self.relay(route, response))
+    }
+
+    /// The upstream's headers the browser may see (see [`headers`]).
+    fn browser_headers(&self, route: &Route, upstream: &HeaderMap) -> HeaderMap {
+        let own_cookies = [
+            self.settings.session_cookie.as_str(),
+            self.settings.binding_cookie.as_str(),
+        ];
+        headers::browser_response_headers(upstream, route.forward_set_cookie(), &own_cookies)
+    }
+
+    /// The upstream's answer for the browser: status, filtered headers, streamed body.
+    fn relay(&self, route: &Route, response: reqwest::Response) -> Response {
+        let headers = self.browser_headers(route, response.headers());
+        let status = response.status();
+        let prefix = route.prefix().to_owned();
+        let body = response.bytes_stream().map_err(move |e| {
+            // Headers are sent already: the browser sees the response cut short.
+            tracing::warn!(route = %prefix, error = %error_chain(&e.without_url()), "upstream response body failed");
+            std::io::Error::other("upstream response body failed")
+        });
+        let mut out = Response::builder()
+            .status(status)
+            .body(Body::from_bytes_stream(body));
+        *out.headers_mut() = headers;
+        out
+    }
+}
+
+/// The problem for a failed upstream exchange; the cause is logged without the URL.
+fn upstream_problem(prefix: &str, err: reqwest::Error) -> Problem {
+    let timeout = err.is_timeout();
+    let err = err.without_url();
+    tracing::warn!(route = %prefix, error = %error_chain(&err), "upstream call failed");
+    if timeout {
+        Problem::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            "The upstream API did not answer in time.",
+        )
+    } else {
+        Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_unavailable",
+            "The upstream API could not be reached.",
+        )
+    }
+}

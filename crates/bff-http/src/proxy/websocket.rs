@@ -1,0 +1,140 @@
+//! WebSocket upgrades through the proxy, for routes with `websocket` set.
+//!
+//! A browser cannot add `x-csrf` to an upgrade request, and cross-site pages can open WebSockets
+//! with the user's cookies (cross-site WebSocket hijacking), so an upgrade needs an `Origin`
+//! among the app origins instead, with no `Sec-Fetch-Site` fallback. The credential is decided
+//! as for any request (a `user` route needs the session). The upstream gets the handshake with
+//! the browser's `Sec-WebSocket-*` headers, the proxy's credential and forwarding headers; when
+//! it answers `101`, the browser gets `101` with the upstream's handshake headers and the two
+//! upgraded connections are joined byte for byte until either side closes. Any other answer is
+//! relayed like a plain response.
+//!
+//! The tunnel lives as long as the connections do: the token sent at the handshake is the one
+//! the upstream saw, and ending the session does not close an open socket.
+
+use bff_domain::UpstreamCredential;
+use bff_domain::allowlist::{ProxyTarget, Route};
+use poem::Request;
+use poem::Response;
+use poem::http::header::{self, HeaderValue};
+use poem::http::{Method, StatusCode};
+
+use super::{Inner, upstream_problem};
+use crate::problem::{Problem, error_chain};
+use crate::settings::HttpSettings;
+
+/// Whether `value` lists `token` (comma-separated, case-insensitive).
+fn lists(value: Option<&HeaderValue>, token: &str) -> bool {
+    value
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+}
+
+/// Whether `req` asks for a WebSocket upgrade (RFC 6455 section 4.1).
+pub(super) fn is_upgrade(req: &Request) -> bool {
+    req.method() == Method::GET
+        && lists(req.headers().get(header::UPGRADE), "websocket")
+        && lists(req.headers().get(header::CONNECTION), "upgrade")
+}
+
+/// The route must accept upgrades and the page must be on an app origin.
+///
+/// # Errors
+/// `400 websocket_not_allowed` or `403 csrf_failed`.
+pub(super) fn check(req: &Request, route: &Route, settings: &HttpSettings) -> Result<(), Problem> {
+    if !route.websocket() {
+        return Err(Problem::bad_request(
+            "websocket_not_allowed",
+            "This API route does not accept WebSocket upgrades.",
+        ));
+    }
+    match req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(origin) if settings.is_app_origin(origin) => Ok(()),
+        _ => Err(Problem::csrf(
+            "a WebSocket upgrade needs an Origin header from an allowed origin",
+        )),
+    }
+}
+
+impl Inner {
+    /// Sends the handshake upstream and, on `101`, joins the two connections.
+    pub(super) async fn open_tunnel(
+        &self,
+        req: &Request,
+        target: &ProxyTarget<'_>,
+        credential: UpstreamCredential,
+    ) -> Result<Response, Problem> {
+        let route = target.route();
+        let client = self.client_for(route.prefix())?;
+        let browser_side = req.take_upgrade().map_err(|_| {
+            Problem::bad_request(
+                "websocket_not_allowed",
+                "This connection cannot be upgraded.",
+            )
+        })?;
+        let mut headers = self.upstream_headers(req, target, &credential)?;
+        drop(credential);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        // The total timeout bounds the handshake only; the socket then lives as long as it is
+        // used.
+        let handshake = client.get(target.url().clone()).headers(headers).send();
+        let response = tokio::time::timeout(route.total_timeout(), handshake)
+            .await
+            .map_err(|_| {
+                tracing::warn!(route = %route.prefix(), "upstream WebSocket handshake timed out");
+                Problem::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_timeout",
+                    "The upstream API did not answer in time.",
+                )
+            })?
+            .map_err(|e| upstream_problem(route.prefix(), e))?;
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(self.relay(route, response));
+        }
+        if !lists(response.headers().get(header::UPGRADE), "websocket") {
+            tracing::warn!(route = %route.prefix(), "upstream switched to another protocol than WebSocket");
+            return Err(Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unavailable",
+                "The upstream API did not accept the WebSocket upgrade.",
+            ));
+        }
+        let mut headers = self.browser_headers(route, response.headers());
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        let prefix = route.prefix().to_owned();
+        tokio::spawn(async move {
+            let upstream_side = match response.upgrade().await {
+                Ok(io) => io,
+                Err(e) => {
+                    tracing::warn!(route = %prefix, error = %error_chain(&e.without_url()), "upstream WebSocket upgrade failed");
+                    return;
+                }
+            };
+            let browser_side = match browser_side.await {
+                Ok(io) => io,
+                Err(e) => {
+                    tracing::info!(route = %prefix, error = %error_chain(&e), "browser WebSocket upgrade failed");
+                    return;
+                }
+            };
+            let (mut browser_side, mut upstream_side) = (browser_side, upstream_side);
+            if let Err(e) =
+                tokio::io::copy_bidirectional(&mut browser_side, &mut upstream_side).await
+            {
+                tracing::debug!(route = %prefix, error = %e, "WebSocket tunnel closed");
+            }
+        });
+        let mut out = Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .finish();
+        *out.headers_mut() = headers;
+        Ok(out)
+    }
+}
