@@ -744,7 +744,8 @@ fn base64_len(text: &str) -> Option<usize> {
     let alphabet_ok = body
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
-    (alphabet_ok && text.len() % 4 == 0 && padding <= 2).then(|| text.len() / 4 * 3 - padding)
+    (alphabet_ok && text.len().is_multiple_of(4) && padding <= 2)
+        .then(|| text.len() / 4 * 3 - padding)
 }
 
 #[test]
