@@ -597,8 +597,12 @@ fn realm_keeps_keycloaks_default_client_scopes() {
     // email, basic with the `sub` mapper, ...), and the BFF's default scopes would then be
     // refused. The API audience therefore comes from a mapper on the client.
     let realm = realm();
+    let compose = Compose::load();
     assert!(realm.get("clientScopes").is_none());
-    let client = bff_client(&realm, "bff");
+    let client = bff_client(
+        &realm,
+        &compose.bff_env("BFF_PROVIDERS__KEYCLOAK__CLIENT_ID"),
+    );
     assert!(client.get("defaultClientScopes").is_none());
     let audience_mapper = client
         .list("protocolMappers")
@@ -608,7 +612,6 @@ fn realm_keeps_keycloaks_default_client_scopes() {
         .get("config")
         .unwrap()
         .clone();
-    let compose = Compose::load();
     assert_eq!(
         audience_mapper.text("included.custom.audience"),
         Some(compose.env("demo-api")["EXPECTED_AUDIENCE"].as_str())
