@@ -7,7 +7,8 @@
 # newlines dropped) and removes BFF_<NAME>_FILE, which bff-server would refuse as an unknown key:
 #   BFF_PROVIDERS__MAIN__CLIENT_SECRET_FILE=/run/secrets/client_secret
 #   BFF_VAULT_KEYS_FILE=/run/secrets/vault_keys   (file: [{ id = "2026-11", key = "…" }])
-# Setting both BFF_<NAME> and BFF_<NAME>_FILE is an error. Values are never printed.
+# Setting both BFF_<NAME> and BFF_<NAME>_FILE is an error. Values are never printed. (So no
+# configuration key may end in `_file`: its variable would be read as a path to a secret.)
 # The server then replaces this shell (exec), so it is PID 1 and receives SIGTERM itself.
 set -eu
 
