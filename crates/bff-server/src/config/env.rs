@@ -10,10 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use super::problem::{KeyPath, Problem, Segment};
-
-/// Prefix of every configuration variable.
-pub(crate) const ENV_PREFIX: &str = "BFF_";
+use super::problem::{ENV_PREFIX, KeyPath, Problem, Segment};
 /// Reserved for the test harness (`BFF_TEST_POSTGRES_URL`, ...), never read as configuration.
 const TEST_ENV_PREFIX: &str = "BFF_TEST_";
 

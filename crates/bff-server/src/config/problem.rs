@@ -5,7 +5,9 @@
 
 use std::fmt;
 
-use super::env::ENV_PREFIX;
+/// Prefix of every configuration variable: a key path's variable is this, then its keys in
+/// upper case joined by `__`.
+pub(crate) const ENV_PREFIX: &str = "BFF_";
 
 /// One step of a [`KeyPath`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
