@@ -436,3 +436,75 @@ fn debug_redacts_secrets() {
     assert!(!shown.contains("s3cret"));
     assert!(!shown.contains(KEY));
 }
+
+#[test]
+fn routes_are_read_into_the_proxy_allowlist() {
+    let text = valid()
+        + r#"
+[[routes]]
+path = "/api/orders"
+upstream = "https://orders.internal/v1"
+token = "user"
+methods = ["GET", "POST"]
+required_scopes = ["orders.read"]
+
+[[routes]]
+path = "/api/public"
+upstream = "https://public.internal"
+token = "none"
+"#;
+    let config = Config::from_toml_str(&text, no_env()).unwrap();
+    let prefixes: Vec<&str> = config.routes.routes().iter().map(|r| r.prefix()).collect();
+    assert_eq!(prefixes.len(), 2, "{prefixes:?}");
+    assert!(prefixes.contains(&"/api/orders") && prefixes.contains(&"/api/public"));
+    // No routes configured: an empty allowlist, nothing proxied.
+    let config = Config::from_toml_str(&valid(), no_env()).unwrap();
+    assert!(config.routes.routes().is_empty());
+}
+
+#[test]
+fn every_bad_route_is_one_line_naming_it() {
+    let text = valid()
+        + r#"
+[[routes]]
+path = "/api/a"
+upstream = "https://a.internal"
+token = "user"
+provider = "nope"
+
+[[routes]]
+path = "/bff/sneaky"
+upstream = "https://b.internal"
+token = "none"
+
+[[routes]]
+path = "/api/c"
+upstream = "https://c.internal"
+token = "user"
+colour = "blue"
+"#;
+    let message = problems(&text, no_env());
+    assert!(message.contains("routes"), "{message}");
+    assert!(message.contains("colour"), "{message}");
+    // The two routes that parse are both checked, each named.
+    let text = valid()
+        + r#"
+[[routes]]
+path = "/api/a"
+upstream = "https://a.internal"
+token = "user"
+provider = "nope"
+
+[[routes]]
+path = "/bff/sneaky"
+upstream = "https://b.internal"
+token = "none"
+"#;
+    let message = problems(&text, no_env());
+    assert!(
+        message.contains("/api/a") && message.contains("nope"),
+        "{message}"
+    );
+    assert!(message.contains("/bff/sneaky"), "{message}");
+    assert!(message.lines().count() >= 3, "{message}");
+}
