@@ -69,10 +69,27 @@ pub(super) async fn exchange_code(
                 .map_err(token_error)
         })
         .await?;
-    token_set(&response, now)
+    let mut tokens = token_set(&response, now)?;
+    if tokens.scope.is_none() {
+        // RFC 6749 section 5.1: a response without `scope` was granted the scope requested.
+        tokens.scope = Some(requested_scope(&provider.config.scopes));
+    }
+    Ok(tokens)
 }
 
-/// Uses a refresh token.
+/// The scope the authorization request asks for: the configured scopes, with `openid` first
+/// when the configuration left it out (as the authorization request adds it).
+fn requested_scope(configured: &[String]) -> String {
+    let mut scopes: Vec<&str> = Vec::with_capacity(configured.len() + 1);
+    if !configured.iter().any(|s| s == "openid") {
+        scopes.push("openid");
+    }
+    scopes.extend(configured.iter().map(String::as_str));
+    scopes.join(" ")
+}
+
+/// Uses a refresh token. A response without `scope` leaves the session's scope as it was
+/// (`TokenSet::refreshed_with`): RFC 6749 section 6 says the scope is then unchanged.
 pub(super) async fn refresh(
     provider: &OidcProvider,
     refresh_token: &Secret,

@@ -93,6 +93,24 @@ async fn a_code_exchange_returns_the_tokens_and_validated_claims() {
 }
 
 #[tokio::test]
+async fn a_token_response_without_scope_was_granted_the_requested_scope() {
+    // RFC 6749 section 5.1: `scope` may be left out when it equals the requested scope; the
+    // proxy's scope checks then see what was asked for, not "nothing".
+    let op = start_op(Script {
+        token_response_overrides: json!({"scope": null}),
+        ..Script::default()
+    })
+    .await;
+    let mut config = op.config();
+    config.scopes = vec!["email".into(), "orders.read".into()];
+    let login = exchange(&op.provider_with(config).await).await.unwrap();
+    assert_eq!(
+        login.tokens.scope.as_deref(),
+        Some("openid email orders.read")
+    );
+}
+
+#[tokio::test]
 async fn client_authentication_follows_the_configuration() {
     let op = default_op().await;
     for method in [
