@@ -11,16 +11,17 @@ use crate::testkit::{FakeCipher, FakeProvider, FakeStores, FixedClock, SeededRan
 use crate::*;
 
 const ISSUER: &str = "https://idp.example";
-const T0: i64 = 1_700_000_000;
+pub(super) const T0: i64 = 1_700_000_000;
 
-struct World {
-    bff: Bff,
-    stores: Arc<FakeStores>,
-    clock: Arc<FixedClock>,
-    provider: Arc<FakeProvider>,
+/// The use cases over the testkit fakes (shared with the proxy tests).
+pub(super) struct World {
+    pub(super) bff: Bff,
+    pub(super) stores: Arc<FakeStores>,
+    pub(super) clock: Arc<FixedClock>,
+    pub(super) provider: Arc<FakeProvider>,
 }
 
-fn world() -> World {
+pub(super) fn world() -> World {
     let stores = Arc::new(FakeStores::default());
     let clock = Arc::new(FixedClock::at(T0));
     let provider = Arc::new(FakeProvider::new("main", ISSUER));
@@ -90,7 +91,9 @@ fn callback(started: &StartedLogin, state: &str) -> CompleteLogin {
     }
 }
 
-fn login(w: &World) -> SessionId {
+/// Logs alice in through the use cases; the provider issues `access-2` (expires at T0 + 300)
+/// with scope `openid profile`.
+pub(super) fn login(w: &World) -> SessionId {
     let (started, state) = start(w, "/app");
     block_on(w.bff.complete_login(callback(&started, &state)))
         .unwrap()

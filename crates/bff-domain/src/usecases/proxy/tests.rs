@@ -1,7 +1,6 @@
 //! Tests of the proxy's credential decision with the testkit fakes: fixed clock, seeded
 //! randomness, scripted provider, in-memory stores.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -9,88 +8,10 @@ use futures_executor::block_on;
 
 use crate::allowlist::{Method, Route, RouteSpec, RouteTable, TokenPolicy};
 use crate::ports::{ProviderError, StoreError};
-use crate::testkit::{FakeCipher, FakeProvider, FakeStores, FixedClock, SeededRandom};
+use crate::testkit::{FakeCipher, FakeProvider, SeededRandom};
 use crate::*;
 
-const ISSUER: &str = "https://idp.example";
-const T0: i64 = 1_700_000_000;
-
-struct World {
-    bff: Bff,
-    stores: Arc<FakeStores>,
-    clock: Arc<FixedClock>,
-    provider: Arc<FakeProvider>,
-}
-
-fn world() -> World {
-    let stores = Arc::new(FakeStores::default());
-    let clock = Arc::new(FixedClock::at(T0));
-    let provider = Arc::new(FakeProvider::new("main", ISSUER));
-    let other = Arc::new(FakeProvider::new("other", "https://other.example"));
-    let providers = Providers::new(
-        vec![provider.clone(), other],
-        ProviderId::parse("main").unwrap(),
-    )
-    .unwrap();
-    let bff = Bff::new(
-        BffPorts {
-            sessions: stores.clone(),
-            pending_logins: stores.clone(),
-            locks: stores.clone(),
-            cipher: Arc::new(FakeCipher),
-            clock: clock.clone(),
-            random: Arc::new(SeededRandom::new(42)),
-        },
-        providers,
-        BffPolicy {
-            lifetime: SessionLifetime {
-                idle: Duration::from_secs(600),
-                absolute: Duration::from_secs(3600),
-            },
-            pending_login_ttl: Duration::from_secs(300),
-            callback_url: "https://app.example/bff/callback".into(),
-            app_redirect_url: "https://app.example/".into(),
-            refresh_margin: Duration::from_secs(30),
-            fetch_userinfo: false,
-        },
-    );
-    World {
-        bff,
-        stores,
-        clock,
-        provider,
-    }
-}
-
-/// Logs alice in through the use cases; the provider issues `access-2` (expires at T0 + 300)
-/// with scope `openid profile`.
-fn login(w: &World) -> SessionId {
-    let started = block_on(w.bff.start_login(StartLogin {
-        provider: None,
-        return_url: ReturnUrl::root(),
-        prompt: None,
-        style: LoginStyle::Redirect,
-    }))
-    .unwrap();
-    let state = w
-        .stores
-        .pending
-        .lock()
-        .unwrap()
-        .keys()
-        .next()
-        .unwrap()
-        .clone();
-    block_on(w.bff.complete_login(CompleteLogin {
-        state,
-        code: Some("code-1".into()),
-        issuer: Some(ISSUER.into()),
-        binding: Some(started.binding),
-        ..CompleteLogin::default()
-    }))
-    .unwrap()
-    .session_id
-}
+use crate::usecases::tests::{T0, World, login, world};
 
 /// A table with one route at `/api` configured by `edit`.
 fn table(edit: impl FnOnce(&mut RouteSpec)) -> RouteTable {
