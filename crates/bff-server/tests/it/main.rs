@@ -13,5 +13,6 @@ mod browser;
 mod config_cli;
 mod flow;
 mod negative;
+mod proxy;
 mod stores;
 mod support;
