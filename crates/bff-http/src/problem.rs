@@ -389,12 +389,23 @@ pub(crate) fn from_poem_error(err: poem::Error) -> Response {
             "unsupported_media_type",
             "The request body must be application/json.",
         ),
-        s if s.is_client_error() => Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            // poem-openapi's parse errors name the parameter and the rule, never a value.
-            format!("The request is invalid: {err}"),
-        ),
+        s if s.is_client_error() => {
+            // poem-openapi's parse errors name the parameter and the rule, never a value, so
+            // they are shown; anything else (the static-file endpoint names the file it refused,
+            // with the server's own path) is not.
+            use poem_openapi::error::{
+                ParseMultipartError, ParseParamError, ParseRequestPayloadError,
+            };
+            let explained = err.is::<ParseParamError>()
+                || err.is::<ParseRequestPayloadError>()
+                || err.is::<ParseMultipartError>();
+            let detail = if explained {
+                format!("The request is invalid: {err}")
+            } else {
+                "The request is invalid.".to_owned()
+            };
+            Problem::new(StatusCode::BAD_REQUEST, "invalid_request", detail)
+        }
         _ => Problem::internal("unhandled error", &err),
     };
     problem.into_response()

@@ -33,6 +33,12 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => {
             eprintln!("bff-server: {e}");
+            if matches!(e, bff_server::ConfigError::Read { .. }) {
+                eprintln!(
+                    "  Give a configuration with --config FILE (see `bff-server --help`); the \
+                     README's \"Running it\" section has a minimal bff.toml."
+                );
+            }
             return ExitCode::from(2);
         }
     };
@@ -70,7 +76,10 @@ fn migrate(config: &Config) -> ExitCode {
 }
 
 fn run(config: Config) -> ExitCode {
+    // Colour only for a terminal: escape codes in a log file or a collector are noise.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
     tracing_subscriber::fmt()
+        .with_ansi(colour)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

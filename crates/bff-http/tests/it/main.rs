@@ -52,3 +52,48 @@ fn committed_openapi_document_is_current() {
     }
     assert!(generated.contains("application/problem+json"));
 }
+
+/// Hostile paths against the static app never answer with the server's own file paths (or any
+/// other internal detail) in the problem.
+#[tokio::test]
+async fn refused_requests_never_show_internal_paths() {
+    use poem::{Endpoint, Request};
+    use std::sync::Arc;
+
+    let dir = std::env::temp_dir().join(format!("bff-static-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), "<p>app</p>").unwrap();
+    let provider = Arc::new(bff_domain::testkit::FakeProvider::new(
+        "main",
+        "https://idp.example",
+    ));
+    let app = bff_http::app(
+        support::bff(provider),
+        Arc::new(support::settings(true)),
+        Vec::new(),
+        Some(dir.clone()),
+        None,
+    );
+    let shown = dir.display().to_string();
+    for path in [
+        "/../../etc/passwd",
+        "/..%2f..%2fetc%2fpasswd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/nope/../../secret",
+        "/index.html/..%5c..%5cx",
+        "/%00",
+    ] {
+        let resp = app
+            .call(Request::builder().uri_str(path).finish())
+            .await
+            .map(poem::IntoResponse::into_response)
+            .unwrap_or_else(poem::Error::into_response);
+        let status = resp.status();
+        let body = resp.into_body().into_string().await.unwrap();
+        assert!(
+            !body.contains(&shown) && !body.contains("/tmp") && !body.contains("No such file"),
+            "{path}: {status} {body}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

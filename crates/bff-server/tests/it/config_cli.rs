@@ -165,6 +165,25 @@ fn a_missing_file_is_a_clear_error() {
     );
 }
 
+#[test]
+fn no_arguments_and_no_config_points_to_help() {
+    let empty = std::env::temp_dir().join(format!("bff-no-config-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bff-server"))
+        .env_clear()
+        .current_dir(&empty)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot read config file bff.toml"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("bff-server --help"), "{stderr}");
+    assert!(stderr.contains("minimal bff.toml"), "{stderr}");
+}
+
 #[tokio::test]
 async fn migrate_applies_the_schema() {
     let Some(pg) = bff_test_services::postgres().await else {
@@ -226,4 +245,33 @@ fn run(command: &str, text: &str) -> (i32, String) {
             String::from_utf8_lossy(&out.stderr)
         ),
     )
+}
+
+/// Logs written to a pipe or a file carry no terminal colour codes.
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let text = valid()
+        .replace("https://app.example", "http://127.0.0.1:1")
+        .replace("https://idp.example", "http://127.0.0.1:1")
+        + "[dev]\nallow_plain_http = true\n";
+    let text = text.replace("[server]\n", "[server]\nlisten = \"127.0.0.1:0\"\n");
+    let dir = std::env::temp_dir().join(format!("bff-log-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("plain.toml");
+    std::fs::write(&file, text).unwrap();
+    // Serving logs the plain-HTTP warning, then fails: nothing answers at the issuer.
+    let out = Command::new(env!("CARGO_BIN_EXE_bff-server"))
+        .env_clear()
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(stdout.contains("allow_plain_http"), "{stdout}");
+    assert!(
+        !stdout.contains('\u{1b}'),
+        "colour codes in piped logs: {stdout:?}"
+    );
 }
