@@ -342,17 +342,23 @@ impl Inner {
     }
 
     /// The upstream's headers the browser may see (see [`headers`]).
-    fn browser_headers(&self, route: &Route, upstream: &HeaderMap) -> HeaderMap {
+    fn browser_headers(&self, route: &Route, response: &reqwest::Response) -> HeaderMap {
         let own_cookies = [
             self.settings.session_cookie.as_str(),
             self.settings.binding_cookie.as_str(),
         ];
-        headers::browser_response_headers(upstream, route.forward_set_cookie(), &own_cookies)
+        let mut out = headers::browser_response_headers(
+            response.headers(),
+            route.forward_set_cookie(),
+            &own_cookies,
+        );
+        headers::rewrite_location(&mut out, response.url(), route.upstream(), route.prefix());
+        out
     }
 
     /// The upstream's answer for the browser: status, filtered headers, streamed body.
     fn relay(&self, route: &Route, response: reqwest::Response) -> Response {
-        let headers = self.browser_headers(route, response.headers());
+        let headers = self.browser_headers(route, &response);
         let status = response.status();
         let prefix = route.prefix().to_owned();
         let body = response.bytes_stream().map_err(move |e| {

@@ -18,11 +18,15 @@
 //!
 //! Towards the browser, the upstream's headers go through minus hop-by-hop ones and, unless the
 //! route sets `forward_set_cookie`, every `Set-Cookie`; even then, never one that would set the
-//! BFF's own session or login cookie.
+//! BFF's own session or login cookie. A `Location` that points into the upstream's base is
+//! rewritten to the same place under the route's prefix ([`rewrite_location`]), so redirects go
+//! back through the proxy and do not show the upstream's address.
 
 use std::collections::BTreeSet;
 
+use poem::http::HeaderValue;
 use poem::http::header::{self, HeaderMap, HeaderName};
+use url::Url;
 
 /// Hop-by-hop headers, folded. `Proxy-*` is matched by prefix separately.
 const HOP_BY_HOP: [&str; 7] = [
@@ -128,11 +132,47 @@ pub(crate) fn browser_response_headers(
     out
 }
 
+/// Rewrites a `Location` that points into the upstream's base (`upstream_base`, the route's
+/// upstream URL) to the same place under the route's `prefix`. A relative `Location` is
+/// resolved against `request_url`, the URL the proxy called. Anything else is left alone.
+pub(crate) fn rewrite_location(
+    headers: &mut HeaderMap,
+    request_url: &Url,
+    upstream_base: &Url,
+    prefix: &str,
+) {
+    let Some(value) = headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) else {
+        return;
+    };
+    let Ok(target) = request_url.join(value) else {
+        return;
+    };
+    if target.origin() != upstream_base.origin() {
+        return;
+    }
+    let base = upstream_base.path().trim_end_matches('/');
+    let rest = match target.path().strip_prefix(base) {
+        Some("") => "",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => return,
+    };
+    let mut local = format!("{prefix}{rest}");
+    if let Some(query) = target.query() {
+        local.push('?');
+        local.push_str(query);
+    }
+    if let Some(fragment) = target.fragment() {
+        local.push('#');
+        local.push_str(fragment);
+    }
+    if let Ok(value) = HeaderValue::from_str(&local) {
+        headers.insert(header::LOCATION, value);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-
-    use poem::http::HeaderValue;
 
     use super::*;
 
@@ -250,5 +290,33 @@ mod tests {
             .map(|v| v.to_str().unwrap())
             .collect();
         assert_eq!(cookies, vec!["pref=dark; Path=/", "lang=en"]);
+    }
+
+    #[test]
+    fn redirects_into_the_upstream_come_back_through_the_proxy() {
+        let base = Url::parse("https://orders.internal/v1").unwrap();
+        let called = Url::parse("https://orders.internal/v1/7/edit?x=1").unwrap();
+        let cases = [
+            ("https://orders.internal/v1/7", Some("/api/orders/7")),
+            ("https://orders.internal/v1", Some("/api/orders")),
+            ("/v1/7?tab=a#top", Some("/api/orders/7?tab=a#top")),
+            ("done", Some("/api/orders/7/done")),
+            ("../8", Some("/api/orders/8")),
+            // Not under the base, or elsewhere: left as the upstream sent it.
+            ("https://orders.internal/v1x/7", None),
+            ("/admin", None),
+            ("https://idp.example/login", None),
+            ("http://orders.internal/v1/7", None),
+        ];
+        for (location, expected) in cases {
+            let mut headers = map(&[("location", location)]);
+            rewrite_location(&mut headers, &called, &base, "/api/orders");
+            let now = headers.get(header::LOCATION).unwrap().to_str().unwrap();
+            assert_eq!(now, expected.unwrap_or(location), "{location}");
+        }
+        // No Location: nothing added.
+        let mut headers = HeaderMap::new();
+        rewrite_location(&mut headers, &called, &base, "/api/orders");
+        assert!(headers.is_empty());
     }
 }

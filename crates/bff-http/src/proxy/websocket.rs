@@ -105,7 +105,7 @@ impl Inner {
                 "The upstream API did not accept the WebSocket upgrade.",
             ));
         }
-        let mut headers = self.browser_headers(route, response.headers());
+        let mut headers = self.browser_headers(route, &response);
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         let prefix = route.prefix().to_owned();
