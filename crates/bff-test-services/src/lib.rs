@@ -27,10 +27,15 @@ use testcontainers_modules::testcontainers::runners::AsyncRunner;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// A name unique to this process and call.
+/// A name unique to this process and call, and across runs: process ids are reused, and a run
+/// that panicked leaves its schema behind, so the start time takes part too.
 pub fn unique(label: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     format!(
-        "{label}_{}_{}",
+        "{label}_{}_{nanos}_{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::SeqCst)
     )
