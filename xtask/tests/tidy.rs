@@ -304,3 +304,22 @@ fn first_difference(a: &str, b: &str) -> String {
         b.get(at).copied().unwrap_or("")
     )
 }
+
+/// The second host proves `bff-domain` stands without `bff-server`: it must not pull in the
+/// poem surface or the server.
+#[test]
+fn the_axum_host_needs_neither_bff_http_nor_bff_server() {
+    let tree = dependency_tree("bff-example-axum");
+    for expected in ["bff-domain", "bff-oidc", "bff-store-memory", "axum"] {
+        assert!(
+            tree.iter().any(|d| d == expected),
+            "cargo tree output looks wrong, no {expected}: {tree:?}"
+        );
+    }
+    for forbidden in ["bff-http", "bff-server", "poem", "poem-openapi"] {
+        assert!(
+            !tree.iter().any(|d| d == forbidden),
+            "the axum host pulls in {forbidden}"
+        );
+    }
+}
