@@ -113,6 +113,7 @@ mod tests {
             logout_cookie: "__Host-Http-bff-logout".into(),
             secure_cookies: true,
             app_origins: vec!["https://app.example".into()],
+            cors: false,
         }
     }
 

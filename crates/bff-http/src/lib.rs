@@ -17,6 +17,7 @@
 
 mod api;
 mod cookies;
+mod cors;
 mod csrf;
 mod problem;
 mod proxy;
@@ -35,7 +36,7 @@ use poem_openapi::{OpenApi, OpenApiService};
 use serde_json::json;
 
 pub use proxy::{ApiProxy, ProxyBuildError, ProxyConfigError, ProxyRouteConfig, route_table};
-pub use settings::{HttpSettings, SettingsError};
+pub use settings::{HttpSettings, SettingsError, same_origin};
 
 /// One named readiness check (a store, a provider's metadata).
 #[async_trait]
@@ -72,6 +73,8 @@ pub fn app(
     static_dir: Option<PathBuf>,
     proxy: Option<ApiProxy>,
 ) -> impl Endpoint {
+    let cors = cors::Cors::for_settings(&settings);
+    let cors_on = cors.is_some();
     let service = openapi_service(bff, settings.clone());
     let spec = service.spec();
     let prefix = settings.prefix.clone();
@@ -86,6 +89,7 @@ pub fn app(
         )
         // The CSRF and session extractors read the settings from the request.
         .nest("/", service.data(settings))
+        .around(cap_body)
         // Errors become problems here, so they too get `no-store`.
         .catch_all_error(problem_response)
         .with(SetHeader::new().overriding(header::CACHE_CONTROL, "no-store"));
@@ -107,12 +111,58 @@ pub fn app(
                 async move { readyz(&checks).await }
             })),
         )
+        // Inside the problem mapping, so a refused preflight is a problem too.
+        .with_if(cors_on, cors.unwrap_or_else(cors::Cors::off))
         // Inside the cookie jar manager: it writes `Set-Cookie` only on responses, so an error
         // that ends a session (or a refused logout return) must be a response by then to clear
         // its cookie.
         .catch_all_error(problem_response)
         .with(CookieJarManager::new())
         .around(log_request)
+}
+
+/// The largest request body a `/bff` endpoint reads. Its JSON and form bodies are well under a
+/// kilobyte and a logout token a few; anything larger is refused before it is read in full.
+pub const BFF_BODY_LIMIT: usize = 64 * 1024;
+
+/// Reads a `/bff` request's body up to [`BFF_BODY_LIMIT`] before the endpoint sees it: a
+/// declared `Content-Length` over the limit is refused without reading anything, a chunked body
+/// as soon as it passes the limit. Either way `413 payload_too_large`.
+async fn cap_body<E: Endpoint>(ep: Arc<E>, mut req: poem::Request) -> poem::Result<Response> {
+    let too_large = || {
+        problem::Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "The request body is larger than {} KiB.",
+                BFF_BODY_LIMIT / 1024
+            ),
+        )
+        .into_response()
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > BFF_BODY_LIMIT as u64) {
+        return Ok(too_large());
+    }
+    let body = req.take_body();
+    if !body.is_empty() {
+        match body.into_bytes_limit(BFF_BODY_LIMIT).await {
+            Ok(bytes) => req.set_body(bytes),
+            Err(poem::error::ReadBodyError::PayloadTooLarge) => return Ok(too_large()),
+            Err(_) => {
+                return Ok(problem::Problem::bad_request(
+                    "invalid_request",
+                    "The request body could not be read.",
+                )
+                .into_response());
+            }
+        }
+    }
+    Ok(ep.call(req).await?.into_response())
 }
 
 async fn problem_response(err: poem::Error) -> Response {

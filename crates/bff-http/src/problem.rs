@@ -53,7 +53,10 @@ pub(crate) enum Problem {
     /// Conflicting concurrent request; retry.
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<ProblemDetails>),
-    /// Request body too large or unsupported media type.
+    /// The request body is larger than the endpoint reads.
+    #[oai(status = 413, content_type = "application/problem+json")]
+    PayloadTooLarge(Json<ProblemDetails>),
+    /// Unsupported media type.
     #[oai(status = 415, content_type = "application/problem+json")]
     UnsupportedMediaType(Json<ProblemDetails>),
     /// Internal error.
@@ -91,6 +94,7 @@ impl Problem {
             | Self::NotFound(b)
             | Self::MethodNotAllowed(b)
             | Self::Conflict(b)
+            | Self::PayloadTooLarge(b)
             | Self::UnsupportedMediaType(b)
             | Self::Internal(b)
             | Self::BadGateway(b)
@@ -135,6 +139,7 @@ impl Problem {
             StatusCode::NOT_FOUND => Self::NotFound(body),
             StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed(body),
             StatusCode::CONFLICT => Self::Conflict(body),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge(body),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType(body),
             StatusCode::BAD_GATEWAY => Self::BadGateway(body),
             StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable(body, RETRY_AFTER_SECS),

@@ -17,6 +17,10 @@ pub struct HttpSettings {
     pub secure_cookies: bool,
     /// Origins (`scheme://host[:port]`) whose pages may call the BFF.
     pub app_origins: Vec<String>,
+    /// Some app origin is not the BFF's own (the SPA on `app.example.com`, the BFF on
+    /// `bff.example.com`): answer CORS, with credentials and never `*`, for the app origins
+    /// only. Off when every app origin is the BFF's own, which needs no CORS.
+    pub cors: bool,
 }
 
 /// A settings problem, one line each.
@@ -89,8 +93,17 @@ impl HttpSettings {
     }
 }
 
+/// Whether two origins are the same once written the way browsers send `Origin`; `false` when
+/// either is not a bare origin.
+pub fn same_origin(a: &str, b: &str) -> bool {
+    match (normalize_origin(a), normalize_origin(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// `scheme://host[:port]` in canonical form, or `None` when the value is not a bare origin.
-fn normalize_origin(value: &str) -> Option<String> {
+pub(crate) fn normalize_origin(value: &str) -> Option<String> {
     let url = Url::parse(value).ok()?;
     let bare = matches!(url.path(), "" | "/") && url.query().is_none() && url.fragment().is_none();
     let web = matches!(url.scheme(), "http" | "https");
@@ -117,6 +130,7 @@ mod tests {
             logout_cookie: "__Host-Http-bff-logout".into(),
             secure_cookies: secure,
             app_origins: vec!["https://app.example".into()],
+            cors: false,
         }
     }
 
@@ -167,6 +181,7 @@ mod tests {
             logout_cookie: "ok-logout".into(),
             secure_cookies: true,
             app_origins: vec!["https://app.example/path".into()],
+            cors: false,
         };
         assert_eq!(s.validate().len(), 3);
     }

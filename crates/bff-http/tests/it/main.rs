@@ -13,6 +13,7 @@
 )]
 
 mod guards;
+mod limits;
 mod logout;
 mod proxy;
 mod support;

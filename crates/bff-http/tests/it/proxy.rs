@@ -370,6 +370,7 @@ async fn world() -> World {
         logout_cookie: "__Host-Http-bff-logout".into(),
         secure_cookies: true,
         app_origins: vec![APP_ORIGIN.into()],
+        cors: false,
     });
 
     let mut scoped = route("/api/scoped", &up, "user");
@@ -1361,6 +1362,7 @@ async fn nested_prefixes_mount_side_by_side_and_the_longest_wins() {
         logout_cookie: "__Host-Http-bff-logout".into(),
         secure_cookies: true,
         app_origins: vec![APP_ORIGIN.into()],
+        cors: false,
     });
     let proxy = ApiProxy::new(w.bff.clone(), settings, table).unwrap();
     let addr = serve(proxy.mount(poem::Route::new())).await;

@@ -32,6 +32,7 @@ pub fn settings(secure: bool) -> HttpSettings {
         logout_cookie: logout.into(),
         secure_cookies: secure,
         app_origins: vec![APP_ORIGIN.into()],
+        cors: false,
     }
 }
 

@@ -214,11 +214,17 @@ impl Config {
         } else {
             ("bff", "bff-login", "bff-logout")
         };
+        let own_origin = self.server.public_url.as_str();
         let app_origins = if self.http.app_origins.is_empty() {
-            vec![self.server.public_url.as_str().to_owned()]
+            vec![own_origin.to_owned()]
         } else {
             self.http.app_origins.clone()
         };
+        // Public URLs and app origins are both bare origins, but spelled by people: compare
+        // them the way browsers send `Origin` (lower-case scheme and host, no default port).
+        let cors = app_origins
+            .iter()
+            .any(|origin| !bff_http::same_origin(origin, own_origin));
         HttpSettings {
             prefix: self.http.prefix.clone(),
             session_cookie: self
@@ -234,6 +240,7 @@ impl Config {
             logout_cookie: logout.into(),
             secure_cookies: secure,
             app_origins,
+            cors,
         }
     }
 

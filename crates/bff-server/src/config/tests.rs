@@ -59,12 +59,35 @@ fn main_id() -> ProviderId {
 }
 
 #[test]
+fn cors_is_on_only_when_an_app_origin_is_not_the_bffs_own() {
+    let with_origins = |origins: &str| {
+        let text = valid().replace(
+            "[[vault_keys]]",
+            &format!("[http]\napp_origins = {origins}\n[[vault_keys]]"),
+        );
+        Config::from_toml_str(&text, no_env())
+            .unwrap()
+            .http_settings()
+            .cors
+    };
+    // Spelled differently, still the BFF's own origin.
+    assert!(!with_origins(
+        r#"["https://app.example", "HTTPS://App.Example:443/"]"#
+    ));
+    assert!(with_origins(
+        r#"["https://app.example", "https://spa.app.example"]"#
+    ));
+    assert!(with_origins(r#"["https://app.example:8443"]"#));
+}
+
+#[test]
 fn a_minimal_config_is_valid_with_secure_defaults() {
     let config = Config::from_toml_str(&valid(), no_env()).unwrap();
     let http = config.http_settings();
     assert_eq!(http.session_cookie, "__Host-Http-bff");
     assert!(http.secure_cookies);
     assert_eq!(http.app_origins, vec!["https://app.example".to_owned()]);
+    assert!(!http.cors, "the BFF's own origin needs no CORS");
     assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(config.public_base(), "https://app.example");
     let main = &config.providers[&main_id()];
