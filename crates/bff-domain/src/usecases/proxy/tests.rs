@@ -526,6 +526,22 @@ fn a_client_token_granted_fewer_scopes_is_insufficient_scope() {
 }
 
 #[test]
+fn a_client_route_of_a_provider_that_is_not_configured_is_refused() {
+    let w = world();
+    let routes = table(|s| {
+        s.token = TokenPolicy::Client;
+        s.provider = Some(ProviderId::parse("nobody").unwrap());
+    });
+    let err = credential(&w, &routes, None).unwrap_err();
+    assert!(
+        matches!(&err, ProxyError::UnknownProvider(p) if p.as_str() == "nobody"),
+        "{err:?}"
+    );
+    assert!(!err.ends_session());
+    assert_eq!(grants(&w), 0);
+}
+
+#[test]
 fn a_user_or_client_route_takes_the_users_token_when_there_is_a_live_session() {
     let w = world();
     let routes = table(|s| s.token = TokenPolicy::UserOrClient);
