@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Self-check of the local OpenID Provider: starts `node server.mjs` on a free loopback port and
 # drives a whole login as a browser would (curl + cookie jar), then the token endpoint, refresh
-# with rotation, userinfo, revocation, a second client, RP-initiated and back-channel logout.
+# with rotation, userinfo, revocation, a second client, client credentials, RP-initiated and
+# back-channel logout.
 #
 #   cd e2e/idp && npm ci && ./selftest.sh        (VERBOSE=1 ./selftest.sh shows every hop)
 #
@@ -291,6 +292,23 @@ token -u bff-basic:bff-basic-secret --data-urlencode grant_type=authorization_co
   --data-urlencode "code=$BASIC_CODE" --data-urlencode "redirect_uri=$REDIRECT_URI" --data-urlencode "code_verifier=$BASIC_VERIFIER"
 [ "$TOKEN_STATUS" = 400 ] || fail "code reuse: status $TOKEN_STATUS"
 ok "code reuse -> 400 $(js 'json().error' <"$WORK/token")"
+
+# --- client credentials ------------------------------------------------------------------------
+token -u bff-basic:bff-basic-secret --data-urlencode grant_type=client_credentials \
+  --data-urlencode "scope=reports.read not.an.api.scope"
+[ "$TOKEN_STATUS" = 200 ] || fail "client credentials: status $TOKEN_STATUS: $(cat "$WORK/token")"
+CC=$(cat "$WORK/token")
+[ "$(echo "$CC" | js 'String(!json().refresh_token && !json().id_token && json().scope === "reports.read" && json().expires_in === 600)')" = true ] \
+  || fail "client credentials answer $CC"
+CC_HEADER=$(echo "$CC" | js 'JSON.parse(Buffer.from(json().access_token.split(".")[0], "base64url"))')
+CC_CLAIMS=$(echo "$CC" | js 'jwt(json().access_token)')
+[ "$(echo "$CC_HEADER" | js 'json().typ + "/" + json().alg + "/" + json().kid')" = "at+jwt/RS256/idp-rs256" ] \
+  || fail "client token header $CC_HEADER"
+[ "$(echo "$CC_CLAIMS" | js "(() => { const c = json(); return String(c.iss === '$ISSUER' && c.aud === 'urn:bff-test:api' && c.sub === 'bff-basic' && c.client_id === 'bff-basic'); })()")" = true ] \
+  || fail "client token claims $CC_CLAIMS"
+[ "$("${CURL[@]}" "$ISSUER/test/grants" | js 'json().client_credentials["bff-basic"]')" = 1 ] \
+  || fail "grant count $("${CURL[@]}" "$ISSUER/test/grants")"
+ok "client credentials -> 200 JWT access token for urn:bff-test:api: $CC_CLAIMS; GET /test/grants counts it"
 
 # --- RP-initiated logout with back-channel logout ----------------------------------------------
 req -G "$ISSUER/session/end" --data-urlencode "id_token_hint=$ID_TOKEN" \

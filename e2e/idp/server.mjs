@@ -6,7 +6,7 @@
 
 import { createServer } from 'node:http';
 import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 const env = process.env;
 const list = (value) => (value || '').split(',').map((s) => s.trim()).filter(Boolean);
@@ -89,7 +89,7 @@ function clientFor(clientId, secret, method) {
     client_id: clientId,
     client_secret: secret,
     token_endpoint_auth_method: method,
-    grant_types: ['authorization_code', 'refresh_token'],
+    grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
     response_types: ['code'],
     redirect_uris: redirectUris,
     post_logout_redirect_uris: postLogoutRedirectUris,
@@ -118,6 +118,15 @@ const signingKey = {
   use: 'sig',
 };
 
+// The API that client-credentials tokens are for (RFC 8707 resource indicator). Tokens for it are
+// JWTs (RFC 9068) signed with the provider's key, so a test upstream can verify them against the
+// JWKS; user tokens stay opaque, as before.
+const API_RESOURCE = 'urn:bff-test:api';
+const API_SCOPES = 'api.read api.write reports.read';
+
+// Grants issued since start, by grant type and client, for GET /test/grants.
+const grantCounts = {};
+
 const configuration = {
   clients: [
     clientFor('bff-basic', 'bff-basic-secret', 'client_secret_basic'),
@@ -143,6 +152,25 @@ const configuration = {
     userinfo: { enabled: true },
     rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
     backchannelLogout: { enabled: true },
+    clientCredentials: { enabled: true },
+    // Only the client-credentials grant gets a resource (the test API) by default; the
+    // authorization code and refresh grants get none, so their access tokens stay opaque and
+    // good at userinfo.
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: (ctx) =>
+        (ctx.oidc.params?.grant_type === 'client_credentials' ? API_RESOURCE : undefined),
+      useGrantedResource: () => false,
+      getResourceServerInfo: (_ctx, resource) => {
+        if (resource !== API_RESOURCE) throw new errors.InvalidTarget('unknown resource');
+        return {
+          scope: API_SCOPES,
+          audience: API_RESOURCE,
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: 'RS256' } },
+        };
+      },
+    },
   },
   // Every code exchange gets a refresh token, not only with `offline_access`.
   issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
@@ -246,6 +274,11 @@ const server = createServer((req, res) => {
     res.end();
     return;
   }
+  if (req.method === 'GET' && req.url === '/test/grants') {
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(JSON.stringify(grantCounts));
+    return;
+  }
   if (req.url.startsWith('/interaction/')) {
     interaction(provider, req, res).catch((err) => {
       const message = [err.message, err.error_description].filter(Boolean).join(': ');
@@ -271,6 +304,12 @@ server.listen(seconds('IDP_PORT', 0), listenHost, () => {
   provider.proxy = false; // never trust X-Forwarded-*: plain http on loopback
   handler = provider.callback();
   provider.on('server_error', (_ctx, err) => console.error('server_error:', err.message));
+  provider.on('grant.success', (ctx) => {
+    const grantType = ctx.oidc.params?.grant_type || 'unknown';
+    const clientId = ctx.oidc.client?.clientId || 'unknown';
+    grantCounts[grantType] ??= {};
+    grantCounts[grantType][clientId] = (grantCounts[grantType][clientId] || 0) + 1;
+  });
   provider.on('backchannel.error', (_ctx, err, client) =>
     console.error(`backchannel logout to ${client.clientId} failed:`, err.message, err.cause?.message || ''));
   process.stdout.write(`IDP_READY ${issuer}\n`);

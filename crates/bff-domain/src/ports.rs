@@ -214,6 +214,20 @@ pub struct ProviderLogin {
     pub claims: Claims,
 }
 
+/// An access token the BFF got for itself with the client-credentials grant (RFC 6749
+/// section 4.4): no user, no refresh token. `Debug` shows the token as `[redacted]`.
+#[derive(Debug, Clone)]
+pub struct ClientToken {
+    /// The access token.
+    pub access_token: Secret,
+    /// When it expires, from the response's `expires_in`; `None` when the provider did not say
+    /// (the domain then keeps it only briefly).
+    pub expires_at: Option<Timestamp>,
+    /// The granted scope as the response states it; `None` when the response has no `scope`,
+    /// which RFC 6749 section 5.1 reads as "the scope requested".
+    pub scope: Option<String>,
+}
+
 /// What can go wrong talking to an identity provider.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
@@ -299,6 +313,20 @@ pub trait IdentityProvider: Send + Sync {
         access_token: &Secret,
         expected_subject: &str,
     ) -> Result<Option<Claims>, ProviderError>;
+
+    /// An access token for the BFF itself (client-credentials grant, RFC 6749 section 4.4),
+    /// asking for `scopes` (none: the provider's default), with the configured client
+    /// authentication; `now` dates its expiry.
+    ///
+    /// # Errors
+    /// `Rejected` when the token endpoint refuses (`unauthorized_client`, `invalid_scope`,
+    /// ...); `Protocol` when the answer is malformed or not a `Bearer` token; `Unavailable`
+    /// when the provider cannot be reached.
+    async fn client_credentials(
+        &self,
+        scopes: &[String],
+        now: Timestamp,
+    ) -> Result<ClientToken, ProviderError>;
 
     /// The RP-initiated logout URL carrying `state` (checked when the provider redirects back),
     /// or `None` when the provider has no end-session endpoint.

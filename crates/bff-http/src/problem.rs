@@ -471,17 +471,21 @@ impl From<bff_domain::ProxyError> for Problem {
                 )
             }
             ProxyError::Token(e) => e.into(),
-            ProxyError::Unsupported(policy) => {
-                tracing::error!(
-                    token = policy.as_str(),
-                    "API route with an unsupported token policy"
-                );
+            // Like a refresh: the provider is down, so the call can be retried shortly.
+            ProxyError::ClientToken(e) if matches!(*e, ProviderError::Unavailable(_)) => {
+                tracing::error!(error = %error_chain(&*e), "identity provider unavailable for a client-credentials token");
                 Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "credential_not_supported",
-                    "This API route needs a kind of credential the BFF cannot get yet.",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "provider_unavailable",
+                    "The identity provider could not be reached for the BFF's access token; nothing was sent. Try again shortly.",
                 )
             }
+            // Refused (`unauthorized_client`, `invalid_scope`) or malformed: the provider and
+            // the BFF disagree about this client, which no retry fixes.
+            ProxyError::ClientToken(e) => Self::provider(&e),
+            ProxyError::UnknownProvider(provider) => Self::misconfigured(&format!(
+                "API route names provider {provider}, which is not configured"
+            )),
         }
     }
 }

@@ -10,9 +10,10 @@
 //! 2. CSRF: `x-csrf: 1`, plus the `Origin` check for unsafe methods ([`csrf::check`]), on every
 //!    route, `none` routes included: the BFF sits where the browser cannot, often next to
 //!    internal APIs, so a cross-site page must not be able to make it call them either.
-//! 3. The credential comes from [`Bff::upstream_credential`]: no session is a JSON `401`
-//!    (never a redirect: the caller is script), a refused refresh ends the session and clears
-//!    the cookie.
+//! 3. The credential comes from [`Bff::upstream_credential`] (the user's token, the BFF's own
+//!    client-credentials token, or none, as the route says): no session on a `user` route is a
+//!    JSON `401` (never a redirect: the caller is script), a refused refresh ends the session
+//!    and clears the cookie, a provider that cannot be reached is `503`.
 //! 4. The upstream request carries the browser's headers minus the ones [`headers`] withholds,
 //!    `X-Forwarded-For`/`-Proto`/`-Host` from what the server knows, the route's extra headers
 //!    and `Authorization: Bearer` for a bearer credential only. Request and response bodies are

@@ -1,8 +1,9 @@
 //! One scriptable OpenID Provider for the test suites (a dev-dependency only, never shipped).
 //!
-//! [`TestOp::start`] serves discovery, JWKS, authorization, token, revocation and userinfo
-//! endpoints on `127.0.0.1:0` and stops when the last handle is dropped. It signs ID tokens
-//! with the test-only keys in `keys/test-keys.json`, records what clients sent it, and does
+//! [`TestOp::start`] serves discovery, JWKS, authorization, token (authorization code, refresh
+//! and client credentials), revocation and userinfo endpoints on `127.0.0.1:0` and stops when
+//! the last handle is dropped. It signs ID tokens with the test-only keys in
+//! `keys/test-keys.json`, records what clients sent it, and does
 //! whatever its [`Script`] says, including misbehaving: tampered, mis-signed or mis-addressed ID
 //! tokens, a wrong or missing `iss` in the authorization response (RFC 9207), OAuth errors,
 //! slow answers, odd metadata. The real-provider flows use `oidc-provider` (`e2e/idp`); this
@@ -31,6 +32,8 @@ pub const CLIENT_ID: &str = "client";
 pub const CLIENT_SECRET: &str = "very-secret-value";
 /// The access token the token endpoint issues.
 pub const ACCESS_TOKEN: &str = "opaque-access-token";
+/// The access token the token endpoint issues for the client-credentials grant.
+pub const CLIENT_ACCESS_TOKEN: &str = "opaque-client-access-token";
 /// The refresh token the token endpoint issues.
 pub const REFRESH_TOKEN: &str = "rt-2";
 /// A refresh token the token endpoint refuses with `invalid_grant`.

@@ -17,7 +17,9 @@ use tokio::sync::oneshot;
 
 use crate::keys::{Signer, at_hash, b64};
 use crate::script::{IssParameter, IssueTime, Script, TokenCall, merge};
-use crate::{ACCESS_TOKEN, DEAD_REFRESH_TOKEN, NONCE, OP_SESSION_ID, REFRESH_TOKEN};
+use crate::{
+    ACCESS_TOKEN, CLIENT_ACCESS_TOKEN, DEAD_REFRESH_TOKEN, NONCE, OP_SESSION_ID, REFRESH_TOKEN,
+};
 
 /// What the endpoints share.
 #[derive(Debug)]
@@ -280,9 +282,21 @@ async fn token(
     let grant_type = call.param("grant_type").unwrap_or_default().to_owned();
     let refresh_token = call.param("refresh_token").map(str::to_owned);
     let code = call.param("code").map(str::to_owned);
+    let scope = call.param("scope").map(str::to_owned);
     s.token_calls.push(call);
     if let Some(error) = s.token_error.clone() {
         return oauth_error(&error);
+    }
+    if grant_type == "client_credentials" {
+        // The client's own token: no refresh token, no ID token, the scope asked for.
+        let mut body = json!({
+            "access_token": CLIENT_ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 120,
+        });
+        if let Some(scope) = scope {
+            body["scope"] = json!(scope);
+        }
+        merge(&mut body, &s.token_response_overrides);
+        return Json(body).into_response();
     }
     // A refreshed ID token carries no nonce; a code's has the nonce it was issued for.
     let nonce = match grant_type.as_str() {

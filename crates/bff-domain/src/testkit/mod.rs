@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::ports::{
-    AuthorizationRequest, Cipher, CipherError, Clock, IdentityProvider, ProviderError,
+    AuthorizationRequest, Cipher, CipherError, ClientToken, Clock, IdentityProvider, ProviderError,
     ProviderLogin, Random,
 };
 use crate::{Claims, Prompt, ProviderId, Sealed, Secret, Timestamp, TokenSet};
@@ -151,6 +151,15 @@ pub struct Script {
     pub sid: Option<String>,
     /// The provider's metadata says every authorization response carries `iss` (RFC 9207).
     pub requires_iss: bool,
+    pub client_credentials_error: Option<fn() -> ProviderError>,
+    /// Times `client_credentials` yields before answering, as a slow provider would.
+    pub client_credentials_yields: u32,
+    /// The client token's `expires_in`; `None` for 300 s.
+    pub client_token_lifetime: Option<Duration>,
+    /// The answer has no `expires_in` at all.
+    pub client_token_without_expiry: bool,
+    /// The answer's `scope`; `None` for the requested scopes, `Some(None)` for no `scope`.
+    pub client_token_scope: Option<Option<String>>,
 }
 
 /// An identity provider that issues predictable tokens and records what it was asked.
@@ -163,6 +172,8 @@ pub struct FakeProvider {
     pub revoked: Mutex<Vec<String>>,
     pub refreshes: AtomicU64,
     pub exchanges: Mutex<Vec<(String, String)>>,
+    /// The scopes of every client-credentials grant asked for, failed ones included.
+    pub client_grants: Mutex<Vec<Vec<String>>>,
 }
 
 impl FakeProvider {
@@ -175,7 +186,13 @@ impl FakeProvider {
             revoked: Mutex::new(Vec::new()),
             refreshes: AtomicU64::new(0),
             exchanges: Mutex::new(Vec::new()),
+            client_grants: Mutex::new(Vec::new()),
         }
+    }
+
+    /// How many client-credentials grants were asked for.
+    pub fn client_grant_count(&self) -> usize {
+        self.client_grants.lock().unwrap().len()
     }
 
     fn next(&self) -> u64 {
@@ -301,6 +318,41 @@ impl IdentityProvider for FakeProvider {
             unreachable!()
         };
         Ok(Some(Claims::new(map)))
+    }
+
+    /// Token `client-<provider id>-<n>` for the `n`th grant asked for, expiring as scripted.
+    async fn client_credentials(
+        &self,
+        scopes: &[String],
+        now: Timestamp,
+    ) -> Result<ClientToken, ProviderError> {
+        let n = {
+            let mut grants = self.client_grants.lock().unwrap();
+            grants.push(scopes.to_vec());
+            grants.len()
+        };
+        let (error, yields, lifetime, without_expiry, scope) = {
+            let script = self.script.lock().unwrap();
+            (
+                script.client_credentials_error,
+                script.client_credentials_yields,
+                script.client_token_lifetime,
+                script.client_token_without_expiry,
+                script.client_token_scope.clone(),
+            )
+        };
+        for _ in 0..yields {
+            yield_once().await;
+        }
+        if let Some(error) = error {
+            return Err(error());
+        }
+        Ok(ClientToken {
+            access_token: Secret::new(format!("client-{}-{n}", self.id.as_str())),
+            expires_at: (!without_expiry)
+                .then(|| now.plus(lifetime.unwrap_or(Duration::from_secs(300)))),
+            scope: scope.unwrap_or_else(|| Some(scopes.join(" "))),
+        })
     }
 
     fn end_session_url(&self, id_token_hint: Option<&Secret>, state: &str) -> Option<String> {

@@ -8,8 +8,9 @@
 //! - [`maintenance`]: work no request asks for (sweeping expired sessions).
 //! - [`proxy`]: the credential an allowed API proxy request carries upstream.
 //!
-//! [`Bff`] itself only holds the ports, the providers and the policy; `bff-http` maps each error
-//! enum to a status and a problem type in one place.
+//! [`Bff`] itself only holds the ports, the providers, the policy and the process's cache of
+//! client-credentials tokens; `bff-http` maps each error enum to a status and a problem type in
+//! one place.
 
 pub(crate) mod login;
 pub(crate) mod logout;
@@ -120,6 +121,8 @@ pub struct Bff {
     ports: BffPorts,
     providers: Providers,
     policy: BffPolicy,
+    /// Client-credentials tokens of this process, shared by every clone and session.
+    client_tokens: Arc<proxy::ClientTokenCache>,
 }
 
 impl std::fmt::Debug for Bff {
@@ -138,6 +141,7 @@ impl Bff {
             ports,
             providers,
             policy,
+            client_tokens: Arc::default(),
         }
     }
 

@@ -8,17 +8,31 @@
 //!   token, refreshed first through the single-flight path when it expires within the policy's
 //!   margin, and only then the route's required scopes are checked against the token set's
 //!   granted `scope` ([`check_scopes`]).
-//! - `client` and `user_or_client` need the BFF's client-credentials token, which does not exist
-//!   yet: [`ProxyError::Unsupported`]. Route configuration refuses them before this is reached.
+//! - `client` routes get the BFF's own client-credentials token of the route's provider (the
+//!   default provider when the route names none), asking for the route's required scopes, with
+//!   or without a session (the session is not read). The token comes from the process's cache
+//!   (`client_tokens`: shared by every session, reused until shortly before it expires,
+//!   fetched single-flight); the scopes are then checked against the granted `scope` when the
+//!   provider states one.
+//! - `user_or_client` routes follow the `user` rules when the browser has a live session, and
+//!   get the client token when it has none (no cookie, or one whose session is gone). A live
+//!   session that may not use the route is refused as on a `user` route, not downgraded.
 //!
 //! The credential is a type rather than a bare string so that a sender-constrained form (DPoP)
 //! can be added without touching the forwarder's callers.
+
+mod client_tokens;
+
+use std::sync::Arc;
+
+pub(crate) use client_tokens::ClientTokenCache;
 
 use super::Bff;
 use super::refresh::RefreshError;
 use super::session::SessionError;
 use crate::allowlist::{ProxyRefusal, ProxyTarget, TokenPolicy, check_provider, check_scopes};
-use crate::ids::SessionId;
+use crate::ids::{ProviderId, SessionId};
+use crate::ports::ProviderError;
 use crate::secret::Secret;
 
 /// What the forwarder attaches to the upstream request.
@@ -45,9 +59,15 @@ pub enum ProxyError {
     /// session is kept). Never [`RefreshError::NoSession`], which is [`ProxyError::NoSession`].
     #[error(transparent)]
     Token(RefreshError),
-    /// The route's token policy needs a client-credentials token, which is not supported yet.
-    #[error("the {} token policy is not supported yet", .0.as_str())]
-    Unsupported(TokenPolicy),
+    /// The BFF's client-credentials token could not be had: the provider refused the grant,
+    /// answered malformed, or could not be reached. Every caller that waited for the same fetch
+    /// gets the same error, hence the `Arc`.
+    #[error("no client-credentials token")]
+    ClientToken(#[source] Arc<ProviderError>),
+    /// The route names a provider that is not configured (route configuration checks this, so
+    /// only a host that skipped the check gets here).
+    #[error("provider {0} is not configured")]
+    UnknownProvider(ProviderId),
 }
 
 impl ProxyError {
@@ -56,7 +76,7 @@ impl ProxyError {
         match self {
             Self::NoSession => true,
             Self::Token(e) => e.ends_session(),
-            Self::Refused(_) | Self::Unsupported(_) => false,
+            Self::Refused(_) | Self::ClientToken(_) | Self::UnknownProvider(_) => false,
         }
     }
 }
@@ -89,21 +109,65 @@ impl Bff {
     ) -> Result<UpstreamCredential, ProxyError> {
         match target.token() {
             TokenPolicy::None => Ok(UpstreamCredential::None),
-            TokenPolicy::User => {
-                let id = session.ok_or(ProxyError::NoSession)?;
-                let session = self.live_session(id).await?;
-                // Before any refresh: a route this session cannot use must not spend its
-                // refresh token.
-                check_provider(target.route(), &session.provider).map_err(ProxyError::Refused)?;
-                let tokens = self.fresh_tokens(session).await?;
-                check_scopes(target.route(), tokens.scope.as_deref())
-                    .map_err(ProxyError::Refused)?;
-                Ok(UpstreamCredential::Bearer(tokens.access_token))
-            }
-            policy @ (TokenPolicy::Client | TokenPolicy::UserOrClient) => {
-                Err(ProxyError::Unsupported(policy))
-            }
+            TokenPolicy::User => self.user_credential(session, target).await,
+            TokenPolicy::Client => self.client_credential(target).await,
+            TokenPolicy::UserOrClient => match self.user_credential(session, target).await {
+                // No live session (no cookie, an unknown or expired one): the BFF's own token.
+                Err(ProxyError::NoSession) => self.client_credential(target).await,
+                user => user,
+            },
         }
+    }
+
+    /// The session's access token for a route that takes the user's token.
+    async fn user_credential(
+        &self,
+        session: Option<&SessionId>,
+        target: &ProxyTarget<'_>,
+    ) -> Result<UpstreamCredential, ProxyError> {
+        let id = session.ok_or(ProxyError::NoSession)?;
+        let session = self.live_session(id).await?;
+        // Before any refresh: a route this session cannot use must not spend its refresh token.
+        check_provider(target.route(), &session.provider).map_err(ProxyError::Refused)?;
+        let tokens = self.fresh_tokens(session).await?;
+        check_scopes(target.route(), tokens.scope.as_deref()).map_err(ProxyError::Refused)?;
+        Ok(UpstreamCredential::Bearer(tokens.access_token))
+    }
+
+    /// The BFF's client-credentials token for the route's provider and required scopes.
+    async fn client_credential(
+        &self,
+        target: &ProxyTarget<'_>,
+    ) -> Result<UpstreamCredential, ProxyError> {
+        let route = target.route();
+        // `None` is the default provider, which always exists; only a named one can be missing.
+        let Some(provider) = self.providers.get(route.provider()) else {
+            let named = route.provider().cloned();
+            return Err(ProxyError::UnknownProvider(
+                named.unwrap_or_else(|| self.providers.default.clone()),
+            ));
+        };
+        let key = (provider.id().clone(), route.required_scopes().clone());
+        let token = self
+            .client_tokens
+            .get(
+                key,
+                self.ports.clock.as_ref(),
+                self.policy.refresh_margin,
+                || async {
+                    let scopes: Vec<String> = route.required_scopes().iter().cloned().collect();
+                    provider
+                        .client_credentials(&scopes, self.ports.clock.now())
+                        .await
+                },
+            )
+            .await
+            .map_err(ProxyError::ClientToken)?;
+        // No `scope` in the answer: granted as requested (RFC 6749 section 5.1).
+        if token.scope.is_some() {
+            check_scopes(route, token.scope.as_deref()).map_err(ProxyError::Refused)?;
+        }
+        Ok(UpstreamCredential::Bearer(token.access_token))
     }
 }
 

@@ -3,8 +3,8 @@
 //!
 //! The section is plain data ([`ProxyRouteConfig`], unknown keys refused); [`route_table`] turns
 //! it into validated routes and reports every problem, one line each, naming the route. Besides
-//! the domain's route rules it refuses what the proxy does not do yet (client-credentials
-//! tokens) rather than silently doing something else, providers that are not configured, and
+//! the domain's route rules it refuses providers that are not configured (for every token
+//! policy: a `client` route's provider is the one its client-credentials token comes from) and
 //! prefixes that overlap paths the BFF serves itself.
 
 use std::collections::BTreeMap;
@@ -27,7 +27,7 @@ const OPERATIONS_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 /// [[routes]]
 /// path = "/api/orders"                    # local prefix
 /// upstream = "https://orders.internal/v1" # base URL the remainder is appended to
-/// token = "user"                          # user | none (client, user_or_client: not yet)
+/// token = "user"                          # user | client | user_or_client | none
 /// methods = ["GET", "POST"]               # default GET HEAD POST PUT PATCH DELETE
 /// required_scopes = ["orders.read"]
 /// provider = "main"                       # default: the session's provider
@@ -49,10 +49,12 @@ pub struct ProxyRouteConfig {
     /// Allowed methods; `None` for the default set.
     #[serde(default)]
     pub methods: Option<Vec<String>>,
-    /// Scopes the user's access token must have been granted.
+    /// Scopes the access token must have been granted; a client-credentials token is asked for
+    /// exactly these.
     #[serde(default)]
     pub required_scopes: Vec<String>,
-    /// The provider whose token the route needs; `None` for the session's own.
+    /// The provider whose token the route needs; `None` for the session's own (the default
+    /// provider for a client-credentials token).
     #[serde(default)]
     pub provider: Option<String>,
     /// Connect timeout in milliseconds.
@@ -104,16 +106,6 @@ pub enum ProxyConfigError {
         /// Why.
         source: InvalidTokenPolicy,
     },
-    /// The policy needs client-credentials tokens, which this version cannot get.
-    #[error(
-        "route {path:?}: token = \"{token}\" needs client-credentials tokens, which are not supported yet; use \"user\" or \"none\""
-    )]
-    TokenNotSupported {
-        /// The route's path.
-        path: String,
-        /// The policy name.
-        token: &'static str,
-    },
     /// A method is not an HTTP method token.
     #[error("route {path:?}: method {method:?}: {source}")]
     Method {
@@ -163,12 +155,6 @@ impl ProxyRouteConfig {
         let mut problems = Vec::new();
         let mut spec = RouteSpec::new(self.path.clone(), self.upstream.clone());
         match TokenPolicy::parse(&self.token) {
-            Ok(policy @ (TokenPolicy::Client | TokenPolicy::UserOrClient)) => {
-                problems.push(ProxyConfigError::TokenNotSupported {
-                    path: path(),
-                    token: policy.as_str(),
-                });
-            }
             Ok(policy) => spec.token = policy,
             Err(source) => problems.push(ProxyConfigError::Token {
                 path: path(),
@@ -334,11 +320,34 @@ mod tests {
     }
 
     #[test]
-    fn every_problem_is_reported_naming_its_route() {
+    fn client_credentials_routes_are_accepted_and_their_provider_checked() {
+        let routes = parse(
+            r#"{"routes": [
+                {"path": "/api/reports", "upstream": "https://r.internal", "token": "client",
+                 "required_scopes": ["reports.read"]},
+                {"path": "/api/mixed", "upstream": "https://m.internal", "token": "user_or_client",
+                 "provider": "main"}
+            ]}"#,
+        );
+        let table = route_table(&routes, &["main"], "/bff").unwrap();
+        let reports = table.resolve(&Method::GET, "/api/reports/1").unwrap();
+        assert_eq!(reports.route().token(), TokenPolicy::Client);
+        assert!(reports.route().provider().is_none());
+        let mixed = table.resolve(&Method::GET, "/api/mixed").unwrap();
+        assert_eq!(mixed.route().token(), TokenPolicy::UserOrClient);
+        assert_eq!(mixed.route().provider().unwrap().as_str(), "main");
+
         let mut client = route("/api/reports");
         client.token = "client".into();
-        let mut either = route("/api/mixed");
-        either.token = "user_or_client".into();
+        client.provider = Some("nobody".into());
+        assert_eq!(
+            errors(&[client]),
+            vec![r#"route "/api/reports": provider "nobody" is not configured"#]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_naming_its_route() {
         let mut typo = route("/api/typo");
         typo.token = "users".into();
         let mut socket = route("/api/live");
@@ -353,8 +362,6 @@ mod tests {
         let mut bad_upstream = route("/api/u");
         bad_upstream.upstream = "https://user:pw@api.internal".into();
         let all = errors(&[
-            client,
-            either,
             typo,
             socket,
             methods,
@@ -364,8 +371,6 @@ mod tests {
             bad_upstream,
         ]);
         let expected = [
-            r#"route "/api/reports": token = "client" needs client-credentials tokens"#,
-            r#"route "/api/mixed": token = "user_or_client" needs client-credentials"#,
             r#"route "/api/typo": token must be one of"#,
             r#"route "/api/live": websocket needs the GET method"#,
             r#"route "/api/m": method "GE T""#,

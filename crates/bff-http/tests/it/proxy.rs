@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bff_domain::ports::{
-    AuthorizationRequest, Clock, IdentityProvider, ProviderError, ProviderLogin,
+    AuthorizationRequest, ClientToken, Clock, IdentityProvider, ProviderError, ProviderLogin,
 };
 use bff_domain::testkit::{FakeCipher, FakeProvider, FakeStores, SeededRandom};
 use bff_domain::{
@@ -287,6 +287,14 @@ impl IdentityProvider for SlowRefresh {
         self.0.revoke_refresh_token(refresh_token).await
     }
 
+    async fn client_credentials(
+        &self,
+        scopes: &[String],
+        now: Timestamp,
+    ) -> Result<ClientToken, ProviderError> {
+        self.0.client_credentials(scopes, now).await
+    }
+
     async fn userinfo(
         &self,
         access_token: &Secret,
@@ -393,8 +401,12 @@ async fn world() -> World {
     upload.timeout_ms = Some(300_000);
     let mut live = route("/api/live", &format!("{up}/ws"), "user");
     live.websocket = true;
+    let mut reports = route("/api/reports", &format!("{up}/reports"), "client");
+    reports.required_scopes = vec!["reports.read".into()];
     let configs = vec![
         live,
+        reports,
+        route("/api/either", &format!("{up}/either"), "user_or_client"),
         route("/api/orders", &format!("{up}/v1"), "user"),
         route("/api/public", &format!("{up}/public"), "none"),
         scoped,
@@ -993,6 +1005,111 @@ async fn a_refused_refresh_is_401_and_clears_the_cookie() {
     answer.assert_no_token();
     assert!(w.upstream.seen().is_empty());
     assert!(w.stores.sessions.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn client_routes_carry_the_bffs_own_token_fetched_once() {
+    let w = world().await;
+    let id = login(&w).await;
+    let anonymous = |path: &str| {
+        w.browser
+            .get(format!("{}{path}", w.base))
+            .header("x-csrf", "1")
+            .send()
+    };
+    for i in 0..10 {
+        let answer = if i % 2 == 0 {
+            Answer::of(anonymous("/api/reports/r").await.unwrap()).await
+        } else {
+            Answer::of(
+                app_call(&w, reqwest::Method::GET, "/api/reports/r", &id)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        };
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert!(!answer.body.contains("client-main") && !answer.body.contains("Bearer"));
+        assert!(
+            answer
+                .headers
+                .iter()
+                .all(|(_, v)| !v.contains("client-main"))
+        );
+    }
+    let seen = w.upstream.seen();
+    assert_eq!(seen.len(), 10);
+    for call in &seen {
+        assert_eq!(call.target, "/reports/r");
+        assert_eq!(call.header("authorization"), Some("Bearer client-main-1"));
+        assert!(!call.has("cookie"));
+    }
+    assert_eq!(
+        *w.provider.client_grants.lock().unwrap(),
+        vec![vec!["reports.read".to_owned()]]
+    );
+
+    // user_or_client: alice's token with her session, the client token without one.
+    let answer = app_call(&w, reqwest::Method::GET, "/api/either/e", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        w.upstream.seen().last().unwrap().header("authorization"),
+        Some("Bearer access-2")
+    );
+    assert_eq!(anonymous("/api/either/e").await.unwrap().status(), 200);
+    assert_eq!(
+        w.upstream.seen().last().unwrap().header("authorization"),
+        Some("Bearer client-main-2"),
+        "another scope set (none), another token"
+    );
+    // Still CSRF-protected, like every route.
+    let forged = w
+        .browser
+        .get(format!("{}/api/reports/r", w.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert_eq!(w.upstream.seen().len(), 12);
+}
+
+#[tokio::test]
+async fn a_provider_outage_for_a_client_token_is_503_and_a_refusal_502() {
+    let w = world().await;
+    let call = || {
+        w.browser
+            .get(format!("{}/api/reports/r", w.base))
+            .header("x-csrf", "1")
+            .send()
+    };
+    w.provider.script.lock().unwrap().client_credentials_error =
+        Some(|| ProviderError::Unavailable("connection refused".into()));
+    let answer = Answer::of(call().await.unwrap()).await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert!(answer.is_problem());
+    assert_eq!(answer.code(), "provider_unavailable");
+    assert!(answer.header("retry-after").is_some());
+
+    w.provider.script.lock().unwrap().client_credentials_error =
+        Some(|| ProviderError::Rejected("unauthorized_client".into()));
+    let answer = Answer::of(call().await.unwrap()).await;
+    assert_eq!(answer.status, 502, "{}", answer.body);
+    assert_eq!(answer.code(), "provider_error");
+    assert!(
+        !answer.body.contains("unauthorized_client"),
+        "{}",
+        answer.body
+    );
+
+    // Nothing was cached: once the provider answers, the route works.
+    w.provider.script.lock().unwrap().client_credentials_error = None;
+    assert_eq!(call().await.unwrap().status(), 200);
+    assert_eq!(w.upstream.seen().len(), 1);
+    assert_eq!(w.provider.client_grant_count(), 3);
 }
 
 #[tokio::test]

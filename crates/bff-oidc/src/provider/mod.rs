@@ -3,7 +3,8 @@
 //! protocol step lives in its own module:
 //!
 //! - [`authorization`]: the authorization request (state, nonce, PKCE S256).
-//! - [`token`]: the token endpoint (code exchange, refresh, RFC 7009 revocation) and its errors.
+//! - [`token`]: the token endpoint (code exchange, refresh, client credentials, RFC 7009
+//!   revocation) and its errors.
 //! - [`userinfo`]: the userinfo endpoint.
 //! - [`end_session`]: the RP-initiated logout URL.
 //! - [`signing_algorithms`]: which ID token algorithms are accepted.
@@ -25,7 +26,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use bff_domain::ports::{
-    AuthorizationRequest, BoxError, IdentityProvider, ProviderError, ProviderLogin,
+    AuthorizationRequest, BoxError, ClientToken, IdentityProvider, ProviderError, ProviderLogin,
 };
 use bff_domain::{Claims, Prompt, ProviderId, Secret, Timestamp, TokenSet};
 use jsonwebtoken::Algorithm;
@@ -301,6 +302,14 @@ impl IdentityProvider for OidcProvider {
 
     async fn revoke_refresh_token(&self, refresh_token: &Secret) -> Result<(), ProviderError> {
         token::revoke_refresh_token(self, refresh_token).await
+    }
+
+    async fn client_credentials(
+        &self,
+        scopes: &[String],
+        now: Timestamp,
+    ) -> Result<ClientToken, ProviderError> {
+        token::client_credentials(self, scopes, now).await
     }
 
     async fn userinfo(

@@ -1,9 +1,10 @@
 //! The token endpoint and RFC 7009 revocation: the code exchange (with the PKCE verifier),
-//! refresh, and revoking a refresh token, with the configured client authentication
-//! (`client_secret_basic` or `client_secret_post`).
+//! refresh, the client-credentials grant (the BFF's own token for API routes), and revoking a
+//! refresh token, with the configured client authentication (`client_secret_basic` or
+//! `client_secret_post`).
 //!
-//! Answers become a [`TokenSet`] (only `Bearer` tokens: that is how the BFF forwards them);
-//! the caller validates any ID token in it. OAuth `error` codes become `Rejected(code)` when
+//! Answers become a [`TokenSet`] or a [`ClientToken`] (only `Bearer` tokens: that is how the BFF
+//! forwards them); the caller validates any ID token in it. OAuth `error` codes become `Rejected(code)` when
 //! they are well formed; bodies are never passed on, so no token reaches an error or a log.
 //!
 //! One exception to "the `oauth2` crate sends it": that crate refuses to revoke over plain
@@ -14,12 +15,12 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use bff_domain::ports::ProviderError;
+use bff_domain::ports::{ClientToken, ProviderError};
 use bff_domain::{Secret, Timestamp, TokenSet};
 use oauth2::basic::BasicTokenType;
 use oauth2::{
     AuthorizationCode, ExtraTokenFields, PkceCodeVerifier, RedirectUrl, RefreshToken,
-    RequestTokenError, StandardRevocableToken, StandardTokenResponse, TokenResponse,
+    RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -107,6 +108,33 @@ pub(super) async fn refresh(
         })
         .await?;
     token_set(&response, now)
+}
+
+/// Asks for a token for the BFF itself (client-credentials grant, RFC 6749 section 4.4) with
+/// `scopes` (no `scope` parameter when there are none). A refresh token or ID token in the
+/// answer is ignored: the grant is for the client alone.
+pub(super) async fn client_credentials(
+    provider: &OidcProvider,
+    scopes: &[String],
+    now: Timestamp,
+) -> Result<ClientToken, ProviderError> {
+    let response = provider
+        .within(async {
+            provider
+                .oauth
+                .exchange_client_credentials()
+                .add_scopes(scopes.iter().cloned().map(Scope::new))
+                .request_async(&provider.http)
+                .await
+                .map_err(token_error)
+        })
+        .await?;
+    let tokens = token_set(&response, now)?;
+    Ok(ClientToken {
+        access_token: tokens.access_token,
+        expires_at: tokens.access_token_expires_at,
+        scope: tokens.scope,
+    })
 }
 
 /// Revokes a refresh token (RFC 7009); `Ok` when the provider has no revocation endpoint.

@@ -1,10 +1,11 @@
 //! bff-oidc against the scriptable provider of `bff-test-op` on loopback (one test binary, one
 //! module per concern): discovery rules and what the metadata decides, the code exchange with
-//! hostile ID tokens, JWKS rotation with a rate-limited refetch, refresh, revocation, userinfo
-//! and end-session URLs.
+//! hostile ID tokens, JWKS rotation with a rate-limited refetch, refresh, revocation, userinfo,
+//! end-session URLs and the client-credentials grant.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod client;
 mod discovery;
 mod jwks;
 mod login;

@@ -1,6 +1,8 @@
 //! The API proxy end to end: a real login at the local provider, then `[[routes]]` calls to a
-//! test upstream that checks the bearer token it receives at the provider itself and records
-//! every request's headers, so the tests see exactly what crossed the proxy in both directions.
+//! test upstream that checks the bearer token it receives (a user's opaque token at the
+//! provider's userinfo endpoint, a client-credentials JWT against the provider's JWKS) and
+//! records every request's headers, so the tests see exactly what crossed the proxy in both
+//! directions.
 
 use std::sync::{Arc, Mutex};
 
@@ -21,6 +23,9 @@ struct Received {
     bearer: Option<String>,
     /// `sub` as the provider's userinfo endpoint answers it for the bearer token, or why not.
     subject: Result<String, String>,
+    /// The claims of the bearer token as a JWT access token verified against the provider's
+    /// JWKS ([`JwtCheck`]), or why not.
+    jwt: Result<serde_json::Value, String>,
 }
 
 impl Received {
@@ -34,17 +39,68 @@ impl Received {
 
 /// A resource server on 127.0.0.1:0 that records every request, stopped on drop.
 ///
-/// The local provider issues opaque access tokens (no resource indicator, so no JWT access-token
-/// format), so the upstream verifies a bearer token the way a resource server without
-/// introspection can: it calls the provider's userinfo endpoint (from discovery) with it. Only
-/// a token the provider issued, unexpired and unrevoked, gets an answer there, and the answer
-/// names the token's user.
+/// The local provider issues opaque access tokens to users (no resource indicator, so no JWT
+/// access-token format), so the upstream verifies a user's bearer token the way a resource
+/// server without introspection can: it calls the provider's userinfo endpoint (from discovery)
+/// with it. Only a token the provider issued, unexpired and unrevoked, gets an answer there, and
+/// the answer names the token's user. Client-credentials tokens are JWTs for the test API
+/// (`e2e/idp/README.md`), which the upstream verifies against the provider's JWKS.
 struct Upstream {
     base: String,
     /// The provider's userinfo endpoint, where bearer tokens are checked.
     userinfo: String,
+    /// Verifies JWT access tokens.
+    jwt_check: Arc<JwtCheck>,
     received: Arc<Mutex<Vec<Received>>>,
     shutdown: Option<oneshot::Sender<()>>,
+}
+
+/// The audience of the local provider's client-credentials tokens (`API_RESOURCE` in
+/// `e2e/idp/server.mjs`).
+const API_RESOURCE: &str = "urn:bff-test:api";
+
+/// Verifies JWT access tokens (RFC 9068) as a resource server would: `typ` `at+jwt`, an RS256
+/// signature by a key of the provider's JWKS, this issuer, the test API as audience, unexpired.
+struct JwtCheck {
+    issuer: String,
+    keys: jsonwebtoken::jwk::JwkSet,
+}
+
+impl JwtCheck {
+    async fn load(http: &reqwest::Client, issuer: &str, jwks_uri: &str) -> JwtCheck {
+        let keys = http
+            .get(jwks_uri)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        JwtCheck {
+            issuer: issuer.to_owned(),
+            keys,
+        }
+    }
+
+    fn verify(&self, token: &str) -> Result<serde_json::Value, String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| format!("not a JWT: {e}"))?;
+        if header.typ.as_deref() != Some("at+jwt") {
+            return Err(format!("typ {:?} is not at+jwt", header.typ));
+        }
+        let kid = header.kid.ok_or("no kid")?;
+        let jwk = self
+            .keys
+            .find(&kid)
+            .ok_or_else(|| format!("unknown kid {kid}"))?;
+        let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[API_RESOURCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| format!("JWT refused: {e}"))
+    }
 }
 
 impl Drop for Upstream {
@@ -72,6 +128,9 @@ impl Upstream {
         );
         let userinfo = discovery["userinfo_endpoint"].as_str().unwrap().to_owned();
         assert!(userinfo.starts_with(issuer), "{userinfo}");
+        let jwks_uri = discovery["jwks_uri"].as_str().unwrap();
+        let jwt_check = Arc::new(JwtCheck::load(&http, issuer, jwks_uri).await);
+        let verifier = jwt_check.clone();
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -83,6 +142,7 @@ impl Upstream {
             let record = record.clone();
             let http = http.clone();
             let userinfo = userinfo.clone();
+            let verifier = verifier.clone();
             async move {
                 let headers = req
                     .headers()
@@ -104,6 +164,10 @@ impl Upstream {
                     Some(token) => subject_at_userinfo(&http, &userinfo, token).await,
                     None => Err("no bearer token".to_owned()),
                 };
+                let jwt = match &bearer {
+                    Some(token) => verifier.verify(token),
+                    None => Err("no bearer token".to_owned()),
+                };
                 let target = req
                     .uri()
                     .path_and_query()
@@ -114,6 +178,7 @@ impl Upstream {
                     headers,
                     bearer,
                     subject,
+                    jwt,
                 });
                 poem::Response::builder()
                     .header("set-cookie", "upstream-cookie=1; Path=/")
@@ -134,6 +199,7 @@ impl Upstream {
         Upstream {
             base,
             userinfo: checked_at,
+            jwt_check,
             received,
             shutdown: Some(tx),
         }
@@ -173,8 +239,10 @@ async fn subject_at_userinfo(
 }
 
 /// The provider, the upstream and a server whose `[[routes]]` lead there: `/api/user` with the
-/// user's token, `/api/public` without any, and `/api/other` needing a sign-in with the second
-/// configured client (`post`), which the browser never does.
+/// user's token, `/api/public` without any, `/api/other` needing a sign-in with the second
+/// configured client (`post`), which the browser never does, `/api/reports` with the BFF's
+/// client-credentials token (scope `reports.read`) and `/api/either` with alice's token when
+/// she is signed in, else the client token (no scope).
 async fn provider_upstream_and_server() -> (Idp, Upstream, Server, Browser) {
     let reserved = reserve().await;
     let idp = Idp::for_server(&reserved);
@@ -196,6 +264,17 @@ path = "/api/other"
 upstream = "{up}/v1/other"
 token = "user"
 provider = "post"
+
+[[routes]]
+path = "/api/reports"
+upstream = "{up}/v1/reports"
+token = "client"
+required_scopes = ["reports.read"]
+
+[[routes]]
+path = "/api/either"
+upstream = "{up}/v1/either"
+token = "user_or_client"
 "#,
         up = upstream.base
     );
@@ -381,6 +460,10 @@ async fn no_token_or_secret_reaches_the_browser_in_a_whole_proxied_session() {
     assert_eq!(browser.api_get("/api/user/before").await.status, 200);
     let first = upstream.last_user_token();
     assert_eq!(browser.api_get("/api/public/p").await.status, 200);
+    // The BFF's own client-credentials token (a JWT) must not leak either.
+    assert_eq!(browser.api_get("/api/reports/p").await.status, 200);
+    let client_token = upstream.last().bearer.unwrap();
+    assert!(client_token.starts_with("eyJ"), "not a JWT");
 
     let refreshed = browser.api_post("/bff/refresh", None).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
@@ -401,7 +484,7 @@ async fn no_token_or_secret_reaches_the_browser_in_a_whole_proxied_session() {
     assert_eq!(after.problem_code(), "no_session");
     assert_eq!(
         upstream.count(),
-        3,
+        4,
         "a call after logout reached the upstream"
     );
 
@@ -426,7 +509,7 @@ async fn no_token_or_secret_reaches_the_browser_in_a_whole_proxied_session() {
             hint_carriers += 1;
             record = record.replace(&id_token_hint, "<id_token_hint>");
         }
-        assert_no_secret(&record, &[&first, &second]);
+        assert_no_secret(&record, &[&first, &second, &client_token]);
     }
     assert_eq!(
         hint_carriers, 1,
@@ -444,7 +527,7 @@ async fn no_token_or_secret_reaches_the_browser_in_a_whole_proxied_session() {
     }
     // Nor in the logs (which also hold the test client's cookie-jar lines, so the session id,
     // which the browser legitimately holds, is not checked there).
-    assert_no_secret(&logs_text(), &[&first, &second]);
+    assert_no_secret(&logs_text(), &[&first, &second, &client_token]);
     drop(server);
     drop(upstream);
     drop(idp);
@@ -457,4 +540,129 @@ impl Upstream {
         assert_eq!(seen.subject.as_deref(), Ok("alice"), "{}", seen.target);
         seen.bearer.unwrap()
     }
+}
+
+/// How many client-credentials grants the local provider has issued to `client_id`
+/// (`GET /test/grants`, see `e2e/idp/README.md`).
+async fn client_credentials_grants(issuer: &str, client_id: &str) -> u64 {
+    let counts: serde_json::Value = reqwest::get(format!("{issuer}/test/grants"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    counts["client_credentials"][client_id]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// `GET {path}` as the app's script would send it without any session cookie.
+async fn cookieless_get(server: &Server, path: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!("{}{path}", server.base))
+        .header("x-csrf", "1")
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The claims of the client token the upstream got last, checked: a JWT access token the
+/// provider signed for the test API, issued to the BFF's client and to no user.
+fn assert_client_token(seen: &Received) -> serde_json::Value {
+    let claims = seen
+        .jwt
+        .clone()
+        .unwrap_or_else(|why| panic!("{}: no valid client token: {why}", seen.target));
+    assert_eq!(claims["sub"], "bff-basic", "{claims}");
+    assert_eq!(claims["client_id"], "bff-basic", "{claims}");
+    assert_eq!(claims["aud"], API_RESOURCE, "{claims}");
+    for user_claim in ["name", "email", "sid", "auth_time"] {
+        assert!(claims.get(user_claim).is_none(), "{user_claim} in {claims}");
+    }
+    // A client token is nobody's at userinfo.
+    assert!(seen.subject.is_err(), "{:?}", seen.subject);
+    claims
+}
+
+#[tokio::test]
+async fn client_routes_share_one_client_credentials_token_across_callers() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let (idp, upstream, server, browser) = provider_upstream_and_server().await;
+    assert_eq!(client_credentials_grants(&idp.issuer, "bff-basic").await, 0);
+
+    // Ten calls at once without a session: they wait for one grant.
+    let calls: Vec<_> = (0..10)
+        .map(|i| {
+            let base = server.base.clone();
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .get(format!("{base}/api/reports/r{i}"))
+                    .header("x-csrf", "1")
+                    .send()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for call in calls {
+        let answer = call.await.unwrap();
+        assert_eq!(answer.status(), 200);
+        let body = answer.text().await.unwrap();
+        assert!(!body.contains("eyJ"), "{body}");
+    }
+    // Ten more with alice's session: the same token, still no user in it.
+    let callback = redirect_login(&browser, &server, &idp, "/").await;
+    assert_eq!(callback.status, 200, "{}", callback.body);
+    for i in 0..10 {
+        let answer = browser.api_get(&format!("/api/reports/s{i}")).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+
+    let received = upstream.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 20);
+    let token = received[0].bearer.clone().unwrap();
+    for seen in &received {
+        assert!(seen.target.starts_with("/v1/reports/"), "{}", seen.target);
+        assert_eq!(seen.bearer.as_ref(), Some(&token), "{}", seen.target);
+        let claims = assert_client_token(seen);
+        let scopes: Vec<&str> = claims["scope"].as_str().unwrap_or("").split(' ').collect();
+        assert!(scopes.contains(&"reports.read"), "{claims}");
+        assert_eq!(seen.header("cookie"), None);
+    }
+    assert_eq!(
+        client_credentials_grants(&idp.issuer, "bff-basic").await,
+        1,
+        "20 calls, one client-credentials grant"
+    );
+    // The check has teeth: a token with a changed signature is refused.
+    let mut forged = token.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    assert!(upstream.jwt_check.verify(&forged).is_err());
+    // And alice's own (opaque) token is no client token.
+    assert_eq!(browser.api_get("/api/user/u").await.status, 200);
+    assert!(upstream.last().jwt.is_err());
+
+    // user_or_client: alice's token with her session ...
+    let either = browser.api_get("/api/either/e").await;
+    assert_eq!(either.status, 200, "{}", either.body);
+    assert_eq!(upstream.last().subject.as_deref(), Ok("alice"));
+    // ... and the client token without one (another scope set, so a second grant).
+    assert_eq!(cookieless_get(&server, "/api/either/e").await.status(), 200);
+    let seen = upstream.last();
+    assert_client_token(&seen);
+    assert_ne!(seen.bearer.as_ref(), Some(&token));
+    assert_eq!(cookieless_get(&server, "/api/either/f").await.status(), 200);
+    assert_eq!(upstream.last().bearer, seen.bearer);
+    assert_eq!(client_credentials_grants(&idp.issuer, "bff-basic").await, 2);
+
+    // A `user` route stays closed to callers without a session.
+    let refused = cookieless_get(&server, "/api/user/x").await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(upstream.count(), 24);
+    drop(server);
+    drop(upstream);
+    drop(idp);
 }

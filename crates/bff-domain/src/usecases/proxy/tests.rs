@@ -261,22 +261,351 @@ fn outages_keep_the_session() {
     assert_eq!(session_count(&w), 1);
 }
 
+fn grants(w: &World) -> usize {
+    w.provider.client_grant_count()
+}
+
 #[test]
-fn client_credentials_are_not_supported_yet() {
+fn a_client_route_gets_the_bffs_own_token_with_or_without_a_session() {
     let w = world();
     let id = login(&w);
-    for policy in [TokenPolicy::Client, TokenPolicy::UserOrClient] {
-        let routes = table(|s| s.token = policy);
-        for session in [None, Some(&id)] {
-            let err = credential(&w, &routes, session).unwrap_err();
-            assert!(
-                matches!(err, ProxyError::Unsupported(p) if p == policy),
-                "{err:?}"
-            );
-            assert!(!err.ends_session());
-            assert!(err.to_string().contains(policy.as_str()));
-        }
+    let routes = table(|s| {
+        s.token = TokenPolicy::Client;
+        s.required_scopes = vec!["reports.read".into(), "api".into()];
+    });
+    assert_eq!(
+        credential(&w, &routes, None).unwrap(),
+        bearer("client-main-1")
+    );
+    assert_eq!(
+        credential(&w, &routes, Some(&id)).unwrap(),
+        bearer("client-main-1")
+    );
+    // One grant, asking for the route's required scopes (sorted).
+    assert_eq!(
+        *w.provider.client_grants.lock().unwrap(),
+        vec![vec!["api".to_owned(), "reports.read".to_owned()]]
+    );
+    // The session is not read: a store outage does not matter, nor does a stranger's cookie.
+    w.stores.fail.store(true, Ordering::SeqCst);
+    let stranger = SessionId::generate(&SeededRandom::new(7));
+    assert_eq!(
+        credential(&w, &routes, Some(&stranger)).unwrap(),
+        bearer("client-main-1")
+    );
+    assert_eq!(grants(&w), 1);
+    assert_eq!(w.provider.refreshes.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_client_token_is_reused_until_the_refresh_margin_before_its_expiry() {
+    let w = world();
+    let routes = table(|s| s.token = TokenPolicy::Client);
+    assert_eq!(
+        credential(&w, &routes, None).unwrap(),
+        bearer("client-main-1")
+    );
+    // 300 s token, 30 s margin: reused up to T0 + 269.
+    w.clock.advance(Duration::from_secs(269));
+    assert_eq!(
+        credential(&w, &routes, None).unwrap(),
+        bearer("client-main-1")
+    );
+    assert_eq!(grants(&w), 1);
+    w.clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        credential(&w, &routes, None).unwrap(),
+        bearer("client-main-2")
+    );
+    assert_eq!(
+        credential(&w, &routes, None).unwrap(),
+        bearer("client-main-2")
+    );
+    assert_eq!(grants(&w), 2);
+}
+
+#[test]
+fn a_short_lived_or_undated_client_token_is_still_reused_for_a_while() {
+    // 40 s lifetime, shorter than twice the 30 s margin: reused for half its life.
+    let w = world();
+    w.provider.script.lock().unwrap().client_token_lifetime = Some(Duration::from_secs(40));
+    let routes = table(|s| s.token = TokenPolicy::Client);
+    assert_eq!(
+        credential(&w, &routes, None).unwrap(),
+        bearer("client-main-1")
+    );
+    w.clock.advance(Duration::from_secs(19));
+    assert_eq!(
+        credential(&w, &routes, None).unwrap(),
+        bearer("client-main-1")
+    );
+    w.clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        credential(&w, &routes, None).unwrap(),
+        bearer("client-main-2")
+    );
+
+    // No `expires_in`: taken to live 60 s, so it is fetched again after 30 s.
+    let w = world();
+    w.provider
+        .script
+        .lock()
+        .unwrap()
+        .client_token_without_expiry = true;
+    assert_eq!(
+        credential(&w, &routes, None).unwrap(),
+        bearer("client-main-1")
+    );
+    w.clock.advance(Duration::from_secs(29));
+    assert_eq!(
+        credential(&w, &routes, None).unwrap(),
+        bearer("client-main-1")
+    );
+    w.clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        credential(&w, &routes, None).unwrap(),
+        bearer("client-main-2")
+    );
+}
+
+#[test]
+fn concurrent_callers_wait_for_one_client_credentials_grant() {
+    let w = world();
+    let id = login(&w);
+    // A slow provider, so every other call arrives while the first one fetches.
+    w.provider.script.lock().unwrap().client_credentials_yields = 5;
+    let routes = table(|s| s.token = TokenPolicy::Client);
+    let target = routes.resolve(&Method::GET, "/api/orders").unwrap();
+    let calls = (0..20).map(|i| {
+        let session = (i % 2 == 0).then_some(&id);
+        w.bff.upstream_credential(session, &target)
+    });
+    for result in block_on(futures_util::future::join_all(calls)) {
+        assert_eq!(result.unwrap(), bearer("client-main-1"));
     }
+    assert_eq!(grants(&w), 1);
+}
+
+#[test]
+fn a_failed_client_credentials_grant_is_not_cached() {
+    let w = world();
+    let routes = table(|s| s.token = TokenPolicy::Client);
+    w.provider.script.lock().unwrap().client_credentials_error =
+        Some(|| ProviderError::Unavailable("connection refused".into()));
+    let err = credential(&w, &routes, None).unwrap_err();
+    match &err {
+        ProxyError::ClientToken(cause) => {
+            assert!(
+                matches!(**cause, ProviderError::Unavailable(_)),
+                "{cause:?}"
+            );
+        }
+        other => panic!("expected a client-token error, got {other:?}"),
+    }
+    assert!(!err.ends_session());
+    // The very next call asks again, and a refusal is passed on as such.
+    w.provider.script.lock().unwrap().client_credentials_error =
+        Some(|| ProviderError::Rejected("unauthorized_client".into()));
+    let err = credential(&w, &routes, None).unwrap_err();
+    assert!(
+        matches!(&err, ProxyError::ClientToken(cause) if matches!(&**cause, ProviderError::Rejected(code) if code == "unauthorized_client")),
+        "{err:?}"
+    );
+    w.provider.script.lock().unwrap().client_credentials_error = None;
+    assert_eq!(
+        credential(&w, &routes, None).unwrap(),
+        bearer("client-main-3")
+    );
+    assert_eq!(grants(&w), 3);
+}
+
+#[test]
+fn callers_waiting_for_a_failing_grant_share_its_failure() {
+    let w = world();
+    let routes = table(|s| s.token = TokenPolicy::Client);
+    {
+        let mut script = w.provider.script.lock().unwrap();
+        script.client_credentials_yields = 5;
+        script.client_credentials_error = Some(|| ProviderError::Unavailable("timed out".into()));
+    }
+    let target = routes.resolve(&Method::GET, "/api/orders").unwrap();
+    let calls = (0..10).map(|_| w.bff.upstream_credential(None, &target));
+    for result in block_on(futures_util::future::join_all(calls)) {
+        assert!(
+            matches!(result, Err(ProxyError::ClientToken(_))),
+            "{result:?}"
+        );
+    }
+    // One outage, one wait: not ten grants attempted one after the other.
+    assert_eq!(grants(&w), 1);
+    w.provider.script.lock().unwrap().client_credentials_error = None;
+    assert_eq!(
+        credential(&w, &routes, None).unwrap(),
+        bearer("client-main-2")
+    );
+}
+
+#[test]
+fn a_failed_refetch_hands_out_the_previous_token_until_it_expires() {
+    let w = world();
+    let routes = table(|s| s.token = TokenPolicy::Client);
+    assert_eq!(
+        credential(&w, &routes, None).unwrap(),
+        bearer("client-main-1")
+    );
+    w.provider.script.lock().unwrap().client_credentials_error =
+        Some(|| ProviderError::Unavailable("connection refused".into()));
+    w.clock.advance(Duration::from_secs(290)); // due, not expired
+    assert_eq!(
+        credential(&w, &routes, None).unwrap(),
+        bearer("client-main-1")
+    );
+    assert_eq!(
+        credential(&w, &routes, None).unwrap(),
+        bearer("client-main-1")
+    );
+    assert_eq!(grants(&w), 3, "each call after the failure tried again");
+    w.clock.advance(Duration::from_secs(10)); // expired
+    let err = credential(&w, &routes, None).unwrap_err();
+    assert!(matches!(err, ProxyError::ClientToken(_)), "{err:?}");
+}
+
+#[test]
+fn client_tokens_are_kept_per_provider_and_scope_set() {
+    let w = world();
+    let spec = |prefix: &str, scopes: &[&str], provider: Option<&str>| {
+        let mut spec = RouteSpec::new(prefix, "https://api.internal/v1");
+        spec.token = TokenPolicy::Client;
+        spec.required_scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+        spec.provider = provider.map(|p| ProviderId::parse(p).unwrap());
+        Route::new(spec).unwrap()
+    };
+    let routes = RouteTable::new(vec![
+        spec("/ab", &["a", "b"], None),
+        spec("/ba", &["b", "a", "b"], Some("main")),
+        spec("/a", &["a"], None),
+        spec("/other", &["a", "b"], Some("other")),
+    ])
+    .unwrap();
+    let get = |path: &str| {
+        let target = routes.resolve(&Method::GET, path).unwrap();
+        block_on(w.bff.upstream_credential(None, &target)).unwrap()
+    };
+    assert_eq!(get("/ab/x"), bearer("client-main-1"));
+    assert_eq!(get("/ba/x"), bearer("client-main-1"));
+    assert_eq!(get("/a/x"), bearer("client-main-2"));
+    assert_eq!(get("/other/x"), bearer("client-other-1"));
+    assert_eq!(get("/ab/y"), bearer("client-main-1"));
+    assert_eq!(grants(&w), 2);
+}
+
+#[test]
+fn a_client_token_granted_fewer_scopes_is_insufficient_scope() {
+    let w = world();
+    let routes = table(|s| {
+        s.token = TokenPolicy::Client;
+        s.required_scopes = vec!["a".into(), "b".into()];
+    });
+    w.provider.script.lock().unwrap().client_token_scope = Some(Some("a other".into()));
+    let err = credential(&w, &routes, None).unwrap_err();
+    assert!(
+        matches!(&err, ProxyError::Refused(allowlist::ProxyRefusal::InsufficientScope { missing }) if missing == &["b".to_owned()]),
+        "{err:?}"
+    );
+    // The answer is a fact until the token is due: not asked again for every call.
+    assert!(credential(&w, &routes, None).is_err());
+    assert_eq!(grants(&w), 1);
+
+    // No `scope` in the answer: granted as requested.
+    let w = world();
+    w.provider.script.lock().unwrap().client_token_scope = Some(None);
+    assert_eq!(
+        credential(&w, &routes, None).unwrap(),
+        bearer("client-main-1")
+    );
+}
+
+#[test]
+fn a_client_route_of_a_provider_that_is_not_configured_is_refused() {
+    let w = world();
+    let routes = table(|s| {
+        s.token = TokenPolicy::Client;
+        s.provider = Some(ProviderId::parse("nobody").unwrap());
+    });
+    let err = credential(&w, &routes, None).unwrap_err();
+    assert!(
+        matches!(&err, ProxyError::UnknownProvider(p) if p.as_str() == "nobody"),
+        "{err:?}"
+    );
+    assert!(!err.ends_session());
+    assert_eq!(grants(&w), 0);
+}
+
+#[test]
+fn a_user_or_client_route_takes_the_users_token_when_there_is_a_live_session() {
+    let w = world();
+    let routes = table(|s| s.token = TokenPolicy::UserOrClient);
+    assert_eq!(
+        credential(&w, &routes, None).unwrap(),
+        bearer("client-main-1")
+    );
+    let id = login(&w);
+    assert_eq!(
+        credential(&w, &routes, Some(&id)).unwrap(),
+        bearer("access-2")
+    );
+    // A cookie whose session nobody knows: the client token.
+    let stranger = SessionId::generate(&SeededRandom::new(7));
+    assert_eq!(
+        credential(&w, &routes, Some(&stranger)).unwrap(),
+        bearer("client-main-1")
+    );
+    // The user's token is refreshed as on a `user` route.
+    w.clock.advance(Duration::from_secs(275));
+    assert_eq!(
+        credential(&w, &routes, Some(&id)).unwrap(),
+        bearer("access-3")
+    );
+    assert_eq!(w.provider.refreshes.load(Ordering::SeqCst), 1);
+    // A session gone idle: the client token again (fetched anew, the first one being due).
+    w.clock.advance(Duration::from_secs(601));
+    assert_eq!(
+        credential(&w, &routes, Some(&id)).unwrap(),
+        bearer("client-main-2")
+    );
+    assert_eq!(grants(&w), 2);
+}
+
+#[test]
+fn a_user_or_client_route_refuses_a_session_that_may_not_use_it() {
+    let w = world();
+    let id = login(&w);
+    let routes = table(|s| {
+        s.token = TokenPolicy::UserOrClient;
+        s.provider = Some(ProviderId::parse("other").unwrap());
+    });
+    let err = credential(&w, &routes, Some(&id)).unwrap_err();
+    assert!(
+        matches!(&err, ProxyError::Refused(refusal) if refusal.code() == "provider_not_connected"),
+        "{err:?}"
+    );
+    let scoped = table(|s| {
+        s.token = TokenPolicy::UserOrClient;
+        s.required_scopes = vec!["orders.read".into()];
+    });
+    let err = credential(&w, &scoped, Some(&id)).unwrap_err();
+    assert!(
+        matches!(&err, ProxyError::Refused(refusal) if refusal.code() == "insufficient_scope"),
+        "{err:?}"
+    );
+    // A refused refresh is not downgraded to the client token either: the session ends.
+    w.provider.script.lock().unwrap().refresh_error =
+        Some(|| ProviderError::Rejected("invalid_grant".into()));
+    w.clock.advance(Duration::from_secs(275));
+    let plain = table(|s| s.token = TokenPolicy::UserOrClient);
+    let err = credential(&w, &plain, Some(&id)).unwrap_err();
+    assert!(err.ends_session(), "{err:?}");
+    assert_eq!(grants(&w), 0);
 }
 
 #[test]
