@@ -19,7 +19,7 @@ use crate::support::*;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-fn browser_available() -> Result<(), String> {
+pub(crate) fn browser_available() -> Result<(), String> {
     for path in [CHROMIUM, CHROMEDRIVER] {
         if !std::path::Path::new(path).exists() {
             return Err(format!(
@@ -32,7 +32,7 @@ fn browser_available() -> Result<(), String> {
 
 /// chromedriver in a process group of its own, so the Chromium it launches goes with it on drop
 /// even when an assertion failed before the WebDriver session was closed.
-struct Driver(Child);
+pub(crate) struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -41,6 +41,50 @@ impl Drop for Driver {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A fresh headless Chromium behind chromedriver, with DevTools network events in its
+/// `performance` log; the profile folder is removed by the caller.
+pub(crate) async fn chromium() -> (Driver, fantoccini::Client, std::path::PathBuf) {
+    let port = free_port();
+    let driver = Driver(
+        Command::new(CHROMEDRIVER)
+            .process_group(0)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let profile = std::env::temp_dir().join(format!("bff-chromium-{}-{port}", std::process::id()));
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                "--window-size=1000,1100",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    caps.insert(
+        "goog:loggingPrefs".into(),
+        serde_json::json!({"performance": "ALL"}),
+    );
+    for _ in 0..50 {
+        match ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => return (driver, c, profile),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    panic!("chromedriver did not accept a session");
 }
 
 fn free_port() -> u16 {
@@ -60,48 +104,7 @@ async fn chromium_logs_in_and_the_first_page_is_logged_in() {
     }
     let (idp, server, _) = provider_on_host_and_server("127.0.0.2").await;
 
-    let port = free_port();
-    let _driver = Driver(
-        Command::new(CHROMEDRIVER)
-            .process_group(0)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let profile = std::env::temp_dir().join(format!("bff-chromium-{}-{port}", std::process::id()));
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        }),
-    );
-    caps.insert(
-        "goog:loggingPrefs".into(),
-        serde_json::json!({"performance": "ALL"}),
-    );
-    let mut client = None;
-    for _ in 0..50 {
-        match ClientBuilder::new(HttpConnector::new())
-            .capabilities(caps.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-        {
-            Ok(c) => {
-                client = Some(c);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-    let c = client.expect("chromedriver did not accept a session");
+    let (_driver, c, profile) = chromium().await;
 
     let result = async {
         c.goto(&format!("{}/", server.base)).await?;
@@ -176,7 +179,7 @@ async fn chromium_logs_in_and_the_first_page_is_logged_in() {
     result.unwrap();
 }
 
-async fn wait_for_text(element: &fantoccini::elements::Element, expected: &str) {
+pub(crate) async fn wait_for_text(element: &fantoccini::elements::Element, expected: &str) {
     let mut last = String::new();
     for _ in 0..100 {
         last = element.text().await.unwrap_or_default();
@@ -190,7 +193,7 @@ async fn wait_for_text(element: &fantoccini::elements::Element, expected: &str) 
 
 /// Chromium's `performance` log (DevTools network events), through chromedriver.
 #[derive(Debug)]
-struct PerformanceLog;
+pub(crate) struct PerformanceLog;
 
 impl fantoccini::wd::WebDriverCompatibleCommand for PerformanceLog {
     fn endpoint(

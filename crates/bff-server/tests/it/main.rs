@@ -10,6 +10,7 @@
 )]
 
 mod browser;
+mod browser_app;
 mod config_cli;
 mod flow;
 mod negative;
