@@ -36,6 +36,7 @@ pub(super) fn world() -> World {
             sessions: stores.clone(),
             pending_logins: stores.clone(),
             locks: stores.clone(),
+            replay: stores.clone(),
             cipher: Arc::new(FakeCipher),
             clock: clock.clone(),
             random: Arc::new(SeededRandom::new(42)),

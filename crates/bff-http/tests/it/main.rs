@@ -14,6 +14,7 @@
 
 mod guards;
 mod logout;
+mod provider_logout;
 mod proxy;
 mod support;
 
