@@ -430,3 +430,163 @@ async fn crafted_logout_tokens_are_refused_and_a_replay_fails_on_every_node() {
     }
     t.browser.assert_no_secrets_seen(&[]);
 }
+
+#[tokio::test]
+async fn front_channel_logout_ends_the_session_of_that_provider_session() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let Some(pg) = bff_test_services::postgres().await else {
+        return;
+    };
+    // oidc-provider 9 has no front-channel logout, so the test plays the provider's iframe:
+    // its issuer and the `sid` of the user's provider session (the BFF keeps it, and shows the
+    // app nothing of it, so the test reads it from the store). oidc-provider puts `sid` into ID
+    // tokens only for clients that want it for logout, so the client is registered for
+    // back-channel logout.
+    let reserved = reserve().await;
+    let idp = provider_for(&[&reserved], &reserved);
+    let base = reserved.base.clone();
+    let server = reserved
+        .serve(config_with(&base, &idp.issuer, &postgres_store(&pg)))
+        .await;
+    let browser = Browser::new(&server.base);
+    let cookie = redirect_login(&browser, &server, &idp, "/")
+        .await
+        .session_cookie()
+        .unwrap();
+    let other = Browser::new(&server.base);
+    assert_eq!(redirect_login(&other, &server, &idp, "/").await.status, 200);
+    let pool = sqlx::PgPool::connect(&pg.url).await.unwrap();
+    let (sid,): (String,) = sqlx::query_as(&format!(
+        "SELECT provider_session_id FROM {}.bff_sessions WHERE session_key = $1",
+        pg.schema
+    ))
+    .bind(session_key(&cookie))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let frame = reqwest::Client::new()
+        .get(format!("{}/bff/frontchannel-logout", server.base))
+        .query(&[("iss", idp.issuer.as_str()), ("sid", sid.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(frame.status(), 200);
+    assert_eq!(
+        frame.headers()["content-security-policy"],
+        format!("default-src 'none'; frame-ancestors {}", idp.issuer).as_str()
+    );
+    assert_eq!(frame.headers()["cache-control"], "no-store");
+    assert_eq!(browser.api_get("/bff/user").await.status, 401);
+    assert_eq!(
+        other.api_get("/bff/user").await.status,
+        200,
+        "another provider session ended too"
+    );
+    pg.drop_schema().await;
+}
+
+/// `[store]` on Postgres alone.
+fn postgres_store(pg: &bff_test_services::PostgresService) -> String {
+    format!(
+        "[store]\nkind = \"postgres\"\n[store.postgres]\nurl = \"{}\"\nschema = \"{}\"\nmigrate_on_start = true\n",
+        pg.url, pg.schema
+    )
+}
+
+/// The store key of the session with cookie value `cookie`: SHA-256, hex.
+fn session_key(cookie: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(cookie.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The refresh token sealed in the session with cookie value `cookie`, read from Postgres and
+/// opened with the test vault key (the test plays a reader who has both).
+async fn stored_refresh_token(pg: &bff_test_services::PostgresService, cookie: &str) -> String {
+    use bff_domain::ports::Cipher as _;
+    let key = session_key(cookie);
+    let pool = sqlx::PgPool::connect(&pg.url).await.unwrap();
+    let (key_id, sealed): (String, Vec<u8>) = sqlx::query_as(&format!(
+        "SELECT key_id, sealed_tokens FROM {}.bff_sessions WHERE session_key = $1",
+        pg.schema
+    ))
+    .bind(&key)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let cipher = bff_crypto::VaultCipher::from_base64_keys([("test", VAULT_KEY)]).unwrap();
+    let plain = cipher
+        .open(
+            &bff_domain::Sealed {
+                key_id,
+                ciphertext: sealed,
+            },
+            format!("bff-session-tokens/v1:{key}").as_bytes(),
+        )
+        .unwrap();
+    let tokens: Value = serde_json::from_slice(&plain).unwrap();
+    tokens["rt"].as_str().expect("a refresh token").to_owned()
+}
+
+/// `grant_type=refresh_token` at the provider as the BFF's client: the HTTP status.
+async fn refresh_at_provider(idp: &Idp, refresh_token: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{}/token", idp.issuer))
+        .basic_auth("bff-basic", Some(CLIENT_SECRET))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn after_rp_initiated_logout_the_provider_refuses_the_refresh_token() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let Some(pg) = bff_test_services::postgres().await else {
+        return;
+    };
+    let store = postgres_store(&pg);
+    let reserved = reserve().await;
+    let idp = Idp::for_server(&reserved);
+    let base = reserved.base.clone();
+    let server = reserved
+        .serve(config_with(&base, &idp.issuer, &store))
+        .await;
+
+    // Control: a session that stays logged in; its refresh token works at the provider.
+    let control = Browser::new(&server.base);
+    let cookie = redirect_login(&control, &server, &idp, "/")
+        .await
+        .session_cookie()
+        .unwrap();
+    let control_token = stored_refresh_token(&pg, &cookie).await;
+    assert_eq!(refresh_at_provider(&idp, &control_token).await, 200);
+
+    let browser = Browser::new(&server.base);
+    let cookie = redirect_login(&browser, &server, &idp, "/")
+        .await
+        .session_cookie()
+        .unwrap();
+    let refresh_token = stored_refresh_token(&pg, &cookie).await;
+    let logout = browser.api_post("/bff/logout", None).await;
+    assert_eq!(logout.status, 200, "{}", logout.body);
+    assert_eq!(
+        refresh_at_provider(&idp, &refresh_token).await,
+        400,
+        "the provider still honours the refresh token of a logged-out session"
+    );
+    pg.drop_schema().await;
+}
