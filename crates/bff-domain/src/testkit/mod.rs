@@ -154,6 +154,8 @@ pub struct Script {
     pub sid: Option<String>,
     /// The provider's metadata says every authorization response carries `iss` (RFC 9207).
     pub requires_iss: bool,
+    /// `refresh_expires_in` of code exchanges and refreshes, seconds.
+    pub refresh_expires_in: Option<u64>,
 }
 
 /// An identity provider that issues predictable tokens and records what it was asked.
@@ -200,6 +202,7 @@ impl FakeProvider {
             refresh_token: Some(Secret::new(format!("refresh-{n}"))),
             id_token: Some(Secret::new(format!("idtoken-{n}"))),
             access_token_expires_at: Some(now.plus(Duration::from_secs(300))),
+            refresh_token_expires_at: None,
             scope: Some("openid profile".into()),
         }
     }
@@ -267,8 +270,12 @@ impl IdentityProvider for FakeProvider {
         let Value::Object(map) = claims else {
             unreachable!()
         };
+        let mut tokens = Self::tokens(self.next(), now);
+        tokens.refresh_token_expires_at = script
+            .refresh_expires_in
+            .map(|secs| now.plus(Duration::from_secs(secs)));
         Ok(ProviderLogin {
-            tokens: Self::tokens(self.next(), now),
+            tokens,
             claims: Claims::new(map),
         })
     }
@@ -280,9 +287,13 @@ impl IdentityProvider for FakeProvider {
         now: Timestamp,
     ) -> Result<TokenSet, ProviderError> {
         self.refreshes.fetch_add(1, Ordering::SeqCst);
-        let (error, yields) = {
+        let (error, yields, refresh_expires_in) = {
             let script = self.script.lock().unwrap();
-            (script.refresh_error, script.refresh_yields)
+            (
+                script.refresh_error,
+                script.refresh_yields,
+                script.refresh_expires_in,
+            )
         };
         for _ in 0..yields {
             yield_once().await;
@@ -292,6 +303,8 @@ impl IdentityProvider for FakeProvider {
         }
         let mut tokens = Self::tokens(self.next(), now);
         tokens.id_token = None;
+        tokens.refresh_token_expires_at =
+            refresh_expires_in.map(|secs| now.plus(Duration::from_secs(secs)));
         Ok(tokens)
     }
 
