@@ -128,9 +128,15 @@ impl Bff {
     /// refuses a `jti` seen before, then ends every live session of that provider with the
     /// token's `sid` (and its `sub`, when it has both), or with its `sub` when it has no `sid`.
     ///
+    /// The `jti` is recorded before any session is deleted, so a replay can never end a session
+    /// the user started after the logout (a `sub`-only token would match it).
+    ///
     /// # Errors
     /// `InvalidToken` naming the failed check; `Replayed`; `Provider` when the provider's keys
-    /// cannot be reached; `Store`. Nothing is deleted on any error.
+    /// cannot be reached; nothing is deleted on these. `Store`: when the store fails while
+    /// sessions are being ended, those not reached yet stay, and the `jti` counts as used, so
+    /// the provider's retry of that token is refused as a replay. (Not handled yet: the
+    /// `ReplayCache` port has no way to take a value back.)
     pub async fn backchannel_logout(
         &self,
         logout_token: &str,
