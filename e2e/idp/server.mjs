@@ -28,11 +28,16 @@ if (redirectUris.length === 0) {
 const postLogoutRedirectUris = list(env.IDP_POST_LOGOUT_REDIRECT_URIS);
 const backchannelLogoutUri = env.IDP_BACKCHANNEL_LOGOUT_URI;
 
-// The one test user.
+// The test users.
 const USERS = {
   alice: {
     password: 'wonderland',
     claims: { sub: 'alice', name: 'Alice Liddell', email: 'alice@example.test', email_verified: true },
+  },
+  // A second user, for tests that one user's logout leaves another's sessions alone.
+  bob: {
+    password: 'looking-glass',
+    claims: { sub: 'bob', name: 'Bob Bishop', email: 'bob@example.test', email_verified: true },
   },
 };
 

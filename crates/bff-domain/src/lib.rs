@@ -2,7 +2,8 @@
 //!
 //! `bff-domain` owns the model (sessions, pending logins, token sets), the rules (session
 //! lifetimes, return-URL safety, sealing tokens to their session) and the use cases on [`Bff`],
-//! one module per concern (login, session, refresh, logout, maintenance, proxy). Everything it needs from
+//! one module per concern (login, session, refresh, logout, provider-initiated logout,
+//! maintenance, proxy). Everything it needs from
 //! the outside world comes through the traits in [`ports`]: stores, the identity provider, the
 //! cipher, the clock and randomness. Adapters implement them in other crates; a host (such as
 //! `bff-server`, or the example in `examples/`) wires them and calls the use cases.
@@ -27,6 +28,7 @@
 //!         sessions: stores.clone(),
 //!         pending_logins: stores.clone(),
 //!         locks: stores.clone(),
+//!         replay: stores.clone(),
 //!         cipher: Arc::new(FakeCipher),
 //!         clock: Arc::new(FixedClock::at(1_700_000_000)),
 //!         random: Arc::new(SeededRandom::new(7)),
@@ -110,6 +112,10 @@ pub use usecases::login::{
 };
 pub use usecases::logout::{LogoutError, LogoutOutcome};
 pub use usecases::maintenance::SweepOutcome;
+pub use usecases::provider_logout::{
+    BackchannelLogoutError, FrontchannelLogoutError, FrontchannelLogoutOutcome,
+    LOGOUT_TOKEN_LIFETIME_WITHOUT_EXP, ProviderLogoutOutcome,
+};
 pub use usecases::proxy::{ProxyError, UpstreamCredential};
 pub use usecases::refresh::{RefreshError, RefreshOutcome};
 pub use usecases::session::{SessionError, SessionView};

@@ -1,4 +1,6 @@
-//! Session lifetime rules: an idle timeout that slides with use, under a hard absolute limit.
+//! Session lifetime rules: an idle timeout that slides with use, under a hard absolute limit,
+//! which the provider's refresh token expiry lowers: a session never outlives the refresh token
+//! the provider said expires.
 
 use std::time::Duration;
 
@@ -37,6 +39,27 @@ impl SessionLifetime {
         let absolute = now.plus(self.absolute);
         Expiry {
             idle: now.plus(self.idle).min(absolute),
+            absolute,
+        }
+    }
+
+    /// `expiry` of a session created at `created_at` once the provider said its (new) refresh
+    /// token expires at `refresh_token_expires_at`: the absolute expiry becomes that time, but
+    /// never later than the configured limit from creation (so a rotated refresh token that
+    /// lives longer may move it forward, up to that limit), and the idle expiry stays within
+    /// it. Unchanged when the provider did not say.
+    pub fn bounded_by_refresh_token(
+        &self,
+        created_at: Timestamp,
+        expiry: Expiry,
+        refresh_token_expires_at: Option<Timestamp>,
+    ) -> Expiry {
+        let Some(limit) = refresh_token_expires_at else {
+            return expiry;
+        };
+        let absolute = created_at.plus(self.absolute).min(limit);
+        Expiry {
+            idle: expiry.idle.min(absolute),
             absolute,
         }
     }
@@ -84,6 +107,51 @@ mod tests {
         };
         let e = l.for_new_session(t(0));
         assert_eq!(e.idle, t(3600));
+    }
+
+    #[test]
+    fn the_refresh_token_expiry_bounds_the_absolute_expiry_table() {
+        let created = t(1000);
+        let fresh = lifetime().for_new_session(created); // idle 1600, absolute 4600
+        // (current idle, current absolute, refresh token expiry, expected idle, absolute)
+        let cases: &[(Expiry, Option<i64>, (i64, i64))] = &[
+            // Not said: unchanged.
+            (fresh, None, (1600, 4600)),
+            // Earlier than the configured limit: the session ends with the refresh token.
+            (fresh, Some(2000), (1600, 2000)),
+            (fresh, Some(1200), (1200, 1200)),
+            // Later than the configured limit: the limit stands.
+            (fresh, Some(9000), (1600, 4600)),
+            // A rotated refresh token living longer moves a lowered limit forward, not past
+            // the configured one.
+            (
+                Expiry {
+                    idle: t(1800),
+                    absolute: t(2000),
+                },
+                Some(3000),
+                (1800, 3000),
+            ),
+            (
+                Expiry {
+                    idle: t(1800),
+                    absolute: t(2000),
+                },
+                Some(9000),
+                (1800, 4600),
+            ),
+        ];
+        for &(current, refresh, (idle, absolute)) in cases {
+            let got = lifetime().bounded_by_refresh_token(created, current, refresh.map(t));
+            assert_eq!(
+                got,
+                Expiry {
+                    idle: t(idle),
+                    absolute: t(absolute)
+                },
+                "{current:?} {refresh:?}"
+            );
+        }
     }
 
     #[test]

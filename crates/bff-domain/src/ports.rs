@@ -228,6 +228,25 @@ pub struct ClientToken {
     pub scope: Option<String>,
 }
 
+/// The claims of a back-channel logout token that passed every check of OpenID Connect
+/// Back-Channel Logout 1.0 section 2.6 except the replay check, which is the domain's (it owns
+/// the shared [`ReplayCache`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutToken {
+    /// `iss`: the provider's issuer.
+    pub issuer: String,
+    /// `sub`, when the token names the user.
+    pub subject: Option<String>,
+    /// `sid`, when the token names the provider session.
+    pub provider_session_id: Option<String>,
+    /// `jti`: the token's unique id.
+    pub token_id: String,
+    /// `iat`.
+    pub issued_at: Timestamp,
+    /// `exp`, when the token has one.
+    pub expires_at: Option<Timestamp>,
+}
+
 /// What can go wrong talking to an identity provider.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
@@ -237,6 +256,11 @@ pub enum ProviderError {
     /// The ID token failed validation; the reason names the check, never the token.
     #[error("ID token invalid: {0}")]
     IdTokenInvalid(String),
+    /// A back-channel logout token failed validation; the reason names the check (`malformed`,
+    /// `typ`, `alg`, `kid`, `signature`, `iss`, `aud`, `azp`, `iat`, `exp`, `jti`, `events`,
+    /// `sub_or_sid`, `nonce`), never the token.
+    #[error("logout token invalid: {0}")]
+    LogoutTokenInvalid(String),
     /// A response broke the protocol (userinfo `sub` mismatch, malformed JSON, ...).
     #[error("protocol violation: {0}")]
     Protocol(String),
@@ -331,4 +355,20 @@ pub trait IdentityProvider: Send + Sync {
     /// The RP-initiated logout URL carrying `state` (checked when the provider redirects back),
     /// or `None` when the provider has no end-session endpoint.
     fn end_session_url(&self, id_token_hint: Option<&Secret>, state: &str) -> Option<String>;
+
+    /// Validates a back-channel logout token at `now` as OpenID Connect Back-Channel Logout 1.0
+    /// section 2.6 says: signed with one of this provider's keys and allowed algorithms (never
+    /// `none`, never HMAC), `typ` `logout+jwt` (or the tolerated `JWT`), `iss` this issuer,
+    /// `aud` this client (and `azp` with several audiences), `iat` not in the future, `exp` not
+    /// past when present, a `jti`, the back-channel logout event, `sub` or `sid`, no `nonce`.
+    /// Whether the `jti` was seen before is not checked here.
+    ///
+    /// # Errors
+    /// `LogoutTokenInvalid(check)` naming the first failed check; `Unavailable` when the
+    /// provider's keys cannot be reached.
+    async fn validate_logout_token(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<LogoutToken, ProviderError>;
 }

@@ -14,6 +14,10 @@ pub struct TokenSet {
     pub id_token: Option<Secret>,
     /// When the access token expires, from `expires_in`.
     pub access_token_expires_at: Option<Timestamp>,
+    /// When the refresh token expires, when the provider said (`refresh_expires_in`, sent by
+    /// Keycloak among others). Not sealed with the tokens: the session's absolute expiry, which
+    /// it caps, already carries it.
+    pub refresh_token_expires_at: Option<Timestamp>,
     /// Granted scopes, space separated, when the provider said.
     pub scope: Option<String>,
 }
@@ -27,6 +31,9 @@ impl TokenSet {
             refresh_token: fresh.refresh_token.or_else(|| self.refresh_token.clone()),
             id_token: fresh.id_token.or_else(|| self.id_token.clone()),
             access_token_expires_at: fresh.access_token_expires_at,
+            refresh_token_expires_at: fresh
+                .refresh_token_expires_at
+                .or(self.refresh_token_expires_at),
             scope: fresh.scope.or_else(|| self.scope.clone()),
         }
     }
@@ -42,6 +49,7 @@ mod tests {
             refresh_token: refresh.map(Secret::new),
             id_token: id.map(Secret::new),
             access_token_expires_at: Some(Timestamp::from_unix_seconds(10)),
+            refresh_token_expires_at: None,
             scope: Some("openid".into()),
         }
     }

@@ -122,6 +122,8 @@ pub(crate) fn open(
         refresh_token: plain.rt.map(Secret::new),
         id_token: plain.it.map(Secret::new),
         access_token_expires_at: plain.exp.map(Timestamp::from_unix_seconds),
+        // Folded into the session's absolute expiry when the tokens were stored.
+        refresh_token_expires_at: None,
         scope: plain.scope,
     })
 }
@@ -173,6 +175,7 @@ mod tests {
             refresh_token: Some(Secret::new("refresh")),
             id_token: Some(Secret::new("id")),
             access_token_expires_at: Some(Timestamp::from_unix_seconds(99)),
+            refresh_token_expires_at: None,
             scope: Some("openid".into()),
         }
     }

@@ -7,7 +7,10 @@
 //! token, code, cookie or secret ever appears in a problem.
 
 use bff_domain::ports::{ProviderError, StoreError};
-use bff_domain::{LoginError, LogoutError, RefreshError, SessionError};
+use bff_domain::{
+    BackchannelLogoutError, FrontchannelLogoutError, LoginError, LogoutError, RefreshError,
+    SessionError,
+};
 use poem::http::StatusCode;
 use poem::{IntoResponse, Response};
 use poem_openapi::payload::Json;
@@ -27,6 +30,10 @@ pub(crate) struct ProblemDetails {
     pub(crate) detail: String,
     /// Stable machine-readable code.
     pub(crate) code: String,
+    /// The check that failed, for codes that name one (`logout_token_invalid`: `iss`, `aud`,
+    /// `jti`, `replayed`, ...).
+    #[oai(skip_serializing_if_is_none)]
+    pub(crate) reason: Option<String>,
     /// Per-dependency results (readiness only).
     #[oai(skip_serializing_if_is_none)]
     pub(crate) checks: Option<serde_json::Value>,
@@ -130,6 +137,7 @@ impl Problem {
             status: status.as_u16(),
             detail,
             code: code.to_owned(),
+            reason: None,
             checks,
         });
         match status {
@@ -145,6 +153,29 @@ impl Problem {
             StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable(body, RETRY_AFTER_SECS),
             _ => Self::Internal(body),
         }
+    }
+
+    /// `400` with `code` and the failed check `reason`. Reasons come from this program's own
+    /// check names; anything that does not look like one is not echoed.
+    pub(crate) fn bad_request_because(code: &str, reason: &str, detail: impl Into<String>) -> Self {
+        let reason = if !reason.is_empty()
+            && reason.len() <= 32
+            && reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        {
+            reason
+        } else {
+            "invalid"
+        };
+        let mut problem = Self::bad_request(code, detail);
+        if let Self::BadRequest(body) = &mut problem {
+            body.0.reason = Some(reason.to_owned());
+        }
+        problem
+    }
+
+    /// `413 payload_too_large`.
+    pub(crate) fn payload_too_large(detail: &str) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", detail)
     }
 
     /// `400` with `code`.
@@ -375,6 +406,38 @@ impl From<LogoutError> for Problem {
     }
 }
 
+impl From<BackchannelLogoutError> for Problem {
+    fn from(err: BackchannelLogoutError) -> Self {
+        let reason = match &err {
+            BackchannelLogoutError::InvalidToken(check) => check.as_str(),
+            BackchannelLogoutError::Replayed => "replayed",
+            BackchannelLogoutError::Provider(e) => return Self::provider(e),
+            BackchannelLogoutError::Store(e) => return Self::store(e),
+        };
+        tracing::info!(reason, "back-channel logout refused");
+        Self::bad_request_because(
+            "logout_token_invalid",
+            reason,
+            format!("The logout token was refused ({reason}); no session was ended."),
+        )
+    }
+}
+
+impl From<FrontchannelLogoutError> for Problem {
+    fn from(err: FrontchannelLogoutError) -> Self {
+        let (reason, detail) = match &err {
+            FrontchannelLogoutError::UnknownIssuer => (
+                "iss",
+                "The issuer is missing or not a configured identity provider.",
+            ),
+            FrontchannelLogoutError::MissingSid => ("sid", "The provider session id is missing."),
+            FrontchannelLogoutError::Store(e) => return Self::store(e),
+        };
+        tracing::info!(reason, "front-channel logout refused");
+        Self::bad_request_because("frontchannel_logout_invalid", reason, detail)
+    }
+}
+
 /// Maps errors raised outside the handlers (no route, wrong method, unparsable parameters or
 /// body) to problems. Responses the handlers built themselves pass through unchanged.
 pub(crate) fn from_poem_error(err: poem::Error) -> Response {
@@ -392,8 +455,12 @@ pub(crate) fn from_poem_error(err: poem::Error) -> Response {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => Problem::new(
             status,
             "unsupported_media_type",
-            "The request body must be application/json.",
+            "The request body has a media type this endpoint does not take (application/json; \
+             application/x-www-form-urlencoded for the back-channel logout).",
         ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            Problem::payload_too_large("The request body is too large.")
+        }
         s if s.is_client_error() => {
             // poem-openapi's parse errors name the parameter and the rule, never a value, so
             // they are shown; anything else (the static-file endpoint names the file it refused,

@@ -145,7 +145,7 @@ fn select_key<'k>(
     }
 }
 
-fn number(claims: &Map<String, Value>, name: &str) -> Option<i64> {
+pub(crate) fn number(claims: &Map<String, Value>, name: &str) -> Option<i64> {
     claims
         .get(name)
         .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
@@ -196,19 +196,21 @@ fn same_authentication(
     Ok(())
 }
 
-/// Validates `token` and returns its claims.
+/// Checks the header's algorithm against `algorithms` (asymmetric only), picks the key by `kid`
+/// (or the only key of the family), and verifies the signature; returns the header and the
+/// claims, nothing of which is checked yet. Shared by ID tokens and logout tokens.
 ///
 /// # Errors
-/// [`IdTokenProblem::UnknownKid`] when no key matches (the caller may refetch the JWKS and try
-/// again), [`IdTokenProblem::Invalid`] naming the failed check otherwise.
-pub(crate) fn validate(
+/// [`IdTokenProblem::UnknownKid`] when no key matches, [`IdTokenProblem::Invalid`] with `alg`,
+/// `kid`, `signature` or `malformed` otherwise.
+pub(crate) fn verify_signature(
     token: &str,
     keys: &JwkSet,
-    expect: &Expectations<'_>,
-) -> Result<Map<String, Value>, IdTokenProblem> {
+    algorithms: &[Algorithm],
+) -> Result<(jsonwebtoken::Header, Map<String, Value>), IdTokenProblem> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| IdTokenProblem::Invalid("alg"))?;
     let alg = header.alg;
-    if !is_asymmetric(alg) || !expect.algorithms.contains(&alg) {
+    if !is_asymmetric(alg) || !algorithms.contains(&alg) {
         return Err(IdTokenProblem::Invalid("alg"));
     }
     let jwk = select_key(keys, header.kid.as_deref(), alg)?;
@@ -217,7 +219,8 @@ pub(crate) fn validate(
     }
     let key = DecodingKey::from_jwk(jwk).map_err(|_| IdTokenProblem::Invalid("kid"))?;
     let mut validation = Validation::new(alg);
-    // Time and audience are checked below against the injected clock and the OIDC rules.
+    // Time and audience are checked by the callers against the injected clock and the OIDC
+    // rules.
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
@@ -233,24 +236,49 @@ pub(crate) fn validate(
             _ => IdTokenProblem::Invalid("signature"),
         },
     )?;
-    let claims = data.claims;
+    Ok((header, data.claims))
+}
 
-    if claims.get("iss").and_then(Value::as_str) != Some(expect.issuer) {
-        return Err(IdTokenProblem::Invalid("iss"));
-    }
+/// `aud` must contain `client_id`; `azp`, when present, must be `client_id`, and is required
+/// when there are several audiences (OIDC Core 3.1.3.7 steps 3 to 5).
+///
+/// # Errors
+/// [`IdTokenProblem::Invalid`] with `aud` or `azp`.
+pub(crate) fn check_audience(
+    claims: &Map<String, Value>,
+    client_id: &str,
+) -> Result<(), IdTokenProblem> {
     let audiences: Vec<&str> = match claims.get("aud") {
         Some(Value::String(a)) => vec![a.as_str()],
         Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
     };
-    if !audiences.contains(&expect.client_id) {
+    if !audiences.contains(&client_id) {
         return Err(IdTokenProblem::Invalid("aud"));
     }
     match claims.get("azp").and_then(Value::as_str) {
-        Some(azp) if azp != expect.client_id => return Err(IdTokenProblem::Invalid("azp")),
-        None if audiences.len() > 1 => return Err(IdTokenProblem::Invalid("azp")),
-        _ => {}
+        Some(azp) if azp != client_id => Err(IdTokenProblem::Invalid("azp")),
+        None if audiences.len() > 1 => Err(IdTokenProblem::Invalid("azp")),
+        _ => Ok(()),
     }
+}
+
+/// Validates `token` and returns its claims.
+///
+/// # Errors
+/// [`IdTokenProblem::UnknownKid`] when no key matches (the caller may refetch the JWKS and try
+/// again), [`IdTokenProblem::Invalid`] naming the failed check otherwise.
+pub(crate) fn validate(
+    token: &str,
+    keys: &JwkSet,
+    expect: &Expectations<'_>,
+) -> Result<Map<String, Value>, IdTokenProblem> {
+    let (header, claims) = verify_signature(token, keys, expect.algorithms)?;
+    let alg = header.alg;
+    if claims.get("iss").and_then(Value::as_str) != Some(expect.issuer) {
+        return Err(IdTokenProblem::Invalid("iss"));
+    }
+    check_audience(&claims, expect.client_id)?;
     let now = expect.now;
     let skew = expect.skew;
     let exp = number(&claims, "exp").ok_or(IdTokenProblem::Invalid("exp"))?;

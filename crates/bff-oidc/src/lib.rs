@@ -8,6 +8,8 @@
 //! - `jwks`: the signing keys, cached, refetched on an unknown `kid` at most once per interval.
 //! - `id_token`: ID token validation, a pure function of the token, the keys, the
 //!   expectations and the current time, so every rule is tested with fixed time.
+//! - `logout_token`: back-channel logout token validation (Back-Channel Logout 1.0 section
+//!   2.6), pure like `id_token` and built on its signature and audience checks.
 //! - `provider`: [`OidcProvider`] and one module per protocol step (authorization request,
 //!   token endpoint, userinfo, end-session URL), with the `oauth2` crate doing PKCE S256, code
 //!   exchange, refresh and revocation.
@@ -19,6 +21,7 @@ mod config;
 mod discovery;
 mod id_token;
 mod jwks;
+mod logout_token;
 mod provider;
 
 use std::time::Duration;

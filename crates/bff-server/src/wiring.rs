@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use bff_domain::ports::{Clock, IdentityProvider, Lock, PendingLoginStore, SessionStore};
+use bff_domain::ports::{
+    Clock, IdentityProvider, Lock, PendingLoginStore, ReplayCache, SessionStore,
+};
 use bff_domain::{Bff, BffPolicy, BffPorts, Providers, SessionLifetime, Timestamp};
 use bff_http::{HttpSettings, ReadinessCheck};
 use bff_oidc::OidcProvider;
@@ -112,6 +114,7 @@ struct Stores {
     sessions: Arc<dyn SessionStore>,
     pending_logins: Arc<dyn PendingLoginStore>,
     locks: Arc<dyn Lock>,
+    replay: Arc<dyn ReplayCache>,
     readiness: Vec<Arc<dyn ReadinessCheck>>,
 }
 
@@ -168,6 +171,7 @@ async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
                 sessions: store.clone(),
                 pending_logins: store.clone(),
                 locks: store.clone(),
+                replay: store.clone(),
                 readiness: vec![readiness_of("memory", store)],
             }
         }
@@ -180,6 +184,7 @@ async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
                 sessions: store.clone(),
                 pending_logins: store.clone(),
                 locks: store.clone(),
+                replay: store.clone(),
                 readiness: vec![readiness_of("postgres", store)],
             }
         }
@@ -189,6 +194,7 @@ async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
                 sessions: store.clone(),
                 pending_logins: store.clone(),
                 locks: store.clone(),
+                replay: store.clone(),
                 readiness: vec![readiness_of("redis", store)],
             }
         }
@@ -202,6 +208,7 @@ async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
                 sessions: Arc::new(TieredSessionStore::new(record.clone(), cache.clone())),
                 pending_logins: cache.clone(),
                 locks: cache.clone(),
+                replay: cache.clone(),
                 readiness: vec![
                     readiness_of("postgres", record),
                     readiness_of("redis", cache),
@@ -255,7 +262,12 @@ pub async fn build(config: &Config) -> Result<Service, BuildError> {
 
     let stores = build_stores(config).await?;
     readiness.splice(0..0, stores.readiness);
-    let (sessions, pending_logins, locks) = (stores.sessions, stores.pending_logins, stores.locks);
+    let (sessions, pending_logins, locks, replay) = (
+        stores.sessions,
+        stores.pending_logins,
+        stores.locks,
+        stores.replay,
+    );
 
     let prefix = &config.http.prefix;
     let policy = BffPolicy {
@@ -278,6 +290,7 @@ pub async fn build(config: &Config) -> Result<Service, BuildError> {
             sessions: sessions.clone(),
             pending_logins,
             locks,
+            replay,
             cipher: Arc::new(cipher),
             clock: Arc::new(SystemClock),
             random: Arc::new(bff_crypto::SystemRandom::new()),

@@ -102,7 +102,8 @@ pub async fn build_bff(config: &HostConfig) -> Result<Bff, WiringError> {
     let ports = BffPorts {
         sessions: store.clone(),
         pending_logins: store.clone(),
-        locks: store,
+        locks: store.clone(),
+        replay: store,
         cipher: Arc::new(cipher),
         clock: Arc::new(TokioClock),
         random: Arc::new(random),

@@ -20,9 +20,12 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use crate::ports::{
-    AuthorizationRequest, Cipher, CipherError, ClientToken, Clock, IdentityProvider, ProviderError,
-    ProviderLogin, Random,
+    AuthorizationRequest, Cipher, CipherError, ClientToken, Clock, IdentityProvider, LogoutToken,
+    ProviderError, ProviderLogin, Random,
 };
 use crate::{Claims, Prompt, ProviderId, Sealed, Secret, Timestamp, TokenSet};
 
@@ -160,6 +163,8 @@ pub struct Script {
     pub client_token_without_expiry: bool,
     /// The answer's `scope`; `None` for the requested scopes, `Some(None)` for no `scope`.
     pub client_token_scope: Option<Option<String>>,
+    /// `refresh_expires_in` of code exchanges and refreshes, seconds.
+    pub refresh_expires_in: Option<u64>,
 }
 
 /// An identity provider that issues predictable tokens and records what it was asked.
@@ -199,12 +204,22 @@ impl FakeProvider {
         self.counter.fetch_add(1, Ordering::SeqCst) + 1
     }
 
+    /// A logout token this fake accepts when its claims pass its checks: the claims in the
+    /// payload of a compact JWS whose signature is the word `fake-signature`.
+    pub fn logout_token(claims: &Value) -> String {
+        format!(
+            "e30.{}.fake-signature",
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap())
+        )
+    }
+
     pub fn tokens(n: u64, now: Timestamp) -> TokenSet {
         TokenSet {
             access_token: Secret::new(format!("access-{n}")),
             refresh_token: Some(Secret::new(format!("refresh-{n}"))),
             id_token: Some(Secret::new(format!("idtoken-{n}"))),
             access_token_expires_at: Some(now.plus(Duration::from_secs(300))),
+            refresh_token_expires_at: None,
             scope: Some("openid profile".into()),
         }
     }
@@ -272,8 +287,12 @@ impl IdentityProvider for FakeProvider {
         let Value::Object(map) = claims else {
             unreachable!()
         };
+        let mut tokens = Self::tokens(self.next(), now);
+        tokens.refresh_token_expires_at = script
+            .refresh_expires_in
+            .map(|secs| now.plus(Duration::from_secs(secs)));
         Ok(ProviderLogin {
-            tokens: Self::tokens(self.next(), now),
+            tokens,
             claims: Claims::new(map),
         })
     }
@@ -285,9 +304,13 @@ impl IdentityProvider for FakeProvider {
         now: Timestamp,
     ) -> Result<TokenSet, ProviderError> {
         self.refreshes.fetch_add(1, Ordering::SeqCst);
-        let (error, yields) = {
+        let (error, yields, refresh_expires_in) = {
             let script = self.script.lock().unwrap();
-            (script.refresh_error, script.refresh_yields)
+            (
+                script.refresh_error,
+                script.refresh_yields,
+                script.refresh_expires_in,
+            )
         };
         for _ in 0..yields {
             yield_once().await;
@@ -297,6 +320,8 @@ impl IdentityProvider for FakeProvider {
         }
         let mut tokens = Self::tokens(self.next(), now);
         tokens.id_token = None;
+        tokens.refresh_token_expires_at =
+            refresh_expires_in.map(|secs| now.plus(Duration::from_secs(secs)));
         Ok(tokens)
     }
 
@@ -361,5 +386,61 @@ impl IdentityProvider for FakeProvider {
             self.issuer,
             id_token_hint.map(Secret::expose).unwrap_or_default()
         ))
+    }
+
+    /// Accepts tokens made by [`FakeProvider::logout_token`] with this issuer, this provider's
+    /// id as `aud`, a `jti`, an `iat` not more than 60 s ahead, an `exp` not past, and `sub` or
+    /// `sid`. The real checks live in `bff-oidc`; these are enough for the domain's rules.
+    async fn validate_logout_token(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<LogoutToken, ProviderError> {
+        let invalid = |check: &str| ProviderError::LogoutTokenInvalid(check.to_owned());
+        let parts: Vec<&str> = token.split('.').collect();
+        let [_, payload, signature] = parts[..] else {
+            return Err(invalid("malformed"));
+        };
+        if signature != "fake-signature" {
+            return Err(invalid("signature"));
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| invalid("malformed"))?;
+        let claims: Value = serde_json::from_slice(&bytes).map_err(|_| invalid("malformed"))?;
+        let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+        let time = |name: &str| {
+            claims
+                .get(name)
+                .and_then(Value::as_i64)
+                .map(Timestamp::from_unix_seconds)
+        };
+        if text("iss").as_deref() != Some(self.issuer.as_str()) {
+            return Err(invalid("iss"));
+        }
+        if text("aud").as_deref() != Some(self.id.as_str()) {
+            return Err(invalid("aud"));
+        }
+        let issued_at = time("iat").ok_or_else(|| invalid("iat"))?;
+        if issued_at > now.plus(Duration::from_secs(60)) {
+            return Err(invalid("iat"));
+        }
+        let expires_at = time("exp");
+        if expires_at.is_some_and(|exp| now >= exp) {
+            return Err(invalid("exp"));
+        }
+        let token_id = text("jti").ok_or_else(|| invalid("jti"))?;
+        let (subject, provider_session_id) = (text("sub"), text("sid"));
+        if subject.is_none() && provider_session_id.is_none() {
+            return Err(invalid("sub_or_sid"));
+        }
+        Ok(LogoutToken {
+            issuer: self.issuer.clone(),
+            subject,
+            provider_session_id,
+            token_id,
+            issued_at,
+            expires_at,
+        })
     }
 }

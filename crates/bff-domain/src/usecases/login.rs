@@ -240,7 +240,11 @@ impl Bff {
 
         let session_id = SessionId::generate(self.ports.random.as_ref());
         let key = session_id.key();
-        let expiry = self.policy.lifetime.for_new_session(now);
+        let expiry = self.policy.lifetime.bounded_by_refresh_token(
+            now,
+            self.policy.lifetime.for_new_session(now),
+            login.tokens.refresh_token_expires_at,
+        );
         let session = Session {
             tokens: vault::seal(self.ports.cipher.as_ref(), &key, &login.tokens)?,
             key,

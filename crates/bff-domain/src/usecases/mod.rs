@@ -5,6 +5,8 @@
 //! - [`session`]: read the current session and the user's claims.
 //! - [`refresh`]: refresh the tokens (single-flight), hand out an access token.
 //! - [`logout`]: end a session (RP-initiated logout), check the provider's return.
+//! - [`provider_logout`]: end the sessions the provider says are over (back-channel logout
+//!   token, front-channel `iss` and `sid`).
 //! - [`maintenance`]: work no request asks for (sweeping expired sessions).
 //! - [`proxy`]: the credential an allowed API proxy request carries upstream.
 //!
@@ -15,6 +17,7 @@
 pub(crate) mod login;
 pub(crate) mod logout;
 pub(crate) mod maintenance;
+pub(crate) mod provider_logout;
 pub(crate) mod proxy;
 pub(crate) mod refresh;
 pub(crate) mod session;
@@ -29,7 +32,7 @@ use std::time::Duration;
 use crate::ids::ProviderId;
 use crate::lifetime::SessionLifetime;
 use crate::ports::{
-    Cipher, Clock, IdentityProvider, Lock, PendingLoginStore, Random, SessionStore,
+    Cipher, Clock, IdentityProvider, Lock, PendingLoginStore, Random, ReplayCache, SessionStore,
 };
 
 /// The configured identity providers, one of them the default.
@@ -74,6 +77,15 @@ impl Providers {
         self.by_id.get(id.unwrap_or(&self.default))
     }
 
+    /// The providers whose issuer is `issuer` (several when one issuer serves several
+    /// configured clients).
+    pub fn with_issuer<'a>(
+        &'a self,
+        issuer: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<dyn IdentityProvider>> + 'a {
+        self.by_id.values().filter(move |p| p.issuer() == issuer)
+    }
+
     /// Every provider.
     pub fn all(&self) -> impl Iterator<Item = &Arc<dyn IdentityProvider>> {
         self.by_id.values()
@@ -90,6 +102,8 @@ pub struct BffPorts {
     pub pending_logins: Arc<dyn PendingLoginStore>,
     /// Leases for single-flight refresh.
     pub locks: Arc<dyn Lock>,
+    /// One-time values shared by every node (back-channel logout token `jti`s).
+    pub replay: Arc<dyn ReplayCache>,
     /// The vault cipher.
     pub cipher: Arc<dyn Cipher>,
     /// The clock.

@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::Bff;
 use super::session::SessionError;
 use crate::ids::SessionId;
+use crate::lifetime::Expiry;
 use crate::ports::{CipherError, ProviderError, StoreError};
 use crate::secret::Secret;
 use crate::session::Session;
@@ -194,6 +195,21 @@ impl Bff {
             current.tokens =
                 vault::seal(cipher, &current.key, &tokens).map_err(RefreshError::Sealing)?;
             current.access_token_expires_at = tokens.access_token_expires_at;
+            // The session never outlives the refresh token the provider just said expires; a
+            // refresh is a use, so the idle expiry slides within that limit.
+            let mut expiry = self.policy.lifetime.bounded_by_refresh_token(
+                current.created_at,
+                Expiry {
+                    idle: current.idle_expires_at,
+                    absolute: current.absolute_expires_at,
+                },
+                tokens.refresh_token_expires_at,
+            );
+            if let Some(idle) = self.policy.lifetime.slide(now, expiry) {
+                expiry.idle = idle;
+            }
+            current.idle_expires_at = expiry.idle;
+            current.absolute_expires_at = expiry.absolute;
             match self.ports.sessions.update(&current, now).await {
                 Ok(_) => return Ok(tokens),
                 Err(StoreError::Conflict) => {

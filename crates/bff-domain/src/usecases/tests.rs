@@ -36,6 +36,7 @@ pub(super) fn world() -> World {
             sessions: stores.clone(),
             pending_logins: stores.clone(),
             locks: stores.clone(),
+            replay: stores.clone(),
             cipher: Arc::new(FakeCipher),
             clock: clock.clone(),
             random: Arc::new(SeededRandom::new(42)),
@@ -383,6 +384,77 @@ fn access_tokens_near_expiry_are_refreshed_first() {
         "access-3"
     );
     assert_eq!(w.provider.refreshes.load(Ordering::SeqCst), 1);
+}
+
+/// The stored expiries of the one session: (idle, absolute), relative to `T0`.
+fn stored_expiry(w: &World) -> (i64, i64) {
+    let sessions = w.stores.sessions.lock().unwrap();
+    let session = sessions.values().next().unwrap();
+    (
+        session.idle_expires_at.unix_seconds() - T0,
+        session.absolute_expires_at.unix_seconds() - T0,
+    )
+}
+
+#[test]
+fn a_session_ends_when_the_refresh_token_the_provider_announced_expires() {
+    // Idle 600 s, absolute 3600 s; the provider says the refresh token lives 300 s.
+    let w = world();
+    w.provider.script.lock().unwrap().refresh_expires_in = Some(300);
+    let id = login(&w);
+    assert_eq!(stored_expiry(&w), (300, 300));
+    w.clock.set(T0 + 299);
+    assert!(block_on(w.bff.current_session(&id)).is_ok());
+    w.clock.set(T0 + 300);
+    assert!(matches!(
+        block_on(w.bff.current_session(&id)),
+        Err(SessionError::NoSession)
+    ));
+}
+
+#[test]
+fn a_refreshed_refresh_token_moves_the_limit_but_never_past_the_configured_one() {
+    let w = world();
+    w.provider.script.lock().unwrap().refresh_expires_in = Some(300);
+    let id = login(&w);
+    // At 200 s the refresh brings a refresh token for another 1000 s: the session may live to
+    // 1200 s, and the refresh, a use, slides the idle expiry to 800 s.
+    w.clock.set(T0 + 200);
+    w.provider.script.lock().unwrap().refresh_expires_in = Some(1000);
+    block_on(w.bff.refresh(&id)).unwrap();
+    assert_eq!(stored_expiry(&w), (800, 1200));
+    w.clock.set(T0 + 700);
+    assert!(block_on(w.bff.current_session(&id)).is_ok());
+    w.clock.set(T0 + 1199);
+    assert!(block_on(w.bff.current_session(&id)).is_ok());
+    // A refresh token for a day: the configured absolute limit (3600 s) stands.
+    w.provider.script.lock().unwrap().refresh_expires_in = Some(86_400);
+    block_on(w.bff.refresh(&id)).unwrap();
+    assert_eq!(stored_expiry(&w).1, 3600);
+    // A refresh that says nothing leaves the limit where it is.
+    w.clock.set(T0 + 1700);
+    w.provider.script.lock().unwrap().refresh_expires_in = None;
+    block_on(w.bff.refresh(&id)).unwrap();
+    assert_eq!(stored_expiry(&w), (2300, 3600));
+    w.clock.set(T0 + 3600);
+    assert!(block_on(w.bff.current_session(&id)).is_err());
+}
+
+#[test]
+fn a_refresh_token_announced_as_short_lived_shortens_a_live_session() {
+    let w = world();
+    let id = login(&w);
+    assert_eq!(stored_expiry(&w), (600, 3600));
+    w.clock.set(T0 + 100);
+    w.provider.script.lock().unwrap().refresh_expires_in = Some(150);
+    block_on(w.bff.refresh(&id)).unwrap();
+    // (Stores never move the idle expiry backward; the earlier of the two is what counts.)
+    let (idle, absolute) = stored_expiry(&w);
+    assert_eq!((idle.min(absolute), absolute), (250, 250));
+    w.clock.set(T0 + 249);
+    assert!(block_on(w.bff.current_session(&id)).is_ok());
+    w.clock.set(T0 + 250);
+    assert!(block_on(w.bff.current_session(&id)).is_err());
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The `/bff` endpoints, one API struct per concern: logging in ([`login`]), the session
-//! ([`session`]) and logging out ([`logout`]). Redirect style and API-driven style run over the
-//! same use cases.
+//! ([`session`]), logging out ([`logout`]) and the provider's back-channel and front-channel
+//! logout calls ([`provider_logout`]). Redirect style and API-driven style run over the same use
+//! cases.
 //!
 //! Each handler declares what guards it in its signature: `_csrf: CsrfChecked` on every endpoint
 //! that is not a top-level navigation, and `RequiredSession` or `SessionCookie` to reach the
@@ -10,6 +11,7 @@
 
 mod login;
 mod logout;
+mod provider_logout;
 mod session;
 
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use crate::settings::HttpSettings;
 
 pub(crate) use login::LoginApi;
 pub(crate) use logout::LogoutApi;
+pub(crate) use provider_logout::ProviderLogoutApi;
 pub(crate) use session::SessionApi;
 
 /// Every endpoint, in the tuple form `OpenApiService` takes.
@@ -28,7 +31,8 @@ pub(crate) fn endpoints(bff: Arc<Bff>, settings: Arc<HttpSettings>) -> impl Open
     (
         LoginApi::new(bff.clone(), settings.clone()),
         SessionApi::new(bff.clone(), settings.clone()),
-        LogoutApi::new(bff, settings),
+        LogoutApi::new(bff.clone(), settings),
+        ProviderLogoutApi::new(bff),
     )
 }
 
@@ -40,6 +44,8 @@ enum Tag {
     ApiDriven,
     /// Session information for the app.
     Session,
+    /// Called by the identity provider: back-channel and front-channel logout.
+    ProviderLogout,
 }
 
 /// A redirect.

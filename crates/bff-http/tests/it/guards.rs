@@ -39,6 +39,10 @@ const EXPECTED: &[(&str, &str, Guards)] = &[
     ("POST", "/logout", guards(true, false)),
     ("POST", "/login/start", guards(true, false)),
     ("POST", "/login/end", guards(true, false)),
+    // Called by the provider, not the browser: the signed logout token (back-channel) or the
+    // provider session id (front-channel) is what they act on, never the cookie.
+    ("POST", "/backchannel-logout", guards(false, false)),
+    ("GET", "/frontchannel-logout", guards(false, false)),
 ];
 
 /// A well-formed body for the endpoints that read one, so what is probed is the guard.

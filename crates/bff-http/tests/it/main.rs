@@ -15,6 +15,7 @@
 mod guards;
 mod limits;
 mod logout;
+mod provider_logout;
 mod proxy;
 mod support;
 

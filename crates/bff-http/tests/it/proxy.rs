@@ -306,6 +306,14 @@ impl IdentityProvider for SlowRefresh {
     fn end_session_url(&self, id_token_hint: Option<&Secret>, state: &str) -> Option<String> {
         self.0.end_session_url(id_token_hint, state)
     }
+
+    async fn validate_logout_token(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<bff_domain::ports::LogoutToken, ProviderError> {
+        self.0.validate_logout_token(token, now).await
+    }
 }
 
 struct World {
@@ -350,6 +358,7 @@ async fn world() -> World {
             sessions: stores.clone(),
             pending_logins: stores.clone(),
             locks: stores.clone(),
+            replay: stores.clone(),
             cipher: Arc::new(FakeCipher),
             clock: clock.clone(),
             random: Arc::new(SeededRandom::new(42)),

@@ -43,7 +43,8 @@ pub fn bff(provider: Arc<FakeProvider>) -> Arc<Bff> {
         BffPorts {
             sessions: stores.clone(),
             pending_logins: stores.clone(),
-            locks: stores,
+            locks: stores.clone(),
+            replay: stores,
             cipher: Arc::new(FakeCipher),
             clock: Arc::new(FixedClock::at(1_700_000_000)),
             random: Arc::new(SeededRandom::new(7)),
@@ -175,6 +176,19 @@ impl Browser {
         headers: &[(&str, &str)],
         body: Option<serde_json::Value>,
     ) -> Answer {
+        let body = body.map(|body| ("application/json", body.to_string().into_bytes()));
+        self.send_bytes(method, path, headers, body).await
+    }
+
+    /// Sends `method path` with `headers` and a `(content type, bytes)` body, carrying and then
+    /// updating the cookies.
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Answer {
         let mut builder = Request::builder().method(method).uri_str(path);
         for (name, value) in headers {
             builder = builder.header(*name, *value);
@@ -190,9 +204,7 @@ impl Browser {
             builder = builder.header(header::COOKIE, cookies);
         }
         let req = match body {
-            Some(body) => builder
-                .content_type("application/json")
-                .body(body.to_string()),
+            Some((content_type, bytes)) => builder.content_type(content_type).body(bytes),
             None => builder.finish(),
         };
         let resp = self.app.call(req).await.unwrap();

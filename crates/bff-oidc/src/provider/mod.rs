@@ -7,6 +7,8 @@
 //!   revocation) and its errors.
 //! - [`userinfo`]: the userinfo endpoint.
 //! - [`end_session`]: the RP-initiated logout URL.
+//! - back-channel logout tokens are validated by `crate::logout_token` against this provider's
+//!   keys and algorithms (`validate_logout_token`), like ID tokens.
 //! - [`signing_algorithms`]: which ID token algorithms are accepted.
 //!
 //! The OAuth steps go through the `oauth2` crate; the OIDC parts (nonce, ID token validation,
@@ -26,7 +28,8 @@ use std::fmt;
 
 use async_trait::async_trait;
 use bff_domain::ports::{
-    AuthorizationRequest, BoxError, ClientToken, IdentityProvider, ProviderError, ProviderLogin,
+    AuthorizationRequest, BoxError, ClientToken, IdentityProvider, LogoutToken, ProviderError,
+    ProviderLogin,
 };
 use bff_domain::{Claims, Prompt, ProviderId, Secret, Timestamp, TokenSet};
 use jsonwebtoken::Algorithm;
@@ -42,6 +45,7 @@ use crate::config::{ClientAuthMethod, OidcProviderConfig};
 use crate::discovery::{self, DiscoveryError, ProviderMetadata};
 use crate::id_token::{self, Expectations, Grant, IdTokenProblem};
 use crate::jwks::JwksCache;
+use crate::logout_token;
 
 /// The `oauth2` client for the discovered endpoints: authorization and token set, revocation
 /// when the provider has one.
@@ -227,6 +231,18 @@ impl OidcProvider {
             ProviderError::IdTokenInvalid(problem.to_string())
         })
     }
+
+    /// What a back-channel logout token for this client must satisfy at `now`: the ID token's
+    /// issuer, client, algorithms and clock skew.
+    fn logout_expectations(&self, now: Timestamp) -> logout_token::Expectations<'_> {
+        logout_token::Expectations {
+            issuer: &self.config.issuer,
+            client_id: &self.config.client_id,
+            algorithms: &self.algorithms,
+            skew: self.config.clock_skew,
+            now,
+        }
+    }
 }
 
 #[async_trait]
@@ -335,5 +351,27 @@ impl IdentityProvider for OidcProvider {
             id_token_hint,
             state,
         )
+    }
+
+    async fn validate_logout_token(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<LogoutToken, ProviderError> {
+        let expect = self.logout_expectations(now);
+        let keys = self.jwks.keys().await;
+        let result = match logout_token::validate(token, &keys, &expect) {
+            Err(IdTokenProblem::UnknownKid) => {
+                // As for ID tokens: keys may have rotated; refetch at most once per interval.
+                self.jwks.refresh_if_allowed().await;
+                let current = self.jwks.keys().await;
+                logout_token::validate(token, &current, &expect)
+            }
+            other => other,
+        };
+        result.map_err(|problem| {
+            tracing::info!(provider = %self.config.id, check = %problem, "logout token refused");
+            ProviderError::LogoutTokenInvalid(problem.to_string())
+        })
     }
 }

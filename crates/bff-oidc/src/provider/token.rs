@@ -28,17 +28,22 @@ use serde_json::Value;
 use super::{OidcProvider, unavailable};
 use crate::config::ClientAuthMethod;
 
-/// The `id_token` member of a token response.
+/// The members of a token response beyond OAuth's: OIDC's `id_token`, and `refresh_expires_in`
+/// (seconds until the refresh token expires; Keycloak and others send it, `0` meaning "does not
+/// expire"), kept as raw JSON so an odd value is ignored rather than failing the response.
 #[derive(Clone, Serialize, Deserialize)]
 pub(super) struct IdTokenField {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     id_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_expires_in: Option<Value>,
 }
 
 impl fmt::Debug for IdTokenField {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IdTokenField")
             .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
+            .field("refresh_expires_in", &self.refresh_expires_in)
             .finish()
     }
 }
@@ -241,6 +246,13 @@ fn token_set(response: &OidcTokenResponse, now: Timestamp) -> Result<TokenSet, P
             .map(|t| Secret::new(t.secret().clone())),
         id_token: response.extra_fields().id_token.clone().map(Secret::new),
         access_token_expires_at: response.expires_in().map(|d| now.plus(d)),
+        refresh_token_expires_at: response
+            .extra_fields()
+            .refresh_expires_in
+            .as_ref()
+            .and_then(Value::as_u64)
+            .filter(|secs| *secs > 0)
+            .map(|secs| now.plus(std::time::Duration::from_secs(secs))),
         scope: response
             .scopes()
             .map(|s| s.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(" ")),

@@ -111,6 +111,29 @@ async fn a_token_response_without_scope_was_granted_the_requested_scope() {
 }
 
 #[tokio::test]
+async fn refresh_expires_in_becomes_the_refresh_token_expiry() {
+    // Keycloak's `refresh_expires_in`: seconds, `0` for "does not expire"; anything odd is
+    // ignored rather than failing the login.
+    let op = default_op().await;
+    let p = op.provider().await;
+    for (value, expected) in [
+        (json!(600), Some(NOW + 600)),
+        (json!(0), None),
+        (json!("600"), None),
+        (json!(-5), None),
+        (Value::Null, None),
+    ] {
+        op.script().token_response_overrides = json!({"refresh_expires_in": value});
+        let login = exchange(&p).await.unwrap();
+        assert_eq!(
+            login.tokens.refresh_token_expires_at,
+            expected.map(Timestamp::from_unix_seconds),
+            "{value}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn client_authentication_follows_the_configuration() {
     let op = default_op().await;
     for method in [

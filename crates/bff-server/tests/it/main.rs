@@ -1,6 +1,6 @@
 //! Integration tests of `bff-server`: the real server on port 0 against a real OpenID Provider
 //! (`oidc-provider`, from `e2e/idp`), the scriptable provider of `bff-test-op` for hostile ID
-//! tokens, and a real browser.
+//! tokens and crafted logout tokens, and a real browser.
 
 #![allow(
     clippy::unwrap_used,
@@ -14,6 +14,7 @@ mod browser_app;
 mod config_cli;
 mod flow;
 mod negative;
+mod provider_logout;
 mod proxy;
 mod stores;
 mod support;

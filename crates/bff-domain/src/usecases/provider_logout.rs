@@ -1,0 +1,293 @@
+//! Logout started by the provider: it tells the BFF that a provider session is over, and every
+//! BFF session that came from it ends.
+//!
+//! - Back-channel (OpenID Connect Back-Channel Logout 1.0): the provider posts a signed logout
+//!   token server to server. The token picks the provider by its `iss` (never a request
+//!   parameter); that provider's adapter checks everything section 2.6 asks except replay, which
+//!   is checked here through the [`ReplayCache`](crate::ports::ReplayCache) port shared by every
+//!   node, so a token accepted by one node is refused by all the others. Then the sessions of
+//!   that `(iss, sid)`, or of that `(iss, sub)` when the token has no `sid`, end, found through
+//!   the store's indexes so the cost grows with that user's sessions only.
+//! - Front-channel (OpenID Connect Front-Channel Logout 1.0): the provider's page loads the
+//!   BFF's logout URL in an iframe with `iss` and `sid`. Nothing is signed, so the only effect is
+//!   the one anybody knowing a provider session id could ask for anyway: ending that session.
+//!
+//! Only sessions of the provider that the logout concerns end: a logout token for one client
+//! never ends the session of another configured client at the same issuer, and never one at
+//! another issuer with the same `sub`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+use super::Bff;
+use crate::ids::{ProviderId, hex_sha256};
+use crate::ports::{IdentityProvider, LogoutToken, ProviderError, StoreError};
+use crate::time::Timestamp;
+
+/// How long after its `iat` a logout token without `exp` is accepted (and its `jti`
+/// remembered): the specification makes `exp` optional, and a token nobody bounds would have
+/// to be remembered forever.
+pub const LOGOUT_TOKEN_LIFETIME_WITHOUT_EXP: Duration = Duration::from_secs(300);
+
+/// How much longer than its lifetime a logout token's `jti` is remembered: more than any clock
+/// skew a provider is sensibly configured with, so a token its adapter still accepts late (`exp`
+/// plus skew) is still recognised as a replay.
+const REPLAY_MARGIN: Duration = Duration::from_secs(3600);
+
+/// Output of [`Bff::backchannel_logout`] and [`Bff::frontchannel_logout`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderLogoutOutcome {
+    /// How many sessions ended (zero when none was live: the answer is the same, so a caller
+    /// learns nothing about which sessions exist).
+    pub sessions_ended: u64,
+}
+
+/// Why a back-channel logout was refused. Nothing was deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum BackchannelLogoutError {
+    /// The logout token failed a check; the reason names it (`malformed`, `typ`, `alg`, `kid`,
+    /// `signature`, `iss`, `aud`, `azp`, `iat`, `exp`, `jti`, `events`, `sub_or_sid`, `nonce`).
+    #[error("logout token invalid: {0}")]
+    InvalidToken(String),
+    /// The token's `jti` was accepted before (by this node or another).
+    #[error("logout token replayed")]
+    Replayed,
+    /// The provider's keys could not be reached.
+    #[error(transparent)]
+    Provider(ProviderError),
+    /// A store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a front-channel logout was refused. Nothing was deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum FrontchannelLogoutError {
+    /// `iss` is missing or not the issuer of a configured provider.
+    #[error("unknown issuer")]
+    UnknownIssuer,
+    /// `sid` is missing or empty.
+    #[error("missing sid")]
+    MissingSid,
+    /// A store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Output of [`Bff::frontchannel_logout`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontchannelLogoutOutcome {
+    /// How many sessions ended.
+    pub sessions_ended: u64,
+    /// The provider's origin (`scheme://host[:port]` of its issuer): the only one allowed to
+    /// frame the answer.
+    pub provider_origin: String,
+}
+
+/// The `iss` of a compact JWS, read without checking anything: only to pick the provider whose
+/// keys and rules then check the whole token. `Err` names the check that failed: `malformed`
+/// for anything but three segments with a JSON object in the middle, `iss` without one.
+fn unverified_issuer(token: &str) -> Result<String, &'static str> {
+    let mut parts = token.split('.');
+    let (Some(_header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("malformed");
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(payload).map_err(|_| "malformed")?;
+    let claims: serde_json::Map<String, Value> =
+        serde_json::from_slice(&bytes).map_err(|_| "malformed")?;
+    claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or("iss")
+}
+
+/// Whether a refusal only says that the token is addressed to another client (`aud`, `azp`).
+/// When several configured clients share an issuer, a token for one of them fails these checks
+/// at the others, so any other reason is the more telling one to report.
+fn is_addressing_check(reason: &str) -> bool {
+    matches!(reason, "aud" | "azp")
+}
+
+/// The `ReplayCache` value of a logout token: issuer and `jti` together (two providers may
+/// use the same `jti`), hashed so its length is fixed whatever the token carries.
+fn replay_value(token: &LogoutToken) -> String {
+    let joined = format!("{}\n{}", token.issuer, token.token_id);
+    format!("logout-jti:{}", hex_sha256(joined.as_bytes()))
+}
+
+impl Bff {
+    /// Ends the sessions a back-channel logout token names (`logout_token` as the provider
+    /// posted it): picks the providers by the token's `iss`, lets one of them validate it,
+    /// refuses a `jti` seen before, then ends every live session of that provider with the
+    /// token's `sid` (and its `sub`, when it has both), or with its `sub` when it has no `sid`.
+    ///
+    /// The `jti` is recorded before any session is deleted, so a replay can never end a session
+    /// the user started after the logout (a `sub`-only token would match it).
+    ///
+    /// # Errors
+    /// `InvalidToken` naming the failed check; `Replayed`; `Provider` when the provider's keys
+    /// cannot be reached; nothing is deleted on these. `Store`: when the store fails while
+    /// sessions are being ended, those not reached yet stay, and the `jti` counts as used, so
+    /// the provider's retry of that token is refused as a replay. (Not handled yet: the
+    /// `ReplayCache` port has no way to take a value back.)
+    pub async fn backchannel_logout(
+        &self,
+        logout_token: &str,
+    ) -> Result<ProviderLogoutOutcome, BackchannelLogoutError> {
+        let now = self.ports.clock.now();
+        let issuer = unverified_issuer(logout_token)
+            .map_err(|check| BackchannelLogoutError::InvalidToken(check.into()))?;
+        let candidates: Vec<&Arc<dyn IdentityProvider>> =
+            self.providers.with_issuer(&issuer).collect();
+        if candidates.is_empty() {
+            return Err(BackchannelLogoutError::InvalidToken("iss".into()));
+        }
+        let (provider, token) = validate_with_any(&candidates, logout_token, now).await?;
+        if token.expires_at.is_none()
+            && now >= token.issued_at.plus(LOGOUT_TOKEN_LIFETIME_WITHOUT_EXP)
+        {
+            // Without `exp`, a token older than the bounded lifetime is refused as stale.
+            return Err(BackchannelLogoutError::InvalidToken("iat".into()));
+        }
+        let remember_until = token
+            .expires_at
+            .unwrap_or_else(|| token.issued_at.plus(LOGOUT_TOKEN_LIFETIME_WITHOUT_EXP))
+            .max(now)
+            .plus(REPLAY_MARGIN);
+        if !self
+            .ports
+            .replay
+            .insert_if_absent(&replay_value(&token), remember_until, now)
+            .await?
+        {
+            return Err(BackchannelLogoutError::Replayed);
+        }
+        let sessions_ended = self
+            .end_provider_sessions(
+                std::slice::from_ref(&provider),
+                &token.issuer,
+                token.provider_session_id.as_deref(),
+                token.subject.as_deref(),
+                now,
+            )
+            .await?;
+        Ok(ProviderLogoutOutcome { sessions_ended })
+    }
+
+    /// Ends the sessions of the provider session `sid` at `issuer` (the query of a
+    /// front-channel logout request), for every configured provider with that issuer.
+    ///
+    /// # Errors
+    /// `UnknownIssuer` when `issuer` is missing or not configured; `MissingSid`; `Store`.
+    pub async fn frontchannel_logout(
+        &self,
+        issuer: Option<&str>,
+        sid: Option<&str>,
+    ) -> Result<FrontchannelLogoutOutcome, FrontchannelLogoutError> {
+        let now = self.ports.clock.now();
+        let issuer = issuer.ok_or(FrontchannelLogoutError::UnknownIssuer)?;
+        let providers: Vec<ProviderId> = self
+            .providers
+            .with_issuer(issuer)
+            .map(|p| p.id().clone())
+            .collect();
+        if providers.is_empty() {
+            return Err(FrontchannelLogoutError::UnknownIssuer);
+        }
+        let provider_origin = url::Url::parse(issuer)
+            .map_err(|_| FrontchannelLogoutError::UnknownIssuer)?
+            .origin()
+            .ascii_serialization();
+        let sid = sid
+            .filter(|s| !s.is_empty())
+            .ok_or(FrontchannelLogoutError::MissingSid)?;
+        let sessions_ended = self
+            .end_provider_sessions(&providers, issuer, Some(sid), None, now)
+            .await?;
+        Ok(FrontchannelLogoutOutcome {
+            sessions_ended,
+            provider_origin,
+        })
+    }
+
+    /// Deletes the live sessions of `providers` at `issuer` with provider session `sid` (and
+    /// subject `subject` when both are given), or with subject `subject` when there is no
+    /// `sid`. Found through the store's `(issuer, sid)` / `(issuer, sub)` index, so the work is
+    /// proportional to that user's sessions.
+    async fn end_provider_sessions(
+        &self,
+        providers: &[ProviderId],
+        issuer: &str,
+        sid: Option<&str>,
+        subject: Option<&str>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let sessions = match (sid, subject) {
+            (Some(sid), _) => {
+                self.ports
+                    .sessions
+                    .find_by_provider_session(issuer, sid, now)
+                    .await?
+            }
+            (None, Some(subject)) => {
+                self.ports
+                    .sessions
+                    .find_by_subject(issuer, subject, now)
+                    .await?
+            }
+            (None, None) => return Ok(0),
+        };
+        let mut ended = 0;
+        for session in sessions {
+            // The stores already matched the index; these repeat it so that a store returning
+            // too much can never end another user's session.
+            let matches = session.issuer == issuer
+                && providers.contains(&session.provider)
+                && sid.is_none_or(|sid| session.provider_session_id.as_deref() == Some(sid))
+                && subject.is_none_or(|subject| session.subject == subject);
+            if matches && self.ports.sessions.delete(&session.key).await? {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+}
+
+/// Validates `token` with the first of `candidates` (providers sharing its issuer) that
+/// accepts it.
+async fn validate_with_any(
+    candidates: &[&Arc<dyn IdentityProvider>],
+    token: &str,
+    now: Timestamp,
+) -> Result<(ProviderId, LogoutToken), BackchannelLogoutError> {
+    let mut refusal: Option<String> = None;
+    for provider in candidates {
+        match provider.validate_logout_token(token, now).await {
+            Ok(validated) => return Ok((provider.id().clone(), validated)),
+            Err(ProviderError::LogoutTokenInvalid(reason)) => {
+                // Keep the most telling reason: one that is not just "addressed to another
+                // client" wins over one that is.
+                let better = refusal
+                    .as_deref()
+                    .is_none_or(|kept| is_addressing_check(kept) && !is_addressing_check(&reason));
+                if better {
+                    refusal = Some(reason);
+                }
+            }
+            Err(other) => return Err(BackchannelLogoutError::Provider(other)),
+        }
+    }
+    Err(BackchannelLogoutError::InvalidToken(
+        refusal.unwrap_or_else(|| "iss".into()),
+    ))
+}
+
+#[cfg(test)]
+mod tests;
