@@ -415,6 +415,56 @@ fn a_refresh_stuck_elsewhere_is_waited_for_then_refused_not_repeated() {
     assert!((5..=15).contains(&waited), "waited {waited} s");
 }
 
+/// A request waiting for a refresh that another node holds the lease for answers with the
+/// tokens that refresh wrote as soon as they are in the store, without taking the lease in turn.
+#[test]
+fn a_waiting_request_takes_the_refreshed_tokens_without_queueing_for_the_lease() {
+    use crate::ports::SessionStore;
+
+    let w = world();
+    let id = login(&w);
+    let lease = format!("refresh:{}", id.key().as_str());
+    w.stores
+        .leases
+        .lock()
+        .unwrap()
+        .insert(lease.clone(), "other-node".into());
+    let before = w.clock.now();
+    let written_elsewhere = Timestamp::from_unix_seconds(T0 + 900);
+    let (waiter, ()) = block_on(async {
+        futures_util::join!(w.bff.refresh(&id), async {
+            // The other node's refresh writes its tokens while it still holds the lease.
+            crate::testkit::yield_once().await;
+            let now = w.clock.now();
+            let mut session = w.stores.get(&id.key(), now).await.unwrap().unwrap();
+            let mut tokens =
+                crate::vault::open(&FakeCipher, &session.key, &session.tokens).unwrap();
+            tokens.access_token = Secret::new("access-from-the-other-node".to_owned());
+            tokens.access_token_expires_at = Some(written_elsewhere);
+            session.tokens = crate::vault::seal(&FakeCipher, &session.key, &tokens).unwrap();
+            session.access_token_expires_at = Some(written_elsewhere);
+            w.stores.update(&session, now).await.unwrap();
+        })
+    });
+    assert_eq!(
+        waiter.unwrap().access_token_expires_at,
+        Some(written_elsewhere)
+    );
+    assert_eq!(w.provider.refreshes.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        w.stores
+            .leases
+            .lock()
+            .unwrap()
+            .get(&lease)
+            .map(String::as_str),
+        Some("other-node"),
+        "the waiter took the lease"
+    );
+    let waited = w.clock.now().unix_seconds() - before.unix_seconds();
+    assert!(waited < 2, "waited {waited} s for tokens already written");
+}
+
 #[test]
 fn concurrent_refreshes_spend_the_refresh_token_once_and_share_the_result() {
     let w = world();
