@@ -118,6 +118,13 @@ const signingKey = {
   use: 'sig',
 };
 
+// Access tokens from a refresh may live longer than those from a code exchange, so a load test
+// can have the first token due for a refresh at once and the refreshed one stay fresh throughout.
+const accessTokenTtl = seconds('IDP_ACCESS_TOKEN_TTL', 300);
+const refreshedAccessTokenTtl = seconds('IDP_REFRESHED_ACCESS_TOKEN_TTL', accessTokenTtl);
+const accessTokenTtlFor = (ctx) =>
+  (ctx?.oidc?.params?.grant_type === 'refresh_token' ? refreshedAccessTokenTtl : accessTokenTtl);
+
 const configuration = {
   clients: [
     clientFor('bff-basic', 'bff-basic-secret', 'client_secret_basic'),
@@ -162,7 +169,7 @@ const configuration = {
   renderError,
   pkce: { required: () => true },
   ttl: {
-    AccessToken: seconds('IDP_ACCESS_TOKEN_TTL', 300),
+    AccessToken: accessTokenTtlFor,
     IdToken: seconds('IDP_ID_TOKEN_TTL', 300),
     AuthorizationCode: 60,
     Interaction: 600,
@@ -238,12 +245,40 @@ async function interaction(provider, req, res) {
   return send(res, 404, page('Not found', ''));
 }
 
+// --- Grant counters (README, "Grant counters") -------------------------------------------
+// Every token-endpoint grant, counted by outcome and grant_type, so a test can prove how many
+// refresh grants actually reached the provider (one, for 100 concurrent calls on two BFF nodes).
+// Read with GET /test/grants; this server listens on loopback only.
+const grantCounts = { success: {}, error: {} };
+function countGrant(outcome, ctx) {
+  const type = String(ctx?.oidc?.params?.grant_type || 'unknown');
+  grantCounts[outcome][type] = (grantCounts[outcome][type] || 0) + 1;
+}
+function countGrants(provider) {
+  provider.on('grant.success', (ctx) => countGrant('success', ctx));
+  provider.on('grant.error', (ctx) => countGrant('error', ctx));
+}
+function serveGrantCounts(req, res) {
+  if (req.method !== 'GET') {
+    res.writeHead(405, { allow: 'GET' });
+    res.end();
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(grantCounts));
+}
+// --- end of grant counters ---------------------------------------------------------------
+
 let provider;
 let handler;
 const server = createServer((req, res) => {
   if (!provider) {
     res.writeHead(503);
     res.end();
+    return;
+  }
+  if (req.url === '/test/grants') {
+    serveGrantCounts(req, res);
     return;
   }
   if (req.url.startsWith('/interaction/')) {
@@ -270,6 +305,7 @@ server.listen(seconds('IDP_PORT', 0), listenHost, () => {
   provider = new Provider(issuer, configuration);
   provider.proxy = false; // never trust X-Forwarded-*: plain http on loopback
   handler = provider.callback();
+  countGrants(provider);
   provider.on('server_error', (_ctx, err) => console.error('server_error:', err.message));
   provider.on('backchannel.error', (_ctx, err, client) =>
     console.error(`backchannel logout to ${client.clientId} failed:`, err.message, err.cause?.message || ''));

@@ -12,6 +12,7 @@
 mod browser;
 mod config_cli;
 mod flow;
+mod load;
 mod negative;
 mod proxy;
 mod stores;

@@ -12,15 +12,15 @@ use crate::support::*;
 
 /// One request as the upstream received it.
 #[derive(Clone, Debug)]
-struct Received {
+pub(crate) struct Received {
     /// Path and query.
-    target: String,
+    pub(crate) target: String,
     /// Every header, names lower-case.
     headers: Vec<(String, String)>,
     /// The `Authorization: Bearer` value, if any.
-    bearer: Option<String>,
+    pub(crate) bearer: Option<String>,
     /// `sub` as the provider's userinfo endpoint answers it for the bearer token, or why not.
-    subject: Result<String, String>,
+    pub(crate) subject: Result<String, String>,
 }
 
 impl Received {
@@ -39,11 +39,11 @@ impl Received {
 /// introspection can: it calls the provider's userinfo endpoint (from discovery) with it. Only
 /// a token the provider issued, unexpired and unrevoked, gets an answer there, and the answer
 /// names the token's user.
-struct Upstream {
-    base: String,
+pub(crate) struct Upstream {
+    pub(crate) base: String,
     /// The provider's userinfo endpoint, where bearer tokens are checked.
     userinfo: String,
-    received: Arc<Mutex<Vec<Received>>>,
+    pub(crate) received: Arc<Mutex<Vec<Received>>>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -56,7 +56,7 @@ impl Drop for Upstream {
 }
 
 impl Upstream {
-    async fn start(issuer: &str) -> Upstream {
+    pub(crate) async fn start(issuer: &str) -> Upstream {
         let http = reqwest::Client::new();
         let discovery: serde_json::Value = http
             .get(format!("{issuer}/.well-known/openid-configuration"))
@@ -139,7 +139,7 @@ impl Upstream {
         }
     }
 
-    fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.received.lock().unwrap().len()
     }
 

@@ -95,10 +95,21 @@ impl Idp {
     /// Node 20 deadlock in key export was found and avoided in `server.mjs`), stopped and started
     /// again, up to three times; one that exits fails the test at once with its stderr.
     pub fn start_on_host(host: &str, redirect_uris: &[String], post_logout_uris: &[String]) -> Idp {
+        Self::start_with_env(host, redirect_uris, post_logout_uris, &[])
+    }
+
+    /// [`Idp::start_on_host`] with more `IDP_*` variables (e2e/idp/README.md), such as
+    /// `IDP_ACCESS_TOKEN_TTL`.
+    pub fn start_with_env(
+        host: &str,
+        redirect_uris: &[String],
+        post_logout_uris: &[String],
+        env: &[(&str, &str)],
+    ) -> Idp {
         const ATTEMPTS: usize = 3;
         let mut failures = Vec::new();
         for attempt in 1..=ATTEMPTS {
-            match Self::try_start(host, redirect_uris, post_logout_uris) {
+            match Self::try_start(host, redirect_uris, post_logout_uris, env) {
                 Ok(idp) => return idp,
                 Err(StartFailure::Exited(report)) => {
                     panic!("the local provider exited before it was ready: {report}")
@@ -131,6 +142,7 @@ impl Idp {
         host: &str,
         redirect_uris: &[String],
         post_logout_uris: &[String],
+        env: &[(&str, &str)],
     ) -> Result<Idp, StartFailure> {
         const READY_WITHIN: Duration = Duration::from_secs(30);
         let started = std::time::Instant::now();
@@ -141,6 +153,7 @@ impl Idp {
             .env("IDP_LISTEN_HOST", host)
             .env("IDP_REDIRECT_URIS", redirect_uris.join(","))
             .env("IDP_POST_LOGOUT_REDIRECT_URIS", post_logout_uris.join(","))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
