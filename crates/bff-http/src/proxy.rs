@@ -249,7 +249,12 @@ impl Inner {
             }
         };
         let forwarded = if upgrade {
-            self.open_tunnel(&req, &target, credential).await
+            // A tunnel carrying the user's token ends with the user's session.
+            let session_id = matches!(credential, UpstreamCredential::Bearer(_))
+                .then(|| session.id().cloned())
+                .flatten();
+            self.open_tunnel(&req, &target, credential, session_id)
+                .await
         } else {
             self.call_upstream(&mut req, &target, credential).await
         };

@@ -318,6 +318,33 @@ fn sessions_slide_then_hit_the_absolute_limit() {
 }
 
 #[test]
+fn session_liveness_is_read_without_recording_a_use() {
+    let w = world();
+    let id = login(&w);
+    let key = id.key();
+    let idle_at_login = w.stores.sessions.lock().unwrap()[&key].idle_expires_at;
+    w.clock.advance(Duration::from_secs(300)); // any use now would slide a 600 s idle expiry
+    assert!(block_on(w.bff.session_is_live(&id)).unwrap());
+    assert_eq!(
+        w.stores.sessions.lock().unwrap()[&key].idle_expires_at,
+        idle_at_login
+    );
+    w.clock.advance(Duration::from_secs(301)); // past the idle expiry
+    assert!(!block_on(w.bff.session_is_live(&id)).unwrap());
+
+    let id = login(&w);
+    block_on(w.bff.logout(&id, None)).unwrap();
+    assert!(!block_on(w.bff.session_is_live(&id)).unwrap());
+
+    let id = login(&w);
+    w.stores.fail.store(true, Ordering::SeqCst);
+    assert!(
+        block_on(w.bff.session_is_live(&id)).is_err(),
+        "an outage is not an answer"
+    );
+}
+
+#[test]
 fn an_idle_session_ends() {
     let w = world();
     let id = login(&w);

@@ -1375,6 +1375,61 @@ async fn a_websocket_is_tunnelled_with_the_users_token() {
     assert!(!call.has("cookie"));
 }
 
+/// Sends `message` and reads its echo through the tunnel.
+async fn echo(socket: &mut tokio::net::TcpStream, message: &[u8]) {
+    socket.write_all(message).await.unwrap();
+    let mut echoed = vec![0u8; message.len()];
+    tokio::time::timeout(Duration::from_secs(10), socket.read_exact(&mut echoed))
+        .await
+        .expect("the echo comes back through the tunnel")
+        .unwrap();
+    assert_eq!(echoed, message);
+}
+
+/// An open socket survives the session checks while the session lives (they do not slide its
+/// expiry either), and is closed within one check interval (5 s) once the session is logged out.
+#[tokio::test]
+async fn a_logout_closes_the_users_open_websocket_within_seconds() {
+    let w = world().await;
+    let id = login(&w).await;
+    let head = upgrade_head(
+        "/api/live/feed",
+        &[
+            format!("Cookie: {}", cookie(&id)),
+            format!("Origin: {APP_ORIGIN}"),
+        ],
+    );
+    let (answer, mut socket) = open_socket(w.addr, &head).await;
+    assert_eq!(answer.status, 101, "{:?}", answer.headers);
+    let key = id.key();
+    let idle_before = w.stores.sessions.lock().unwrap()[&key].idle_expires_at;
+    // Far enough on that any use of the session would slide its idle expiry (a tenth of 1800 s).
+    w.clock.0.fetch_add(200, Ordering::SeqCst);
+
+    // Past the first session check: still open.
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    echo(&mut socket, b"\x81\x05still").await;
+    assert_eq!(
+        w.stores.sessions.lock().unwrap()[&key].idle_expires_at,
+        idle_before,
+        "the socket's session checks slid the session's expiry"
+    );
+
+    w.bff.logout(&id, None).await.unwrap();
+    let closed_within = Duration::from_secs(8);
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(closed_within, socket.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the socket stayed open {closed_within:?} after the logout: {read:?}"
+    );
+    assert!(started.elapsed() < closed_within);
+    // The upstream side was closed too: its echo loop ended, and a new upgrade is refused.
+    let (again, _) = open_socket(w.addr, &head).await;
+    assert_eq!(again.status, 401);
+}
+
 #[tokio::test]
 async fn websocket_upgrades_need_an_app_origin_a_session_and_a_websocket_route() {
     let w = world().await;
