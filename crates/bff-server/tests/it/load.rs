@@ -192,8 +192,10 @@ async fn two_nodes_on_redis_share_one_refresh_grant_for_a_hundred_concurrent_cal
     let Some(redis) = bff_test_services::redis().await else {
         return;
     };
+    // Both nodes, the upstream and the 100 callers share this test's one runtime thread on a
+    // busy machine: a generous bound on Redis commands, whose 1 s default is not under test.
     let stores = format!(
-        "[store]\nkind = \"redis\"\n[store.redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\n",
+        "[store]\nkind = \"redis\"\n[store.redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\ntimeout_ms = 5000\n",
         redis.url, redis.prefix
     );
     let a = reserve().await;

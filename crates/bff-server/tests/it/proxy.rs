@@ -3,6 +3,7 @@
 //! every request's headers, so the tests see exactly what crossed the proxy in both directions.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -57,7 +58,12 @@ impl Drop for Upstream {
 
 impl Upstream {
     pub(crate) async fn start(issuer: &str) -> Upstream {
-        let http = reqwest::Client::new();
+        // Node closes keep-alive connections idle for 5 s; a pooled one reused at that moment
+        // fails to send (seen under load). Never reuse one idle that long.
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
         let discovery: serde_json::Value = http
             .get(format!("{issuer}/.well-known/openid-configuration"))
             .send()
