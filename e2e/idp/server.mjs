@@ -129,8 +129,12 @@ const signingKey = {
 const API_RESOURCE = 'urn:bff-test:api';
 const API_SCOPES = 'api.read api.write reports.read';
 
-// Grants issued since start, by grant type and client, for GET /test/grants.
-const grantCounts = {};
+// Access tokens from a refresh may live longer than those from a code exchange, so a load test
+// can have the first token due for a refresh at once and the refreshed one stay fresh throughout.
+const accessTokenTtl = seconds('IDP_ACCESS_TOKEN_TTL', 300);
+const refreshedAccessTokenTtl = seconds('IDP_REFRESHED_ACCESS_TOKEN_TTL', accessTokenTtl);
+const accessTokenTtlFor = (ctx) =>
+  (ctx?.oidc?.params?.grant_type === 'refresh_token' ? refreshedAccessTokenTtl : accessTokenTtl);
 
 const configuration = {
   clients: [
@@ -195,7 +199,7 @@ const configuration = {
   renderError,
   pkce: { required: () => true },
   ttl: {
-    AccessToken: seconds('IDP_ACCESS_TOKEN_TTL', 300),
+    AccessToken: accessTokenTtlFor,
     IdToken: seconds('IDP_ID_TOKEN_TTL', 300),
     AuthorizationCode: 60,
     Interaction: 600,
@@ -271,6 +275,36 @@ async function interaction(provider, req, res) {
   return send(res, 404, page('Not found', ''));
 }
 
+// --- Grant counters (README, "Grant counters") -------------------------------------------
+// Every token-endpoint grant, counted by outcome and grant_type, so a test can prove how many
+// refresh grants actually reached the provider (one, for 100 concurrent calls on two BFF nodes).
+// Read with GET /test/grants; this server listens on loopback only.
+// Successful grants are also counted per client (`by_client`), so a test can tell its own.
+const grantCounts = { success: {}, error: {}, by_client: {} };
+function countGrant(outcome, ctx) {
+  const type = String(ctx?.oidc?.params?.grant_type || 'unknown');
+  grantCounts[outcome][type] = (grantCounts[outcome][type] || 0) + 1;
+  if (outcome === 'success') {
+    const client = String(ctx?.oidc?.client?.clientId || 'unknown');
+    grantCounts.by_client[type] ??= {};
+    grantCounts.by_client[type][client] = (grantCounts.by_client[type][client] || 0) + 1;
+  }
+}
+function countGrants(provider) {
+  provider.on('grant.success', (ctx) => countGrant('success', ctx));
+  provider.on('grant.error', (ctx) => countGrant('error', ctx));
+}
+function serveGrantCounts(req, res) {
+  if (req.method !== 'GET') {
+    res.writeHead(405, { allow: 'GET' });
+    res.end();
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(grantCounts));
+}
+// --- end of grant counters ---------------------------------------------------------------
+
 let provider;
 let handler;
 const server = createServer((req, res) => {
@@ -279,9 +313,8 @@ const server = createServer((req, res) => {
     res.end();
     return;
   }
-  if (req.method === 'GET' && req.url === '/test/grants') {
-    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-    res.end(JSON.stringify(grantCounts));
+  if (req.url === '/test/grants') {
+    serveGrantCounts(req, res);
     return;
   }
   if (req.url.startsWith('/interaction/')) {
@@ -308,13 +341,8 @@ server.listen(seconds('IDP_PORT', 0), listenHost, () => {
   provider = new Provider(issuer, configuration);
   provider.proxy = false; // never trust X-Forwarded-*: plain http on loopback
   handler = provider.callback();
+  countGrants(provider);
   provider.on('server_error', (_ctx, err) => console.error('server_error:', err.message));
-  provider.on('grant.success', (ctx) => {
-    const grantType = ctx.oidc.params?.grant_type || 'unknown';
-    const clientId = ctx.oidc.client?.clientId || 'unknown';
-    grantCounts[grantType] ??= {};
-    grantCounts[grantType][clientId] = (grantCounts[grantType][clientId] || 0) + 1;
-  });
   provider.on('backchannel.error', (_ctx, err, client) =>
     console.error(`backchannel logout to ${client.clientId} failed:`, err.message, err.cause?.message || ''));
   process.stdout.write(`IDP_READY ${issuer}\n`);

@@ -35,7 +35,10 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler};
 use poem_openapi::{OpenApi, OpenApiService};
 use serde_json::json;
 
-pub use proxy::{ApiProxy, ProxyBuildError, ProxyConfigError, ProxyRouteConfig, route_table};
+pub use proxy::{
+    ApiProxy, ForwardingHeaders, IpNetwork, ProxyBuildError, ProxyConfigError, ProxyRouteConfig,
+    TrustedProxies, route_table,
+};
 pub use settings::{HttpSettings, SettingsError, same_origin};
 
 /// One named readiness check (a store, a provider's metadata).

@@ -15,7 +15,8 @@
 //!    JSON `401` (never a redirect: the caller is script), a refused refresh ends the session
 //!    and clears the cookie, a provider that cannot be reached is `503`.
 //! 4. The upstream request carries the browser's headers minus the ones [`headers`] withholds,
-//!    `X-Forwarded-For`/`-Proto`/`-Host` from what the server knows, the route's extra headers
+//!    `X-Forwarded-For`/`-Proto`/`-Host` from what the server knows (the peer, or with trusted
+//!    proxies in front, the client they vouch for: [`forwarding`]), the route's extra headers
 //!    and `Authorization: Bearer` for a bearer credential only. Request and response bodies are
 //!    streamed, never buffered, so server-sent events reach the browser as they are written.
 //! 5. Upstream failures answer `502 upstream_unavailable` or `504 upstream_timeout`, never with
@@ -31,6 +32,7 @@
 //! included.
 
 mod config;
+mod forwarding;
 mod headers;
 mod websocket;
 
@@ -46,6 +48,7 @@ use poem::middleware::CookieJarManager;
 use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response};
 
 pub use config::{ProxyConfigError, ProxyRouteConfig, route_table};
+pub use forwarding::{ForwardingHeaders, IpNetwork, TrustedProxies};
 
 use crate::cookies;
 use crate::csrf;
@@ -67,12 +70,15 @@ pub struct ApiProxy {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     bff: Arc<Bff>,
     settings: Arc<HttpSettings>,
     routes: RouteTable,
     /// One client per route prefix.
     clients: BTreeMap<String, reqwest::Client>,
+    /// Whose forwarding headers are believed; nobody's by default.
+    trusted_proxies: TrustedProxies,
 }
 
 impl std::fmt::Debug for ApiProxy {
@@ -112,8 +118,20 @@ impl ApiProxy {
                 settings,
                 routes,
                 clients,
+                trusted_proxies: TrustedProxies::default(),
             }),
         })
+    }
+
+    /// The same proxy, believing the forwarding headers of `proxies` when they are the direct
+    /// peer (see [`TrustedProxies`]); without this, the client is always the direct peer.
+    #[must_use]
+    pub fn with_trusted_proxies(self, proxies: TrustedProxies) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        inner.trusted_proxies = proxies;
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
     /// The routes this proxy serves.
@@ -198,14 +216,6 @@ fn refusal_answer(refusal: ProxyRefusal) -> Response {
     response
 }
 
-/// Only plain host characters: `X-Forwarded-Host` repeats what the browser sent as `Host`.
-fn is_plain_host(value: &str) -> bool {
-    !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
-}
-
 impl Inner {
     async fn forward(&self, mut req: Request) -> Response {
         let raw = raw_target(&req);
@@ -240,7 +250,12 @@ impl Inner {
             }
         };
         let forwarded = if upgrade {
-            self.open_tunnel(&req, &target, credential).await
+            // A tunnel carrying the user's token ends with the user's session.
+            let session_id = matches!(credential, UpstreamCredential::Bearer(_))
+                .then(|| session.id().cloned())
+                .flatten();
+            self.open_tunnel(&req, &target, credential, session_id)
+                .await
         } else {
             self.call_upstream(&mut req, &target, credential).await
         };
@@ -256,25 +271,30 @@ impl Inner {
         credential: &UpstreamCredential,
     ) -> Result<HeaderMap, Problem> {
         let mut out = headers::upstream_request_headers(req.headers());
-        if let Some(addr) = req.remote_addr().as_socket_addr()
-            && let Ok(value) = HeaderValue::from_str(&addr.ip().to_string())
+        let peer = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
+        let client = self.trusted_proxies.client(peer, req.headers());
+        if let Some(value) = client
+            .address
+            .and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok())
         {
             out.insert("x-forwarded-for", value);
         }
-        let proto = if self.settings.secure_cookies {
+        let own_proto = if self.settings.secure_cookies {
             "https"
         } else {
             req.scheme().as_str()
         };
+        let proto = client.proto.as_deref().unwrap_or(own_proto);
         if let Ok(value) = HeaderValue::from_str(proto) {
             out.insert("x-forwarded-proto", value);
         }
-        let host = req
+        let own_host = req
             .headers()
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
             .or_else(|| req.original_uri().authority().map(|a| a.as_str()))
-            .filter(|h| is_plain_host(h));
+            .filter(|h| forwarding::is_plain_host(h));
+        let host = client.host.as_deref().or(own_host);
         if let Some(value) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
             out.insert("x-forwarded-host", value);
         }

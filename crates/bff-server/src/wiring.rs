@@ -304,7 +304,8 @@ pub async fn build(config: &Config) -> Result<Service, BuildError> {
         None
     } else {
         let proxy = bff_http::ApiProxy::new(bff.clone(), settings.clone(), config.routes.clone())
-            .map_err(|e| BuildError::Config(format!("routes: {e}")))?;
+            .map_err(|e| BuildError::Config(format!("routes: {e}")))?
+            .with_trusted_proxies(config.trusted_proxies());
         Some(proxy)
     };
     Ok(Service {

@@ -3,8 +3,8 @@
 //!
 //! Providers that rotate refresh tokens revoke the grant when one is used twice, so only the
 //! request holding the session's `Lock` lease spends the refresh token; concurrent requests back
-//! off through `Clock::sleep` (for up to [`REFRESH_WAIT`]) and then answer with the tokens it
-//! wrote.
+//! off through `Clock::sleep` (for up to [`REFRESH_WAIT`]) and answer with the tokens it wrote as
+//! soon as they are in the store, without taking the lease in turn.
 
 use std::time::Duration;
 
@@ -148,7 +148,31 @@ impl Bff {
             self.ports.clock.sleep(pause).await;
             waited += pause;
             pause = (pause * 2).min(longest_pause);
+            // Waiters must not queue for the lease once the refresh is done: a hundred of them
+            // taking turns at it lose a pause per turn, which on two nodes ran into REFRESH_WAIT.
+            if let Some(tokens) = self.tokens_rewritten_since(&seen).await? {
+                return Ok(tokens);
+            }
         }
+    }
+
+    /// The session's tokens if they were rewritten since `seen` was read, which only a refresh
+    /// does (sliding the expiry never rewrites them); `None` while they are the ones `seen` has.
+    async fn tokens_rewritten_since(
+        &self,
+        seen: &Session,
+    ) -> Result<Option<TokenSet>, RefreshError> {
+        let now = self.ports.clock.now();
+        let current = self
+            .ports
+            .sessions
+            .get(&seen.key, now)
+            .await?
+            .ok_or(RefreshError::NoSession)?;
+        if current.tokens == seen.tokens {
+            return Ok(None);
+        }
+        Ok(Some(self.open_tokens(&current).await?))
     }
 
     /// Holding the lease: refreshes, unless the session changed since the caller read it (the

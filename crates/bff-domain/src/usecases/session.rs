@@ -121,6 +121,18 @@ impl Bff {
         })
     }
 
+    /// Whether the session still exists and has not expired, without recording a use: for what
+    /// was authorized once and then lives on by itself (a proxied WebSocket), which must end
+    /// with the session (logout on any node, expiry) but must not keep it alive.
+    ///
+    /// # Errors
+    /// `Store` when the store fails; an outage says nothing about the session.
+    pub async fn session_is_live(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let now = self.ports.clock.now();
+        let session = self.ports.sessions.get(&id.key(), now).await?;
+        Ok(session.is_some_and(|s| !s.is_expired(now)))
+    }
+
     /// The user's claims: the ID token's, plus the userinfo endpoint's when the policy asks.
     ///
     /// # Errors

@@ -319,6 +319,33 @@ fn sessions_slide_then_hit_the_absolute_limit() {
 }
 
 #[test]
+fn session_liveness_is_read_without_recording_a_use() {
+    let w = world();
+    let id = login(&w);
+    let key = id.key();
+    let idle_at_login = w.stores.sessions.lock().unwrap()[&key].idle_expires_at;
+    w.clock.advance(Duration::from_secs(300)); // any use now would slide a 600 s idle expiry
+    assert!(block_on(w.bff.session_is_live(&id)).unwrap());
+    assert_eq!(
+        w.stores.sessions.lock().unwrap()[&key].idle_expires_at,
+        idle_at_login
+    );
+    w.clock.advance(Duration::from_secs(301)); // past the idle expiry
+    assert!(!block_on(w.bff.session_is_live(&id)).unwrap());
+
+    let id = login(&w);
+    block_on(w.bff.logout(&id, None)).unwrap();
+    assert!(!block_on(w.bff.session_is_live(&id)).unwrap());
+
+    let id = login(&w);
+    w.stores.fail.store(true, Ordering::SeqCst);
+    assert!(
+        block_on(w.bff.session_is_live(&id)).is_err(),
+        "an outage is not an answer"
+    );
+}
+
+#[test]
 fn an_idle_session_ends() {
     let w = world();
     let id = login(&w);
@@ -485,6 +512,56 @@ fn a_refresh_stuck_elsewhere_is_waited_for_then_refused_not_repeated() {
     // It waited about REFRESH_WAIT (the test clock moves by what it sleeps), then gave up.
     let waited = w.clock.now().unix_seconds() - before.unix_seconds();
     assert!((5..=15).contains(&waited), "waited {waited} s");
+}
+
+/// A request waiting for a refresh that another node holds the lease for answers with the
+/// tokens that refresh wrote as soon as they are in the store, without taking the lease in turn.
+#[test]
+fn a_waiting_request_takes_the_refreshed_tokens_without_queueing_for_the_lease() {
+    use crate::ports::SessionStore;
+
+    let w = world();
+    let id = login(&w);
+    let lease = format!("refresh:{}", id.key().as_str());
+    w.stores
+        .leases
+        .lock()
+        .unwrap()
+        .insert(lease.clone(), "other-node".into());
+    let before = w.clock.now();
+    let written_elsewhere = Timestamp::from_unix_seconds(T0 + 900);
+    let (waiter, ()) = block_on(async {
+        futures_util::join!(w.bff.refresh(&id), async {
+            // The other node's refresh writes its tokens while it still holds the lease.
+            crate::testkit::yield_once().await;
+            let now = w.clock.now();
+            let mut session = w.stores.get(&id.key(), now).await.unwrap().unwrap();
+            let mut tokens =
+                crate::vault::open(&FakeCipher, &session.key, &session.tokens).unwrap();
+            tokens.access_token = Secret::new("access-from-the-other-node".to_owned());
+            tokens.access_token_expires_at = Some(written_elsewhere);
+            session.tokens = crate::vault::seal(&FakeCipher, &session.key, &tokens).unwrap();
+            session.access_token_expires_at = Some(written_elsewhere);
+            w.stores.update(&session, now).await.unwrap();
+        })
+    });
+    assert_eq!(
+        waiter.unwrap().access_token_expires_at,
+        Some(written_elsewhere)
+    );
+    assert_eq!(w.provider.refreshes.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        w.stores
+            .leases
+            .lock()
+            .unwrap()
+            .get(&lease)
+            .map(String::as_str),
+        Some("other-node"),
+        "the waiter took the lease"
+    );
+    let waited = w.clock.now().unix_seconds() - before.unix_seconds();
+    assert!(waited < 2, "waited {waited} s for tokens already written");
 }
 
 #[test]

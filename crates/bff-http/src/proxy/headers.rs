@@ -7,7 +7,8 @@
 //! - the browser's credentials and the BFF's own: `Cookie` (the session cookie), `x-csrf`,
 //!   `Authorization` (only the proxy decides the upstream credential);
 //! - what the client claims about the path to the server: `Forwarded`, `X-Forwarded-*`,
-//!   `X-Real-IP`; the proxy sets `X-Forwarded-*` itself from what it knows;
+//!   `X-Real-IP`; the proxy sets `X-Forwarded-*` itself from what it knows, reading the
+//!   incoming ones only when a trusted proxy sent them ([`super::forwarding`]);
 //! - `Host`: the upstream URL names the host.
 //!
 //! Names are compared on a folded form (ASCII letters and digits only, lower-cased), so

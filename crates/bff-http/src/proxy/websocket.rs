@@ -9,11 +9,20 @@
 //! upgraded connections are joined byte for byte until either side closes. Any other answer is
 //! relayed like a plain response.
 //!
-//! The tunnel lives as long as the connections do: the token sent at the handshake is the one
-//! the upstream saw, and ending the session does not close an open socket.
+//! The token sent at the handshake is the one the upstream saw for the socket's whole life; the
+//! proxy does not refresh it. A tunnel opened with the user's token ends with the user's session:
+//! every [`SESSION_CHECK_INTERVAL`] it asks the session store (without recording a use, so an
+//! open socket does not keep the session alive) whether the session still exists, and closes
+//! both connections once it does not, so a logout on any node, a back-channel logout or the
+//! session's expiry closes the socket within that interval. The close is a plain TCP close
+//! (the browser sees code 1006): the proxy does not parse frames, so it cannot add a close
+//! frame without risking one in the middle of an upstream frame. A store outage keeps the
+//! socket open (an outage is not a logout). Tunnels of `none` routes are not bound to a session.
 
-use bff_domain::UpstreamCredential;
+use std::time::Duration;
+
 use bff_domain::allowlist::{ProxyTarget, Route};
+use bff_domain::{Bff, SessionId, UpstreamCredential};
 use poem::Request;
 use poem::Response;
 use poem::http::header::{self, HeaderValue};
@@ -22,6 +31,9 @@ use poem::http::{Method, StatusCode};
 use super::{Inner, upstream_problem};
 use crate::problem::{Problem, error_chain};
 use crate::settings::HttpSettings;
+
+/// How often an open tunnel checks that its session still exists.
+pub(super) const SESSION_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Whether `value` lists `token` (comma-separated, case-insensitive).
 fn lists(value: Option<&HeaderValue>, token: &str) -> bool {
@@ -61,12 +73,14 @@ pub(super) fn check(req: &Request, route: &Route, settings: &HttpSettings) -> Re
 }
 
 impl Inner {
-    /// Sends the handshake upstream and, on `101`, joins the two connections.
+    /// Sends the handshake upstream and, on `101`, joins the two connections, until either
+    /// side closes or, with a `session`, that session ends.
     pub(super) async fn open_tunnel(
         &self,
         req: &Request,
         target: &ProxyTarget<'_>,
         credential: UpstreamCredential,
+        session: Option<SessionId>,
     ) -> Result<Response, Problem> {
         let route = target.route();
         let client = self.client_for(route.prefix())?;
@@ -109,6 +123,7 @@ impl Inner {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         let prefix = route.prefix().to_owned();
+        let bff = self.bff.clone();
         tokio::spawn(async move {
             let upstream_side = match response.upgrade().await {
                 Ok(io) => io,
@@ -125,16 +140,44 @@ impl Inner {
                 }
             };
             let (mut browser_side, mut upstream_side) = (browser_side, upstream_side);
-            if let Err(e) =
-                tokio::io::copy_bidirectional(&mut browser_side, &mut upstream_side).await
-            {
-                tracing::debug!(route = %prefix, error = %e, "WebSocket tunnel closed");
+            let tunnel = tokio::io::copy_bidirectional(&mut browser_side, &mut upstream_side);
+            let session_ended = async {
+                match &session {
+                    Some(id) => session_ended(&bff, id, &prefix).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                closed = tunnel => {
+                    if let Err(e) = closed {
+                        tracing::debug!(route = %prefix, error = %e, "WebSocket tunnel closed");
+                    }
+                }
+                () = session_ended => {
+                    tracing::info!(route = %prefix, "session ended: WebSocket tunnel closed");
+                }
             }
+            // Dropping both upgraded connections closes them.
         });
         let mut out = Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
             .finish();
         *out.headers_mut() = headers;
         Ok(out)
+    }
+}
+
+/// Returns once the session `id` no longer exists (checked every [`SESSION_CHECK_INTERVAL`]);
+/// never while the store cannot say.
+async fn session_ended(bff: &Bff, id: &SessionId, prefix: &str) {
+    loop {
+        tokio::time::sleep(SESSION_CHECK_INTERVAL).await;
+        match bff.session_is_live(id).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(route = %prefix, error = %error_chain(&e), "cannot check the session of a WebSocket tunnel; it stays open");
+            }
+        }
     }
 }

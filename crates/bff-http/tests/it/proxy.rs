@@ -18,7 +18,10 @@ use bff_domain::{
     Bff, BffPolicy, BffPorts, Claims, CompleteLogin, LoginStyle, Prompt, ProviderId, Providers,
     ReturnUrl, Secret, SessionId, SessionLifetime, StartLogin, Timestamp, TokenSet,
 };
-use bff_http::{ApiProxy, HttpSettings, ProxyRouteConfig, route_table};
+use bff_http::{
+    ApiProxy, ForwardingHeaders, HttpSettings, IpNetwork, ProxyRouteConfig, TrustedProxies,
+    route_table,
+};
 use futures_util::StreamExt;
 use poem::listener::TcpAcceptor;
 use poem::{Body, Endpoint, Request, Response, Server};
@@ -325,6 +328,8 @@ struct World {
     /// `http://127.0.0.1:port` of the BFF.
     base: String,
     addr: SocketAddr,
+    /// The same BFF behind a trusted reverse proxy: it believes `X-Forwarded-*` from loopback.
+    behind_proxy: SocketAddr,
     browser: reqwest::Client,
 }
 
@@ -432,8 +437,14 @@ async fn world() -> World {
     ];
     let table = route_table(&configs, &["main", "other"], "/bff").unwrap();
     let proxy = ApiProxy::new(bff.clone(), settings.clone(), table).unwrap();
-    let app = bff_http::app(bff.clone(), settings, Vec::new(), None, Some(proxy));
+    let trusting = proxy.clone().with_trusted_proxies(TrustedProxies::new(
+        vec![IpNetwork::parse("127.0.0.1").unwrap()],
+        ForwardingHeaders::XForwarded,
+    ));
+    let app = bff_http::app(bff.clone(), settings.clone(), Vec::new(), None, Some(proxy));
     let addr = serve(app).await;
+    let app = bff_http::app(bff.clone(), settings, Vec::new(), None, Some(trusting));
+    let behind_proxy = serve(app).await;
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -447,6 +458,7 @@ async fn world() -> World {
         upstream,
         base: format!("http://{addr}"),
         addr,
+        behind_proxy,
         browser,
     }
 }
@@ -679,6 +691,93 @@ async fn the_upstream_gets_the_users_token_and_none_of_the_browsers_credentials(
         1
     );
     assert_eq!(w.provider.refreshes.load(Ordering::SeqCst), 0);
+}
+
+/// Behind a trusted proxy (loopback here), the upstream hears of the client that proxy vouches
+/// for: the right-most untrusted `X-Forwarded-For` hop, with its scheme and host; what the client
+/// prepended, a `Forwarded` header the proxy does not write, and garbage never get through.
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_upstream_hears_of_the_client_it_vouches_for() {
+    let w = world().await;
+    let id = login(&w).await;
+    let cases = [
+        (
+            vec![
+                "X-Forwarded-For: 6.6.6.6, 198.51.100.7",
+                "X-Forwarded-Proto: https",
+                "X-Forwarded-Host: shop.example",
+                "Forwarded: for=7.7.7.7;proto=http;host=evil.example",
+                "X-Real-IP: 8.8.8.8",
+            ],
+            ("198.51.100.7", "https", "shop.example"),
+        ),
+        (
+            vec!["X-Forwarded-For: [2001:db8::7]:4711, 127.0.0.1"],
+            ("2001:db8::7", "https", "app.example"),
+        ),
+        (
+            // Garbage in the one hop the proxy wrote: the client is the proxy itself.
+            vec![
+                "X-Forwarded-For: 1.2.3.4, 999.1.1.1",
+                "X-Forwarded-Host: evil.example/<x>",
+            ],
+            ("127.0.0.1", "https", "app.example"),
+        ),
+    ];
+    for (forwarding, (address, proto, host)) in cases {
+        let mut head = vec![
+            "GET /api/orders/items/7 HTTP/1.1".to_owned(),
+            "Host: app.example".into(),
+            format!("Cookie: {}", cookie(&id)),
+            "x-csrf: 1".into(),
+        ];
+        head.extend(forwarding.iter().map(|h| (*h).to_owned()));
+        let answer = raw_request(w.behind_proxy, &head.join("\r\n")).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let call = w.upstream.seen().last().cloned().unwrap();
+        assert_eq!(
+            call.header("x-forwarded-for"),
+            Some(address),
+            "{forwarding:?}"
+        );
+        assert_eq!(
+            call.header("x-forwarded-proto"),
+            Some(proto),
+            "{forwarding:?}"
+        );
+        assert_eq!(
+            call.header("x-forwarded-host"),
+            Some(host),
+            "{forwarding:?}"
+        );
+        for name in ["forwarded", "x-real-ip"] {
+            assert!(!call.has(name), "{name} reached the upstream: {call:#?}");
+        }
+        let forwarding_headers = call
+            .headers
+            .iter()
+            .filter(|(n, _)| n.starts_with("x-forwarded-"))
+            .count();
+        assert_eq!(forwarding_headers, 3, "{call:#?}");
+    }
+
+    // The same spoofed chain at the BFF that trusts nobody: the peer, its own scheme and host.
+    let head = [
+        "GET /api/orders/items/7 HTTP/1.1".to_owned(),
+        "Host: app.example".into(),
+        format!("Cookie: {}", cookie(&id)),
+        "x-csrf: 1".into(),
+        "X-Forwarded-For: 6.6.6.6, 198.51.100.7".into(),
+        "X-Forwarded-Proto: http".into(),
+        "X-Forwarded-Host: shop.example".into(),
+    ]
+    .join("\r\n");
+    let answer = raw_request(w.addr, &head).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let call = w.upstream.seen().last().cloned().unwrap();
+    assert_eq!(call.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(call.header("x-forwarded-proto"), Some("https"));
+    assert_eq!(call.header("x-forwarded-host"), Some("app.example"));
 }
 
 #[tokio::test]
@@ -1401,6 +1500,61 @@ async fn a_websocket_is_tunnelled_with_the_users_token() {
     );
     assert_eq!(call.header("origin"), Some(APP_ORIGIN));
     assert!(!call.has("cookie"));
+}
+
+/// Sends `message` and reads its echo through the tunnel.
+async fn echo(socket: &mut tokio::net::TcpStream, message: &[u8]) {
+    socket.write_all(message).await.unwrap();
+    let mut echoed = vec![0u8; message.len()];
+    tokio::time::timeout(Duration::from_secs(10), socket.read_exact(&mut echoed))
+        .await
+        .expect("the echo comes back through the tunnel")
+        .unwrap();
+    assert_eq!(echoed, message);
+}
+
+/// An open socket survives the session checks while the session lives (they do not slide its
+/// expiry either), and is closed within one check interval (5 s) once the session is logged out.
+#[tokio::test]
+async fn a_logout_closes_the_users_open_websocket_within_seconds() {
+    let w = world().await;
+    let id = login(&w).await;
+    let head = upgrade_head(
+        "/api/live/feed",
+        &[
+            format!("Cookie: {}", cookie(&id)),
+            format!("Origin: {APP_ORIGIN}"),
+        ],
+    );
+    let (answer, mut socket) = open_socket(w.addr, &head).await;
+    assert_eq!(answer.status, 101, "{:?}", answer.headers);
+    let key = id.key();
+    let idle_before = w.stores.sessions.lock().unwrap()[&key].idle_expires_at;
+    // Far enough on that any use of the session would slide its idle expiry (a tenth of 1800 s).
+    w.clock.0.fetch_add(200, Ordering::SeqCst);
+
+    // Past the first session check: still open.
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    echo(&mut socket, b"\x81\x05still").await;
+    assert_eq!(
+        w.stores.sessions.lock().unwrap()[&key].idle_expires_at,
+        idle_before,
+        "the socket's session checks slid the session's expiry"
+    );
+
+    w.bff.logout(&id, None).await.unwrap();
+    let closed_within = Duration::from_secs(8);
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(closed_within, socket.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the socket stayed open {closed_within:?} after the logout: {read:?}"
+    );
+    assert!(started.elapsed() < closed_within);
+    // The upstream side was closed too: its echo loop ended, and a new upgrade is refused.
+    let (again, _) = open_socket(w.addr, &head).await;
+    assert_eq!(again.status, 401);
 }
 
 #[tokio::test]

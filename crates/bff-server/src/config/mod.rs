@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use bff_crypto::{VaultKey, VaultKeys};
 use bff_domain::ProviderId;
 use bff_domain::allowlist::RouteTable;
-use bff_http::{HttpSettings, ProxyRouteConfig, SettingsError};
+use bff_http::{HttpSettings, ProxyRouteConfig, SettingsError, TrustedProxies};
 use bff_oidc::ProviderSection;
 
 use self::problem::{KeyPath, Segment};
@@ -242,6 +242,14 @@ impl Config {
             app_origins,
             cors,
         }
+    }
+
+    /// The proxies whose forwarding headers the API proxy believes (`server.trusted_proxies`).
+    pub fn trusted_proxies(&self) -> TrustedProxies {
+        TrustedProxies::new(
+            self.server.trusted_proxies.clone(),
+            self.server.trusted_proxy_headers,
+        )
     }
 
     /// The public URL without a trailing slash.

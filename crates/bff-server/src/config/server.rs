@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use bff_http::{ForwardingHeaders, IpNetwork};
 use bff_oidc::HttpUrl;
 use serde::{Deserialize, Deserializer};
 
@@ -23,6 +24,18 @@ pub struct ServerConfig {
     /// `static_dir`: a folder of static files to serve at `/` (the app, or the sample page).
     #[serde(default)]
     pub static_dir: Option<PathBuf>,
+    /// `trusted_proxies`: the reverse proxies in front of the BFF, as networks or addresses
+    /// (`["10.0.0.0/8", "127.0.0.1"]`). When the direct peer is one of them, the API proxy takes
+    /// the client's address, scheme and host from the forwarding headers they write (the
+    /// right-most hop that is not a trusted proxy); from any other peer those headers are
+    /// ignored. Default: none, so the client is always the direct peer. `/0` is refused.
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpNetwork>,
+    /// `trusted_proxy_headers`: the headers the trusted proxies write, `x-forwarded`
+    /// (`X-Forwarded-For`/`-Proto`/`-Host`, the default) or `forwarded` (RFC 7239). Only that
+    /// family is read: a proxy that does not touch the other leaves it as the client sent it.
+    #[serde(default)]
+    pub trusted_proxy_headers: ForwardingHeaders,
 }
 
 fn default_listen() -> SocketAddr {

@@ -531,3 +531,75 @@ token = "none"
     assert!(message.contains("/bff/sneaky"), "{message}");
     assert!(message.lines().count() >= 3, "{message}");
 }
+
+#[test]
+fn trusted_proxies_are_read_into_networks_and_their_header_family() {
+    use bff_http::{ForwardingHeaders, IpNetwork, TrustedProxies};
+
+    let config = Config::from_toml_str(&valid(), no_env()).unwrap();
+    assert_eq!(
+        config.trusted_proxies(),
+        TrustedProxies::default(),
+        "nobody is trusted unless configured"
+    );
+
+    let text = valid().replace(
+        "[server]\n",
+        "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\", \"fd00::/8\"]\ntrusted_proxy_headers = \"forwarded\"\n",
+    );
+    let config = Config::from_toml_str(&text, no_env()).unwrap();
+    let networks = ["10.0.0.0/8", "127.0.0.1", "fd00::/8"]
+        .map(|n| IpNetwork::parse(n).unwrap())
+        .to_vec();
+    assert_eq!(
+        config.trusted_proxies(),
+        TrustedProxies::new(networks, ForwardingHeaders::Forwarded)
+    );
+
+    let config = Config::from_toml_str(
+        &valid(),
+        env(&[("BFF_SERVER__TRUSTED_PROXIES", "[\"192.168.0.0/16\"]")]),
+    )
+    .unwrap();
+    assert_eq!(
+        config.trusted_proxies(),
+        TrustedProxies::new(
+            vec![IpNetwork::parse("192.168.0.0/16").unwrap()],
+            ForwardingHeaders::XForwarded
+        )
+    );
+}
+
+#[test]
+fn bad_trusted_proxies_are_one_line_each_with_key_and_variable() {
+    let text = valid().replace(
+        "[server]\n",
+        "[server]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.1/8\"]\ntrusted_proxy_headers = \"xff\"\n",
+    );
+    let found = lines(&text, no_env());
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(
+        found[0].starts_with("server.trusted_proxies[1] (BFF_SERVER__TRUSTED_PROXIES): \"10.0.0.1/8\" has bits set after the prefix"),
+        "{found:#?}"
+    );
+    assert!(
+        found[1].starts_with("server.trusted_proxy_headers (BFF_SERVER__TRUSTED_PROXY_HEADERS): unknown variant `xff`, expected `x-forwarded` or `forwarded`"),
+        "{found:#?}"
+    );
+    for (bad, why) in [
+        ("0.0.0.0/0", "a /0 network would trust every address"),
+        ("::/0", "a /0 network would trust every address"),
+        ("proxy.internal", "is not an IP address or network"),
+    ] {
+        let found = lines(
+            &valid(),
+            env(&[("BFF_SERVER__TRUSTED_PROXIES", &format!("[\"{bad}\"]"))]),
+        );
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("server.trusted_proxies[0] (BFF_SERVER__TRUSTED_PROXIES): ")
+                && found[0].contains(why),
+            "{bad}: {found:#?}"
+        );
+    }
+}

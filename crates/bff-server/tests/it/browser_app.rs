@@ -254,7 +254,9 @@ async fn refresh_grants(issuer: &str) -> u64 {
         .json()
         .await
         .unwrap();
-    counts["refresh_token"]["bff-basic"].as_u64().unwrap_or(0)
+    counts["by_client"]["refresh_token"]["bff-basic"]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 /// Clicks "Call the API" and returns the token fingerprint the API answered with.

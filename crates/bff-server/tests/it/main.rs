@@ -13,6 +13,7 @@ mod browser;
 mod browser_app;
 mod config_cli;
 mod flow;
+mod load;
 mod negative;
 mod provider_logout;
 mod proxy;

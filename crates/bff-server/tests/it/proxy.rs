@@ -5,6 +5,7 @@
 //! directions.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,15 +15,15 @@ use crate::support::*;
 
 /// One request as the upstream received it.
 #[derive(Clone, Debug)]
-struct Received {
+pub(crate) struct Received {
     /// Path and query.
-    target: String,
+    pub(crate) target: String,
     /// Every header, names lower-case.
     headers: Vec<(String, String)>,
     /// The `Authorization: Bearer` value, if any.
-    bearer: Option<String>,
+    pub(crate) bearer: Option<String>,
     /// `sub` as the provider's userinfo endpoint answers it for the bearer token, or why not.
-    subject: Result<String, String>,
+    pub(crate) subject: Result<String, String>,
     /// The claims of the bearer token as a JWT access token verified against the provider's
     /// JWKS ([`JwtCheck`]), or why not.
     jwt: Result<serde_json::Value, String>,
@@ -45,13 +46,13 @@ impl Received {
 /// with it. Only a token the provider issued, unexpired and unrevoked, gets an answer there, and
 /// the answer names the token's user. Client-credentials tokens are JWTs for the test API
 /// (`e2e/idp/README.md`), which the upstream verifies against the provider's JWKS.
-struct Upstream {
-    base: String,
+pub(crate) struct Upstream {
+    pub(crate) base: String,
     /// The provider's userinfo endpoint, where bearer tokens are checked.
     userinfo: String,
     /// Verifies JWT access tokens.
     jwt_check: Arc<JwtCheck>,
-    received: Arc<Mutex<Vec<Received>>>,
+    pub(crate) received: Arc<Mutex<Vec<Received>>>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -112,8 +113,13 @@ impl Drop for Upstream {
 }
 
 impl Upstream {
-    async fn start(issuer: &str) -> Upstream {
-        let http = reqwest::Client::new();
+    pub(crate) async fn start(issuer: &str) -> Upstream {
+        // Node closes keep-alive connections idle for 5 s; a pooled one reused at that moment
+        // fails to send (seen under load). Never reuse one idle that long.
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
         let discovery: serde_json::Value = http
             .get(format!("{issuer}/.well-known/openid-configuration"))
             .send()
@@ -205,7 +211,7 @@ impl Upstream {
         }
     }
 
-    fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.received.lock().unwrap().len()
     }
 
@@ -551,7 +557,7 @@ async fn client_credentials_grants(issuer: &str, client_id: &str) -> u64 {
         .json()
         .await
         .unwrap();
-    counts["client_credentials"][client_id]
+    counts["by_client"]["client_credentials"][client_id]
         .as_u64()
         .unwrap_or(0)
 }

@@ -98,7 +98,8 @@ impl Idp {
         Self::start_with_env(host, redirect_uris, post_logout_uris, &[])
     }
 
-    /// [`Idp::start_on_host`] with extra `IDP_*` variables (e.g. `IDP_BACKCHANNEL_LOGOUT_URI`).
+    /// [`Idp::start_on_host`] with more `IDP_*` variables (e2e/idp/README.md), such as
+    /// `IDP_BACKCHANNEL_LOGOUT_URI` or `IDP_ACCESS_TOKEN_TTL`.
     pub fn start_with_env(
         host: &str,
         redirect_uris: &[String],
