@@ -151,6 +151,9 @@ pub struct Script {
     pub sid: Option<String>,
     /// The provider's metadata says every authorization response carries `iss` (RFC 9207).
     pub requires_iss: bool,
+    /// Put before every token this provider issues, so tests with two providers can tell whose
+    /// token they got (`other-access-2`); empty by default (`access-2`).
+    pub token_prefix: String,
 }
 
 /// An identity provider that issues predictable tokens and records what it was asked.
@@ -183,10 +186,14 @@ impl FakeProvider {
     }
 
     pub fn tokens(n: u64, now: Timestamp) -> TokenSet {
+        Self::tokens_with_prefix("", n, now)
+    }
+
+    pub fn tokens_with_prefix(prefix: &str, n: u64, now: Timestamp) -> TokenSet {
         TokenSet {
-            access_token: Secret::new(format!("access-{n}")),
-            refresh_token: Some(Secret::new(format!("refresh-{n}"))),
-            id_token: Some(Secret::new(format!("idtoken-{n}"))),
+            access_token: Secret::new(format!("{prefix}access-{n}")),
+            refresh_token: Some(Secret::new(format!("{prefix}refresh-{n}"))),
+            id_token: Some(Secret::new(format!("{prefix}idtoken-{n}"))),
             access_token_expires_at: Some(now.plus(Duration::from_secs(300))),
             scope: Some("openid profile".into()),
         }
@@ -256,7 +263,7 @@ impl IdentityProvider for FakeProvider {
             unreachable!()
         };
         Ok(ProviderLogin {
-            tokens: Self::tokens(self.next(), now),
+            tokens: Self::tokens_with_prefix(&script.token_prefix, self.next(), now),
             claims: Claims::new(map),
         })
     }
@@ -268,9 +275,13 @@ impl IdentityProvider for FakeProvider {
         now: Timestamp,
     ) -> Result<TokenSet, ProviderError> {
         self.refreshes.fetch_add(1, Ordering::SeqCst);
-        let (error, yields) = {
+        let (error, yields, prefix) = {
             let script = self.script.lock().unwrap();
-            (script.refresh_error, script.refresh_yields)
+            (
+                script.refresh_error,
+                script.refresh_yields,
+                script.token_prefix.clone(),
+            )
         };
         for _ in 0..yields {
             yield_once().await;
@@ -278,7 +289,7 @@ impl IdentityProvider for FakeProvider {
         if let Some(error) = error {
             return Err(error());
         }
-        let mut tokens = Self::tokens(self.next(), now);
+        let mut tokens = Self::tokens_with_prefix(&prefix, self.next(), now);
         tokens.id_token = None;
         Ok(tokens)
     }

@@ -3,11 +3,13 @@
 //!
 //! - `none` routes get [`UpstreamCredential::None`], with or without a session: the session is
 //!   not even looked up, so a public upstream never sees a token by mistake.
-//! - `user` routes need a live session whose provider is the route's
-//!   ([`check_provider`]: multi-provider sessions are a later step), then the session's access
-//!   token, refreshed first through the single-flight path when it expires within the policy's
-//!   margin, and only then the route's required scopes are checked against the token set's
-//!   granted `scope` ([`check_scopes`]).
+//! - `user` routes need a live session holding tokens of the route's provider
+//!   ([`check_provider`]: the session's own provider when the route names none, else the named
+//!   one, which must be the session's own or connected to it; never another provider's token
+//!   instead), then that provider's access token, refreshed first through the single-flight
+//!   path (per session and provider) when it expires within the policy's margin, and only then
+//!   the route's required scopes are checked against that token set's granted `scope`
+//!   ([`check_scopes`]).
 //! - `client` and `user_or_client` need the BFF's client-credentials token, which does not exist
 //!   yet: [`ProxyError::Unsupported`]. Route configuration refuses them before this is reached.
 //!
@@ -36,13 +38,14 @@ pub enum ProxyError {
     /// The route needs the user's token and there is no live session.
     #[error("no session")]
     NoSession,
-    /// The session cannot use this route: another provider (`provider_not_connected`) or
-    /// missing scopes (`insufficient_scope`).
+    /// The session cannot use this route: a provider it has not connected
+    /// (`provider_not_connected`) or missing scopes (`insufficient_scope`).
     #[error(transparent)]
     Refused(ProxyRefusal),
     /// Getting a fresh access token failed: the provider refused the refresh (the session is
     /// ended), the tokens no longer open (ended too), or a store or the provider is down (the
-    /// session is kept). Never [`RefreshError::NoSession`], which is [`ProxyError::NoSession`].
+    /// session is kept). Never [`RefreshError::NoSession`], which is [`ProxyError::NoSession`],
+    /// nor [`RefreshError::NotConnected`], which is a [`ProxyRefusal::ProviderNotConnected`].
     #[error(transparent)]
     Token(RefreshError),
     /// The route's token policy needs a client-credentials token, which is not supported yet.
@@ -65,6 +68,9 @@ impl From<RefreshError> for ProxyError {
     fn from(e: RefreshError) -> Self {
         match e {
             RefreshError::NoSession => Self::NoSession,
+            RefreshError::NotConnected(required) => {
+                Self::Refused(ProxyRefusal::ProviderNotConnected { required })
+            }
             other => Self::Token(other),
         }
     }
@@ -92,10 +98,13 @@ impl Bff {
             TokenPolicy::User => {
                 let id = session.ok_or(ProxyError::NoSession)?;
                 let session = self.live_session(id).await?;
-                // Before any refresh: a route this session cannot use must not spend its
-                // refresh token.
-                check_provider(target.route(), &session.provider).map_err(ProxyError::Refused)?;
-                let tokens = self.fresh_tokens(session).await?;
+                // Before any refresh: a route this session cannot use must not spend a refresh
+                // token.
+                let provider = check_provider(target.route(), &session.provider, |p| {
+                    session.connection(p).is_some()
+                })
+                .map_err(ProxyError::Refused)?;
+                let tokens = self.fresh_tokens(session, &provider).await?;
                 check_scopes(target.route(), tokens.scope.as_deref())
                     .map_err(ProxyError::Refused)?;
                 Ok(UpstreamCredential::Bearer(tokens.access_token))

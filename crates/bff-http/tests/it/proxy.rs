@@ -461,6 +461,7 @@ async fn login(w: &World) -> SessionId {
         .await
         .unwrap()
         .session_id
+        .unwrap()
 }
 
 fn cookie(id: &SessionId) -> String {
