@@ -327,16 +327,7 @@ impl Bff {
                 )?,
                 claims: login.claims,
             };
-            let expires_at = match self.connect(&target, connection, now).await {
-                Ok(expires_at) => expires_at,
-                Err(e) => {
-                    // Nothing joined the session: give the fresh grant back (best effort).
-                    if let Some(refresh_token) = &login.tokens.refresh_token {
-                        let _ = provider.revoke_refresh_token(refresh_token).await;
-                    }
-                    return Err(e);
-                }
-            };
+            let expires_at = self.connect(&target, connection, now).await?;
             return Ok(CompletedLogin {
                 session_id: None,
                 connected: Some(provider.id().clone()),
@@ -382,8 +373,11 @@ impl Bff {
 
     /// Adds `connection` to the session `key`, in place of an earlier connection of the same
     /// provider, with a version-checked update that re-reads on a conflict so a concurrent
-    /// refresh is never lost. Returns when the session ends unless used. The replaced
-    /// connection's refresh token is revoked (best effort).
+    /// refresh is never lost. Returns when the session ends unless used.
+    ///
+    /// The replaced connection's refresh token is not revoked, as a new login does not revoke
+    /// the session it replaces: providers that reuse the user's grant for the new login (the
+    /// local `oidc-provider` does) revoke the whole grant with it, new tokens included.
     async fn connect(
         &self,
         key: &SessionKey,
@@ -400,19 +394,12 @@ impl Bff {
             if session.provider == connection.provider {
                 return Err(LoginError::PrimaryProvider);
             }
-            let replaced = session
+            session
                 .connections
-                .iter()
-                .position(|c| c.provider == connection.provider)
-                .map(|i| session.connections.remove(i));
+                .retain(|c| c.provider != connection.provider);
             session.connections.push(connection.clone());
             match self.ports.sessions.update(&session, now).await {
-                Ok(_) => {
-                    if let Some(old) = replaced {
-                        self.revoke_connection(key, &old).await;
-                    }
-                    return Ok(session.expires_at());
-                }
+                Ok(_) => return Ok(session.expires_at()),
                 Err(StoreError::Conflict) => {}
                 Err(StoreError::NotFound) => return Err(LoginError::NoSession),
                 Err(e) => return Err(e.into()),

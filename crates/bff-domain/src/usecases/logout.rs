@@ -112,7 +112,7 @@ impl Bff {
 
     /// Revokes the refresh token of a connection of the session `key`, when it has one, its
     /// tokens open and its provider is still configured; the provider's error if it failed.
-    pub(crate) async fn revoke_connection(
+    async fn revoke_connection(
         &self,
         key: &SessionKey,
         connection: &Connection,
