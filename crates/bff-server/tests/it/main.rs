@@ -11,6 +11,7 @@
 
 mod browser;
 mod config_cli;
+mod connect;
 mod flow;
 mod negative;
 mod proxy;
