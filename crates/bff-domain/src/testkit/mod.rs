@@ -147,6 +147,9 @@ pub struct Script {
     /// Times `refresh` yields before answering, as a slow provider would (lets a test run a
     /// second request while the first one holds the refresh lease).
     pub refresh_yields: u32,
+    /// Times `exchange_code` yields before answering (a slow token endpoint: lets a test end
+    /// the session while a connect's code is being exchanged).
+    pub exchange_yields: u32,
     pub subject: Option<String>,
     pub sid: Option<String>,
     /// The provider's metadata says every authorization response carries `iss` (RFC 9207).
@@ -246,6 +249,10 @@ impl IdentityProvider for FakeProvider {
             .lock()
             .unwrap()
             .push((code.to_owned(), pkce_verifier.expose().to_owned()));
+        let yields = self.script.lock().unwrap().exchange_yields;
+        for _ in 0..yields {
+            yield_once().await;
+        }
         let script = self.script.lock().unwrap();
         if let Some(error) = script.exchange_error {
             return Err(error());

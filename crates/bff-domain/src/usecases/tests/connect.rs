@@ -370,6 +370,34 @@ fn a_session_that_ended_during_the_connect_gets_nothing() {
 }
 
 #[test]
+fn a_session_that_ends_while_the_code_is_exchanged_gets_nothing() {
+    let w = world();
+    let id = login(&w);
+    let (started, state) = start_connect(&w, &id);
+    w.other.script.lock().unwrap().exchange_yields = 3;
+    let (connected, logged_out) = block_on(futures_util::future::join(
+        w.bff.complete_login(callback(&started, &state)),
+        async {
+            // Runs while the token endpoint is answering.
+            crate::testkit::yield_once().await;
+            w.bff.logout(&id, None).await
+        },
+    ));
+    logged_out.unwrap();
+    let err = connected.unwrap_err();
+    assert!(matches!(err, LoginError::NoSession), "{err:?}");
+    assert_eq!(
+        w.other.exchanges.lock().unwrap().len(),
+        1,
+        "the code was exchanged while the session ended"
+    );
+    assert!(
+        w.stores.sessions.lock().unwrap().is_empty(),
+        "nothing stored"
+    );
+}
+
+#[test]
 fn a_connect_finished_in_a_browser_with_another_session_is_refused() {
     let w = world();
     let id = login(&w);
