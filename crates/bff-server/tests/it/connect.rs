@@ -116,6 +116,48 @@ async fn a_connected_providers_route_gets_that_providers_token_and_identity_stay
     if !prerequisite("local OpenID Provider (node)", idp_available()) {
         return;
     }
+    connect_b_to_a_session_at_a("").await;
+}
+
+/// The same on the production store layout: sessions in Postgres behind the Redis cache,
+/// pending logins (with the session key a connect joins) in Redis.
+#[tokio::test]
+async fn connecting_works_on_postgres_behind_redis() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let Some(pg) = bff_test_services::postgres().await else {
+        return;
+    };
+    let Some(redis) = bff_test_services::redis().await else {
+        return;
+    };
+    let store = format!(
+        r#"
+[store]
+kind = "postgres+redis"
+[store.postgres]
+url = "{pg_url}"
+schema = "{schema}"
+migrate_on_start = true
+acquire_timeout_ms = 5000
+[store.redis]
+url = "{redis_url}"
+timeout_ms = 2000
+key_prefix = "{prefix}"
+"#,
+        pg_url = pg.url,
+        schema = pg.schema,
+        redis_url = redis.url,
+        prefix = redis.prefix,
+    );
+    connect_b_to_a_session_at_a(&store).await;
+    pg.drop_schema().await;
+}
+
+/// Alice logs in at `a`, `b`'s route is refused until she connects `b` (redirect style, then
+/// again API-driven), and each route gets its own provider's token; `store` is extra TOML.
+async fn connect_b_to_a_session_at_a(store: &str) {
     let reserved = reserve().await;
     let redirects = [reserved.callback(), reserved.app_page()];
     let logout_returns = [reserved.logout_return(), reserved.app_page()];
@@ -140,6 +182,7 @@ path = "/api/b"
 upstream = "{up}/b"
 token = "user"
 provider = "b"
+{store}
 "#,
         b = idp_b.issuer,
         up = upstream.base
