@@ -963,8 +963,9 @@ pub enum ProxyRefusal {
         /// The required scopes that were not granted.
         missing: Vec<String>,
     },
-    /// The route needs a token from a provider the session did not sign in with.
-    #[error("this API route needs a sign-in with another provider")]
+    /// The route needs a token from a provider the session neither signed in with nor
+    /// connected.
+    #[error("this API route needs a provider the session has not connected")]
     ProviderNotConnected {
         /// The provider the route needs.
         required: ProviderId,
@@ -1077,17 +1078,25 @@ pub fn check_scopes(route: &Route, granted_scope: Option<&str>) -> Result<(), Pr
     }
 }
 
-/// Checks that a user token from `session_provider` (the provider the session signed in with)
-/// is the one the route needs. A route without a provider takes the session's own.
+/// Decides whose user token a route gets: the provider the route names, else the session's own
+/// (`primary`, the provider of its first login). The session must hold that provider's tokens:
+/// its primary login's, or those of a provider connected to it later (`is_connected`). Never
+/// another provider's token instead.
 ///
 /// # Errors
-/// [`ProxyRefusal::ProviderNotConnected`] when the route names another provider.
-pub fn check_provider(route: &Route, session_provider: &ProviderId) -> Result<(), ProxyRefusal> {
+/// [`ProxyRefusal::ProviderNotConnected`] when the route names a provider that is neither the
+/// session's own nor connected to it.
+pub fn check_provider(
+    route: &Route,
+    primary: &ProviderId,
+    is_connected: impl Fn(&ProviderId) -> bool,
+) -> Result<ProviderId, ProxyRefusal> {
     match &route.provider {
-        Some(required) if required != session_provider => Err(ProxyRefusal::ProviderNotConnected {
+        None => Ok(primary.clone()),
+        Some(required) if required == primary || is_connected(required) => Ok(required.clone()),
+        Some(required) => Err(ProxyRefusal::ProviderNotConnected {
             required: required.clone(),
         }),
-        _ => Ok(()),
     }
 }
 

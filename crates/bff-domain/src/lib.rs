@@ -70,8 +70,10 @@
 //!     .unwrap();
 //! assert_eq!(done.return_url.as_str(), "/orders");
 //!
-//! // 3. The session cookie carries `done.session_id`; the app reads the user through it.
-//! let view = bff.current_session(&done.session_id).await.unwrap();
+//! // 3. The session cookie carries the new session id (`None` only after a `start_connect`,
+//! //    which joins an existing session); the app reads the user through it.
+//! let session_id = done.session_id.unwrap();
+//! let view = bff.current_session(&session_id).await.unwrap();
 //! assert_eq!(view.claims.subject(), Some("alice"));
 //! # });
 //! ```
@@ -104,7 +106,7 @@ pub use lifetime::{Expiry, SessionLifetime};
 pub use pending::PendingLogin;
 pub use return_url::{ReturnUrl, UnsafeReturnUrl};
 pub use secret::Secret;
-pub use session::Session;
+pub use session::{Connection, Session};
 pub use time::Timestamp;
 pub use tokens::TokenSet;
 pub use usecases::login::{

@@ -1,6 +1,6 @@
 //! An authorization request in flight, between `/bff/login` and the callback.
 
-use crate::ids::ProviderId;
+use crate::ids::{ProviderId, SessionKey};
 use crate::return_url::ReturnUrl;
 use crate::time::Timestamp;
 use crate::vault::Sealed;
@@ -27,4 +27,7 @@ pub struct PendingLogin {
     pub created_at: Timestamp,
     /// After this time the login can no longer be completed.
     pub expires_at: Timestamp,
+    /// For a login that connects its provider to an existing session (`connect`): that
+    /// session's key (the hash, never the session id). `None` for a login that starts a session.
+    pub connect_to: Option<SessionKey>,
 }

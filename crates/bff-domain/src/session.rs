@@ -1,4 +1,6 @@
-//! The server-side session: who the user is, how long the session lives, and its sealed tokens.
+//! The server-side session: who the user is, how long the session lives, and its sealed tokens:
+//! the primary login's, and those of every provider connected to it later (`connect`), each
+//! sealed on its own.
 
 use crate::claims::Claims;
 use crate::ids::{ProviderId, SessionKey};
@@ -33,7 +35,26 @@ pub struct Session {
     pub access_token_expires_at: Option<Timestamp>,
     /// Optimistic concurrency version; stores bump it on every update.
     pub version: u64,
-    /// The sealed [`crate::TokenSet`].
+    /// The sealed [`crate::TokenSet`] of the primary login (`provider`).
+    pub tokens: Sealed,
+    /// Providers connected to this session after the primary login, at most one per provider
+    /// and never the primary one. They add tokens, never identity: `issuer`, `subject` and
+    /// `claims` stay the primary login's.
+    pub connections: Vec<Connection>,
+}
+
+/// Another provider's tokens joined to a session (`GET /bff/login?provider=b&connect=true`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Connection {
+    /// The connected provider.
+    pub provider: ProviderId,
+    /// The validated ID token claims of the connecting login, kept so a refreshed ID token from
+    /// this provider can be checked against them (OIDC Core 12.2). Not the session's identity.
+    pub claims: Claims,
+    /// When this provider's access token expires (copied out of the sealed tokens, like
+    /// [`Session::access_token_expires_at`]).
+    pub access_token_expires_at: Option<Timestamp>,
+    /// This provider's sealed [`crate::TokenSet`], bound to the session key and the provider.
     pub tokens: Sealed,
 }
 
@@ -46,5 +67,10 @@ impl Session {
     /// Whether the session has ended at `now`.
     pub fn is_expired(&self, now: Timestamp) -> bool {
         now >= self.expires_at()
+    }
+
+    /// The connection of `provider`, if the session has one (never the primary login).
+    pub fn connection(&self, provider: &ProviderId) -> Option<&Connection> {
+        self.connections.iter().find(|c| &c.provider == provider)
     }
 }

@@ -1,9 +1,12 @@
-//! The token vault: tokens are sealed with the session key as associated data, and a pending
-//! login's PKCE verifier with its `state`.
+//! The token vault: tokens are sealed with the session key as associated data (a connected
+//! provider's tokens with the session key and that provider's name), and a pending login's PKCE
+//! verifier with its `state`.
 //!
 //! Binding the ciphertext to its session means a blob copied from one session row into another
-//! does not open, so a write-access attacker on the store cannot move tokens between users. A
-//! reader of the store sees no token and no PKCE verifier.
+//! does not open, so a write-access attacker on the store cannot move tokens between users; the
+//! provider name in a connection's associated data means one provider's tokens cannot be passed
+//! off as another's within a session either. A reader of the store sees no token and no PKCE
+//! verifier.
 //!
 //! The `Cipher` port and the `Sealed` bytes it produces live here too, next to their only users.
 
@@ -11,7 +14,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::SessionKey;
+use crate::ids::{ProviderId, SessionKey};
 use crate::secret::Secret;
 use crate::time::Timestamp;
 use crate::tokens::TokenSet;
@@ -66,6 +69,7 @@ pub enum CipherError {
 
 const AAD_PREFIX: &str = "bff-session-tokens/v1:";
 const VERIFIER_AAD_PREFIX: &str = "bff-pkce-verifier/v1:";
+const CONNECTION_AAD_PREFIX: &str = "bff-connection-tokens/v1:";
 
 /// The plaintext layout inside the seal. Private: only this module reads or writes it.
 #[derive(Serialize, Deserialize)]
@@ -85,13 +89,19 @@ fn associated_data(key: &SessionKey) -> Vec<u8> {
     format!("{AAD_PREFIX}{}", key.as_str()).into_bytes()
 }
 
-/// Seals `tokens` for the session `key`.
-///
-/// # Errors
-/// [`CipherError`] when the cipher fails.
-pub(crate) fn seal(
+/// The key is 64 hex digits, so the `:` after it cannot be confused with part of the name.
+fn connection_associated_data(key: &SessionKey, provider: &ProviderId) -> Vec<u8> {
+    format!(
+        "{CONNECTION_AAD_PREFIX}{}:{}",
+        key.as_str(),
+        provider.as_str()
+    )
+    .into_bytes()
+}
+
+fn seal_with(
     cipher: &dyn Cipher,
-    key: &SessionKey,
+    associated_data: &[u8],
     tokens: &TokenSet,
 ) -> Result<Sealed, CipherError> {
     let plain = Plain {
@@ -102,7 +112,37 @@ pub(crate) fn seal(
         scope: tokens.scope.clone(),
     };
     let bytes = serde_json::to_vec(&plain).map_err(|_| CipherError::Failed)?;
-    cipher.seal(&bytes, &associated_data(key))
+    cipher.seal(&bytes, associated_data)
+}
+
+fn open_with(
+    cipher: &dyn Cipher,
+    associated_data: &[u8],
+    sealed: &Sealed,
+) -> Result<TokenSet, CipherError> {
+    let bytes = cipher.open(sealed, associated_data)?;
+    let plain: Plain = serde_json::from_slice(&bytes).map_err(|_| CipherError::Rejected)?;
+    Ok(TokenSet {
+        access_token: Secret::new(plain.at),
+        refresh_token: plain.rt.map(Secret::new),
+        id_token: plain.it.map(Secret::new),
+        access_token_expires_at: plain.exp.map(Timestamp::from_unix_seconds),
+        // Folded into the session's absolute expiry when the tokens were stored.
+        refresh_token_expires_at: None,
+        scope: plain.scope,
+    })
+}
+
+/// Seals `tokens` for the session `key`.
+///
+/// # Errors
+/// [`CipherError`] when the cipher fails.
+pub(crate) fn seal(
+    cipher: &dyn Cipher,
+    key: &SessionKey,
+    tokens: &TokenSet,
+) -> Result<Sealed, CipherError> {
+    seal_with(cipher, &associated_data(key), tokens)
 }
 
 /// Opens the tokens of the session `key`.
@@ -115,17 +155,34 @@ pub(crate) fn open(
     key: &SessionKey,
     sealed: &Sealed,
 ) -> Result<TokenSet, CipherError> {
-    let bytes = cipher.open(sealed, &associated_data(key))?;
-    let plain: Plain = serde_json::from_slice(&bytes).map_err(|_| CipherError::Rejected)?;
-    Ok(TokenSet {
-        access_token: Secret::new(plain.at),
-        refresh_token: plain.rt.map(Secret::new),
-        id_token: plain.it.map(Secret::new),
-        access_token_expires_at: plain.exp.map(Timestamp::from_unix_seconds),
-        // Folded into the session's absolute expiry when the tokens were stored.
-        refresh_token_expires_at: None,
-        scope: plain.scope,
-    })
+    open_with(cipher, &associated_data(key), sealed)
+}
+
+/// Seals the tokens of the provider `provider` connected to the session `key`.
+///
+/// # Errors
+/// [`CipherError`] when the cipher fails.
+pub(crate) fn seal_connection(
+    cipher: &dyn Cipher,
+    key: &SessionKey,
+    provider: &ProviderId,
+    tokens: &TokenSet,
+) -> Result<Sealed, CipherError> {
+    seal_with(cipher, &connection_associated_data(key, provider), tokens)
+}
+
+/// Opens the tokens of the provider `provider` connected to the session `key`.
+///
+/// # Errors
+/// [`CipherError`] when the key id is unknown, the blob was tampered with, or belongs to another
+/// session, another provider or the session's primary login.
+pub(crate) fn open_connection(
+    cipher: &dyn Cipher,
+    key: &SessionKey,
+    provider: &ProviderId,
+    sealed: &Sealed,
+) -> Result<TokenSet, CipherError> {
+    open_with(cipher, &connection_associated_data(key, provider), sealed)
 }
 
 fn verifier_associated_data(state: &str) -> Vec<u8> {
@@ -206,6 +263,37 @@ mod tests {
         let key = SessionId::generate(&SeededRandom::new(3)).key();
         let as_tokens = seal(&cipher, &key, &tokens()).unwrap();
         assert!(open_verifier(&cipher, key.as_str(), &as_tokens).is_err());
+    }
+
+    #[test]
+    fn connection_tokens_open_only_for_their_session_and_provider() {
+        let cipher = FakeCipher;
+        let random = SeededRandom::new(4);
+        let key = SessionId::generate(&random).key();
+        let other_key = SessionId::generate(&random).key();
+        let b = ProviderId::parse("b").unwrap();
+        let c = ProviderId::parse("c").unwrap();
+        let sealed = seal_connection(&cipher, &key, &b, &tokens()).unwrap();
+        assert_eq!(
+            open_connection(&cipher, &key, &b, &sealed).unwrap(),
+            tokens()
+        );
+        // Another provider's slot, another session, or the primary slot: none opens it.
+        assert_eq!(
+            open_connection(&cipher, &key, &c, &sealed),
+            Err(CipherError::Rejected)
+        );
+        assert_eq!(
+            open_connection(&cipher, &other_key, &b, &sealed),
+            Err(CipherError::Rejected)
+        );
+        assert_eq!(open(&cipher, &key, &sealed), Err(CipherError::Rejected));
+        // And the primary login's tokens cannot pose as a connection's.
+        let primary = seal(&cipher, &key, &tokens()).unwrap();
+        assert_eq!(
+            open_connection(&cipher, &key, &b, &primary),
+            Err(CipherError::Rejected)
+        );
     }
 
     #[test]

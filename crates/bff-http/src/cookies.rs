@@ -233,6 +233,12 @@ impl EndsSession for bff_domain::RefreshError {
     }
 }
 
+impl EndsSession for bff_domain::LoginError {
+    fn ends_session(&self) -> bool {
+        Self::ends_session(self)
+    }
+}
+
 impl EndsSession for bff_domain::LogoutError {
     fn ends_session(&self) -> bool {
         Self::ends_session(self)

@@ -292,6 +292,11 @@ impl From<LoginError> for Problem {
                 "unknown_provider",
                 "No identity provider of that name is configured.",
             ),
+            LoginError::NoSession => Self::no_session(),
+            LoginError::PrimaryProvider => Self::bad_request(
+                "provider_is_primary",
+                "The session signed in with this provider; only other providers can be connected.",
+            ),
             LoginError::StateMismatch => Self::bad_request(
                 "state_mismatch",
                 "The login state is unknown, already used or expired; start the login again.",
@@ -380,6 +385,9 @@ impl From<RefreshError> for Problem {
                 "refresh_in_progress",
                 "A refresh of this session is in progress; retry shortly.",
             ),
+            RefreshError::NotConnected(required) => {
+                bff_domain::allowlist::ProxyRefusal::ProviderNotConnected { required }.into()
+            }
             RefreshError::Store(e) => Self::store(&e),
             RefreshError::TokensUnreadable(e) => Self::tokens_unreadable(&e),
             RefreshError::Sealing(e) => Self::internal("sealing refreshed tokens failed", &e),
@@ -516,7 +524,9 @@ impl From<bff_domain::allowlist::ProxyRefusal> for Problem {
             ProxyRefusal::ProviderNotConnected { required } => Self::new(
                 StatusCode::UNAUTHORIZED,
                 code,
-                format!("This API route needs a sign-in with the provider '{required}'."),
+                format!(
+                    "This API route needs the provider '{required}' connected to the session (log in with connect=true)."
+                ),
             ),
         }
     }

@@ -368,6 +368,7 @@ mod tests {
                 key_id: "k".into(),
                 ciphertext: vec![1, 2, 3],
             },
+            connections: Vec::new(),
         }
     }
 

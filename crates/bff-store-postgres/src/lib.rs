@@ -1,8 +1,9 @@
 //! PostgreSQL adapter (sqlx) for every store port of `bff-domain`: the system of record.
 //!
 //! Sessions are rows keyed by the session key (the SHA-256 of the session id, never the id), with
-//! the issuer, `sub`, `sid`, the lifetimes, an optimistic `version` and the sealed token blob with
-//! its key id. Indexes serve lookup by key, by `(issuer, sid)`, by `(issuer, sub)` and expiry
+//! the issuer, `sub`, `sid`, the lifetimes, an optimistic `version`, the sealed token blob with
+//! its key id, and the connected providers with their own sealed tokens (`connections`, JSONB in
+//! the same row, so an update's version check covers them). Indexes serve lookup by key, by `(issuer, sid)`, by `(issuer, sub)` and expiry
 //! sweeps, which delete in bounded batches. The schema lives in the top-level `migrations/`
 //! folder and is embedded here ([`PostgresStore::migrate`]).
 //!
@@ -51,7 +52,7 @@ pub enum SetupError {
 
 const SESSION_COLUMNS: &str = "session_key, provider, issuer, subject, provider_session_id, claims, \
      created_at, last_seen_at, idle_expires_at, absolute_expires_at, access_token_expires_at, \
-     version, key_id, sealed_tokens";
+     version, key_id, sealed_tokens, connections";
 
 /// `true` when live at `$n` (the row's earlier expiry is after now).
 const LIVE: &str = "LEAST(idle_expires_at, absolute_expires_at) >";
@@ -165,7 +166,7 @@ impl SessionStore for PostgresStore {
     async fn create(&self, session: &Session) -> Result<(), StoreError> {
         let sql = format!(
             "INSERT INTO bff_sessions ({SESSION_COLUMNS}) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) ON CONFLICT (session_key) DO NOTHING"
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) ON CONFLICT (session_key) DO NOTHING"
         );
         let done = self
             .bounded(
@@ -200,7 +201,8 @@ impl SessionStore for PostgresStore {
             "UPDATE bff_sessions SET provider = $2, issuer = $3, subject = $4, provider_session_id = $5, \
              claims = $6, last_seen_at = GREATEST(last_seen_at, $7), \
              idle_expires_at = GREATEST(idle_expires_at, $8), absolute_expires_at = $9, \
-             access_token_expires_at = $10, key_id = $11, sealed_tokens = $12, version = version + 1 \
+             access_token_expires_at = $10, key_id = $11, sealed_tokens = $12, connections = $15, \
+             version = version + 1 \
              WHERE session_key = $1 AND version = $13 AND {LIVE} $14 RETURNING version"
         );
         let row = self
@@ -221,6 +223,9 @@ impl SessionStore for PostgresStore {
                     .bind(&session.tokens.ciphertext)
                     .bind(records::version_to_db(session.version)?)
                     .bind(now.unix_seconds())
+                    .bind(sqlx::types::Json(records::connections_to_db(
+                        &session.connections,
+                    )))
                     .fetch_optional(&self.pool),
             )
             .await?;

@@ -5,7 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bff_domain::ports::StoreError;
 use bff_domain::{
-    Claims, PendingLogin, ProviderId, ReturnUrl, Sealed, Session, SessionKey, Timestamp,
+    Claims, Connection, PendingLogin, ProviderId, ReturnUrl, Sealed, Session, SessionKey, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -40,6 +40,52 @@ pub(crate) fn bind_session<'q>(
         .bind(i64::try_from(s.version).unwrap_or(i64::MAX))
         .bind(&s.tokens.key_id)
         .bind(&s.tokens.ciphertext)
+        .bind(sqlx::types::Json(connections_to_db(&s.connections)))
+}
+
+/// A connected provider as stored in the `connections` JSON array. Its tokens arrive sealed by
+/// the domain's vault.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ConnectionRecord {
+    provider: String,
+    claims: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    access_token_expires_at: Option<i64>,
+    key_id: String,
+    /// Base64 of the sealed tokens.
+    sealed: String,
+}
+
+pub(crate) fn connections_to_db(connections: &[Connection]) -> Vec<ConnectionRecord> {
+    connections
+        .iter()
+        .map(|c| ConnectionRecord {
+            provider: c.provider.as_str().to_owned(),
+            claims: c.claims.as_map().clone(),
+            access_token_expires_at: c.access_token_expires_at.map(Timestamp::unix_seconds),
+            key_id: c.tokens.key_id.clone(),
+            sealed: STANDARD.encode(&c.tokens.ciphertext),
+        })
+        .collect()
+}
+
+fn connections_from_db(records: Vec<ConnectionRecord>) -> Result<Vec<Connection>, String> {
+    records
+        .into_iter()
+        .map(|r| {
+            Ok(Connection {
+                provider: ProviderId::parse(&r.provider).map_err(|e| e.to_string())?,
+                claims: Claims::new(r.claims),
+                access_token_expires_at: r
+                    .access_token_expires_at
+                    .map(Timestamp::from_unix_seconds),
+                tokens: Sealed {
+                    key_id: r.key_id,
+                    ciphertext: STANDARD.decode(&r.sealed).map_err(|e| e.to_string())?,
+                },
+            })
+        })
+        .collect()
 }
 
 pub(crate) fn session_from_row(row: &PgRow) -> Result<Session, String> {
@@ -52,6 +98,8 @@ pub(crate) fn session_from_row(row: &PgRow) -> Result<Session, String> {
     let access: Option<i64> = row
         .try_get("access_token_expires_at")
         .map_err(|e| e.to_string())?;
+    let sqlx::types::Json(connections): sqlx::types::Json<Vec<ConnectionRecord>> =
+        row.try_get("connections").map_err(|e| e.to_string())?;
     Ok(Session {
         key: SessionKey::from_stored(&key).map_err(|e| e.to_string())?,
         provider: ProviderId::parse(&provider).map_err(|e| e.to_string())?,
@@ -71,6 +119,7 @@ pub(crate) fn session_from_row(row: &PgRow) -> Result<Session, String> {
             key_id: row.try_get("key_id").map_err(|e| e.to_string())?,
             ciphertext: row.try_get("sealed_tokens").map_err(|e| e.to_string())?,
         },
+        connections: connections_from_db(connections)?,
     })
 }
 
@@ -88,6 +137,9 @@ pub(crate) struct PendingRecord {
     created_at: i64,
     expires_at: i64,
     state: String,
+    /// The session key a connect login joins (absent in records of plain logins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    connect_to: Option<String>,
 }
 
 impl From<&PendingLogin> for PendingRecord {
@@ -103,6 +155,7 @@ impl From<&PendingLogin> for PendingRecord {
             created_at: p.created_at.unix_seconds(),
             expires_at: p.expires_at.unix_seconds(),
             state: p.state.clone(),
+            connect_to: p.connect_to.as_ref().map(|k| k.as_str().to_owned()),
         }
     }
 }
@@ -124,6 +177,12 @@ impl PendingRecord {
             binding_hash: self.binding_hash,
             created_at: Timestamp::from_unix_seconds(self.created_at),
             expires_at: Timestamp::from_unix_seconds(self.expires_at),
+            connect_to: self
+                .connect_to
+                .as_deref()
+                .map(SessionKey::from_stored)
+                .transpose()
+                .map_err(|e| e.to_string())?,
         })
     }
 }

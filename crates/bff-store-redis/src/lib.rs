@@ -1,7 +1,9 @@
 //! Redis adapter (deadpool-redis) for every store port of `bff-domain`.
 //!
 //! - Sessions: one hash per session under `{prefix}s:{session key}` whose TTL is the session's
-//!   own expiry (the earlier of idle and absolute, so never past absolute). Updates are
+//!   own expiry (the earlier of idle and absolute, so never past absolute); connected providers
+//!   and their sealed tokens are in the same `rec` field as the primary tokens, so the version
+//!   check of an update covers them. Updates are
 //!   compare-and-set on the version and touches move idle expiry forward only, each in one Lua
 //!   script ([`scripts`]).
 //! - Lookup by `(issuer, sid)` and `(issuer, sub)`: sets of session keys whose TTL is pushed to
@@ -25,7 +27,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bff_domain::ports::{Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError};
 use bff_domain::{
-    Claims, PendingLogin, ProviderId, ReturnUrl, Sealed, Session, SessionKey, Timestamp,
+    Claims, Connection, PendingLogin, ProviderId, ReturnUrl, Sealed, Session, SessionKey, Timestamp,
 };
 use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
 use redis::Script;
@@ -75,6 +77,52 @@ struct SessionRecord {
     access_token_expires_at: Option<i64>,
     key_id: String,
     sealed: String,
+    /// Connected providers; absent (not an empty list) when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    connections: Vec<ConnectionRecord>,
+}
+
+/// A connected provider inside a [`SessionRecord`]. Its tokens arrive sealed by the domain's
+/// vault.
+#[derive(Serialize, Deserialize)]
+struct ConnectionRecord {
+    provider: String,
+    claims: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    access_token_expires_at: Option<i64>,
+    key_id: String,
+    /// Base64 of the sealed tokens.
+    sealed: String,
+}
+
+impl From<&Connection> for ConnectionRecord {
+    fn from(c: &Connection) -> Self {
+        Self {
+            provider: c.provider.as_str().to_owned(),
+            claims: c.claims.as_map().clone(),
+            access_token_expires_at: c.access_token_expires_at.map(Timestamp::unix_seconds),
+            key_id: c.tokens.key_id.clone(),
+            sealed: STANDARD.encode(&c.tokens.ciphertext),
+        }
+    }
+}
+
+impl ConnectionRecord {
+    fn into_domain(self) -> Result<Connection, StoreError> {
+        Ok(Connection {
+            provider: ProviderId::parse(&self.provider).map_err(|e| corrupt("session", e))?,
+            claims: Claims::new(self.claims),
+            access_token_expires_at: self
+                .access_token_expires_at
+                .map(Timestamp::from_unix_seconds),
+            tokens: Sealed {
+                key_id: self.key_id,
+                ciphertext: STANDARD
+                    .decode(self.sealed)
+                    .map_err(|e| corrupt("session", e))?,
+            },
+        })
+    }
 }
 
 /// A pending login, stored as JSON. The PKCE verifier arrives sealed by the domain's vault.
@@ -91,6 +139,9 @@ struct PendingRecord {
     binding_hash: String,
     created_at: i64,
     expires_at: i64,
+    /// The session key a connect login joins (absent for plain logins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    connect_to: Option<String>,
 }
 
 fn hex_sha256(value: &str) -> String {
@@ -206,6 +257,11 @@ impl RedisStore {
                     .decode(record.sealed)
                     .map_err(|e| corrupt("session", e))?,
             },
+            connections: record
+                .connections
+                .into_iter()
+                .map(ConnectionRecord::into_domain)
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -220,6 +276,11 @@ impl RedisStore {
             access_token_expires_at: session.access_token_expires_at.map(Timestamp::unix_seconds),
             key_id: session.tokens.key_id.clone(),
             sealed: STANDARD.encode(&session.tokens.ciphertext),
+            connections: session
+                .connections
+                .iter()
+                .map(ConnectionRecord::from)
+                .collect(),
         })
         .map_err(|e| corrupt("session", e))
     }
@@ -455,6 +516,7 @@ impl PendingLoginStore for RedisStore {
             binding_hash: login.binding_hash.clone(),
             created_at: login.created_at.unix_seconds(),
             expires_at: login.expires_at.unix_seconds(),
+            connect_to: login.connect_to.as_ref().map(|k| k.as_str().to_owned()),
         })
         .map_err(|e| corrupt("pending login", e))?;
         let key = format!("{}p:{}", self.prefix, login.state);
@@ -504,6 +566,12 @@ impl PendingLoginStore for RedisStore {
             binding_hash: r.binding_hash,
             created_at: Timestamp::from_unix_seconds(r.created_at),
             expires_at: Timestamp::from_unix_seconds(r.expires_at),
+            connect_to: r
+                .connect_to
+                .as_deref()
+                .map(SessionKey::from_stored)
+                .transpose()
+                .map_err(|e| corrupt("pending login", e))?,
         }))
     }
 }

@@ -197,6 +197,13 @@ impl From<LoginError> for Problem {
                 "code_rejected",
                 "The identity provider refused the authorization code.",
             ),
+            // Only connects (`start_connect`, which this host does not offer) need a session or
+            // refuse the session's own provider; mapped anyway, as bff-http does.
+            LoginError::NoSession => Self::no_session(),
+            LoginError::PrimaryProvider => refused(
+                "provider_is_primary",
+                "The session signed in with this provider; only other providers can be connected.",
+            ),
             LoginError::Provider(e) => Self::provider(e),
             LoginError::Store(e) => Self::store(e),
             LoginError::Cipher(e) => Self::internal("sealing tokens failed", e),

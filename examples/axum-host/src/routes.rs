@@ -120,7 +120,12 @@ async fn callback(
     match done {
         Ok(done) => {
             tracing::info!("login completed");
-            let cookies = cookies.session(&host.site, &done.session_id, done.cookie_max_age);
+            // This host never starts a connect (`start_connect`), the only login that joins an
+            // existing session instead of bringing a new session id.
+            let cookies = match &done.session_id {
+                Some(id) => cookies.session(&host.site, id, done.cookie_max_age),
+                None => cookies,
+            };
             (
                 cookies,
                 // The callback URL carries the code: never send it on as a Referer.

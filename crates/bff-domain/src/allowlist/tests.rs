@@ -1158,11 +1158,31 @@ fn a_route_for_another_provider_needs_that_provider() {
         provider: Some(partner.clone()),
         ..base_spec()
     });
-    assert_eq!(check_provider(&own, &main), Ok(()));
-    assert_eq!(check_provider(&own, &partner), Ok(()));
-    assert_eq!(check_provider(&pinned, &partner), Ok(()));
+    let none = |_: &ProviderId| false;
+    let partner_connected = |p: &ProviderId| p.as_str() == "partner";
+    let other_connected = |p: &ProviderId| p.as_str() == "other";
+    // A route without a provider takes the session's own, connected or not.
+    assert_eq!(check_provider(&own, &main, none), Ok(main.clone()));
     assert_eq!(
-        check_provider(&pinned, &main),
+        check_provider(&own, &main, partner_connected),
+        Ok(main.clone())
+    );
+    assert_eq!(check_provider(&own, &partner, none), Ok(partner.clone()));
+    // A pinned route gets its provider's token: the session's own, or a connection's.
+    assert_eq!(check_provider(&pinned, &partner, none), Ok(partner.clone()));
+    assert_eq!(
+        check_provider(&pinned, &main, partner_connected),
+        Ok(partner.clone())
+    );
+    // Never the session's own (or another connection's) token instead.
+    assert_eq!(
+        check_provider(&pinned, &main, none),
+        Err(ProxyRefusal::ProviderNotConnected {
+            required: partner.clone()
+        })
+    );
+    assert_eq!(
+        check_provider(&pinned, &main, other_connected),
         Err(ProxyRefusal::ProviderNotConnected { required: partner })
     );
 }

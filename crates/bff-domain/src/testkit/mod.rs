@@ -150,6 +150,9 @@ pub struct Script {
     /// Times `refresh` yields before answering, as a slow provider would (lets a test run a
     /// second request while the first one holds the refresh lease).
     pub refresh_yields: u32,
+    /// Times `exchange_code` yields before answering (a slow token endpoint: lets a test end
+    /// the session while a connect's code is being exchanged).
+    pub exchange_yields: u32,
     pub subject: Option<String>,
     pub sid: Option<String>,
     /// The provider's metadata says every authorization response carries `iss` (RFC 9207).
@@ -165,6 +168,9 @@ pub struct Script {
     pub client_token_scope: Option<Option<String>>,
     /// `refresh_expires_in` of code exchanges and refreshes, seconds.
     pub refresh_expires_in: Option<u64>,
+    /// Put before every token this provider issues, so tests with two providers can tell whose
+    /// token they got (`other-access-2`); empty by default (`access-2`).
+    pub token_prefix: String,
 }
 
 /// An identity provider that issues predictable tokens and records what it was asked.
@@ -214,10 +220,14 @@ impl FakeProvider {
     }
 
     pub fn tokens(n: u64, now: Timestamp) -> TokenSet {
+        Self::tokens_with_prefix("", n, now)
+    }
+
+    pub fn tokens_with_prefix(prefix: &str, n: u64, now: Timestamp) -> TokenSet {
         TokenSet {
-            access_token: Secret::new(format!("access-{n}")),
-            refresh_token: Some(Secret::new(format!("refresh-{n}"))),
-            id_token: Some(Secret::new(format!("idtoken-{n}"))),
+            access_token: Secret::new(format!("{prefix}access-{n}")),
+            refresh_token: Some(Secret::new(format!("{prefix}refresh-{n}"))),
+            id_token: Some(Secret::new(format!("{prefix}idtoken-{n}"))),
             access_token_expires_at: Some(now.plus(Duration::from_secs(300))),
             refresh_token_expires_at: None,
             scope: Some("openid profile".into()),
@@ -271,6 +281,10 @@ impl IdentityProvider for FakeProvider {
             .lock()
             .unwrap()
             .push((code.to_owned(), pkce_verifier.expose().to_owned()));
+        let yields = self.script.lock().unwrap().exchange_yields;
+        for _ in 0..yields {
+            yield_once().await;
+        }
         let script = self.script.lock().unwrap();
         if let Some(error) = script.exchange_error {
             return Err(error());
@@ -287,7 +301,7 @@ impl IdentityProvider for FakeProvider {
         let Value::Object(map) = claims else {
             unreachable!()
         };
-        let mut tokens = Self::tokens(self.next(), now);
+        let mut tokens = Self::tokens_with_prefix(&script.token_prefix, self.next(), now);
         tokens.refresh_token_expires_at = script
             .refresh_expires_in
             .map(|secs| now.plus(Duration::from_secs(secs)));
@@ -304,12 +318,13 @@ impl IdentityProvider for FakeProvider {
         now: Timestamp,
     ) -> Result<TokenSet, ProviderError> {
         self.refreshes.fetch_add(1, Ordering::SeqCst);
-        let (error, yields, refresh_expires_in) = {
+        let (error, yields, refresh_expires_in, prefix) = {
             let script = self.script.lock().unwrap();
             (
                 script.refresh_error,
                 script.refresh_yields,
                 script.refresh_expires_in,
+                script.token_prefix.clone(),
             )
         };
         for _ in 0..yields {
@@ -318,7 +333,7 @@ impl IdentityProvider for FakeProvider {
         if let Some(error) = error {
             return Err(error());
         }
-        let mut tokens = Self::tokens(self.next(), now);
+        let mut tokens = Self::tokens_with_prefix(&prefix, self.next(), now);
         tokens.id_token = None;
         tokens.refresh_token_expires_at =
             refresh_expires_in.map(|secs| now.plus(Duration::from_secs(secs)));

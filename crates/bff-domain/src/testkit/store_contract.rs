@@ -19,7 +19,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::ports::{Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError};
-use crate::{Claims, PendingLogin, ProviderId, ReturnUrl, Sealed, Session, SessionKey, Timestamp};
+use crate::{
+    Claims, Connection, PendingLogin, ProviderId, ReturnUrl, Sealed, Session, SessionKey, Timestamp,
+};
 
 /// Expands to one test per rule of the store contract suite.
 ///
@@ -55,7 +57,9 @@ macro_rules! store_contract_tests {
             lookup_and_delete_by_sid_and_subject
             sweep_respects_the_batch
             concurrent_touches_keep_a_token_update
+            connections_round_trip_and_are_version_checked
             pending_logins_are_taken_once
+            pending_connect_logins_keep_their_session
             replay_cache_inserts_once
             leases_belong_to_their_owner
         ] }
@@ -156,6 +160,26 @@ pub fn sample_session(now: Timestamp, issuer: &str, subject: &str, sid: Option<&
         tokens: Sealed {
             key_id: "k1".into(),
             ciphertext: vec![1, 2, 3, 4, 5],
+        },
+        connections: Vec::new(),
+    }
+}
+
+/// A connection of `provider` with its own claims, expiry and (fake) sealed tokens.
+pub fn sample_connection(now: Timestamp, provider: &str, fill: u8) -> Connection {
+    let serde_json::Value::Object(map) =
+        json!({"sub": format!("{provider}-user"), "iss": format!("https://{provider}.example")})
+    else {
+        unreachable!()
+    };
+    Connection {
+        provider: ProviderId::parse(provider).unwrap(),
+        claims: Claims::new(map),
+        access_token_expires_at: Some(now.plus(Duration::from_secs(120 + u64::from(fill)))),
+        tokens: Sealed {
+            key_id: format!("k-{provider}"),
+            // Every byte value, so a store that mangles binary (text encodings) shows.
+            ciphertext: (0..=255u8).chain([fill; 8]).collect(),
         },
     }
 }
@@ -502,6 +526,65 @@ pub async fn concurrent_touches_keep_a_token_update(stores: &ContractStores, now
     s.delete(&session.key).await.unwrap();
 }
 
+/// A session's connected providers (their claims, expiries and sealed tokens) round-trip, are
+/// replaced only by a version-checked update, survive touches, and a stale update changes none.
+pub async fn connections_round_trip_and_are_version_checked(
+    stores: &ContractStores,
+    now: Timestamp,
+) {
+    let s = &stores.sessions;
+    let mut session = sample_session(now, "https://a.example", "alice", None);
+    session.connections = vec![
+        sample_connection(now, "b", 1),
+        sample_connection(now, "c", 2),
+    ];
+    s.create(&session).await.unwrap();
+    assert_eq!(
+        s.get(&session.key, now).await.unwrap().as_ref(),
+        Some(&session),
+        "get returns the connections create stored"
+    );
+
+    let mut connected = session.clone();
+    connected.connections = vec![
+        sample_connection(now, "c", 3),
+        sample_connection(now, "d", 4),
+    ];
+    assert_eq!(s.update(&connected, now).await.unwrap(), 1);
+    let stored = s.get(&session.key, now).await.unwrap().unwrap();
+    assert_eq!(
+        stored.connections, connected.connections,
+        "update replaced the connections"
+    );
+    assert_eq!(
+        stored.tokens, session.tokens,
+        "the primary tokens stayed as they were"
+    );
+
+    let mut stale = session.clone();
+    stale.connections = vec![sample_connection(now, "b", 9)];
+    assert!(
+        matches!(s.update(&stale, now).await, Err(StoreError::Conflict)),
+        "a stale version must conflict, connections included"
+    );
+    s.touch(&session.key, later(now, 5), later(now, 605), later(now, 5))
+        .await
+        .unwrap();
+    let stored = s.get(&session.key, later(now, 5)).await.unwrap().unwrap();
+    assert_eq!(
+        stored.connections, connected.connections,
+        "a conflicting update or a touch changed the connections"
+    );
+    assert_eq!(stored.version, 1);
+
+    let mut disconnected = stored.clone();
+    disconnected.connections.clear();
+    s.update(&disconnected, later(now, 5)).await.unwrap();
+    let stored = s.get(&session.key, later(now, 5)).await.unwrap().unwrap();
+    assert!(stored.connections.is_empty(), "connections can be removed");
+    s.delete(&session.key).await.unwrap();
+}
+
 fn sample_pending(now: Timestamp, state: &str) -> PendingLogin {
     PendingLogin {
         state: state.to_owned(),
@@ -516,6 +599,7 @@ fn sample_pending(now: Timestamp, state: &str) -> PendingLogin {
         binding_hash: "0".repeat(64),
         created_at: now,
         expires_at: later(now, 300),
+        connect_to: None,
     }
 }
 
@@ -543,6 +627,20 @@ pub async fn pending_logins_are_taken_once(stores: &ContractStores, now: Timesta
     assert!(
         p.take(&state, later(now, 300)).await.unwrap().is_none(),
         "an expired pending login is gone"
+    );
+}
+
+/// A pending login that connects a provider keeps the key of the session it joins.
+pub async fn pending_connect_logins_keep_their_session(stores: &ContractStores, now: Timestamp) {
+    let p = &stores.pending;
+    let state = unique(now, "state");
+    let mut login = sample_pending(now, &state);
+    login.connect_to = Some(key(now));
+    p.put(&login).await.unwrap();
+    assert_eq!(
+        p.take(&state, now).await.unwrap().as_ref(),
+        Some(&login),
+        "the taken connect login is the one put, session key included"
     );
 }
 

@@ -1,15 +1,23 @@
 //! Logging in: start an authorization request (code + PKCE S256, state, nonce, browser
 //! binding), then complete it from the provider's response and create a session under a new id.
+//!
+//! Connecting (`connect`): a login started from a live session ([`Bff::start_connect`]) adds
+//! that provider's tokens to the same session instead. The pending login remembers the session
+//! by its key (the hash, never the id), because the provider's redirect back does not carry the
+//! `SameSite=Strict` session cookie; the callback validates the ID token as for any login and
+//! then adds or replaces that provider's connection, keeping the session's id and identity. The
+//! primary provider cannot be connected again, and a session that ended meanwhile gets nothing.
 
 use std::time::Duration;
 
 use super::Bff;
-use crate::ids::{LoginBinding, Prompt, ProviderId, SessionId};
+use super::session::SessionError;
+use crate::ids::{LoginBinding, Prompt, ProviderId, SessionId, SessionKey};
 use crate::pending::PendingLogin;
 use crate::ports::{CipherError, ProviderError, StoreError};
 use crate::return_url::ReturnUrl;
 use crate::secret::constant_time_eq;
-use crate::session::Session;
+use crate::session::{Connection, Session};
 use crate::time::Timestamp;
 use crate::vault;
 
@@ -68,8 +76,11 @@ pub struct CompleteLogin {
 /// Output of [`Bff::complete_login`].
 #[derive(Debug)]
 pub struct CompletedLogin {
-    /// The new session id, for the cookie.
-    pub session_id: SessionId,
+    /// The new session id, for the cookie; `None` when the login connected a provider to the
+    /// browser's existing session, whose id and cookie stay as they are.
+    pub session_id: Option<SessionId>,
+    /// The provider whose tokens joined the existing session, when the login was a connect.
+    pub connected: Option<ProviderId>,
     /// How long the session cookie should live: the absolute session limit. The server decides
     /// expiry; a cookie that died at the first idle expiry would end sessions the server slid.
     pub cookie_max_age: Duration,
@@ -85,6 +96,13 @@ pub enum LoginError {
     /// `provider=` names no configured provider.
     #[error("unknown provider")]
     UnknownProvider,
+    /// A connect needs a live session: there is none, it ended before the provider answered, or
+    /// the browser now holds another session than the one that started the connect.
+    #[error("no session to connect the provider to")]
+    NoSession,
+    /// A connect named the provider the session logged in with: it has that provider's tokens.
+    #[error("the session's own provider cannot be connected again")]
+    PrimaryProvider,
     /// The state is unknown, already used or expired.
     #[error("unknown, used or expired state")]
     StateMismatch,
@@ -124,6 +142,14 @@ pub enum LoginError {
     Cipher(#[from] CipherError),
 }
 
+impl LoginError {
+    /// Whether the browser's session is over after this error (its cookie should go): only a
+    /// connect that found no live session says so.
+    pub fn ends_session(&self) -> bool {
+        matches!(self, Self::NoSession)
+    }
+}
+
 impl From<ProviderError> for LoginError {
     fn from(e: ProviderError) -> Self {
         match e {
@@ -140,6 +166,45 @@ impl Bff {
     /// # Errors
     /// `UnknownProvider`; `Provider` when the request cannot be built; `Store`.
     pub async fn start_login(&self, input: StartLogin) -> Result<StartedLogin, LoginError> {
+        self.start_authorization(input, None).await
+    }
+
+    /// Starts a login that connects its provider to the live session `session` (same user, same
+    /// session): the callback adds that provider's tokens to it instead of creating a session.
+    ///
+    /// # Errors
+    /// `NoSession` without a live session; `PrimaryProvider` when `input.provider` (or the
+    /// default) is the session's own; otherwise as [`Bff::start_login`].
+    pub async fn start_connect(
+        &self,
+        session: &SessionId,
+        input: StartLogin,
+    ) -> Result<StartedLogin, LoginError> {
+        let provider = self
+            .providers
+            .get(input.provider.as_ref())
+            .ok_or(LoginError::UnknownProvider)?
+            .id()
+            .clone();
+        let session = match self.live_session(session).await {
+            Ok(session) => session,
+            Err(SessionError::Store(e)) => return Err(LoginError::Store(e)),
+            Err(SessionError::Provider(e)) => return Err(LoginError::Provider(e)),
+            Err(SessionError::NoSession | SessionError::TokensUnreadable(_)) => {
+                return Err(LoginError::NoSession);
+            }
+        };
+        if provider == session.provider {
+            return Err(LoginError::PrimaryProvider);
+        }
+        self.start_authorization(input, Some(session.key)).await
+    }
+
+    async fn start_authorization(
+        &self,
+        input: StartLogin,
+        connect_to: Option<SessionKey>,
+    ) -> Result<StartedLogin, LoginError> {
         let provider = self
             .providers
             .get(input.provider.as_ref())
@@ -169,6 +234,7 @@ impl Bff {
                 binding_hash: binding.hash(),
                 created_at: now,
                 expires_at,
+                connect_to,
             })
             .await?;
         Ok(StartedLogin {
@@ -180,12 +246,14 @@ impl Bff {
     }
 
     /// Completes a login from the authorization response: checks state, browser binding and
-    /// issuer, exchanges the code, validates the ID token and creates a session under a new id.
+    /// issuer, exchanges the code, validates the ID token and creates a session under a new id,
+    /// or, for a connect, adds the provider's tokens to the session that started it.
     ///
     /// The pending login is consumed before any check, so a state can never be tried twice.
     ///
     /// # Errors
-    /// See [`LoginError`]; no session exists afterwards in any error case.
+    /// See [`LoginError`]; no session exists afterwards in any error case, and a failed connect
+    /// leaves the session as it was.
     pub async fn complete_login(&self, input: CompleteLogin) -> Result<CompletedLogin, LoginError> {
         let now = self.ports.clock.now();
         let pending = self
@@ -216,6 +284,16 @@ impl Bff {
             return Err(LoginError::ProviderDenied(error));
         }
         let code = input.code.ok_or(LoginError::MissingCode)?;
+        if let Some(target) = &pending.connect_to {
+            // Before the code is spent: a connect whose session is gone, or is no longer this
+            // browser's, has nothing to join.
+            let previous = input.previous_session.as_ref().map(SessionId::key);
+            if previous.is_some_and(|key| &key != target)
+                || self.ports.sessions.get(target, now).await?.is_none()
+            {
+                return Err(LoginError::NoSession);
+            }
+        }
         let pkce_verifier = vault::open_verifier(
             self.ports.cipher.as_ref(),
             &pending.state,
@@ -237,6 +315,27 @@ impl Bff {
             .to_owned();
         // The adapter validated `iss`; take the provider's own value rather than trust the map.
         let issuer = provider.issuer().to_owned();
+        if let Some(target) = pending.connect_to {
+            let connection = Connection {
+                provider: provider.id().clone(),
+                access_token_expires_at: login.tokens.access_token_expires_at,
+                tokens: vault::seal_connection(
+                    self.ports.cipher.as_ref(),
+                    &target,
+                    provider.id(),
+                    &login.tokens,
+                )?,
+                claims: login.claims,
+            };
+            let expires_at = self.connect(&target, connection, now).await?;
+            return Ok(CompletedLogin {
+                session_id: None,
+                connected: Some(provider.id().clone()),
+                cookie_max_age: self.policy.lifetime.absolute,
+                return_url: pending.return_url,
+                expires_at,
+            });
+        }
 
         let session_id = SessionId::generate(self.ports.random.as_ref());
         let key = session_id.key();
@@ -259,6 +358,7 @@ impl Bff {
             idle_expires_at: expiry.idle,
             absolute_expires_at: expiry.absolute,
             version: 0,
+            connections: Vec::new(),
         };
         // A browser that logs in again leaves its old session behind: end it first, so a store
         // failure here leaves no new session behind either.
@@ -267,10 +367,51 @@ impl Bff {
         }
         self.ports.sessions.create(&session).await?;
         Ok(CompletedLogin {
-            session_id,
+            session_id: Some(session_id),
+            connected: None,
             cookie_max_age: self.policy.lifetime.absolute,
             return_url: pending.return_url,
             expires_at: session.expires_at(),
         })
     }
+
+    /// Adds `connection` to the session `key`, in place of an earlier connection of the same
+    /// provider, with a version-checked update that re-reads on a conflict so a concurrent
+    /// refresh is never lost. Returns when the session ends unless used.
+    ///
+    /// The replaced connection's refresh token is not revoked, as a new login does not revoke
+    /// the session it replaces: providers that reuse the user's grant for the new login (the
+    /// local `oidc-provider` does) revoke the whole grant with it, new tokens included.
+    async fn connect(
+        &self,
+        key: &SessionKey,
+        connection: Connection,
+        now: Timestamp,
+    ) -> Result<Timestamp, LoginError> {
+        for _ in 0..CONNECT_ATTEMPTS {
+            let mut session = self
+                .ports
+                .sessions
+                .get(key, now)
+                .await?
+                .ok_or(LoginError::NoSession)?;
+            if session.provider == connection.provider {
+                return Err(LoginError::PrimaryProvider);
+            }
+            session
+                .connections
+                .retain(|c| c.provider != connection.provider);
+            session.connections.push(connection.clone());
+            match self.ports.sessions.update(&session, now).await {
+                Ok(_) => return Ok(session.expires_at()),
+                Err(StoreError::Conflict) => {}
+                Err(StoreError::NotFound) => return Err(LoginError::NoSession),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(LoginError::Store(StoreError::Conflict))
+    }
 }
+
+/// Attempts at adding a connection when other writers change the session meanwhile.
+const CONNECT_ATTEMPTS: usize = 3;

@@ -1,15 +1,17 @@
 //! Ending a session from the browser (RP-initiated logout): delete it, revoke the refresh token
-//! when the provider can, and hand back the provider's end-session URL with a `state` that is
-//! checked when the provider sends the browser back.
+//! when the provider can (the primary login's and every connected provider's), and hand back the
+//! primary provider's end-session URL with a `state` that is checked when the provider sends the
+//! browser back.
 //!
 //! A logout by `GET` link must carry the session's logout guard (a hash of the session key, see
 //! `SessionView::logout_guard`), so a cross-site link cannot log the user out.
 
 use super::Bff;
 use super::session::logout_guard;
-use crate::ids::{PostLogoutState, SessionId};
+use crate::ids::{PostLogoutState, ProviderId, SessionId, SessionKey};
 use crate::ports::{ProviderError, StoreError};
 use crate::secret::constant_time_eq;
+use crate::session::Connection;
 use crate::vault;
 
 /// Output of [`Bff::logout`].
@@ -22,6 +24,8 @@ pub struct LogoutOutcome {
     pub return_state: Option<PostLogoutState>,
     /// The refresh-token revocation failed (the session is gone anyway); for the log.
     pub revocation_error: Option<ProviderError>,
+    /// Connected providers whose refresh-token revocation failed, each with why; for the log.
+    pub connection_revocation_errors: Vec<(ProviderId, ProviderError)>,
 }
 
 /// Why a logout was refused.
@@ -75,6 +79,12 @@ impl Bff {
             return Err(LogoutError::LogoutGuardMismatch);
         }
         self.ports.sessions.delete(&key).await?;
+        let mut connection_revocation_errors = Vec::new();
+        for connection in &session.connections {
+            if let Some(e) = self.revoke_connection(&key, connection).await {
+                connection_revocation_errors.push((connection.provider.clone(), e));
+            }
+        }
         // Tokens that cannot be opened (rotated-out key) still let the session end.
         let tokens = vault::open(self.ports.cipher.as_ref(), &key, &session.tokens).ok();
         let Some(provider) = self.providers.get(Some(&session.provider)) else {
@@ -82,6 +92,7 @@ impl Bff {
                 logout_url: None,
                 return_state: None,
                 revocation_error: None,
+                connection_revocation_errors,
             });
         };
         let mut revocation_error = None;
@@ -95,7 +106,27 @@ impl Bff {
             return_state: logout_url.as_ref().map(|_| state),
             logout_url,
             revocation_error,
+            connection_revocation_errors,
         })
+    }
+
+    /// Revokes the refresh token of a connection of the session `key`, when it has one, its
+    /// tokens open and its provider is still configured; the provider's error if it failed.
+    async fn revoke_connection(
+        &self,
+        key: &SessionKey,
+        connection: &Connection,
+    ) -> Option<ProviderError> {
+        let provider = self.providers.get(Some(&connection.provider))?;
+        let tokens = vault::open_connection(
+            self.ports.cipher.as_ref(),
+            key,
+            &connection.provider,
+            &connection.tokens,
+        )
+        .ok()?;
+        let refresh_token = tokens.refresh_token.as_ref()?;
+        provider.revoke_refresh_token(refresh_token).await.err()
     }
 
     /// Checks the provider's redirect back after logout: `returned` (its `state` parameter)

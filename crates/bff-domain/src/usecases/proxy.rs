@@ -3,11 +3,13 @@
 //!
 //! - `none` routes get [`UpstreamCredential::None`], with or without a session: the session is
 //!   not even looked up, so a public upstream never sees a token by mistake.
-//! - `user` routes need a live session whose provider is the route's
-//!   ([`check_provider`]: multi-provider sessions are a later step), then the session's access
-//!   token, refreshed first through the single-flight path when it expires within the policy's
-//!   margin, and only then the route's required scopes are checked against the token set's
-//!   granted `scope` ([`check_scopes`]).
+//! - `user` routes need a live session holding tokens of the route's provider
+//!   ([`check_provider`]: the session's own provider when the route names none, else the named
+//!   one, which must be the session's own or connected to it; never another provider's token
+//!   instead), then that provider's access token, refreshed first through the single-flight
+//!   path (per session and provider) when it expires within the policy's margin, and only then
+//!   the route's required scopes are checked against that token set's granted `scope`
+//!   ([`check_scopes`]).
 //! - `client` routes get the BFF's own client-credentials token of the route's provider (the
 //!   default provider when the route names none), asking for the route's required scopes, with
 //!   or without a session (the session is not read). The token comes from the process's cache
@@ -50,13 +52,14 @@ pub enum ProxyError {
     /// The route needs the user's token and there is no live session.
     #[error("no session")]
     NoSession,
-    /// The session cannot use this route: another provider (`provider_not_connected`) or
-    /// missing scopes (`insufficient_scope`).
+    /// The session cannot use this route: a provider it has not connected
+    /// (`provider_not_connected`) or missing scopes (`insufficient_scope`).
     #[error(transparent)]
     Refused(ProxyRefusal),
     /// Getting a fresh access token failed: the provider refused the refresh (the session is
     /// ended), the tokens no longer open (ended too), or a store or the provider is down (the
-    /// session is kept). Never [`RefreshError::NoSession`], which is [`ProxyError::NoSession`].
+    /// session is kept). Never [`RefreshError::NoSession`], which is [`ProxyError::NoSession`],
+    /// nor [`RefreshError::NotConnected`], which is a [`ProxyRefusal::ProviderNotConnected`].
     #[error(transparent)]
     Token(RefreshError),
     /// The BFF's client-credentials token could not be had: the provider refused the grant,
@@ -85,6 +88,9 @@ impl From<RefreshError> for ProxyError {
     fn from(e: RefreshError) -> Self {
         match e {
             RefreshError::NoSession => Self::NoSession,
+            RefreshError::NotConnected(required) => {
+                Self::Refused(ProxyRefusal::ProviderNotConnected { required })
+            }
             other => Self::Token(other),
         }
     }
@@ -127,9 +133,12 @@ impl Bff {
     ) -> Result<UpstreamCredential, ProxyError> {
         let id = session.ok_or(ProxyError::NoSession)?;
         let session = self.live_session(id).await?;
-        // Before any refresh: a route this session cannot use must not spend its refresh token.
-        check_provider(target.route(), &session.provider).map_err(ProxyError::Refused)?;
-        let tokens = self.fresh_tokens(session).await?;
+        // Before any refresh: a route this session cannot use must not spend a refresh token.
+        let provider = check_provider(target.route(), &session.provider, |p| {
+            session.connection(p).is_some()
+        })
+        .map_err(ProxyError::Refused)?;
+        let tokens = self.fresh_tokens(session, &provider).await?;
         check_scopes(target.route(), tokens.scope.as_deref()).map_err(ProxyError::Refused)?;
         Ok(UpstreamCredential::Bearer(tokens.access_token))
     }

@@ -1,16 +1,20 @@
-//! Refreshing tokens, once per session even under concurrent requests on several nodes, and
-//! handing out an access token that is fresh enough for an upstream call.
+//! Refreshing tokens, once per session and provider even under concurrent requests on several
+//! nodes, and handing out an access token that is fresh enough for an upstream call.
 //!
 //! Providers that rotate refresh tokens revoke the grant when one is used twice, so only the
-//! request holding the session's `Lock` lease spends the refresh token; concurrent requests back
-//! off through `Clock::sleep` (for up to [`REFRESH_WAIT`]) and answer with the tokens it wrote as
-//! soon as they are in the store, without taking the lease in turn.
+//! request holding the `Lock` lease of that session's provider (`refresh:<key>:<provider>`)
+//! spends its refresh token; concurrent requests back off through `Clock::sleep` (for up to
+//! [`REFRESH_WAIT`]) and answer with the tokens it wrote as soon as they are in the store, without
+//! taking the lease in turn. A session's primary login and
+//! each connected provider refresh on their own: different leases, and each writes only its own
+//! tokens back with a version-checked update, re-reading on a conflict, so refreshing two
+//! providers at once loses neither.
 
 use std::time::Duration;
 
 use super::Bff;
 use super::session::SessionError;
-use crate::ids::SessionId;
+use crate::ids::{ProviderId, SessionId};
 use crate::lifetime::Expiry;
 use crate::ports::{CipherError, ProviderError, StoreError};
 use crate::secret::Secret;
@@ -18,6 +22,7 @@ use crate::session::Session;
 use crate::time::Timestamp;
 use crate::tokens::TokenSet;
 use crate::vault;
+use crate::vault::Sealed;
 
 /// Output of [`Bff::refresh`].
 #[derive(Debug, Clone)]
@@ -44,6 +49,10 @@ pub enum RefreshError {
     /// Another request held this session's refresh lease for longer than a refresh may wait.
     #[error("refresh in progress")]
     InProgress,
+    /// The session holds no tokens of this provider: it was never connected, or its refresh
+    /// was refused and the connection dropped (the session itself goes on).
+    #[error("provider {0} is not connected to the session")]
+    NotConnected(ProviderId),
     /// A store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -87,46 +96,59 @@ const REFRESH_PAUSES: (Duration, Duration) =
 const UPDATE_ATTEMPTS: usize = 3;
 
 impl Bff {
-    /// Refreshes the tokens now, once per session even under concurrent calls.
+    /// Refreshes the primary login's tokens now, once per session even under concurrent calls.
     ///
     /// # Errors
     /// See [`RefreshError`]. When the provider refuses, the session is ended.
     pub async fn refresh(&self, id: &SessionId) -> Result<RefreshOutcome, RefreshError> {
         let session = self.live_session(id).await?;
-        let tokens = self.refresh_session(session).await?;
+        let provider = session.provider.clone();
+        let tokens = self.refresh_session(session, &provider).await?;
         Ok(RefreshOutcome {
             access_token_expires_at: tokens.access_token_expires_at,
         })
     }
 
-    /// The access token for an upstream call, refreshed first when it expires within the
-    /// policy's margin.
+    /// The primary login's access token for an upstream call, refreshed first when it expires
+    /// within the policy's margin.
     ///
     /// # Errors
     /// See [`RefreshError`].
     pub async fn access_token_for(&self, id: &SessionId) -> Result<Secret, RefreshError> {
         let session = self.live_session(id).await?;
-        Ok(self.fresh_tokens(session).await?.access_token)
+        let provider = session.provider.clone();
+        Ok(self.fresh_tokens(session, &provider).await?.access_token)
     }
 
-    /// The tokens of a live session, refreshed first (single-flight) when the access token
-    /// expires within the policy's margin. The whole set, so callers can check its `scope`.
-    pub(crate) async fn fresh_tokens(&self, session: Session) -> Result<TokenSet, RefreshError> {
+    /// The tokens of `provider` in a live session (the primary login's, or a connection's),
+    /// refreshed first (single-flight) when the access token expires within the policy's
+    /// margin. The whole set, so callers can check its `scope`. Never another provider's.
+    pub(crate) async fn fresh_tokens(
+        &self,
+        session: Session,
+        provider: &ProviderId,
+    ) -> Result<TokenSet, RefreshError> {
+        let (_, expires_at) =
+            slot(&session, provider).ok_or_else(|| RefreshError::NotConnected(provider.clone()))?;
         let now = self.ports.clock.now();
-        let due = session
-            .access_token_expires_at
-            .is_some_and(|exp| exp <= now.plus(self.policy.refresh_margin));
+        let due = expires_at.is_some_and(|exp| exp <= now.plus(self.policy.refresh_margin));
         if due {
-            return self.refresh_session(session).await;
+            return self.refresh_session(session, provider).await;
         }
-        Ok(self.open_tokens(&session).await?)
+        self.open_tokens_of(&session, provider)
+            .await?
+            .ok_or_else(|| RefreshError::NotConnected(provider.clone()))
     }
 
-    /// Single-flight refresh: one request per session spends the refresh token (with refresh
-    /// token rotation a second use would revoke the grant); concurrent ones, on any node, wait
-    /// for the lease and then find the tokens it wrote.
-    async fn refresh_session(&self, seen: Session) -> Result<TokenSet, RefreshError> {
-        let lease = format!("refresh:{}", seen.key.as_str());
+    /// Single-flight refresh: one request per session and provider spends the refresh token
+    /// (with refresh token rotation a second use would revoke the grant); concurrent ones, on
+    /// any node, wait for the lease and then find the tokens it wrote.
+    async fn refresh_session(
+        &self,
+        seen: Session,
+        provider: &ProviderId,
+    ) -> Result<TokenSet, RefreshError> {
+        let lease = format!("refresh:{}:{}", seen.key.as_str(), provider.as_str());
         let owner = SessionId::generate(self.ports.random.as_ref()).key();
         let (mut pause, longest_pause) = REFRESH_PAUSES;
         let mut waited = Duration::ZERO;
@@ -137,7 +159,7 @@ impl Bff {
                 .try_acquire(&lease, owner.as_str(), REFRESH_LEASE)
                 .await?
             {
-                let result = self.refresh_unless_refreshed(seen).await;
+                let result = self.refresh_unless_refreshed(seen, provider).await;
                 // A lease that cannot be released expires by itself; the refresh result stands.
                 let _ = self.ports.locks.release(&lease, owner.as_str()).await;
                 return result;
@@ -150,17 +172,19 @@ impl Bff {
             pause = (pause * 2).min(longest_pause);
             // Waiters must not queue for the lease once the refresh is done: a hundred of them
             // taking turns at it lose a pause per turn, which on two nodes ran into REFRESH_WAIT.
-            if let Some(tokens) = self.tokens_rewritten_since(&seen).await? {
+            if let Some(tokens) = self.tokens_rewritten_since(&seen, provider).await? {
                 return Ok(tokens);
             }
         }
     }
 
-    /// The session's tokens if they were rewritten since `seen` was read, which only a refresh
-    /// does (sliding the expiry never rewrites them); `None` while they are the ones `seen` has.
+    /// `provider`'s tokens in the session if they were rewritten since `seen` was read, which
+    /// only a refresh (or a new connect) does (sliding the expiry never rewrites them); `None`
+    /// while they are the ones `seen` has.
     async fn tokens_rewritten_since(
         &self,
         seen: &Session,
+        provider: &ProviderId,
     ) -> Result<Option<TokenSet>, RefreshError> {
         let now = self.ports.clock.now();
         let current = self
@@ -169,16 +193,26 @@ impl Bff {
             .get(&seen.key, now)
             .await?
             .ok_or(RefreshError::NoSession)?;
-        if current.tokens == seen.tokens {
-            return Ok(None);
+        let seen_tokens = slot(seen, provider).map(|(sealed, _)| sealed);
+        match slot(&current, provider) {
+            None => Err(RefreshError::NotConnected(provider.clone())),
+            Some((sealed, _)) if Some(sealed) == seen_tokens => Ok(None),
+            Some(_) => self
+                .open_tokens_of(&current, provider)
+                .await
+                .map_err(Into::into),
         }
-        Ok(Some(self.open_tokens(&current).await?))
     }
 
-    /// Holding the lease: refreshes, unless the session changed since the caller read it (the
-    /// refresh it waited for, or one that finished just before), in which case those tokens
-    /// stand; a session that refresh ended is `NoSession`.
-    async fn refresh_unless_refreshed(&self, seen: Session) -> Result<TokenSet, RefreshError> {
+    /// Holding the lease: refreshes, unless this provider's tokens changed since the caller
+    /// read the session (the refresh it waited for, or one that finished just before), in which
+    /// case those tokens stand; a session that refresh ended is `NoSession`. Only this
+    /// provider's tokens count: another provider's refresh changes the version, not these.
+    async fn refresh_unless_refreshed(
+        &self,
+        seen: Session,
+        provider: &ProviderId,
+    ) -> Result<TokenSet, RefreshError> {
         let now = self.ports.clock.now();
         let current = self
             .ports
@@ -186,49 +220,91 @@ impl Bff {
             .get(&seen.key, now)
             .await?
             .ok_or(RefreshError::NoSession)?;
-        if current.version != seen.version {
-            return Ok(self.open_tokens(&current).await?);
+        let seen_tokens = slot(&seen, provider).map(|(sealed, _)| sealed);
+        match slot(&current, provider) {
+            None => Err(RefreshError::NotConnected(provider.clone())),
+            Some((sealed, _)) if Some(sealed) != seen_tokens => self
+                .open_tokens_of(&current, provider)
+                .await?
+                .ok_or_else(|| RefreshError::NotConnected(provider.clone())),
+            Some(_) => self.refresh_holding_lease(current, provider).await,
         }
-        self.refresh_holding_lease(current).await
     }
 
-    async fn refresh_holding_lease(&self, session: Session) -> Result<TokenSet, RefreshError> {
-        let provider = self
-            .providers
-            .get(Some(&session.provider))
-            .ok_or(RefreshError::NoSession)?;
-        let old = self.open_tokens(&session).await?;
+    async fn refresh_holding_lease(
+        &self,
+        session: Session,
+        provider_id: &ProviderId,
+    ) -> Result<TokenSet, RefreshError> {
+        let primary = provider_id == &session.provider;
+        let provider = match self.providers.get(Some(provider_id)) {
+            Some(provider) => provider,
+            None if primary => return Err(RefreshError::NoSession),
+            None => return Err(RefreshError::NotConnected(provider_id.clone())),
+        };
+        let old = self
+            .open_tokens_of(&session, provider_id)
+            .await?
+            .ok_or_else(|| RefreshError::NotConnected(provider_id.clone()))?;
         let refresh_token = old
             .refresh_token
             .clone()
             .ok_or(RefreshError::NoRefreshToken)?;
+        let original_claims = match session.connection(provider_id) {
+            Some(connection) => &connection.claims,
+            None => &session.claims,
+        };
         let now = self.ports.clock.now();
-        let fresh = match provider.refresh(&refresh_token, &session.claims, now).await {
+        let fresh = match provider.refresh(&refresh_token, original_claims, now).await {
             Ok(fresh) => fresh,
-            Err(ProviderError::Rejected(code)) => {
+            Err(ProviderError::Rejected(code)) if primary => {
                 // The grant is dead: the session can no longer call APIs, so end it.
                 self.ports.sessions.delete(&session.key).await?;
                 return Err(RefreshError::Refused(code));
+            }
+            Err(ProviderError::Rejected(_)) => {
+                // A connected provider's grant is dead: drop that connection; the session and
+                // its identity go on, and the app can connect the provider again.
+                let refused = session.connection(provider_id).map(|c| c.tokens.clone());
+                if let Some(refused) = refused {
+                    self.drop_connection(session, provider_id, &refused, now)
+                        .await?;
+                }
+                return Err(RefreshError::NotConnected(provider_id.clone()));
             }
             Err(e) => return Err(RefreshError::Provider(e)),
         };
         let tokens = old.refreshed_with(fresh);
         let cipher = self.ports.cipher.as_ref();
+        let refreshed_from = slot(&session, provider_id).map(|(sealed, _)| sealed.clone());
         let mut current = session;
         for _ in 0..UPDATE_ATTEMPTS {
-            current.tokens =
-                vault::seal(cipher, &current.key, &tokens).map_err(RefreshError::Sealing)?;
-            current.access_token_expires_at = tokens.access_token_expires_at;
-            // The session never outlives the refresh token the provider just said expires; a
-            // refresh is a use, so the idle expiry slides within that limit.
-            let mut expiry = self.policy.lifetime.bounded_by_refresh_token(
-                current.created_at,
-                Expiry {
-                    idle: current.idle_expires_at,
-                    absolute: current.absolute_expires_at,
-                },
-                tokens.refresh_token_expires_at,
-            );
+            let mut expiry = Expiry {
+                idle: current.idle_expires_at,
+                absolute: current.absolute_expires_at,
+            };
+            if primary {
+                current.tokens =
+                    vault::seal(cipher, &current.key, &tokens).map_err(RefreshError::Sealing)?;
+                current.access_token_expires_at = tokens.access_token_expires_at;
+                // The session never outlives the refresh token its provider just said expires.
+                expiry = self.policy.lifetime.bounded_by_refresh_token(
+                    current.created_at,
+                    expiry,
+                    tokens.refresh_token_expires_at,
+                );
+            } else {
+                let key = current.key.clone();
+                let connection = current
+                    .connections
+                    .iter_mut()
+                    .find(|c| &c.provider == provider_id)
+                    .ok_or_else(|| RefreshError::NotConnected(provider_id.clone()))?;
+                connection.tokens = vault::seal_connection(cipher, &key, provider_id, &tokens)
+                    .map_err(RefreshError::Sealing)?;
+                connection.access_token_expires_at = tokens.access_token_expires_at;
+            }
+            // A refresh is a use, so the idle expiry slides within the absolute limit.
             if let Some(idle) = self.policy.lifetime.slide(now, expiry) {
                 expiry.idle = idle;
             }
@@ -243,6 +319,16 @@ impl Bff {
                         .get(&current.key, now)
                         .await?
                         .ok_or(RefreshError::NoSession)?;
+                    // Someone else wrote the session (a touch does not conflict): another
+                    // provider's refresh, whose tokens the retry keeps, or a new connect of this
+                    // provider, whose newer grant wins over this refresh of the old one.
+                    let now_stored = slot(&current, provider_id).map(|(sealed, _)| sealed);
+                    if now_stored != refreshed_from.as_ref() {
+                        return self
+                            .open_tokens_of(&current, provider_id)
+                            .await?
+                            .ok_or_else(|| RefreshError::NotConnected(provider_id.clone()));
+                    }
                 }
                 Err(StoreError::NotFound) => return Err(RefreshError::NoSession),
                 Err(e) => return Err(e.into()),
@@ -250,4 +336,48 @@ impl Bff {
         }
         Err(RefreshError::Store(StoreError::Conflict))
     }
+
+    /// Removes `provider`'s connection holding the `refused` tokens from the session
+    /// (version-checked, re-reading on a conflict). A session that is gone has nothing to
+    /// remove, and a connection made again meanwhile (other tokens) stays.
+    async fn drop_connection(
+        &self,
+        session: Session,
+        provider: &ProviderId,
+        refused: &Sealed,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut current = session;
+        for _ in 0..UPDATE_ATTEMPTS {
+            if current.connection(provider).map(|c| &c.tokens) != Some(refused) {
+                return Ok(());
+            }
+            current.connections.retain(|c| &c.provider != provider);
+            match self.ports.sessions.update(&current, now).await {
+                Ok(_) | Err(StoreError::NotFound) => return Ok(()),
+                Err(StoreError::Conflict) => {
+                    match self.ports.sessions.get(&current.key, now).await? {
+                        Some(fresh) => current = fresh,
+                        None => return Ok(()),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+}
+
+/// The sealed tokens of `provider` in the session and when their access token expires: the
+/// primary login's or a connection's; `None` when the session has none of that provider.
+fn slot<'s>(
+    session: &'s Session,
+    provider: &ProviderId,
+) -> Option<(&'s Sealed, Option<Timestamp>)> {
+    if provider == &session.provider {
+        return Some((&session.tokens, session.access_token_expires_at));
+    }
+    session
+        .connection(provider)
+        .map(|c| (&c.tokens, c.access_token_expires_at))
 }

@@ -21,8 +21,10 @@ use crate::vault;
 pub struct SessionView {
     /// ID token claims.
     pub claims: Claims,
-    /// The provider.
+    /// The provider of the session's login (its identity).
     pub provider: ProviderId,
+    /// Providers connected to the session since, whose tokens API routes can use.
+    pub connected_providers: Vec<ProviderId>,
     /// When the session ends unless used again.
     pub expires_at: Timestamp,
     /// When the access token expires.
@@ -95,7 +97,39 @@ impl Bff {
 
     /// Opens the session's tokens; when they no longer open, ends the session.
     pub(crate) async fn open_tokens(&self, session: &Session) -> Result<TokenSet, SessionError> {
-        match vault::open(self.ports.cipher.as_ref(), &session.key, &session.tokens) {
+        let opened = vault::open(self.ports.cipher.as_ref(), &session.key, &session.tokens);
+        self.end_if_unreadable(session, opened).await
+    }
+
+    /// Opens the tokens of `provider` in the session: the primary login's when it is the
+    /// session's provider, else that provider's connection's (`None` when not connected). Tokens
+    /// that no longer open end the whole session, as [`Bff::open_tokens`] does.
+    pub(crate) async fn open_tokens_of(
+        &self,
+        session: &Session,
+        provider: &ProviderId,
+    ) -> Result<Option<TokenSet>, SessionError> {
+        if provider == &session.provider {
+            return self.open_tokens(session).await.map(Some);
+        }
+        let Some(connection) = session.connection(provider) else {
+            return Ok(None);
+        };
+        let opened = vault::open_connection(
+            self.ports.cipher.as_ref(),
+            &session.key,
+            provider,
+            &connection.tokens,
+        );
+        self.end_if_unreadable(session, opened).await.map(Some)
+    }
+
+    async fn end_if_unreadable(
+        &self,
+        session: &Session,
+        opened: Result<TokenSet, CipherError>,
+    ) -> Result<TokenSet, SessionError> {
+        match opened {
             Ok(tokens) => Ok(tokens),
             Err(cause) => {
                 self.ports.sessions.delete(&session.key).await?;
@@ -117,6 +151,11 @@ impl Bff {
             expires_at: session.expires_at(),
             access_token_expires_at: session.access_token_expires_at,
             provider: session.provider,
+            connected_providers: session
+                .connections
+                .into_iter()
+                .map(|c| c.provider)
+                .collect(),
             claims: session.claims,
         })
     }

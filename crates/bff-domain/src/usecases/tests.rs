@@ -10,7 +10,10 @@ use crate::ports::{Clock, ProviderError, StoreError};
 use crate::testkit::{FakeCipher, FakeProvider, FakeStores, FixedClock, SeededRandom};
 use crate::*;
 
+mod connect;
+
 const ISSUER: &str = "https://idp.example";
+pub(super) const OTHER_ISSUER: &str = "https://other.example";
 pub(super) const T0: i64 = 1_700_000_000;
 
 /// The use cases over the testkit fakes (shared with the proxy tests).
@@ -19,15 +22,18 @@ pub(super) struct World {
     pub(super) stores: Arc<FakeStores>,
     pub(super) clock: Arc<FixedClock>,
     pub(super) provider: Arc<FakeProvider>,
+    /// The second configured provider (`other`), whose tokens are `other-access-<n>`.
+    pub(super) other: Arc<FakeProvider>,
 }
 
 pub(super) fn world() -> World {
     let stores = Arc::new(FakeStores::default());
     let clock = Arc::new(FixedClock::at(T0));
     let provider = Arc::new(FakeProvider::new("main", ISSUER));
-    let other = Arc::new(FakeProvider::new("other", "https://other.example"));
+    let other = Arc::new(FakeProvider::new("other", OTHER_ISSUER));
+    other.script.lock().unwrap().token_prefix = "other-".into();
     let providers = Providers::new(
-        vec![provider.clone(), other],
+        vec![provider.clone(), other.clone()],
         ProviderId::parse("main").unwrap(),
     )
     .unwrap();
@@ -59,6 +65,7 @@ pub(super) fn world() -> World {
         stores,
         clock,
         provider,
+        other,
     }
 }
 
@@ -99,6 +106,7 @@ pub(super) fn login(w: &World) -> SessionId {
     block_on(w.bff.complete_login(callback(&started, &state)))
         .unwrap()
         .session_id
+        .unwrap()
 }
 
 fn session_count(w: &World) -> usize {
@@ -117,6 +125,8 @@ fn a_full_login_creates_one_session_with_sealed_tokens() {
     assert_eq!(started.expires_at.unix_seconds(), T0 + 300);
     let done = block_on(w.bff.complete_login(callback(&started, &state))).unwrap();
     assert_eq!(done.return_url.as_str(), "/app?x=1");
+    assert_eq!(done.connected, None);
+    let session_id = done.session_id.unwrap();
     assert_eq!(done.expires_at.unix_seconds(), T0 + 600);
     // The PKCE verifier of this login reached the token endpoint.
     let exchanges = w.provider.exchanges.lock().unwrap().clone();
@@ -126,12 +136,12 @@ fn a_full_login_creates_one_session_with_sealed_tokens() {
     );
     // Stored under the hash of the id, tokens sealed (no plaintext token in the blob).
     let sessions = w.stores.sessions.lock().unwrap();
-    let stored = sessions.get(&done.session_id.key()).unwrap();
+    let stored = sessions.get(&session_id.key()).unwrap();
     assert_eq!(stored.subject, "alice");
     assert_eq!(stored.issuer, ISSUER);
     assert!(!sessions.contains_key(&SessionKey::from_stored(&"0".repeat(64)).unwrap()));
     drop(sessions);
-    let view = block_on(w.bff.current_session(&done.session_id)).unwrap();
+    let view = block_on(w.bff.current_session(&session_id)).unwrap();
     assert_eq!(view.claims.subject(), Some("alice"));
 }
 
@@ -177,7 +187,10 @@ fn every_login_gets_a_new_session_id_and_ends_the_previous_one() {
     let (started, state) = start(&w, "/");
     let mut input = callback(&started, &state);
     input.previous_session = Some(first.clone());
-    let second = block_on(w.bff.complete_login(input)).unwrap().session_id;
+    let second = block_on(w.bff.complete_login(input))
+        .unwrap()
+        .session_id
+        .unwrap();
     assert_ne!(first, second);
     assert!(matches!(
         block_on(w.bff.current_session(&first)),
@@ -499,7 +512,8 @@ fn a_refused_refresh_ends_the_session() {
 fn a_refresh_stuck_elsewhere_is_waited_for_then_refused_not_repeated() {
     let w = world();
     let id = login(&w);
-    let lease = format!("refresh:{}", id.key().as_str());
+    // The lease of this session's primary provider (each provider refreshes under its own).
+    let lease = format!("refresh:{}:main", id.key().as_str());
     w.stores
         .leases
         .lock()
@@ -522,7 +536,7 @@ fn a_waiting_request_takes_the_refreshed_tokens_without_queueing_for_the_lease()
 
     let w = world();
     let id = login(&w);
-    let lease = format!("refresh:{}", id.key().as_str());
+    let lease = format!("refresh:{}:main", id.key().as_str());
     w.stores
         .leases
         .lock()

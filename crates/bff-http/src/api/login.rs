@@ -3,6 +3,12 @@
 //!
 //! Starting a login sets the short-lived login-binding cookie; finishing one takes it back,
 //! replaces the browser's previous session (if any) and sets the session cookie.
+//!
+//! `connect=true` (query of `GET /login`, field of `POST /login/start`) starts a login that adds
+//! the provider's tokens to the browser's live session instead (same user, same session id):
+//! without a live session both styles answer `401 no_session`, never an ordinary login that
+//! would change who the user is, and naming the session's own provider is
+//! `400 provider_is_primary`. Finishing a connect leaves the session cookie as it is.
 
 use std::sync::Arc;
 
@@ -38,6 +44,10 @@ pub(crate) struct StartLoginRequest {
     pub(crate) provider: Option<String>,
     /// OIDC `prompt`: none, login, consent, select_account, create.
     pub(crate) prompt: Option<String>,
+    /// Add the provider's tokens to the current session instead of starting a new one (same
+    /// user). Needs a live session (`401 no_session` otherwise); the session's own provider is
+    /// `400 provider_is_primary`.
+    pub(crate) connect: Option<bool>,
 }
 
 /// `POST /login/start` answer.
@@ -117,8 +127,24 @@ impl LoginApi {
         })
     }
 
-    async fn start(&self, req: &Request, input: StartLogin) -> Result<String, Problem> {
-        let started = self.bff.start_login(input).await?;
+    /// Starts `input`: an ordinary login, or with `connect` one that joins the browser's
+    /// session, which must then be live.
+    async fn start(
+        &self,
+        req: &Request,
+        input: StartLogin,
+        connect: bool,
+        session: &SessionCookie,
+    ) -> Result<String, Problem> {
+        let started = if connect {
+            let id = session.id().ok_or_else(Problem::no_session)?;
+            self.bff
+                .start_connect(id, input)
+                .await
+                .map_err(|e| session.problem_for(e))?
+        } else {
+            self.bff.start_login(input).await?
+        };
         cookies::set_binding(
             req,
             &self.settings,
@@ -137,8 +163,14 @@ impl LoginApi {
         input.binding = cookies::take_binding(req, &self.settings);
         input.previous_session = session.id().cloned();
         let done = self.bff.complete_login(input).await?;
-        cookies::set_session(req, &self.settings, &done.session_id, done.cookie_max_age);
-        tracing::info!("login completed");
+        match (&done.session_id, &done.connected) {
+            (Some(id), _) => {
+                cookies::set_session(req, &self.settings, id, done.cookie_max_age);
+                tracing::info!("login completed");
+            }
+            (None, Some(provider)) => tracing::info!(provider = %provider, "provider connected"),
+            (None, None) => tracing::error!("a login completed without a session or connection"),
+        }
         Ok(done.return_url)
     }
 }
@@ -167,14 +199,19 @@ fn html_escape(value: &str) -> String {
 #[OpenApi]
 impl LoginApi {
     /// Start a login (redirect style): `302` to the provider's authorization endpoint with
-    /// PKCE (S256), state and nonce. Sets the short-lived login-binding cookie.
+    /// PKCE (S256), state and nonce. Sets the short-lived login-binding cookie. With
+    /// `connect=true` the login adds the provider's tokens to the current session (same user,
+    /// same session): `401 no_session` without a live session, `400 provider_is_primary` for
+    /// the session's own provider.
     #[oai(path = "/login", method = "get", tag = "Tag::Redirect")]
     async fn login(
         &self,
         req: &Request,
+        session: SessionCookie,
         #[oai(name = "returnUrl")] return_url: Query<Option<String>>,
         provider: Query<Option<String>>,
         prompt: Query<Option<String>>,
+        connect: Query<Option<bool>>,
     ) -> Result<Redirect, Problem> {
         let input = self.start_input(
             return_url.0.as_deref(),
@@ -182,7 +219,10 @@ impl LoginApi {
             prompt.0.as_deref(),
             LoginStyle::Redirect,
         )?;
-        Ok(Redirect::Found(self.start(req, input).await?))
+        let connect = connect.0.unwrap_or(false);
+        Ok(Redirect::Found(
+            self.start(req, input, connect, &session).await?,
+        ))
     }
 
     /// The provider's redirect back (redirect style). Checks state, the login-binding cookie
@@ -222,17 +262,20 @@ impl LoginApi {
 
     /// Start a login (API style): answers the authorization URL to navigate to, and sets the
     /// login-binding cookie. The provider redirects back to the app, which calls `/login/end`.
+    /// With `connect: true` the login adds the provider's tokens to the current session.
     #[oai(path = "/login/start", method = "post", tag = "Tag::ApiDriven")]
     async fn login_start(
         &self,
         _csrf: CsrfChecked,
         req: &Request,
+        session: SessionCookie,
         body: Json<Option<StartLoginRequest>>,
     ) -> Result<Json<StartLoginResponse>, Problem> {
         let body = body.0.unwrap_or(StartLoginRequest {
             return_url: None,
             provider: None,
             prompt: None,
+            connect: None,
         });
         let input = self.start_input(
             body.return_url.as_deref(),
@@ -240,8 +283,9 @@ impl LoginApi {
             body.prompt.as_deref(),
             LoginStyle::ApiDriven,
         )?;
+        let connect = body.connect.unwrap_or(false);
         Ok(Json(StartLoginResponse {
-            authorization_request_url: self.start(req, input).await?,
+            authorization_request_url: self.start(req, input, connect, &session).await?,
         }))
     }
 

@@ -98,6 +98,9 @@ fn log_revocation(outcome: &LogoutOutcome) {
     if let Some(err) = &outcome.revocation_error {
         tracing::warn!(error = %error_chain(err), "refresh token revocation failed; session ended anyway");
     }
+    for (provider, err) in &outcome.connection_revocation_errors {
+        tracing::warn!(provider = %provider, error = %error_chain(err), "connected provider's refresh token revocation failed; session ended anyway");
+    }
 }
 
 #[OpenApi]

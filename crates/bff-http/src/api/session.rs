@@ -27,9 +27,13 @@ pub(crate) struct SessionResponse {
     /// When the session ends unless used (Unix seconds).
     #[oai(skip_serializing_if_is_none)]
     pub(crate) expires_at: Option<i64>,
-    /// The provider of the session.
+    /// The provider of the session (the one the user logged in with).
     #[oai(skip_serializing_if_is_none)]
     pub(crate) provider: Option<String>,
+    /// Providers connected to the session since (`connect=true`), whose tokens API routes of
+    /// those providers use.
+    #[oai(skip_serializing_if_is_none)]
+    pub(crate) connected_providers: Option<Vec<String>>,
 }
 
 /// `POST /refresh` answer.
@@ -93,6 +97,7 @@ impl SessionApi {
             is_logged_in: false,
             expires_at: None,
             provider: None,
+            connected_providers: None,
         });
         let Some(id) = session.id() else {
             return Ok(not_logged_in);
@@ -102,6 +107,12 @@ impl SessionApi {
                 is_logged_in: true,
                 expires_at: Some(view.expires_at.unix_seconds()),
                 provider: Some(view.provider.as_str().to_owned()),
+                connected_providers: Some(
+                    view.connected_providers
+                        .iter()
+                        .map(|p| p.as_str().to_owned())
+                        .collect(),
+                ),
             })),
             Err(e) if e.ends_session() => {
                 session.clear();

@@ -495,6 +495,7 @@ async fn login(w: &World) -> SessionId {
         .await
         .unwrap()
         .session_id
+        .unwrap()
 }
 
 fn cookie(id: &SessionId) -> String {

@@ -12,6 +12,7 @@
 mod browser;
 mod browser_app;
 mod config_cli;
+mod connect;
 mod flow;
 mod load;
 mod negative;

@@ -87,6 +87,7 @@ impl World {
                 key_id: "fake".into(),
                 ciphertext: Vec::new(),
             },
+            connections: Vec::new(),
         };
         block_on(self.stores.create(&session)).unwrap();
     }
