@@ -28,11 +28,15 @@ if (redirectUris.length === 0) {
 const postLogoutRedirectUris = list(env.IDP_POST_LOGOUT_REDIRECT_URIS);
 const backchannelLogoutUri = env.IDP_BACKCHANNEL_LOGOUT_URI;
 
-// The one test user.
+// The test users: alice for every flow; bob where a second user must stay untouched (admin API).
 const USERS = {
   alice: {
     password: 'wonderland',
     claims: { sub: 'alice', name: 'Alice Liddell', email: 'alice@example.test', email_verified: true },
+  },
+  bob: {
+    password: 'builder',
+    claims: { sub: 'bob', name: 'Bob Builder', email: 'bob@example.test', email_verified: true },
   },
 };
 

@@ -9,6 +9,7 @@
     unreachable_pub
 )]
 
+mod admin;
 mod browser;
 mod config_cli;
 mod flow;
