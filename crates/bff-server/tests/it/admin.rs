@@ -68,6 +68,30 @@ impl Admin {
 }
 
 async fn admin_lists_and_revokes_sessions(stores: &str) {
+    let (server, admin) = run_admin_scenario(stores).await;
+    // One shutdown stops both listeners.
+    drop(server);
+    let mut admin_stopped = false;
+    for _ in 0..50 {
+        if admin
+            .http
+            .get(format!("{}/admin/openapi.json", admin.base))
+            .send()
+            .await
+            .is_err()
+        {
+            admin_stopped = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        admin_stopped,
+        "the admin listener outlived the server's shutdown"
+    );
+}
+
+async fn run_admin_scenario(stores: &str) -> (Server, Admin) {
     capture_logs();
     let reserved = reserve().await;
     let idp = Idp::for_server(&reserved);
@@ -113,6 +137,11 @@ async fn admin_lists_and_revokes_sessions(stores: &str) {
         get_with_session(&server.base, "/bff/user", &first).await,
         200
     );
+    let (status, _, document) = admin
+        .send(reqwest::Method::GET, "/admin/openapi.json", None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(document.contains("\"bearer\""), "{document}");
     // The browser listener does not serve the admin API.
     let on_browser_side = reqwest::Client::new()
         .get(format!("{}/admin/sessions?sub=alice", server.base))
@@ -235,6 +264,7 @@ async fn admin_lists_and_revokes_sessions(stores: &str) {
             .collect();
         assert!(leaked.is_empty(), "a session id was logged: {leaked:#?}");
     }
+    (server, admin)
 }
 
 #[tokio::test]
