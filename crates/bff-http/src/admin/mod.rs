@@ -10,7 +10,9 @@
 //!
 //! `iss` is optional: without it every configured provider's issuer is searched. Every endpoint
 //! takes [`auth::AdminAuth`] (bearer token, `401` otherwise), and every action is logged at
-//! `info` with who (the credential's fingerprint) and what (action, `sub`, `iss`, count).
+//! `info` with who (the credential's fingerprint) and what (action, `sub`, `iss`, count). `sub`
+//! and `iss` are recorded as `&str` fields, which the log formatter quotes and escapes, so a
+//! hostile `sub` cannot forge a log line.
 
 mod auth;
 
@@ -136,7 +138,7 @@ impl AdminApi {
         tracing::info!(
             admin = auth.who(),
             action = "list_sessions",
-            sub = %sub.0,
+            sub = sub.0.as_str(),
             iss = iss.as_deref().unwrap_or("*"),
             count = sessions.len(),
             "admin action"
@@ -159,7 +161,7 @@ impl AdminApi {
         tracing::info!(
             admin = auth.who(),
             action = "revoke_all_sessions",
-            sub = %sub.0,
+            sub = sub.0.as_str(),
             iss = iss.as_deref().unwrap_or("*"),
             count = revoked.sessions,
             revocation_failures = revoked.revocation_failures,
@@ -191,7 +193,7 @@ impl AdminApi {
         tracing::info!(
             admin = auth.who(),
             action = "revoke_session",
-            sub = %sub.0,
+            sub = sub.0.as_str(),
             iss = iss.as_deref().unwrap_or("*"),
             handle = handle.as_str(),
             count = revoked.sessions,

@@ -242,6 +242,15 @@ async fn run_admin_scenario(stores: &str) -> (Server, Admin) {
         .await;
     assert_eq!(bobs["sessions"].as_array().unwrap().len(), 1);
 
+    // A hostile `sub` (a line break and a forged entry) finds nothing and forges no log line.
+    let forged = admin
+        .json(
+            reqwest::Method::GET,
+            "/admin/sessions?sub=mallory%0Aforged-admin-line%20action%3Drevoke_all_sessions",
+        )
+        .await;
+    assert_eq!(forged["sessions"].as_array().unwrap().len(), 0);
+
     // Every action is logged with who (the credential's fingerprint) and what; never a token,
     // the admin token or a session id.
     let logs = logs_text();
@@ -255,6 +264,14 @@ async fn run_admin_scenario(stores: &str) -> (Server, Admin) {
         );
     }
     assert!(!logs.contains(ADMIN_TOKEN), "the admin token was logged");
+    assert!(
+        !logs.lines().any(|l| l.starts_with("forged-admin-line")),
+        "a sub forged a log line"
+    );
+    assert!(
+        logs.contains("mallory\\nforged-admin-line"),
+        "the hostile sub is not escaped"
+    );
     for cookie in [&first, &second, &bob] {
         // The test's own cookie jar (`cookie_store`, in this process) logs what it stores; that
         // is the browser side, not the server.
