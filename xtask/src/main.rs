@@ -4,7 +4,8 @@
 //! - `demo`: starts the local OpenID Provider and `bff-server` (memory store) with the sample
 //!   page, and prints the URL and the test user.
 //! - `e2e`: the end-to-end tests only (real provider, real browser).
-//! - `codegen`: rewrites the committed OpenAPI document (`crates/bff-http/openapi.json`) and the
+//! - `codegen`: rewrites the committed OpenAPI documents (`crates/bff-http/openapi.json`, and
+//!   `admin-openapi.json` beside it: the test filter matches both tests) and the
 //!   listing of `bff-domain`'s public API (`crates/bff-domain/public-api.txt`).
 //! - `bench stores`: session store latency at 100k and 1M sessions (results in BENCHMARKS.md).
 //!

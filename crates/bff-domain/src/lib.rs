@@ -3,7 +3,7 @@
 //! `bff-domain` owns the model (sessions, pending logins, token sets), the rules (session
 //! lifetimes, return-URL safety, sealing tokens to their session) and the use cases on [`Bff`],
 //! one module per concern (login, session, refresh, logout, provider-initiated logout,
-//! maintenance, proxy). Everything it needs from
+//! maintenance, proxy, admin). Everything it needs from
 //! the outside world comes through the traits in [`ports`]: stores, the identity provider, the
 //! cipher, the clock and randomness. Adapters implement them in other crates; a host (such as
 //! `bff-server`, or the example in `examples/`) wires them and calls the use cases.
@@ -109,6 +109,7 @@ pub use secret::Secret;
 pub use session::{Connection, Session};
 pub use time::Timestamp;
 pub use tokens::TokenSet;
+pub use usecases::admin::{AdminError, Revoked, SessionHandle, SessionSummary};
 pub use usecases::login::{
     CompleteLogin, CompletedLogin, LoginError, LoginStyle, StartLogin, StartedLogin,
 };

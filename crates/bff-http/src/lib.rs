@@ -4,7 +4,8 @@
 //! inputs (`into_domain`-style parsing at the edge), calls the use cases of [`bff_domain::Bff`],
 //! and turns their outcomes into responses: the endpoints by concern (`api`), cookies and the
 //! session extractors (`cookies`), the CSRF extractor (`csrf`), and every error as
-//! `application/problem+json` from one mapping (`problem`).
+//! `application/problem+json` from one mapping (`problem`). The operators' admin API (`admin`)
+//! is a separate app with its own OpenAPI document, for its own listener.
 //!
 //! Its public surface is the list of re-exports below; the modules are private.
 //!
@@ -15,6 +16,7 @@
 // boxing them would make every handler noisier.
 #![allow(clippy::result_large_err)]
 
+mod admin;
 mod api;
 mod cookies;
 mod cors;
@@ -35,6 +37,7 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler};
 use poem_openapi::{OpenApi, OpenApiService};
 use serde_json::json;
 
+pub use admin::{AdminCredential, InvalidAdminCredential, admin_app, admin_openapi_service};
 pub use proxy::{
     ApiProxy, ForwardingHeaders, IpNetwork, ProxyBuildError, ProxyConfigError, ProxyRouteConfig,
     TrustedProxies, route_table,

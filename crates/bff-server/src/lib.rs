@@ -2,7 +2,9 @@
 //! the `bff-http` application.
 //!
 //! [`serve`] takes a bound listener and a shutdown future so tests can run the real server on
-//! port 0 and stop it cleanly; `main` is a thin CLI around it.
+//! port 0 and stop it cleanly; `main` is a thin CLI around it. With `[admin]` configured it also
+//! serves the operators' admin API on its own listener ([`serve_with_admin`] takes that listener
+//! bound, for tests); both stop on the same shutdown.
 
 pub mod config;
 pub mod wiring;
@@ -25,15 +27,50 @@ pub enum ServeError {
     /// The listener failed.
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    /// The admin API's listener could not be bound.
+    #[error("cannot listen on admin.listen {address}: {source}")]
+    AdminListen {
+        /// The configured address.
+        address: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An admin listener was given without an `[admin]` credential to guard it.
+    #[error("an admin listener needs admin.listen and admin.token_sha256")]
+    AdminNotConfigured,
 }
 
-/// Builds the service from `config` and serves it on `listener` until `shutdown` completes.
+/// Builds the service from `config` and serves it on `listener` until `shutdown` completes; with
+/// `[admin]` configured, also the admin API on `admin.listen`.
 ///
 /// # Errors
-/// [`ServeError`] when building fails or the listener breaks.
+/// [`ServeError`] when building fails or a listener breaks.
 pub async fn serve(
     config: Config,
     listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let admin = match config.admin.enabled() {
+        Some((address, _)) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|source| ServeError::AdminListen { address, source })?,
+        ),
+        None => None,
+    };
+    serve_with_admin(config, listener, admin, shutdown).await
+}
+
+/// [`serve`] with the admin API's listener already bound (tests bind port 0); `None` serves no
+/// admin API. Both servers stop when `shutdown` completes, or when either stops.
+///
+/// # Errors
+/// [`ServeError`] when building fails, a listener breaks, or `admin_listener` is given without
+/// an `[admin]` credential.
+pub async fn serve_with_admin(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    admin_listener: Option<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     if config.plain_http() {
@@ -41,6 +78,11 @@ pub async fn serve(
             "dev.allow_plain_http: serving over plain HTTP; cookies lack Secure and the __Host- prefix. Never use this in production."
         );
     }
+    let admin_credential = match (&admin_listener, config.admin.enabled()) {
+        (Some(_), Some((_, credential))) => Some(credential.clone()),
+        (Some(_), None) => return Err(ServeError::AdminNotConfigured),
+        (None, _) => None,
+    };
     let service = build(&config).await?;
     let sweeper = tokio::spawn(sweep_expired_sessions(
         service.bff.clone(),
@@ -53,13 +95,61 @@ pub async fn serve(
         config.server.static_dir.clone(),
         service.proxy.clone(),
     );
+    // One stop signal for both servers: the caller's shutdown, or either server ending.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = std::sync::Arc::new(stop);
+    let on_shutdown = stop.clone();
+    let shutdown_watcher = tokio::spawn(async move {
+        shutdown.await;
+        on_shutdown.send_replace(true);
+    });
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+
     let acceptor = TcpAcceptor::from_tokio(listener)?;
     tracing::info!(address = ?acceptor.local_addr(), "bff-server listening");
-    let result = Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(5)))
-        .await;
+    let main_stop = stop.clone();
+    let main_server = {
+        let stopped = stopped.clone();
+        async move {
+            let result = Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(
+                    app,
+                    until_stopped(stopped),
+                    Some(Duration::from_secs(5)),
+                )
+                .await;
+            main_stop.send_replace(true);
+            result
+        }
+    };
+    let admin_server = async move {
+        let (Some(listener), Some(credential)) = (admin_listener, admin_credential) else {
+            return Ok(());
+        };
+        let acceptor = TcpAcceptor::from_tokio(listener)?;
+        tracing::info!(
+            address = ?acceptor.local_addr(),
+            admin = credential.fingerprint(),
+            "admin API listening"
+        );
+        let admin_app = bff_http::admin_app(service.bff.clone(), credential);
+        let result = Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                admin_app,
+                until_stopped(stopped),
+                Some(Duration::from_secs(5)),
+            )
+            .await;
+        stop.send_replace(true);
+        result
+    };
+    let (main_result, admin_result) = tokio::join!(main_server, admin_server);
+    shutdown_watcher.abort();
     sweeper.abort();
-    result.map_err(ServeError::Io)
+    main_result.map_err(ServeError::Io)?;
+    admin_result.map_err(ServeError::Io)
 }
 
 /// At most this many batches of expired sessions are removed per tick; the rest waits.

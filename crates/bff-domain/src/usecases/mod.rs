@@ -9,11 +9,13 @@
 //!   token, front-channel `iss` and `sid`).
 //! - [`maintenance`]: work no request asks for (sweeping expired sessions).
 //! - [`proxy`]: the credential an allowed API proxy request carries upstream.
+//! - [`admin`]: the operators' view of a user's sessions (list, revoke one, revoke all).
 //!
 //! [`Bff`] itself only holds the ports, the providers, the policy and the process's cache of
 //! client-credentials tokens; `bff-http` maps each error enum to a status and a problem type in
 //! one place.
 
+pub(crate) mod admin;
 pub(crate) mod login;
 pub(crate) mod logout;
 pub(crate) mod maintenance;

@@ -1,6 +1,7 @@
 //! bff-http tests at its boundary, in process over the domain's fakes: the committed OpenAPI
 //! document equals the generated one, which endpoints are guarded by CSRF and a session, and the
-//! cookies of logging out and of the provider's return, and the API proxy end to end (`proxy`).
+//! cookies of logging out and of the provider's return, the API proxy end to end (`proxy`), and
+//! the admin API (`admin`).
 //!
 //! `cargo xtask codegen` rewrites `openapi.json` (it runs the first test with
 //! `BFF_UPDATE_OPENAPI=1`).
@@ -12,6 +13,7 @@
     unreachable_pub
 )]
 
+mod admin;
 mod guards;
 mod limits;
 mod logout;
@@ -53,6 +55,31 @@ fn committed_openapi_document_is_current() {
         assert!(generated.contains(&format!("\"{path}\"")), "{path} missing");
     }
     assert!(generated.contains("application/problem+json"));
+}
+
+/// The admin API's document, committed beside the main one. Its name starts with the main
+/// test's, so the filter `cargo xtask codegen` runs (`committed_openapi_document_is_current`,
+/// with `BFF_UPDATE_OPENAPI=1`) rewrites both.
+#[test]
+fn committed_openapi_document_is_current_for_admin() {
+    let path = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+        .join("admin-openapi.json");
+    let mut generated = support::admin_spec();
+    generated.push('\n');
+    if std::env::var_os("BFF_UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "crates/bff-http/admin-openapi.json is stale: run `cargo xtask codegen`"
+    );
+    assert!(generated.contains("\"/sessions\""));
+    assert!(generated.contains("\"/sessions/{handle}\""));
+    assert!(generated.contains("\"bearer\""));
 }
 
 /// Hostile paths against the static app never answer with the server's own file paths (or any

@@ -67,6 +67,12 @@ pub fn spec() -> String {
     bff_http::openapi_service(bff(provider), Arc::new(settings(true))).spec()
 }
 
+/// The OpenAPI document of the admin endpoints.
+pub fn admin_spec() -> String {
+    let provider = Arc::new(FakeProvider::new("main", ISSUER));
+    bff_http::admin_openapi_service(bff(provider)).spec()
+}
+
 /// What the app answered.
 pub struct Answer {
     pub status: StatusCode,

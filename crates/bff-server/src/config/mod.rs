@@ -13,6 +13,7 @@
 //! key and its variable (`server.public_url (BFF_SERVER__PUBLIC_URL): …`), so an operator fixes
 //! them in one go rather than one per restart.
 
+mod admin;
 mod env;
 mod problem;
 mod providers;
@@ -30,6 +31,7 @@ use bff_domain::allowlist::RouteTable;
 use bff_http::{HttpSettings, ProxyRouteConfig, SettingsError, TrustedProxies};
 use bff_oidc::ProviderSection;
 
+pub use self::admin::AdminConfig;
 use self::problem::{KeyPath, Segment};
 use self::reader::Reader;
 pub use self::server::{DevConfig, HttpConfig, PublicUrl, ServerConfig};
@@ -55,6 +57,8 @@ pub struct Config {
     pub default_provider: ProviderId,
     /// `[providers.<name>]`: the identity providers by name.
     pub providers: BTreeMap<ProviderId, ProviderSection>,
+    /// `[admin]`: the operators' admin API (off unless `listen` is set).
+    pub admin: AdminConfig,
     /// `[[routes]]`: the API proxy's allowlist (`bff_http::ProxyRouteConfig` each), checked
     /// against the providers and the BFF's own paths.
     pub routes: RouteTable,
@@ -97,6 +101,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "default_provider",
     "providers",
     "routes",
+    "admin",
 ];
 
 impl Config {
@@ -155,6 +160,7 @@ impl Config {
         let session: Option<SessionConfig> = section(reader, &mut table, "session");
         let dev: Option<DevConfig> = section(reader, &mut table, "dev");
         let store: Option<StoreConfig> = section(reader, &mut table, "store");
+        let admin: Option<AdminConfig> = section(reader, &mut table, "admin");
         let vault_keys = read_vault_keys(reader, table.remove("vault_keys"));
         let providers = providers::read(reader, table.remove("providers"));
         let default_provider =
@@ -171,6 +177,13 @@ impl Config {
 
         if let Some(store) = &store {
             store.check_sections(&KeyPath::top("store"), reader);
+        }
+        if let Some(admin) = &admin {
+            admin.check(
+                &KeyPath::top("admin"),
+                server.as_ref().map(|s| s.listen),
+                reader,
+            );
         }
         if let Some(dev) = &dev
             && !dev.allow_plain_http
@@ -192,6 +205,7 @@ impl Config {
             default_provider: default_provider?,
             providers: providers.sections?,
             routes: routes?,
+            admin: admin?,
         };
         config.check_http_settings(reader);
         Some(config)

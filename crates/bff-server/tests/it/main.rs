@@ -9,6 +9,7 @@
     unreachable_pub
 )]
 
+mod admin;
 mod browser;
 mod browser_app;
 mod config_cli;

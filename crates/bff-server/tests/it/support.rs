@@ -323,11 +323,20 @@ impl Reserved {
     }
 
     pub async fn serve(self, config: Config) -> Server {
+        self.serve_with_admin(config, None).await
+    }
+
+    /// [`Reserved::serve`], plus the admin API on `admin` (bound by the test) when given.
+    pub async fn serve_with_admin(
+        self,
+        config: Config,
+        admin: Option<tokio::net::TcpListener>,
+    ) -> Server {
         let (tx, rx) = oneshot::channel();
         let (ready_tx, ready_rx) = oneshot::channel();
         let base = self.base.clone();
         tokio::spawn(async move {
-            let result = bff_server::serve(config, self.listener, async move {
+            let result = bff_server::serve_with_admin(config, self.listener, admin, async move {
                 let _ = rx.await;
             })
             .await;
