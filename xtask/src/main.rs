@@ -212,6 +212,20 @@ fn demo() -> Result {
     )?;
     let bff_port = env::var("DEMO_PORT").unwrap_or_else(|_| "8080".into());
     let idp_port = env::var("DEMO_IDP_PORT").unwrap_or_else(|_| "9090".into());
+    let api_port = env::var("DEMO_API_PORT").unwrap_or_else(|_| "9091".into());
+    // Fail before starting anything (and before printing any URL) when a port is taken.
+    for (variable, what, port) in [
+        ("DEMO_PORT", "bff-server", &bff_port),
+        ("DEMO_IDP_PORT", "the provider", &idp_port),
+        ("DEMO_API_PORT", "the demo API", &api_port),
+    ] {
+        std::net::TcpListener::bind(format!("127.0.0.1:{port}")).map_err(|e| {
+            format!("port {port} for {what} is not free ({e}); set {variable} to another port")
+        })?;
+    }
+    let api = std::net::TcpListener::bind(format!("127.0.0.1:{api_port}"))
+        .map_err(|e| format!("demo API port {api_port}: {e}"))?;
+    std::thread::spawn(move || serve_demo_api(api));
     let public = format!("http://127.0.0.1:{bff_port}");
     let mut children = Children(Vec::new());
 
@@ -267,6 +281,12 @@ key = "{key}"
 issuer = "{issuer}"
 client_id = "bff-basic"
 client_secret = "bff-basic-secret"
+
+# The sample app's "Call the API" button: /api/demo/... goes to the demo API with alice's token.
+[[routes]]
+path = "/api/demo"
+upstream = "http://127.0.0.1:{api_port}"
+token = "user"
 "#,
             static_dir = root().join("examples/spa").display(),
             key = demo_key()?,
@@ -287,6 +307,7 @@ client_secret = "bff-basic-secret"
     println!();
     println!("  App:       {public}/");
     println!("  Provider:  {issuer}");
+    println!("  Demo API:  http://127.0.0.1:{api_port} (behind {public}/api/demo)");
     println!("  Test user: alice / wonderland");
     println!("  Config:    {}", config.display());
     println!("  Stop with Ctrl-C.");
@@ -298,6 +319,42 @@ client_secret = "bff-basic-secret"
 }
 
 /// 32 random bytes, base64, from the OS.
+/// The demo's API behind the proxy: answers every request with a small JSON document saying
+/// whether a bearer token arrived (its length, never the token) and that no cookie did.
+fn serve_demo_api(listener: std::net::TcpListener) {
+    use std::io::{BufRead as _, Write as _};
+    for stream in listener.incoming().flatten() {
+        let mut reader = BufReader::new(&stream);
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).is_err() {
+            continue;
+        }
+        let (mut bearer_len, mut cookie) = (None, false);
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+            let lower = line.to_ascii_lowercase();
+            if let Some(value) = lower.strip_prefix("authorization: bearer ") {
+                bearer_len = Some(value.trim().len());
+            }
+            cookie |= lower.starts_with("cookie:");
+            line.clear();
+        }
+        let path = request_line.split(' ').nth(1).unwrap_or("/");
+        let body = format!(
+            "{{\"message\":\"Hello from the demo API\",\"path\":{:?},\"bearerTokenLength\":{},\"sawBrowserCookie\":{cookie}}}",
+            path,
+            bearer_len.map_or("null".to_owned(), |n| n.to_string()),
+        );
+        let _ = (&stream).write_all(
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+    }
+}
+
 fn demo_key() -> Result<String> {
     let mut bytes = [0u8; 32];
     let mut file = fs::File::open("/dev/urandom").map_err(|e| e.to_string())?;
