@@ -242,8 +242,10 @@ async fn reset_redis_stats(redis: &mut redis::aio::MultiplexedConnection) {
 
 fn commands_per_request(calls: &[(String, u64)], requests: u64) -> String {
     let total: u64 = calls.iter().map(|(_, n)| n).sum();
+    // Commands seen less than once per hundred requests are other clients of the same server.
     let detail: Vec<String> = calls
         .iter()
+        .filter(|(_, n)| n * 100 >= requests)
         .map(|(name, n)| format!("{name} {:.2}", *n as f64 / requests as f64))
         .collect();
     format!(
