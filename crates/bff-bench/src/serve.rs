@@ -214,7 +214,7 @@ async fn bff(store: &str, upstream: &str, redis_prefix: Option<String>, pg_schem
     let text = bff_config(store, upstream, redis_prefix, pg_schema);
     let config = bff_server::Config::from_toml_str(&text, std::iter::empty::<(String, String)>())
         .unwrap_or_else(|e| panic!("bench configuration: {e}"));
-    bff_server::init_logging();
+    let _logs = bff_server::init_logging();
     let provider = Arc::new(FakeProvider::new("main", ISSUER));
     let service = bff_server::build_with_providers(&config, vec![provider], Vec::new())
         .await

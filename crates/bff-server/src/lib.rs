@@ -5,6 +5,7 @@
 //! port 0 and stop it cleanly; `main` is a thin CLI around it.
 
 pub mod config;
+mod logging;
 pub mod wiring;
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use poem::Server;
 use poem::listener::{Acceptor as _, TcpAcceptor};
 
 pub use config::{Config, ConfigError};
+pub use logging::{LogGuard, init_logging};
 pub use wiring::{BuildError, Service, build, build_with_providers};
 
 /// Serving failed.
@@ -60,21 +62,6 @@ pub async fn serve(
         .await;
     sweeper.abort();
     result.map_err(ServeError::Io)
-}
-
-/// Installs the process's log subscriber: one line per event on standard output, the level
-/// from `RUST_LOG` (default `info`). `main` and the benchmark's server (`cargo xtask bench
-/// proxy`) both call it, so the benchmark pays for the same logging as production.
-pub fn init_logging() {
-    // Colour only for a terminal: escape codes in a log file or a collector are noise.
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    tracing_subscriber::fmt()
-        .with_ansi(colour)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
 }
 
 /// At most this many batches of expired sessions are removed per tick; the rest waits.

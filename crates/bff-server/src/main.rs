@@ -76,7 +76,8 @@ fn migrate(config: &Config) -> ExitCode {
 }
 
 fn run(config: Config) -> ExitCode {
-    bff_server::init_logging();
+    // Kept to the end of `run`: dropping it writes the last log lines.
+    let _logs = bff_server::init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
