@@ -13,6 +13,9 @@
 //! thread; a scenario with any non-2xx answer or socket error fails the benchmark. The BFF works
 //! in its own Redis key prefix and PostgreSQL schema, both removed at the end.
 //!
+//! `BFF_BENCH_SERVERS=/path/to/another/bff-bench` measures that build's servers instead (for a
+//! before/after comparison under the same load generator and reporting).
+//!
 //! Redis is also asked how many commands it ran per request (`INFO commandstats` after a
 //! `CONFIG RESETSTAT`). Those counters are server-wide: run it when nothing else uses that Redis.
 
@@ -29,15 +32,21 @@ struct Server {
 impl Server {
     /// Starts `bff-bench serve ARGS` and waits for its `listening` line.
     fn start(args: &[&str]) -> Self {
-        let exe = std::env::current_exe().unwrap();
+        // Another build's servers can be measured by the same run of this one (before/after).
+        let exe = std::env::var_os("BFF_BENCH_SERVERS")
+            .map_or_else(|| std::env::current_exe().unwrap(), Into::into);
         let mut child = Command::new(exe)
             .arg("serve")
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        // The server's log lines go into a pipe, as under a container runtime; reading them is
+        // this process's work, not the server's.
+        let mut logs = child.stdout.take().unwrap();
+        std::thread::spawn(move || std::io::copy(&mut logs, &mut std::io::sink()));
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut session = None;
         let addr = loop {

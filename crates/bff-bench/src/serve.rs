@@ -15,7 +15,7 @@
 //!
 //! Each prints `listening ADDR` (and `bff` first `session ID`, the cookie value for the load
 //! generator) on standard error, then serves until it is killed. Standard output carries the
-//! server's log lines; the parent sends it to `/dev/null`.
+//! server's log lines; the parent reads and discards them (a pipe, as under a container runtime).
 
 use std::sync::Arc;
 
