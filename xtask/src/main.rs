@@ -8,6 +8,8 @@
 //!   `admin-openapi.json` beside it: the test filter matches both tests) and the
 //!   listing of `bff-domain`'s public API (`crates/bff-domain/public-api.txt`).
 //! - `bench stores`: session store latency at 100k and 1M sessions (results in BENCHMARKS.md).
+//! - `bench proxy`: the API proxy and `GET /bff/user` under load against a bare proxy and the
+//!   upstream, with CPU per request (needs `wrk`; results in BENCHMARKS.md).
 //!
 //! Only the standard library: xtask must build fast and never be the thing that breaks.
 
@@ -27,7 +29,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|demo|e2e|codegen|bench stores [--sizes N,M] [--samples N]>"
+                "usage: cargo xtask <ci|demo|e2e|codegen|bench stores|bench proxy> (see xtask/src/main.rs)"
             );
             return ExitCode::from(2);
         }
@@ -132,15 +134,20 @@ fn ci() -> Result {
     )
 }
 
-/// Benchmarks (release build). `bench stores`: session store latency, see BENCHMARKS.md.
+/// Benchmarks (release build), see BENCHMARKS.md. `bench stores`: session store latency.
+/// `bench proxy`: the API proxy and `GET /bff/user` under `wrk`, with CPU per request.
 fn bench(args: &[String]) -> Result {
-    if args.first().map(String::as_str) != Some("stores") {
-        return Err(
-            "usage: cargo xtask bench stores [--sizes 100000,1000000] [--samples 5000]".into(),
-        );
-    }
+    let what = match args.first().map(String::as_str) {
+        Some("stores") => "store benchmark",
+        Some("proxy") => "proxy benchmark",
+        _ => {
+            return Err("usage: cargo xtask bench stores [--sizes 100000,1000000] [--samples 5000]\n       \
+                 cargo xtask bench proxy [--secs 10] [--connections 16] [--warmup-secs 2]"
+                .into());
+        }
+    };
     run(
-        "store benchmark",
+        what,
         cargo()
             .args(["run", "--release", "-p", "bff-bench", "--"])
             .args(args),

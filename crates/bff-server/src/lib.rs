@@ -7,6 +7,7 @@
 //! bound, for tests); both stop on the same shutdown.
 
 pub mod config;
+mod logging;
 pub mod wiring;
 
 use std::future::Future;
@@ -16,7 +17,8 @@ use poem::Server;
 use poem::listener::{Acceptor as _, TcpAcceptor};
 
 pub use config::{Config, ConfigError};
-pub use wiring::{BuildError, Service, build};
+pub use logging::{LogGuard, init_logging};
+pub use wiring::{BuildError, Service, build, build_with_providers};
 
 /// Serving failed.
 #[derive(Debug, thiserror::Error)]

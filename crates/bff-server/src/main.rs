@@ -76,15 +76,8 @@ fn migrate(config: &Config) -> ExitCode {
 }
 
 fn run(config: Config) -> ExitCode {
-    // Colour only for a terminal: escape codes in a log file or a collector are noise.
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    tracing_subscriber::fmt()
-        .with_ansi(colour)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    // Kept to the end of `run`: dropping it writes the last log lines.
+    let _logs = bff_server::init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

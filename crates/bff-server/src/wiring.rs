@@ -223,8 +223,14 @@ async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
 /// # Errors
 /// [`BuildError`] when a provider cannot be discovered or the configuration is unusable.
 pub async fn build(config: &Config) -> Result<Service, BuildError> {
-    let cipher = bff_crypto::VaultCipher::new(config.vault_keys.clone());
-    let default_redirect = format!("{}/", config.public_base());
+    let (providers, readiness) = discover_providers(config).await?;
+    build_with_providers(config, providers, readiness).await
+}
+
+/// Discovers every configured provider, with a readiness check for each.
+async fn discover_providers(
+    config: &Config,
+) -> Result<(Vec<Arc<dyn IdentityProvider>>, Vec<Arc<dyn ReadinessCheck>>), BuildError> {
     // The provider sends the browser back here after logout; the endpoint checks the logout
     // `state` and continues to `/`.
     let post_logout_return = format!(
@@ -232,7 +238,6 @@ pub async fn build(config: &Config) -> Result<Service, BuildError> {
         config.public_base(),
         config.http.prefix
     );
-
     let mut readiness: Vec<Arc<dyn ReadinessCheck>> = Vec::new();
     let mut providers: Vec<Arc<dyn IdentityProvider>> = Vec::new();
     for (id, section) in &config.providers {
@@ -257,6 +262,22 @@ pub async fn build(config: &Config) -> Result<Service, BuildError> {
         }));
         providers.push(discovered);
     }
+    Ok((providers, readiness))
+}
+
+/// [`build`] with the identity providers given instead of discovered, so a benchmark can serve
+/// the real wiring (stores, cipher, policy, proxy) with an in-process provider. `readiness`
+/// holds the providers' checks; the stores' are put before them.
+///
+/// # Errors
+/// [`BuildError`] when the configuration is unusable.
+pub async fn build_with_providers(
+    config: &Config,
+    providers: Vec<Arc<dyn IdentityProvider>>,
+    mut readiness: Vec<Arc<dyn ReadinessCheck>>,
+) -> Result<Service, BuildError> {
+    let cipher = bff_crypto::VaultCipher::new(config.vault_keys.clone());
+    let default_redirect = format!("{}/", config.public_base());
     let providers = Providers::new(providers, config.default_provider.clone())
         .map_err(|e| BuildError::Config(e.to_string()))?;
 

@@ -1,4 +1,5 @@
-//! Redis adapter (deadpool-redis) for every store port of `bff-domain`.
+//! Redis adapter (a deadpool pool of multiplexed connections) for every store port of
+//! `bff-domain`.
 //!
 //! - Sessions: one hash per session under `{prefix}s:{session key}` whose TTL is the session's
 //!   own expiry (the earlier of idle and absolute, so never past absolute); connected providers
@@ -14,9 +15,11 @@
 //! - Leases: `SET NX PX` with an owner token, released only by the owner (script).
 //!
 //! Every command is bounded by the configured timeout (including the wait for a pooled
-//! connection); failures are `StoreError::Unavailable`, never "absent".
+//! connection); failures are `StoreError::Unavailable`, never "absent". Each store call is one
+//! round trip: taking a connection from the pool asks Redis nothing ([`connections`]).
 
 mod config;
+mod connections;
 mod scripts;
 
 use std::collections::HashMap;
@@ -29,8 +32,10 @@ use bff_domain::ports::{Lock, PendingLoginStore, ReplayCache, SessionStore, Stor
 use bff_domain::{
     Claims, Connection, PendingLogin, ProviderId, ReturnUrl, Sealed, Session, SessionKey, Timestamp,
 };
-use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
-use redis::Script;
+use deadpool::Runtime;
+use deadpool::managed::{Object, Pool, PoolConfig, Timeouts};
+use redis::aio::MultiplexedConnection;
+use redis::{IntoConnectionInfo, Script};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -38,7 +43,7 @@ pub use config::{InvalidRedisUrl, RedisConfig, RedisUrl};
 
 /// Every store port on Redis.
 pub struct RedisStore {
-    pool: Pool,
+    pool: Pool<connections::Connector>,
     prefix: String,
     timeout: Duration,
     create: Script,
@@ -169,10 +174,15 @@ impl RedisStore {
             create: Some(timeout),
             recycle: Some(timeout),
         };
-        let mut cfg = deadpool_redis::Config::from_url(config.url.expose());
-        cfg.pool = Some(pool_config);
-        let pool = cfg
-            .create_pool(Some(Runtime::Tokio1))
+        let info = config
+            .url
+            .expose()
+            .into_connection_info()
+            .map_err(|e| SetupError(e.to_string()))?;
+        let pool = Pool::builder(connections::Connector::new(info))
+            .config(pool_config)
+            .runtime(Runtime::Tokio1)
+            .build()
             .map_err(|e| SetupError(e.to_string()))?;
         Ok(Self {
             pool,
@@ -199,25 +209,33 @@ impl RedisStore {
         format!("{}sub:{}:{subject}", self.prefix, hex_sha256(issuer))
     }
 
-    /// Runs `op` on a pooled connection within the timeout.
+    /// Runs `op` on a pooled connection within the timeout. A connection that failed at the
+    /// connection level or timed out leaves the pool instead of going back, so the next call
+    /// opens a fresh one rather than meeting the same dead socket.
     async fn run<T, F, Fut>(&self, what: &'static str, op: F) -> Result<T, StoreError>
     where
-        F: FnOnce(deadpool_redis::Connection) -> Fut,
+        F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        let work = async {
-            let conn = self
-                .pool
-                .get()
-                .await
-                .map_err(|e| StoreError::unavailable(format!("redis {what}: {e}")))?;
-            op(conn)
-                .await
-                .map_err(|e| StoreError::unavailable(format!("redis {what}: {e}")))
+        let timed_out = || StoreError::unavailable(format!("redis {what}: timed out"));
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let pooled = match tokio::time::timeout_at(deadline, self.pool.get()).await {
+            Ok(Ok(pooled)) => pooled,
+            Ok(Err(e)) => return Err(StoreError::unavailable(format!("redis {what}: {e}"))),
+            Err(_) => return Err(timed_out()),
         };
-        match tokio::time::timeout(self.timeout, work).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::unavailable(format!("redis {what}: timed out"))),
+        match tokio::time::timeout_at(deadline, op(pooled.handle())).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                if e.is_unrecoverable_error() {
+                    drop(Object::take(pooled));
+                }
+                Err(StoreError::unavailable(format!("redis {what}: {e}")))
+            }
+            Err(_) => {
+                drop(Object::take(pooled));
+                Err(timed_out())
+            }
         }
     }
 

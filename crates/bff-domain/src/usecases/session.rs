@@ -8,13 +8,14 @@
 
 use super::Bff;
 use crate::claims::Claims;
-use crate::ids::{ProviderId, SessionId, SessionKey, hex_sha256};
+use crate::ids::{ProviderId, SessionId, SessionKey, hex};
 use crate::lifetime::Expiry;
 use crate::ports::{CipherError, ProviderError, StoreError};
 use crate::session::Session;
 use crate::time::Timestamp;
 use crate::tokens::TokenSet;
 use crate::vault;
+use sha2::{Digest, Sha256};
 
 /// What the app may see about the current session.
 #[derive(Debug, Clone)]
@@ -59,12 +60,18 @@ impl SessionError {
     }
 }
 
-/// The guard a logout link carries: a hash of the session key under its own label.
+/// The guard a logout link carries: a hash of the session key under its own label, the first
+/// 128 bits of SHA-256 (`bff-logout/v1:` + key) in hex. Every `/bff/user` computes it, so the
+/// label and key are hashed in place rather than joined into a new string first.
 pub(crate) fn logout_guard(key: &SessionKey) -> String {
-    let mut guard = hex_sha256(format!("bff-logout/v1:{}", key.as_str()).as_bytes());
-    guard.truncate(32);
-    guard
+    let digest = Sha256::new()
+        .chain_update(LOGOUT_GUARD_LABEL)
+        .chain_update(key.as_str())
+        .finalize();
+    hex(&digest[..16])
 }
+
+const LOGOUT_GUARD_LABEL: &str = "bff-logout/v1:";
 
 impl Bff {
     /// Loads a live session and records its use (sliding expiry).

@@ -761,3 +761,11 @@ fn sweeping_removes_expired_sessions_in_bounded_batches() {
     w.stores.fail.store(true, Ordering::SeqCst);
     assert!(block_on(w.bff.sweep_expired(10)).is_err());
 }
+
+#[test]
+fn the_logout_guard_is_the_first_half_of_the_labelled_session_key_hash() {
+    let key = SessionId::parse(&"a".repeat(43)).unwrap().key();
+    let mut joined = crate::ids::hex_sha256(format!("bff-logout/v1:{}", key.as_str()).as_bytes());
+    joined.truncate(32);
+    assert_eq!(super::session::logout_guard(&key), joined);
+}

@@ -1,5 +1,5 @@
 //! The Redis adapter against a real server: the shared contract suite (`contract`, one test per
-//! rule), plus TTLs, index sets that expire, and outages.
+//! rule), plus TTLs, index sets that expire, outages, and the pool's connections (`connections`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,6 +11,7 @@ use bff_store_redis::{RedisConfig, RedisStore};
 
 use bff_test_services::now;
 
+mod connections;
 mod contract;
 
 async fn store() -> Option<(RedisStore, bff_test_services::RedisService)> {

@@ -1,0 +1,483 @@
+//! `bench proxy`: what the BFF costs on the way to an API, against the same upstream reached
+//! straight and through a bare pass-through proxy on the same HTTP stack, and what `GET
+//! /bff/user` costs on each store beside a bare endpoint of the same server.
+//!
+//! `cargo xtask bench proxy [--secs 10] [--connections 16] [--warmup-secs 2]`. Needs `wrk` (the
+//! Debian package) as the load generator, and PostgreSQL and Redis at `BFF_TEST_POSTGRES_URL` /
+//! `BFF_TEST_REDIS_URL` (defaults: the local services). Everything is on loopback.
+//!
+//! Every server runs as its own child process ([`crate::serve`]) so that its CPU time is its
+//! own: utime + stime from `/proc/PID/stat` before and after a run, divided by the requests
+//! `wrk` completed, is the CPU per request. Each scenario is one warm-up run (not measured) and
+//! one measured run, both bounded in time, with a fixed number of connections and one `wrk`
+//! thread; a scenario with any non-2xx answer or socket error fails the benchmark. The BFF works
+//! in its own Redis key prefix and PostgreSQL schema, both removed at the end.
+//!
+//! `BFF_BENCH_SERVERS=/path/to/another/bff-bench` measures that build's servers instead (for a
+//! before/after comparison under the same load generator and reporting).
+//!
+//! Redis is also asked how many commands it ran per request (`INFO commandstats` after a
+//! `CONFIG RESETSTAT`). Those counters are server-wide: run it when nothing else uses that Redis.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// One server under test, killed (by its own process id) when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+    session: Option<String>,
+}
+
+impl Server {
+    /// Starts `bff-bench serve ARGS` and waits for its `listening` line.
+    fn start(args: &[&str]) -> Self {
+        // Another build's servers can be measured by the same run of this one (before/after).
+        let exe = std::env::var_os("BFF_BENCH_SERVERS")
+            .map_or_else(|| std::env::current_exe().unwrap(), Into::into);
+        let mut child = Command::new(exe)
+            .arg("serve")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The server's log lines go into a pipe, as under a container runtime; reading them is
+        // this process's work, not the server's.
+        let mut logs = child.stdout.take().unwrap();
+        std::thread::spawn(move || std::io::copy(&mut logs, &mut std::io::sink()));
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut session = None;
+        let addr = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.kill();
+                panic!("server {args:?} exited before listening");
+            };
+            if let Some(addr) = line.strip_prefix("listening ") {
+                break addr.to_owned();
+            } else if let Some(id) = line.strip_prefix("session ") {
+                session = Some(id.to_owned());
+            } else {
+                eprintln!("[{}] {line}", args[0]);
+            }
+        };
+        // Anything it says later (a panic) still reaches the terminal.
+        let name = args[0].to_owned();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                eprintln!("[{name}] {line}");
+            }
+        });
+        Self {
+            child,
+            addr,
+            session,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU time (user + system, all threads) of process `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may contain spaces) in parentheses: state is the
+    // 3rd field of the line, utime the 14th, stime the 15th.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn clock_ticks_per_second() -> f64 {
+    let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// What one measured run gave.
+#[derive(Clone, Debug)]
+struct Figures {
+    requests: u64,
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// CPU microseconds per request of the server under test.
+    cpu_us: f64,
+    /// CPU microseconds per request of the upstream, when it is behind the server.
+    upstream_cpu_us: Option<f64>,
+}
+
+/// `wrk`'s latency ("850.00us", "1.23ms", "1.02s") in milliseconds.
+fn wrk_millis(value: &str) -> f64 {
+    let split = value
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().unwrap();
+    match unit {
+        "us" => number / 1000.0,
+        "ms" => number,
+        "s" => number * 1000.0,
+        "m" => number * 60_000.0,
+        other => panic!("unknown wrk unit {other:?}"),
+    }
+}
+
+struct Load {
+    secs: u64,
+    warmup_secs: u64,
+    connections: u32,
+    ticks_per_second: f64,
+}
+
+impl Load {
+    fn wrk(&self, secs: u64, url: &str, headers: &[String]) -> String {
+        let mut cmd = Command::new("wrk");
+        cmd.args(["-t1", &format!("-c{}", self.connections)])
+            .arg(format!("-d{secs}s"))
+            .args(["--timeout", "5s", "--latency"]);
+        for h in headers {
+            cmd.args(["-H", h]);
+        }
+        let out = cmd.arg(url).output().expect("wrk (apt-get install wrk)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "wrk failed: {text}");
+        for bad in ["Non-2xx or 3xx responses", "Socket errors"] {
+            assert!(
+                !text.contains(bad),
+                "{url}: {bad} (the scenario is broken, not slow):\n{text}"
+            );
+        }
+        text
+    }
+
+    /// A warm-up run, then the measured run with the CPU time of `server` (and `upstream`)
+    /// around it.
+    fn measure(
+        &self,
+        url: &str,
+        headers: &[String],
+        server: u32,
+        upstream: Option<u32>,
+    ) -> Figures {
+        self.measure_after(url, headers, server, upstream, || {})
+    }
+
+    /// [`Self::measure`], calling `before` between the warm-up and the measured run.
+    fn measure_after(
+        &self,
+        url: &str,
+        headers: &[String],
+        server: u32,
+        upstream: Option<u32>,
+        before: impl FnOnce(),
+    ) -> Figures {
+        self.wrk(self.warmup_secs, url, headers);
+        before();
+        let (server_before, upstream_before) = (cpu_ticks(server), upstream.map(cpu_ticks));
+        let text = self.wrk(self.secs, url, headers);
+        let (server_after, upstream_after) = (cpu_ticks(server), upstream.map(cpu_ticks));
+        let requests: u64 = text
+            .lines()
+            .find_map(|l| l.trim().split_once(" requests in "))
+            .map(|(n, _)| n.trim().parse().unwrap())
+            .unwrap();
+        let field = |prefix: &str| {
+            text.lines()
+                .find_map(|l| {
+                    l.trim()
+                        .strip_prefix(prefix)
+                        .map(str::trim)
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| panic!("no {prefix:?} in wrk output:\n{text}"))
+        };
+        let per_request = |ticks: u64| ticks as f64 / self.ticks_per_second * 1e6 / requests as f64;
+        Figures {
+            requests,
+            per_second: field("Requests/sec:").parse().unwrap(),
+            p50_ms: wrk_millis(&field("50%")),
+            p99_ms: wrk_millis(&field("99%")),
+            cpu_us: per_request(server_after - server_before),
+            upstream_cpu_us: upstream_before
+                .zip(upstream_after)
+                .map(|(before, after)| per_request(after - before)),
+        }
+    }
+}
+
+/// Redis's per-command call counts since the last `CONFIG RESETSTAT`.
+async fn redis_calls(redis: &mut redis::aio::MultiplexedConnection) -> Vec<(String, u64)> {
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(redis)
+        .await
+        .unwrap();
+    stats
+        .lines()
+        .filter_map(|line| {
+            let (name, fields) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = fields
+                .split(',')
+                .find_map(|f| f.strip_prefix("calls="))?
+                .parse()
+                .ok()?;
+            // The benchmark's own questions are not the server's work.
+            (!matches!(name, "info" | "config|resetstat")).then(|| (name.to_owned(), calls))
+        })
+        .collect()
+}
+
+async fn reset_redis_stats(redis: &mut redis::aio::MultiplexedConnection) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(redis)
+        .await
+        .unwrap();
+}
+
+fn commands_per_request(calls: &[(String, u64)], requests: u64) -> String {
+    let total: u64 = calls.iter().map(|(_, n)| n).sum();
+    // Commands seen less than once per hundred requests are other clients of the same server.
+    let detail: Vec<String> = calls
+        .iter()
+        .filter(|(_, n)| n * 100 >= requests)
+        .map(|(name, n)| format!("{name} {:.2}", *n as f64 / requests as f64))
+        .collect();
+    format!(
+        "{:.2} ({})",
+        total as f64 / requests as f64,
+        detail.join(", ")
+    )
+}
+
+struct Row {
+    name: String,
+    figures: Figures,
+}
+
+fn print_table(rows: &[Row], baseline: &Figures, baseline_name: &str) {
+    println!(
+        "| scenario | req/s | p50 ms | p99 ms | CPU µs/req | upstream CPU µs/req | req/s vs {baseline_name} | p99 vs {baseline_name} |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for row in rows {
+        let f = &row.figures;
+        println!(
+            "| {} | {:.0} | {:.3} | {:.3} | {:.1} | {} | {:.2} | {:.2} |",
+            row.name,
+            f.per_second,
+            f.p50_ms,
+            f.p99_ms,
+            f.cpu_us,
+            f.upstream_cpu_us
+                .map_or_else(|| "-".to_owned(), |u| format!("{u:.1}")),
+            f.per_second / baseline.per_second,
+            f.p99_ms / baseline.p99_ms,
+        );
+    }
+}
+
+pub(crate) fn run(args: &[String]) {
+    let option = |name: &str, default: u64| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map_or(default, |v| v.parse().unwrap())
+    };
+    let load = Load {
+        secs: option("--secs", 10).clamp(1, 120),
+        warmup_secs: option("--warmup-secs", 2).clamp(1, 30),
+        connections: u32::try_from(option("--connections", 16).clamp(1, 256)).unwrap(),
+        ticks_per_second: clock_ticks_per_second(),
+    };
+    Command::new("wrk")
+        .arg("--version")
+        .output()
+        .expect("the load generator is wrk: apt-get install -y wrk");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pg_url = std::env::var("BFF_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let redis_url =
+        std::env::var("BFF_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let tag = format!("bff_bench_proxy_{}", std::process::id());
+    let redis_prefix = format!("{tag}:");
+    let (pg, mut redis) = runtime.block_on(async {
+        let pg = sqlx::PgPool::connect(&pg_url).await.expect("PostgreSQL");
+        sqlx::query(&format!("CREATE SCHEMA {tag}"))
+            .execute(&pg)
+            .await
+            .unwrap();
+        let redis = redis::Client::open(redis_url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("Redis");
+        (pg, redis)
+    });
+    eprintln!(
+        "bench proxy: {} s per scenario after {} s of warm-up, {} connections, load average {}",
+        load.secs,
+        load.warmup_secs,
+        load.connections,
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+
+    let upstream = Server::start(&["upstream"]);
+    let upstream_url = upstream.url("");
+    let csrf = "x-csrf: 1".to_owned();
+    let mut proxy_rows = Vec::new();
+    let mut user_rows = Vec::new();
+    let mut notes = Vec::new();
+
+    let direct = load.measure(&upstream.url("/orders/7"), &[], upstream.pid(), None);
+    proxy_rows.push(Row {
+        name: "(1) upstream, straight".into(),
+        figures: direct,
+    });
+    let bare_figures = {
+        let bare = Server::start(&["bare", "--upstream", &upstream_url]);
+        load.measure(
+            &bare.url("/api/orders/7"),
+            &[],
+            bare.pid(),
+            Some(upstream.pid()),
+        )
+    };
+    proxy_rows.push(Row {
+        name: "(2) bare pass-through proxy".into(),
+        figures: bare_figures.clone(),
+    });
+
+    for store in ["memory", "redis", "postgres+redis"] {
+        let bff = Server::start(&[
+            "bff",
+            "--store",
+            store,
+            "--upstream",
+            &upstream_url,
+            "--redis-prefix",
+            &redis_prefix,
+            "--pg-schema",
+            &tag,
+        ]);
+        let cookie = format!("Cookie: __Host-Http-bff={}", bff.session.clone().unwrap());
+        let with_session = [cookie, csrf.clone()];
+        let number = if store == "memory" { "(3)" } else { "(4)" };
+        if store == "memory" {
+            // The BFF's own proxy work without a session: a `token = "none"` route.
+            let figures = load.measure(
+                &bff.url("/open/orders/7"),
+                std::slice::from_ref(&csrf),
+                bff.pid(),
+                Some(upstream.pid()),
+            );
+            proxy_rows.push(Row {
+                name: "BFF, `none` route (no session)".into(),
+                figures,
+            });
+        }
+        let figures = load.measure_after(
+            &bff.url("/api/orders/7"),
+            &with_session,
+            bff.pid(),
+            Some(upstream.pid()),
+            || runtime.block_on(reset_redis_stats(&mut redis)),
+        );
+        if store != "memory" {
+            let calls = runtime.block_on(redis_calls(&mut redis));
+            notes.push(format!(
+                "Redis commands per proxied request, {store}: {}",
+                commands_per_request(&calls, figures.requests)
+            ));
+        }
+        proxy_rows.push(Row {
+            name: format!("{number} BFF, `user` route, {store}"),
+            figures,
+        });
+        if store == "memory" {
+            let figures = load.measure(&bff.url("/healthz"), &[], bff.pid(), None);
+            user_rows.push(Row {
+                name: "`GET /healthz` (bare endpoint, same server)".into(),
+                figures,
+            });
+        }
+        let figures = load.measure_after(
+            &bff.url("/bff/user"),
+            &with_session,
+            bff.pid(),
+            None,
+            || runtime.block_on(reset_redis_stats(&mut redis)),
+        );
+        if store != "memory" {
+            let calls = runtime.block_on(redis_calls(&mut redis));
+            notes.push(format!(
+                "Redis commands per `GET /bff/user`, {store}: {}",
+                commands_per_request(&calls, figures.requests)
+            ));
+        }
+        user_rows.push(Row {
+            name: format!("`GET /bff/user`, {store}"),
+            figures,
+        });
+    }
+    drop(upstream);
+
+    println!(
+        "API proxy, {} connections, {} s:",
+        load.connections, load.secs
+    );
+    println!();
+    print_table(&proxy_rows, &bare_figures, "(2)");
+    println!();
+    println!("`GET /bff/user`:");
+    println!();
+    print_table(&user_rows, &user_rows[0].figures.clone(), "/healthz");
+    println!();
+    for note in notes {
+        println!("- {note}");
+    }
+    println!(
+        "- load average after the run: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+
+    runtime.block_on(async {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{redis_prefix}*"))
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL")
+                .arg(keys)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+        }
+        sqlx::query(&format!("DROP SCHEMA {tag} CASCADE"))
+            .execute(&pg)
+            .await
+            .unwrap();
+    });
+}

@@ -1,0 +1,264 @@
+//! The servers `bench proxy` measures, each started by it as a child process (`bff-bench serve
+//! upstream|bare|bff ...`) so that `/proc/PID/stat` gives each one's own CPU time.
+//!
+//! - `upstream`: the one upstream of every scenario: the same small JSON answer to any `GET`.
+//! - `bare --upstream URL`: a pass-through proxy on the BFF's own stack (poem in, a reqwest
+//!   client built like the API proxy's out) with no session, cookie, header-policy or token
+//!   work: what any proxy on this stack costs, the limit a BFF can reach.
+//! - `bff --store KIND --upstream URL [--redis-prefix P] [--pg-schema S]`: the real server's
+//!   wiring (`bff_server::build_with_providers`, then `bff_http::app`) with its production
+//!   logging, from a configuration text: stores, vault cipher, policy, proxy routes `/api`
+//!   (`token = "user"`) and `/open` (`token = "none"`). The only stand-in is the identity
+//!   provider: the testkit's in-process `FakeProvider`, through which one login runs the real
+//!   use cases at start, so the session's tokens are sealed by the real vault and written to the
+//!   real store. Its access token lives 300 s and nothing in a run refreshes it.
+//!
+//! Each prints `listening ADDR` (and `bff` first `session ID`, the cookie value for the load
+//! generator) on standard error, then serves until it is killed. Standard output carries the
+//! server's log lines; the parent reads and discards them (a pipe, as under a container runtime).
+
+use std::sync::Arc;
+
+use bff_domain::testkit::FakeProvider;
+use bff_domain::{Bff, CompleteLogin, LoginStyle, ReturnUrl, SessionId, StartLogin};
+use futures_util::TryStreamExt;
+use poem::http::{StatusCode, header};
+use poem::listener::TcpAcceptor;
+use poem::{Body, Endpoint, Request, Response, Route, Server};
+
+/// The upstream's answer: a small JSON document, the same for every scenario.
+const UPSTREAM_BODY: &str =
+    r#"{"items":[{"id":1,"name":"first"},{"id":2,"name":"second"}],"total":2}"#;
+
+/// Issuer of the in-process provider.
+const ISSUER: &str = "https://idp.bench.invalid";
+
+pub(crate) fn run(args: &[String]) {
+    let option = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        match args.first().map(String::as_str) {
+            Some("upstream") => upstream().await,
+            Some("bare") => bare(&option("--upstream").expect("--upstream URL")).await,
+            Some("bff") => {
+                bff(
+                    &option("--store").expect("--store KIND"),
+                    &option("--upstream").expect("--upstream URL"),
+                    option("--redis-prefix"),
+                    option("--pg-schema"),
+                )
+                .await
+            }
+            other => panic!("unknown server {other:?}: upstream | bare | bff"),
+        }
+    });
+}
+
+async fn listener() -> (TcpAcceptor, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    (TcpAcceptor::from_tokio(listener).unwrap(), addr)
+}
+
+async fn serve(app: impl Endpoint + 'static) {
+    let (acceptor, addr) = listener().await;
+    eprintln!("listening {addr}");
+    Server::new_with_acceptor(acceptor).run(app).await.unwrap();
+}
+
+async fn upstream() {
+    let answer = poem::endpoint::make_sync(|_| {
+        Response::builder()
+            .content_type("application/json")
+            .body(UPSTREAM_BODY)
+    });
+    serve(Route::new().at("/*path", answer)).await;
+}
+
+/// The pass-through proxy: the path after `/api` to the upstream, the browser's headers but
+/// `Host`, the upstream's answer streamed back.
+struct BareProxy {
+    client: reqwest::Client,
+    upstream: String,
+}
+
+impl Endpoint for BareProxy {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let target = req
+            .original_uri()
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str());
+        let url = format!(
+            "{}{}",
+            self.upstream,
+            target.strip_prefix("/api").unwrap_or(target)
+        );
+        let mut headers = req.headers().clone();
+        headers.remove(header::HOST);
+        let mut upstream = self
+            .client
+            .request(req.method().clone(), url)
+            .headers(headers);
+        let body = req.take_body();
+        if !body.is_empty() {
+            upstream = upstream.body(reqwest::Body::wrap_stream(body.into_bytes_stream()));
+        }
+        let response = upstream.send().await.map_err(|_| {
+            poem::Error::from_string("upstream unavailable", StatusCode::BAD_GATEWAY)
+        })?;
+        let status = response.status();
+        let mut headers = response.headers().clone();
+        headers.remove(header::CONNECTION);
+        headers.remove(header::TRANSFER_ENCODING);
+        let mut out = Response::builder()
+            .status(status)
+            .body(Body::from_bytes_stream(
+                response.bytes_stream().map_err(std::io::Error::other),
+            ));
+        *out.headers_mut() = headers;
+        Ok(out)
+    }
+}
+
+async fn bare(upstream: &str) {
+    // Built like the API proxy's per-route client (`bff-http/src/proxy.rs`).
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let proxy = BareProxy {
+        client,
+        upstream: upstream.trim_end_matches('/').to_owned(),
+    };
+    serve(Route::new().nest_no_strip("/api", proxy)).await;
+}
+
+/// The configuration of the measured BFF, as an operator would write it.
+fn bff_config(
+    store: &str,
+    upstream: &str,
+    redis_prefix: Option<String>,
+    pg_schema: Option<String>,
+) -> String {
+    let vault_key = {
+        use base64::Engine as _;
+        let random = bff_crypto::SystemRandom::new();
+        let mut key = [0u8; 32];
+        bff_domain::ports::Random::fill(&random, &mut key);
+        base64::engine::general_purpose::STANDARD.encode(key)
+    };
+    let redis_url =
+        std::env::var("BFF_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let pg_url = std::env::var("BFF_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let redis = format!(
+        "[store.redis]\nurl = {redis_url:?}\nkey_prefix = {:?}\n",
+        redis_prefix.unwrap_or_else(|| "bff-bench:".into())
+    );
+    let postgres = format!(
+        "[store.postgres]\nurl = {pg_url:?}\nmigrate_on_start = true\n{}",
+        pg_schema.map_or_else(String::new, |s| format!("schema = {s:?}\n"))
+    );
+    let stores = match store {
+        "memory" => "[store]\nkind = \"memory\"\n".to_owned(),
+        "redis" => format!("[store]\nkind = \"redis\"\n{redis}"),
+        "postgres+redis" => format!("[store]\nkind = \"postgres+redis\"\n{redis}{postgres}"),
+        other => panic!("unknown store {other:?}: memory | redis | postgres+redis"),
+    };
+    format!(
+        r#"default_provider = "main"
+
+[server]
+listen = "127.0.0.1:0"
+public_url = "https://app.bench.invalid"
+
+[[vault_keys]]
+id = "bench"
+key = "{vault_key}"
+
+[providers.main]
+issuer = "{ISSUER}"
+client_id = "bff-bench"
+client_secret = "bench-only-secret"
+
+[session]
+refresh_margin_secs = 0
+
+{stores}
+[[routes]]
+path = "/api"
+upstream = "{upstream}"
+token = "user"
+
+[[routes]]
+path = "/open"
+upstream = "{upstream}"
+token = "none"
+"#
+    )
+}
+
+async fn bff(store: &str, upstream: &str, redis_prefix: Option<String>, pg_schema: Option<String>) {
+    let text = bff_config(store, upstream, redis_prefix, pg_schema);
+    let config = bff_server::Config::from_toml_str(&text, std::iter::empty::<(String, String)>())
+        .unwrap_or_else(|e| panic!("bench configuration: {e}"));
+    let _logs = bff_server::init_logging();
+    let provider = Arc::new(FakeProvider::new("main", ISSUER));
+    let service = bff_server::build_with_providers(&config, vec![provider], Vec::new())
+        .await
+        .unwrap();
+    let session = log_in(&service.bff).await;
+    eprintln!("session {}", session.expose());
+    let app = bff_http::app(
+        service.bff.clone(),
+        service.settings.clone(),
+        service.readiness.clone(),
+        None,
+        service.proxy.clone(),
+    );
+    serve(app).await;
+}
+
+/// One login through the real use cases with the in-process provider: the session is created,
+/// sealed and stored exactly as after a real login.
+async fn log_in(bff: &Bff) -> SessionId {
+    let started = bff
+        .start_login(StartLogin {
+            provider: None,
+            return_url: ReturnUrl::root(),
+            prompt: None,
+            style: LoginStyle::Redirect,
+        })
+        .await
+        .unwrap();
+    let state = started
+        .authorization_url
+        .split("state=")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .unwrap()
+        .to_owned();
+    bff.complete_login(CompleteLogin {
+        state,
+        code: Some("bench-code".into()),
+        issuer: Some(ISSUER.into()),
+        binding: Some(started.binding),
+        ..CompleteLogin::default()
+    })
+    .await
+    .unwrap()
+    .session_id
+    .expect("a login, not a connect, makes a session")
+}
