@@ -246,6 +246,24 @@ impl Problem {
         }
     }
 
+    /// A failed login start: `503 provider_unavailable` with `Retry-After` when the provider
+    /// cannot be used now (building an authorization request needs no network, so this is a
+    /// provider whose discovery has not succeeded yet: the login may simply be retried);
+    /// anything else as `otherwise` maps it.
+    pub(crate) fn login_start(err: LoginError, otherwise: impl FnOnce(LoginError) -> Self) -> Self {
+        match err {
+            LoginError::Provider(e @ ProviderError::Unavailable(_)) => {
+                tracing::warn!(error = %error_chain(&e), "login at an unavailable provider");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "provider_unavailable",
+                    "The identity provider is not available yet; retry later.",
+                )
+            }
+            other => otherwise(other),
+        }
+    }
+
     /// `500 internal_error`, logging the cause.
     pub(crate) fn internal(what: &str, err: &dyn std::error::Error) -> Self {
         tracing::error!(error = %error_chain(err), "{what}");

@@ -5,6 +5,8 @@
 //!
 //! - `config`: one provider's client configuration, checked before any network call.
 //! - `discovery`: the provider metadata document (its `issuer` must equal the configured one).
+//! - `deferred`: [`DeferredProvider`], a provider unreachable at start-up: `Unavailable` until
+//!   a background task's discovery (capped exponential backoff) succeeds.
 //! - `jwks`: the signing keys, cached, refetched on an unknown `kid` at most once per interval.
 //! - `id_token`: ID token validation, a pure function of the token, the keys, the
 //!   expectations and the current time, so every rule is tested with fixed time.
@@ -18,6 +20,7 @@
 //! into an error message.
 
 mod config;
+mod deferred;
 mod discovery;
 mod id_token;
 mod jwks;
@@ -30,6 +33,7 @@ pub use config::{
     ClientAuthMethod, HttpUrl, Issuer, OidcProviderConfig, ProviderSection, SettingError,
     parse_algorithm,
 };
+pub use deferred::{DeferredProvider, NotDiscovered, RetryBackoff};
 pub use discovery::{DiscoveryError, ProviderMetadata};
 pub use jsonwebtoken::Algorithm;
 pub use provider::OidcProvider;

@@ -5,12 +5,18 @@
 //! port 0 and stop it cleanly; `main` is a thin CLI around it. With `[admin]` configured it also
 //! serves the operators' admin API on its own listener ([`serve_with_admin`] takes that listener
 //! bound, for tests); both stop on the same shutdown.
+//!
+//! Shutdown drains: when the shutdown future completes, `/readyz` turns `503 draining`; after
+//! `[server] shutdown_delay_secs` the listeners stop accepting, and in-flight requests (proxied
+//! streams included) get up to `shutdown_timeout_secs` to finish.
 
 pub mod config;
 mod logging;
 pub mod wiring;
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use poem::Server;
@@ -90,10 +96,14 @@ pub async fn serve_with_admin(
         service.bff.clone(),
         Duration::from_secs(config.store.sweep_interval_secs.max(1)),
     ));
+    // Set when shutdown begins: `/readyz` answers `503 draining` from then on.
+    let draining = Arc::new(AtomicBool::new(false));
+    let mut readiness = service.readiness.clone();
+    readiness.push(Arc::new(wiring::DrainingReadiness::new(draining.clone())));
     let app = bff_http::app(
         service.bff.clone(),
         service.settings.clone(),
-        service.readiness.clone(),
+        readiness,
         config.server.static_dir.clone(),
         service.proxy.clone(),
     );
@@ -101,8 +111,17 @@ pub async fn serve_with_admin(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let stop = std::sync::Arc::new(stop);
     let on_shutdown = stop.clone();
+    let delay = Duration::from_secs(config.server.shutdown_delay_secs);
+    let drain_timeout = Some(Duration::from_secs(config.server.shutdown_timeout_secs));
     let shutdown_watcher = tokio::spawn(async move {
         shutdown.await;
+        draining.store(true, Ordering::SeqCst);
+        tracing::info!(
+            accepting_for_secs = delay.as_secs(),
+            "draining: /readyz answers 503"
+        );
+        // Still accepting, so a load balancer polling `/readyz` moves traffic away first.
+        tokio::time::sleep(delay).await;
         on_shutdown.send_replace(true);
     });
     let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
@@ -116,16 +135,13 @@ pub async fn serve_with_admin(
         let stopped = stopped.clone();
         async move {
             let result = Server::new_with_acceptor(acceptor)
-                .run_with_graceful_shutdown(
-                    app,
-                    until_stopped(stopped),
-                    Some(Duration::from_secs(5)),
-                )
+                .run_with_graceful_shutdown(app, until_stopped(stopped), drain_timeout)
                 .await;
             main_stop.send_replace(true);
             result
         }
     };
+    let admin_bff = service.bff.clone();
     let admin_server = async move {
         let (Some(listener), Some(credential)) = (admin_listener, admin_credential) else {
             return Ok(());
@@ -136,13 +152,9 @@ pub async fn serve_with_admin(
             admin = credential.fingerprint(),
             "admin API listening"
         );
-        let admin_app = bff_http::admin_app(service.bff.clone(), credential);
+        let admin_app = bff_http::admin_app(admin_bff, credential);
         let result = Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(
-                admin_app,
-                until_stopped(stopped),
-                Some(Duration::from_secs(5)),
-            )
+            .run_with_graceful_shutdown(admin_app, until_stopped(stopped), drain_timeout)
             .await;
         stop.send_replace(true);
         result
@@ -150,6 +162,11 @@ pub async fn serve_with_admin(
     let (main_result, admin_result) = tokio::join!(main_server, admin_server);
     shutdown_watcher.abort();
     sweeper.abort();
+    for task in &service.discovery_tasks {
+        task.abort();
+    }
+    // Dropping the service (the last `Bff`) closes the stores' connection pools.
+    drop(service);
     main_result.map_err(ServeError::Io)?;
     admin_result.map_err(ServeError::Io)
 }

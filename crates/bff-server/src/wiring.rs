@@ -11,7 +11,7 @@ use bff_domain::ports::{
 };
 use bff_domain::{Bff, BffPolicy, BffPorts, Providers, SessionLifetime, Timestamp};
 use bff_http::{HttpSettings, ReadinessCheck};
-use bff_oidc::OidcProvider;
+use bff_oidc::{DeferredProvider, OidcProvider, RetryBackoff};
 use bff_store_memory::MemoryStore;
 use bff_store_postgres::PostgresStore;
 use bff_store_redis::RedisStore;
@@ -67,6 +67,8 @@ pub struct Service {
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
     /// The API proxy, when `[[routes]]` configures any.
     pub proxy: Option<bff_http::ApiProxy>,
+    /// Background discovery of providers that were unreachable at start-up; abort on shutdown.
+    pub discovery_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -93,9 +95,15 @@ impl ReadinessCheck for StoreReadiness {
     }
 }
 
+/// A provider as readiness sees it: discovered at start-up, or still retrying discovery.
+enum ProviderHandle {
+    Discovered(Arc<OidcProvider>),
+    Deferred(Arc<DeferredProvider>),
+}
+
 struct ProviderReadiness {
     name: String,
-    provider: Arc<OidcProvider>,
+    provider: ProviderHandle,
 }
 
 #[async_trait]
@@ -105,7 +113,45 @@ impl ReadinessCheck for ProviderReadiness {
     }
 
     async fn check(&self) -> Result<(), String> {
-        self.provider.check().await.map_err(|e| e.to_string())
+        let checked = match &self.provider {
+            ProviderHandle::Discovered(p) => p.check().await,
+            ProviderHandle::Deferred(p) => p.check().await,
+        };
+        checked.map_err(|e| match std::error::Error::source(&e) {
+            // The cause says why (e.g. "discovery pending: cannot fetch ..."); it carries no
+            // secret: discovery is unauthenticated.
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        })
+    }
+}
+
+/// `/readyz` answers `503` `draining` once shutdown has begun, so load balancers stop sending
+/// new requests while the in-flight ones finish.
+#[derive(Debug)]
+pub struct DrainingReadiness {
+    draining: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl DrainingReadiness {
+    /// A check that fails once `draining` is set.
+    pub fn new(draining: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        Self { draining }
+    }
+}
+
+#[async_trait]
+impl ReadinessCheck for DrainingReadiness {
+    fn name(&self) -> &str {
+        "draining"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+            Err("shutting down".into())
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -218,19 +264,34 @@ async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
     })
 }
 
-/// Builds the service: discovers every provider, creates the stores and the cipher.
+/// Builds the service: discovers every provider, creates the stores and the cipher. A provider
+/// that cannot be reached is served as a [`DeferredProvider`] (logins there `503`, `/readyz`
+/// `503` naming it) while discovery is retried in the background.
 ///
 /// # Errors
-/// [`BuildError`] when a provider cannot be discovered or the configuration is unusable.
+/// [`BuildError`] when a provider's metadata is wrong (another issuer, invalid) or the
+/// configuration is unusable.
 pub async fn build(config: &Config) -> Result<Service, BuildError> {
-    let (providers, readiness) = discover_providers(config).await?;
-    build_with_providers(config, providers, readiness).await
+    let (providers, readiness, tasks) = discover_providers(config, RetryBackoff::default()).await?;
+    let mut service = build_with_providers(config, providers, readiness).await?;
+    service.discovery_tasks = tasks;
+    Ok(service)
 }
 
-/// Discovers every configured provider, with a readiness check for each.
+/// The providers, their readiness checks and the background discovery tasks of the deferred
+/// ones.
+type DiscoveredProviders = (
+    Vec<Arc<dyn IdentityProvider>>,
+    Vec<Arc<dyn ReadinessCheck>>,
+    Vec<tokio::task::JoinHandle<()>>,
+);
+
+/// Discovers every configured provider, with a readiness check for each. One that cannot be
+/// reached now is deferred: discovery is retried with `backoff`.
 async fn discover_providers(
     config: &Config,
-) -> Result<(Vec<Arc<dyn IdentityProvider>>, Vec<Arc<dyn ReadinessCheck>>), BuildError> {
+    backoff: RetryBackoff,
+) -> Result<DiscoveredProviders, BuildError> {
     // The provider sends the browser back here after logout; the endpoint checks the logout
     // `state` and continues to `/`.
     let post_logout_return = format!(
@@ -240,6 +301,7 @@ async fn discover_providers(
     );
     let mut readiness: Vec<Arc<dyn ReadinessCheck>> = Vec::new();
     let mut providers: Vec<Arc<dyn IdentityProvider>> = Vec::new();
+    let mut tasks = Vec::new();
     for (id, section) in &config.providers {
         let oidc_config = section.to_config(
             id.clone(),
@@ -252,17 +314,26 @@ async fn discover_providers(
         };
         let http =
             bff_oidc::http_client(section.http_timeout).map_err(|e| failed(e.to_string()))?;
-        let discovered = OidcProvider::discover(oidc_config, http)
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        let discovered = Arc::new(discovered);
+        let handle = match OidcProvider::discover(oidc_config.clone(), http.clone()).await {
+            Ok(discovered) => {
+                let discovered = Arc::new(discovered);
+                providers.push(discovered.clone());
+                ProviderHandle::Discovered(discovered)
+            }
+            Err(e) if DeferredProvider::is_transient(&e) => {
+                let (deferred, task) = DeferredProvider::spawn(oidc_config, http, &e, backoff);
+                tasks.push(task);
+                providers.push(deferred.clone());
+                ProviderHandle::Deferred(deferred)
+            }
+            Err(e) => return Err(failed(e.to_string())),
+        };
         readiness.push(Arc::new(ProviderReadiness {
             name: format!("provider:{id}"),
-            provider: discovered.clone(),
+            provider: handle,
         }));
-        providers.push(discovered);
     }
-    Ok((providers, readiness))
+    Ok((providers, readiness, tasks))
 }
 
 /// [`build`] with the identity providers given instead of discovered, so a benchmark can serve
@@ -334,5 +405,6 @@ pub async fn build_with_providers(
         settings,
         readiness,
         proxy,
+        discovery_tasks: Vec::new(),
     })
 }

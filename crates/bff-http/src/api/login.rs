@@ -141,9 +141,12 @@ impl LoginApi {
             self.bff
                 .start_connect(id, input)
                 .await
-                .map_err(|e| session.problem_for(e))?
+                .map_err(|e| Problem::login_start(e, |e| session.problem_for(e)))?
         } else {
-            self.bff.start_login(input).await?
+            self.bff
+                .start_login(input)
+                .await
+                .map_err(|e| Problem::login_start(e, Problem::from))?
         };
         cookies::set_binding(
             req,

@@ -36,6 +36,22 @@ pub struct ServerConfig {
     /// family is read: a proxy that does not touch the other leaves it as the client sent it.
     #[serde(default)]
     pub trusted_proxy_headers: ForwardingHeaders,
+    /// `shutdown_timeout_secs`: on SIGTERM or Ctrl-C, how long in-flight requests (proxied
+    /// streams included) may run before they are cut; default 30, not zero.
+    #[serde(
+        default = "default_shutdown_timeout",
+        deserialize_with = "super::reader::greater_than_zero"
+    )]
+    pub shutdown_timeout_secs: u64,
+    /// `shutdown_delay_secs`: on SIGTERM or Ctrl-C, how long the server keeps accepting
+    /// requests with `/readyz` answering `503 draining` before it stops accepting, so a load
+    /// balancer that polls `/readyz` moves traffic away first; default 0 (stop at once).
+    #[serde(default)]
+    pub shutdown_delay_secs: u64,
+}
+
+fn default_shutdown_timeout() -> u64 {
+    30
 }
 
 fn default_listen() -> SocketAddr {

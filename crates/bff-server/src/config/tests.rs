@@ -603,3 +603,23 @@ fn bad_trusted_proxies_are_one_line_each_with_key_and_variable() {
         );
     }
 }
+
+#[test]
+fn shutdown_timings_default_and_are_checked() {
+    let config = Config::from_toml_str(&valid(), no_env()).unwrap();
+    assert_eq!(config.server.shutdown_timeout_secs, 30);
+    assert_eq!(config.server.shutdown_delay_secs, 0);
+    let config = Config::from_toml_str(
+        &valid(),
+        env(&[
+            ("BFF_SERVER__SHUTDOWN_TIMEOUT_SECS", "5"),
+            ("BFF_SERVER__SHUTDOWN_DELAY_SECS", "2"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.server.shutdown_timeout_secs, 5);
+    assert_eq!(config.server.shutdown_delay_secs, 2);
+    let refused = problems(&valid(), env(&[("BFF_SERVER__SHUTDOWN_TIMEOUT_SECS", "0")]));
+    assert!(refused.contains("shutdown_timeout_secs"), "{refused}");
+    assert!(refused.contains("greater than zero"), "{refused}");
+}

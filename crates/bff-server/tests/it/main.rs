@@ -17,6 +17,7 @@ mod connect;
 mod flow;
 mod load;
 mod negative;
+mod operations;
 mod provider_logout;
 mod proxy;
 mod stores;

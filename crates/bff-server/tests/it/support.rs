@@ -309,6 +309,11 @@ pub async fn reserve() -> Reserved {
 }
 
 impl Reserved {
+    /// The base URL and the bound listener, for a test that calls `bff_server::serve` itself.
+    pub fn into_parts(self) -> (String, tokio::net::TcpListener) {
+        (self.base, self.listener)
+    }
+
     pub fn callback(&self) -> String {
         format!("{}/bff/callback", self.base)
     }

@@ -1,0 +1,309 @@
+//! Operations: starting while a provider is down (served, not ready, logins `503` until the
+//! background discovery reaches it), a wrong issuer still refusing to start, and draining on
+//! shutdown (`/readyz` `503` at once, in-flight proxied requests finishing, new connections
+//! refused once accepting stops).
+
+use std::time::{Duration, Instant};
+
+use bff_server::Config;
+use tokio::sync::oneshot;
+
+use crate::support::*;
+
+/// A loopback port nothing listens on now (bound and released).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// `bff_server::serve` on `reserved`'s listener, with the shutdown sender and the join handle
+/// of the serve future (which `Reserved::serve` hides), once it answers `/healthz`.
+async fn serve_controlled(
+    reserved: Reserved,
+    config: Config,
+) -> (
+    String,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), String>>,
+) {
+    let (base, listener) = reserved.into_parts();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let served = tokio::spawn(async move {
+        bff_server::serve(config, listener, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .map_err(|e| e.to_string())
+    });
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if let Ok(resp) = client.get(format!("{base}/healthz")).send().await
+            && resp.status() == 200
+        {
+            return (base, stop, served);
+        }
+        assert!(
+            !served.is_finished(),
+            "bff-server stopped: {:?}",
+            served.await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("bff-server did not answer /healthz");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starts_while_the_provider_is_down_and_logs_in_once_it_is_up() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let reserved = reserve().await;
+    let (redirects, post_logout) = (
+        [reserved.callback(), reserved.app_page()],
+        [reserved.logout_return(), reserved.app_page()],
+    );
+    let base = reserved.base.clone();
+    let server = reserved.serve(config(&base, &issuer)).await;
+    let browser = Browser::new(&server.base);
+
+    // Up, but not ready, and the readiness answer names the provider and why.
+    let health = browser.get(&format!("{}/healthz", server.base)).await;
+    assert_eq!(health.status, 200);
+    let ready = browser.get(&format!("{}/readyz", server.base)).await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert_eq!(ready.problem_code(), "not_ready");
+    let checks = &ready.json()["checks"];
+    assert_eq!(
+        checks["provider:local"]["status"], "unavailable",
+        "{checks}"
+    );
+    let detail = checks["provider:local"]["detail"].as_str().unwrap();
+    assert!(detail.contains("discovery pending"), "{detail}");
+    assert!(
+        detail.contains(&issuer),
+        "names the address it tries: {detail}"
+    );
+    assert_eq!(checks["store:memory"]["status"], "ok", "{checks}");
+    assert_eq!(checks["draining"]["status"], "ok", "{checks}");
+
+    // A login there is a retryable 503, not a redirect and not a 502.
+    let login = browser.get(&format!("{}/bff/login", server.base)).await;
+    assert_eq!(login.status, 503, "{}", login.body);
+    assert_eq!(login.problem_code(), "provider_unavailable");
+    assert_eq!(login.headers["retry-after"], "2");
+    assert!(login.location().is_none());
+    assert!(login.session_cookie().is_none());
+    let started = browser
+        .api_post(
+            "/bff/login/start",
+            Some(serde_json::json!({"provider": "post"})),
+        )
+        .await;
+    assert_eq!(started.status, 503, "{}", started.body);
+    assert_eq!(started.problem_code(), "provider_unavailable");
+    // No session, no crash: the session endpoints answer as usual.
+    assert_eq!(browser.api_get("/bff/user").await.status, 401);
+
+    // The provider comes up on that address; the background discovery finds it.
+    let port_text = port.to_string();
+    let idp = Idp::start_with_env(
+        "127.0.0.1",
+        &redirects,
+        &post_logout,
+        &[("IDP_PORT", port_text.as_str())],
+    );
+    assert_eq!(idp.issuer, issuer);
+    let came_up = Instant::now();
+    let deadline = came_up + Duration::from_secs(45);
+    loop {
+        let ready = browser.get(&format!("{}/readyz", server.base)).await;
+        if ready.status == 200 {
+            assert_eq!(ready.json()["checks"]["provider:local"]["status"], "ok");
+            assert_eq!(ready.json()["checks"]["provider:post"]["status"], "ok");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready 45 s after the provider came up: {}",
+            ready.body
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    bff_test_services::report_note(&format!(
+        "provider discovered {:?} after it came up",
+        came_up.elapsed()
+    ));
+
+    // Logins now work end to end.
+    let page = redirect_login(&browser, &server, &idp, "/").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let user = browser.api_get("/bff/user").await;
+    assert_eq!(user.status, 200, "{}", user.body);
+    browser.assert_no_secrets_seen(&[]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_issuer_still_stops_start_up() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let reserved = reserve().await;
+    let idp = Idp::for_server(&reserved);
+    // The provider answers at this address, but its metadata names `http://127.0.0.1:PORT`.
+    let wrong = idp.issuer.replace("127.0.0.1", "localhost");
+    let (base, listener) = reserved.into_parts();
+    let started = Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        bff_server::serve(config(&base, &wrong), listener, std::future::pending()),
+    )
+    .await
+    .expect("start-up must fail, not wait for the provider");
+    let error = result.unwrap_err().to_string();
+    assert!(
+        error.contains("does not equal the configured issuer"),
+        "{error}"
+    );
+    assert!(error.contains("provider local"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(15), "no retry loop");
+}
+
+/// An upstream whose answer takes `delay`.
+async fn slow_upstream(delay: Duration) -> String {
+    use poem::{EndpointExt as _, Route, get, handler, web::Data};
+
+    #[handler]
+    async fn slow(Data(delay): Data<&Duration>) -> &'static str {
+        tokio::time::sleep(*delay).await;
+        "slow answer"
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).unwrap();
+    let app = Route::new().at("/*path", get(slow)).data(delay);
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+    base
+}
+
+fn drain_config(base: &str, issuer: &str, upstream: &str, delay: u64, timeout: u64) -> Config {
+    let mut config = config_with(
+        base,
+        issuer,
+        &format!(
+            r#"
+[[routes]]
+path = "/api/slow"
+upstream = "{upstream}/v1/slow"
+token = "none"
+"#
+        ),
+    );
+    config.server.shutdown_delay_secs = delay;
+    config.server.shutdown_timeout_secs = timeout;
+    config
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_turns_readiness_off_at_once_and_lets_in_flight_requests_finish() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let upstream = slow_upstream(Duration::from_secs(4)).await;
+    let reserved = reserve().await;
+    let idp = Idp::for_server(&reserved);
+    let base = reserved.base.clone();
+    let config = drain_config(&base, &idp.issuer, &upstream, 2, 30);
+    let (base, stop, served) = serve_controlled(reserved, config).await;
+    let client = reqwest::Client::new();
+    let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    let in_flight = tokio::spawn({
+        let url = format!("{base}/api/slow/report");
+        async move {
+            let resp = reqwest::Client::new()
+                .get(url)
+                .header("x-csrf", "1")
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let signalled = Instant::now();
+    stop.send(()).unwrap();
+
+    // Draining: still accepting for `shutdown_delay_secs`, `/readyz` 503 naming the reason.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let fresh = reqwest::Client::new();
+    let draining = fresh.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(draining.status(), 503);
+    let body: serde_json::Value = draining.json().await.unwrap();
+    assert_eq!(body["code"], "not_ready", "{body}");
+    assert_eq!(
+        body["checks"]["draining"]["status"], "unavailable",
+        "{body}"
+    );
+    assert_eq!(body["checks"]["provider:local"]["status"], "ok", "{body}");
+
+    // After the delay the listener is closed: new connections are refused...
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    if in_flight.is_finished() {
+        panic!("the slow request ended early: {:?}", in_flight.await);
+    }
+    let refused = reqwest::Client::new()
+        .get(format!("{base}/healthz"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(refused.is_err(), "accepting after the delay: {refused:?}");
+
+    // ...while the in-flight proxied request completes, and the server then stops cleanly.
+    let (status, text) = in_flight.await.unwrap();
+    assert_eq!((status, text.as_str()), (200, "slow answer"));
+    let result = tokio::time::timeout(Duration::from_secs(10), served)
+        .await
+        .expect("stops once drained")
+        .unwrap();
+    assert_eq!(result, Ok(()));
+    assert!(signalled.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_drain_deadline_cuts_requests_that_run_too_long() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let upstream = slow_upstream(Duration::from_secs(20)).await;
+    let reserved = reserve().await;
+    let idp = Idp::for_server(&reserved);
+    let base = reserved.base.clone();
+    let config = drain_config(&base, &idp.issuer, &upstream, 0, 1);
+    let (base, stop, served) = serve_controlled(reserved, config).await;
+    let in_flight = tokio::spawn(
+        reqwest::Client::new()
+            .get(format!("{base}/api/slow/report"))
+            .header("x-csrf", "1")
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let signalled = Instant::now();
+    stop.send(()).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(10), served)
+        .await
+        .expect("the deadline ends the drain")
+        .unwrap();
+    assert_eq!(result, Ok(()));
+    let took = signalled.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "stopped after {took:?}, the deadline is 1 s"
+    );
+    // The cut request gets no answer.
+    let cut = in_flight.await.unwrap();
+    assert!(cut.is_err(), "{cut:?}");
+}
