@@ -307,3 +307,55 @@ async fn the_drain_deadline_cuts_requests_that_run_too_long() {
     let cut = in_flight.await.unwrap();
     assert!(cut.is_err(), "{cut:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_that_is_down_leaves_sessions_and_other_providers_alone() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let reserved = reserve().await;
+    let idp = Idp::for_server(&reserved);
+    let base = reserved.base.clone();
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let config = config_with(
+        &base,
+        &idp.issuer,
+        &format!(
+            "[providers.down]\nissuer = \"{down}\"\nclient_id = \"d\"\nclient_secret = \"down-secret\"\n"
+        ),
+    );
+    let server = reserved.serve(config).await;
+    let browser = Browser::new(&server.base);
+
+    // Signed in at the provider that is up.
+    let page = redirect_login(&browser, &server, &idp, "/").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+
+    // Not ready, and only the provider that is down is named.
+    let ready = browser.get(&format!("{}/readyz", server.base)).await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    let checks = &ready.json()["checks"];
+    assert_eq!(checks["provider:down"]["status"], "unavailable", "{checks}");
+    assert_eq!(checks["provider:local"]["status"], "ok", "{checks}");
+    assert_eq!(checks["provider:post"]["status"], "ok", "{checks}");
+
+    // A login there is a 503; the session goes on.
+    let login = browser
+        .get(&format!("{}/bff/login?provider=down", server.base))
+        .await;
+    assert_eq!(login.status, 503, "{}", login.body);
+    assert_eq!(login.problem_code(), "provider_unavailable");
+    assert!(login.headers.contains_key("retry-after"));
+    let user = browser.api_get("/bff/user").await;
+    assert_eq!(user.status, 200, "{}", user.body);
+    // Connecting the down provider to the session is a 503 too, and keeps the session.
+    let connect = browser
+        .get(&format!(
+            "{}/bff/login?provider=down&connect=true",
+            server.base
+        ))
+        .await;
+    assert_eq!(connect.status, 503, "{}", connect.body);
+    assert_eq!(browser.api_get("/bff/user").await.status, 200);
+    browser.assert_no_secrets_seen(&["down-secret"]);
+}
