@@ -1,7 +1,8 @@
 //! OpenID Connect client adapter: implements `bff_domain::ports::IdentityProvider`.
 //!
 //! The public surface is what the server wires: [`OidcProviderConfig`] in, [`OidcProvider`]
-//! out of [`OidcProvider::discover`] (or a [`DiscoveryError`]), and [`http_client`]. Inside:
+//! out of [`OidcProvider::discover`] (or a [`DiscoveryError`]), [`DeferredProvider`] for a
+//! provider unreachable at start-up, and [`http_client`]. Inside:
 //!
 //! - `config`: one provider's client configuration, checked before any network call.
 //! - `discovery`: the provider metadata document (its `issuer` must equal the configured one).
