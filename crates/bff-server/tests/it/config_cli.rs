@@ -1,6 +1,10 @@
-//! `bff-server check-config`: valid files pass, broken ones fail with one line per problem.
+//! The `bff-server` binary: `check-config` (valid files pass, broken ones fail with one line per
+//! problem), `migrate`, and serving until SIGTERM.
 
-use std::process::Command;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use crate::support::VAULT_KEY;
 
@@ -247,9 +251,10 @@ fn run(command: &str, text: &str) -> (i32, String) {
     )
 }
 
-/// Logs written to a pipe or a file carry no terminal colour codes.
+/// The binary with its provider down: it serves anyway, and SIGTERM drains and exits `0`. Its
+/// logs, written to a pipe, carry no terminal colour codes.
 #[test]
-fn logs_to_a_pipe_have_no_colour_codes() {
+fn the_binary_serves_without_its_provider_and_stops_on_sigterm_with_plain_logs() {
     let text = valid()
         .replace("https://app.example", "http://127.0.0.1:1")
         .replace("https://idp.example", "http://127.0.0.1:1")
@@ -259,17 +264,70 @@ fn logs_to_a_pipe_have_no_colour_codes() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("plain.toml");
     std::fs::write(&file, text).unwrap();
-    // Serving logs the plain-HTTP warning, then fails: nothing answers at the issuer.
-    let out = Command::new(env!("CARGO_BIN_EXE_bff-server"))
+    // Nothing answers at the issuer: the server logs that, and serves.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bff-server"))
         .env_clear()
         .arg("--config")
         .arg(&file)
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let listening = loop {
+        match lines.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => {
+                let found = line.contains("bff-server listening");
+                seen.push(line);
+                if found {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    if !listening {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the server did not start listening: {seen:?}");
+    }
+    // SIGTERM, as a container runtime sends it; to this test's own child, by its PID.
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no exit 15 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    reader.join().unwrap();
+    seen.extend(lines.try_iter());
     let _ = std::fs::remove_file(&file);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
+    let stdout = seen.join("\n");
+    assert!(status.success(), "{status:?}: {stdout}");
     assert!(stdout.contains("allow_plain_http"), "{stdout}");
+    assert!(
+        stdout.contains("provider discovery failed; serving without it"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("draining"), "{stdout}");
+    assert!(!stdout.contains("do-not-print-me"), "{stdout}");
     assert!(
         !stdout.contains('\u{1b}'),
         "colour codes in piped logs: {stdout:?}"
