@@ -165,7 +165,8 @@ pub async fn serve_with_admin(
     for task in &service.discovery_tasks {
         task.abort();
     }
-    // Dropping the service (the last `Bff`) closes the stores' connection pools.
+    // The stores' pools close when their last handle goes: the servers have dropped the apps,
+    // the aborted tasks drop theirs, and this drops the service's.
     drop(service);
     main_result.map_err(ServeError::Io)?;
     admin_result.map_err(ServeError::Io)
