@@ -1,6 +1,6 @@
 //! Operations: starting while a provider is down (served, not ready, logins `503` until the
 //! background discovery reaches it), a wrong issuer still refusing to start, and draining on
-//! shutdown (`/readyz` `503` at once, in-flight proxied requests finishing, new connections
+//! shutdown (`/readyz` `503` at once, in-flight proxied streams finishing, new connections
 //! refused once accepting stops).
 
 use std::time::{Duration, Instant};
@@ -170,23 +170,34 @@ async fn a_wrong_issuer_still_stops_start_up() {
     assert!(started.elapsed() < Duration::from_secs(15), "no retry loop");
 }
 
-/// An upstream whose answer takes `delay`.
-async fn slow_upstream(delay: Duration) -> String {
-    use poem::{EndpointExt as _, Route, get, handler, web::Data};
+/// An upstream that streams its answer over `duration`: four lines, the first at once.
+async fn slow_upstream(duration: Duration) -> String {
+    use poem::{Body, EndpointExt as _, Route, get, handler, web::Data};
 
     #[handler]
-    async fn slow(Data(delay): Data<&Duration>) -> &'static str {
-        tokio::time::sleep(*delay).await;
-        "slow answer"
+    async fn slow(Data(duration): Data<&Duration>) -> Body {
+        let pause = *duration / 4;
+        let chunks = futures_util::stream::unfold(0u8, move |i| async move {
+            if i == 4 {
+                return None;
+            }
+            if i > 0 {
+                tokio::time::sleep(pause).await;
+            }
+            Some((Ok::<_, std::io::Error>(format!("chunk {i}\n")), i + 1))
+        });
+        Body::from_bytes_stream(chunks)
     }
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).unwrap();
-    let app = Route::new().at("/*path", get(slow)).data(delay);
+    let app = Route::new().at("/*path", get(slow)).data(duration);
     tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
     base
 }
+
+const STREAMED: &str = "chunk 0\nchunk 1\nchunk 2\nchunk 3\n";
 
 fn drain_config(base: &str, issuer: &str, upstream: &str, delay: u64, timeout: u64) -> Config {
     let mut config = config_with(
@@ -211,7 +222,7 @@ async fn shutdown_turns_readiness_off_at_once_and_lets_in_flight_requests_finish
     if !prerequisite("local OpenID Provider (node)", idp_available()) {
         return;
     }
-    let upstream = slow_upstream(Duration::from_secs(4)).await;
+    let upstream = slow_upstream(Duration::from_secs(6)).await;
     let reserved = reserve().await;
     let idp = Idp::for_server(&reserved);
     let base = reserved.base.clone();
@@ -262,9 +273,9 @@ async fn shutdown_turns_readiness_off_at_once_and_lets_in_flight_requests_finish
         .await;
     assert!(refused.is_err(), "accepting after the delay: {refused:?}");
 
-    // ...while the in-flight proxied request completes, and the server then stops cleanly.
+    // ...while the in-flight proxied stream completes, and the server then stops cleanly.
     let (status, text) = in_flight.await.unwrap();
-    assert_eq!((status, text.as_str()), (200, "slow answer"));
+    assert_eq!((status, text.as_str()), (200, STREAMED));
     let result = tokio::time::timeout(Duration::from_secs(10), served)
         .await
         .expect("stops once drained")
@@ -284,12 +295,12 @@ async fn the_drain_deadline_cuts_requests_that_run_too_long() {
     let base = reserved.base.clone();
     let config = drain_config(&base, &idp.issuer, &upstream, 0, 1);
     let (base, stop, served) = serve_controlled(reserved, config).await;
-    let in_flight = tokio::spawn(
-        reqwest::Client::new()
+    let in_flight = tokio::spawn({
+        let request = reqwest::Client::new()
             .get(format!("{base}/api/slow/report"))
-            .header("x-csrf", "1")
-            .send(),
-    );
+            .header("x-csrf", "1");
+        async move { request.send().await?.text().await }
+    });
     tokio::time::sleep(Duration::from_millis(500)).await;
     let signalled = Instant::now();
     stop.send(()).unwrap();
@@ -303,7 +314,7 @@ async fn the_drain_deadline_cuts_requests_that_run_too_long() {
         took >= Duration::from_millis(900) && took < Duration::from_secs(5),
         "stopped after {took:?}, the deadline is 1 s"
     );
-    // The cut request gets no answer.
+    // The cut stream never completes.
     let cut = in_flight.await.unwrap();
     assert!(cut.is_err(), "{cut:?}");
 }
