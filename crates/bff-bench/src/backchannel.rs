@@ -9,7 +9,9 @@
 //! (`sub`, no `sid`, so the use case looks the sessions up with `find_by_subject`); replay cache,
 //! locks and pending logins are the testkit's in-process fakes, so every counted round trip is
 //! the session store's. The smaller users are logged out first, so each run shows what the cost
-//! follows: that user's sessions, or all of them.
+//! follows: that user's sessions, or all of them. For comparison, a twin of each user (`direct-N`)
+//! is ended through the store's `delete_by_subject`, one port call, which the use case does not
+//! use (it looks the sessions up and deletes them one by one, checking each one's provider).
 //!
 //! Round trips: Postgres statements are the session-store calls on the Postgres adapter, counted
 //! by a wrapper around it (each of its methods is one statement); Redis commands come from `INFO
@@ -46,8 +48,13 @@ const OTHER_USERS: u64 = 100_000;
 /// Sessions outside the logged-out users checked to be still there after each logout.
 const SAMPLE: u64 = 1_000;
 
-fn target_subject(sessions: u64) -> String {
-    format!("target-{sessions}")
+/// A listed user: `sessions` of them, ended through the use case (`target-N`) or, for
+/// comparison, through the store's own `delete_by_subject` in one call (`direct-N`).
+struct User {
+    subject: String,
+    sessions: u64,
+    range: std::ops::Range<u64>,
+    through_use_case: bool,
 }
 
 /// Session `i`: `subject` for a listed user's session, else one of the other users'.
@@ -61,9 +68,9 @@ fn session(i: u64, subject: Option<&str>, t: Timestamp) -> Session {
     s
 }
 
-/// Which sessions are whose: listed user `n` holds `ranges[n]`, the rest start at `others`.
+/// Which sessions are whose: each listed user holds its `range`, the rest start at `others`.
 struct Layout {
-    users: Vec<(u64, std::ops::Range<u64>)>,
+    users: Vec<User>,
     others: u64,
     total: u64,
 }
@@ -72,12 +79,19 @@ impl Layout {
     fn new(mut users: Vec<u64>, total: u64) -> Self {
         users.sort_unstable();
         let mut start = 0;
-        let users: Vec<(u64, std::ops::Range<u64>)> = users
+        let users: Vec<User> = users
             .into_iter()
-            .map(|n| {
+            .flat_map(|n| [(n, true), (n, false)])
+            .map(|(n, through_use_case)| {
                 let range = start..start + n;
                 start += n;
-                (n, range)
+                let via = if through_use_case { "target" } else { "direct" };
+                User {
+                    subject: format!("{via}-{n}"),
+                    sessions: n,
+                    range,
+                    through_use_case,
+                }
             })
             .collect();
         assert!(
@@ -94,8 +108,8 @@ impl Layout {
     fn subject_of(&self, i: u64) -> Option<String> {
         self.users
             .iter()
-            .find(|(_, r)| r.contains(&i))
-            .map(|(n, _)| target_subject(*n))
+            .find(|u| u.range.contains(&i))
+            .map(|u| u.subject.clone())
     }
 
     /// Sessions of other users, spread over the whole stored set.
@@ -297,8 +311,8 @@ async fn fill_postgres_layout(
     with_others: bool,
     t: Timestamp,
 ) {
-    for (n, range) in &layout.users {
-        fill_postgres(pool, schema, range.clone(), Some(&target_subject(*n)), t).await;
+    for user in &layout.users {
+        fill_postgres(pool, schema, user.range.clone(), Some(&user.subject), t).await;
     }
     if with_others {
         fill_postgres(pool, schema, layout.others..layout.total, None, t).await;
@@ -396,11 +410,14 @@ async fn reset_redis_stats(raw: &mut redis::aio::MultiplexedConnection) {
         .unwrap();
 }
 
-/// One store's run: logs out each listed user in turn (smallest first), timing it, counting
-/// round trips and checking what is left.
+/// One store's run: ends each listed user's sessions in turn (smallest first; through the use
+/// case, then the same count through the store method), timing it, counting round trips and
+/// checking what is left.
 struct Run<'a> {
     name: &'a str,
     bff: Bff,
+    /// The store the BFF uses: the comparison rows call its `delete_by_subject` directly.
+    sessions: Arc<dyn SessionStore>,
     /// The store the counts and checks read (the tiered store's record for `census`).
     check: &'a dyn SessionStore,
     census: Vec<Census<'a>>,
@@ -415,9 +432,9 @@ async fn logout_users(
     t: Timestamp,
 ) {
     let mut expected = layout.total;
-    for (n, _) in &layout.users {
-        let subject = target_subject(*n);
-        let token = logout_token(&subject, t);
+    for user in &layout.users {
+        let (subject, n) = (&user.subject, user.sessions);
+        let token = logout_token(subject, t);
         if let Some(counter) = run.postgres_calls {
             counter.take();
         }
@@ -425,7 +442,18 @@ async fn logout_users(
             reset_redis_stats(raw).await;
         }
         let started = Instant::now();
-        let outcome = run.bff.backchannel_logout(&token).await.unwrap();
+        let ended = if user.through_use_case {
+            run.bff
+                .backchannel_logout(&token)
+                .await
+                .unwrap()
+                .sessions_ended
+        } else {
+            run.sessions
+                .delete_by_subject(ISSUER, subject)
+                .await
+                .unwrap()
+        };
         let elapsed = started.elapsed();
         let statements = run.postgres_calls.map(Counting::take);
         let commands = if run.redis {
@@ -434,11 +462,11 @@ async fn logout_users(
             Vec::new()
         };
         // Exactly that user's sessions ended, every other one is still there.
-        assert_eq!(outcome.sessions_ended, *n, "{}: sessions ended", run.name);
+        assert_eq!(ended, n, "{}: sessions of {subject} ended", run.name);
         expected -= n;
         assert!(
             run.check
-                .find_by_subject(ISSUER, &subject, t)
+                .find_by_subject(ISSUER, subject, t)
                 .await
                 .unwrap()
                 .is_empty(),
@@ -465,8 +493,13 @@ async fn logout_users(
             .map(|(_, c)| c)
             .sum();
         println!(
-            "| {} | {} | {} | {:.1} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.1} | {} | {} | {} |",
             run.name,
+            if user.through_use_case {
+                "use case"
+            } else {
+                "`delete_by_subject`"
+            },
             layout.total,
             n,
             elapsed.as_secs_f64() * 1000.0,
@@ -553,9 +586,9 @@ async fn measure(args: &[String]) {
     flush(&mut raw).await;
 
     println!(
-        "| store | stored sessions | user's sessions | wall ms | Postgres statements | Redis round trips | Redis commands (scripts' inner calls included) |"
+        "| store | through | stored sessions | user's sessions | wall ms | Postgres statements | Redis round trips | Redis commands (scripts' inner calls included) |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |");
 
     {
         let started = Instant::now();
@@ -565,6 +598,7 @@ async fn measure(args: &[String]) {
         let run = Run {
             name: "memory",
             bff: bff(memory.clone(), t),
+            sessions: memory.clone(),
             check: memory.as_ref(),
             census: vec![Census::Lookup(memory.as_ref())],
             postgres_calls: None,
@@ -584,6 +618,7 @@ async fn measure(args: &[String]) {
         Run {
             name: "postgres",
             bff: bff(counted_postgres.clone(), t),
+            sessions: counted_postgres.clone(),
             check: postgres.as_ref(),
             census: vec![Census::Postgres(&admin, &schema)],
             postgres_calls: Some(&counted_postgres),
@@ -602,6 +637,7 @@ async fn measure(args: &[String]) {
         Run {
             name: "redis",
             bff: bff(redis.clone(), t),
+            sessions: redis.clone(),
             check: redis.as_ref(),
             census: vec![Census::Redis],
             postgres_calls: None,
@@ -631,6 +667,7 @@ async fn measure(args: &[String]) {
         Run {
             name: "postgres+redis",
             bff: bff(tiered.clone(), t),
+            sessions: tiered.clone(),
             check: tiered.as_ref(),
             census: vec![Census::Postgres(&admin, &schema), Census::Redis],
             postgres_calls: Some(&counted_record),
