@@ -8,6 +8,8 @@
 //!   `admin-openapi.json` beside it: the test filter matches both tests) and the
 //!   listing of `bff-domain`'s public API (`crates/bff-domain/public-api.txt`).
 //! - `bench stores`: session store latency at 100k and 1M sessions (results in BENCHMARKS.md).
+//! - `bench backchannel`: back-channel logout by `sub` of one user among 1M stored sessions on
+//!   every store (results in BENCHMARKS.md).
 //! - `bench proxy`: the API proxy and `GET /bff/user` under load against a bare proxy and the
 //!   upstream, with CPU per request (needs `wrk`; results in BENCHMARKS.md).
 //!
@@ -29,7 +31,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|demo|e2e|codegen|bench stores|bench proxy> (see xtask/src/main.rs)"
+                "usage: cargo xtask <ci|demo|e2e|codegen|bench stores|bench proxy|bench backchannel> (see xtask/src/main.rs)"
             );
             return ExitCode::from(2);
         }
@@ -136,13 +138,16 @@ fn ci() -> Result {
 
 /// Benchmarks (release build), see BENCHMARKS.md. `bench stores`: session store latency.
 /// `bench proxy`: the API proxy and `GET /bff/user` under `wrk`, with CPU per request.
+/// `bench backchannel`: back-channel logout by `sub` at 1M stored sessions, every store.
 fn bench(args: &[String]) -> Result {
     let what = match args.first().map(String::as_str) {
         Some("stores") => "store benchmark",
         Some("proxy") => "proxy benchmark",
+        Some("backchannel") => "back-channel logout benchmark",
         _ => {
             return Err("usage: cargo xtask bench stores [--sizes 100000,1000000] [--samples 5000]\n       \
-                 cargo xtask bench proxy [--secs 10] [--connections 16] [--warmup-secs 2]"
+                 cargo xtask bench proxy [--secs 10] [--connections 16] [--warmup-secs 2]\n       \
+                 cargo xtask bench backchannel [--total 1000000] [--users 10000,10]"
                 .into());
         }
     };

@@ -4,11 +4,14 @@
 //! - `stores`: session store latency at 100k and 1M stored sessions ([`stores`]).
 //! - `proxy`: throughput, latency and CPU per request of the API proxy and `GET /bff/user`
 //!   against a bare pass-through proxy and the upstream itself, under `wrk` ([`proxy`]).
+//! - `backchannel`: back-channel logout by `sub` of one user's sessions among 1M stored, on
+//!   every store: time, round trips, and exactly those sessions gone ([`backchannel`]).
 //! - `serve upstream|bare|bff`: the servers `proxy` measures, each in its own child process so
 //!   its CPU time is its own ([`serve`]); not meant to be run by hand.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod backchannel;
 mod proxy;
 mod serve;
 mod stores;
@@ -18,10 +21,11 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("stores") => stores::run(&args[1..]),
         Some("proxy") => proxy::run(&args[1..]),
+        Some("backchannel") => backchannel::run(&args[1..]),
         Some("serve") => serve::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: bff-bench stores [--sizes N,M] [--samples N]\n       bff-bench proxy [--secs 10] [--connections 16] [--warmup-secs 2]"
+                "usage: bff-bench stores [--sizes N,M] [--samples N]\n       bff-bench proxy [--secs 10] [--connections 16] [--warmup-secs 2]\n       bff-bench backchannel [--total 1000000] [--users 10000,10]"
             );
             std::process::exit(2);
         }

@@ -21,7 +21,7 @@ use bff_store_tiered::TieredSessionStore;
 use futures_util::stream::{self, StreamExt};
 use sha2::{Digest, Sha256};
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     Timestamp::from_unix_seconds(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -30,7 +30,7 @@ fn now() -> Timestamp {
     )
 }
 
-fn bench_key(i: u64) -> SessionKey {
+pub(crate) fn bench_key(i: u64) -> SessionKey {
     let hex: String = Sha256::digest(format!("bench-{i}").as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -147,7 +147,7 @@ async fn postgres_pages_per_lookup(pool: &sqlx::PgPool, schema: &str, size: u64)
 
 /// Empties the benchmark's Redis database and waits until Redis has freed the old keys in the
 /// background, so freeing a million hashes does not run during the next measurement.
-async fn flush(raw: &mut redis::aio::MultiplexedConnection) {
+pub(crate) async fn flush(raw: &mut redis::aio::MultiplexedConnection) {
     let _: () = redis::cmd("FLUSHDB")
         .arg("ASYNC")
         .query_async(raw)
