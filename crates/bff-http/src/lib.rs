@@ -175,21 +175,72 @@ async fn problem_response(err: poem::Error) -> Response {
     problem::from_poem_error(err)
 }
 
-/// One log line per request: method, path (never the query, which can carry codes), status and
-/// duration.
+/// The response header that carries the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Problem bodies larger than this are passed on without an `instance` (none of ours come close).
+const PROBLEM_BODY_LIMIT: usize = 64 * 1024;
+
+/// Gives every request an id (a UUID v7: unique, time-ordered, and no secret) and writes one log
+/// line per request: method, path (never the query, which can carry codes), status and duration.
+/// Every log line the request causes carries the id (a `request` span), the answer carries it in
+/// `x-request-id`, and a problem answer also as `instance` (`urn:bff:request:<id>`), so what a
+/// user reports can be found in the logs. The id is always the server's own: a client-sent
+/// `x-request-id` is not trusted (it could forge or collide with another request's lines).
 async fn log_request<E: Endpoint>(ep: Arc<E>, req: poem::Request) -> poem::Result<Response> {
+    use tracing::Instrument as _;
+
+    let id = uuid::Uuid::now_v7().to_string();
+    let span = tracing::info_span!("request", id = %id);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = std::time::Instant::now();
-    let resp = ep.call(req).await?.into_response();
-    tracing::info!(
-        %method,
-        %path,
-        status = resp.status().as_u16(),
-        millis = started.elapsed().as_millis() as u64,
-        "request"
-    );
-    Ok(resp)
+    let resp = async {
+        let resp = ep.call(req).await?.into_response();
+        tracing::info!(
+            %method,
+            %path,
+            status = resp.status().as_u16(),
+            millis = started.elapsed().as_millis() as u64,
+            "request"
+        );
+        Ok::<_, poem::Error>(resp)
+    }
+    .instrument(span)
+    .await?;
+    Ok(with_request_id(resp, &id).await)
+}
+
+/// `resp` with the request id in its `x-request-id` header and, for a problem, its `instance`.
+async fn with_request_id(mut resp: Response, id: &str) -> Response {
+    if let Ok(value) = header::HeaderValue::from_str(id) {
+        resp.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !is_problem {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let bytes = match body.into_bytes_limit(PROBLEM_BODY_LIMIT).await {
+        Ok(bytes) => bytes,
+        Err(_) => return Response::from_parts(parts, poem::Body::empty()),
+    };
+    let rewritten = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(mut problem)) => {
+            problem.insert(
+                "instance".to_owned(),
+                serde_json::Value::String(format!("urn:bff:request:{id}")),
+            );
+            serde_json::to_vec(&problem).unwrap_or_else(|_| bytes.to_vec())
+        }
+        _ => bytes.to_vec(),
+    };
+    let mut resp = Response::from_parts(parts, poem::Body::from_vec(rewritten));
+    resp.headers_mut().remove(header::CONTENT_LENGTH);
+    resp
 }
 
 #[handler]

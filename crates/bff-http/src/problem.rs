@@ -37,6 +37,11 @@ pub(crate) struct ProblemDetails {
     /// Per-dependency results (readiness only).
     #[oai(skip_serializing_if_is_none)]
     pub(crate) checks: Option<serde_json::Value>,
+    /// `urn:bff:request:<id>`: this request's id, also in the `x-request-id` header and on every
+    /// log line the request wrote, so an operator can find what happened. Set by the request-id
+    /// middleware, not where the problem is built.
+    #[oai(skip_serializing_if_is_none)]
+    pub(crate) instance: Option<String>,
 }
 
 /// An error answer.
@@ -139,6 +144,7 @@ impl Problem {
             code: code.to_owned(),
             reason: None,
             checks,
+            instance: None,
         });
         match status {
             StatusCode::BAD_REQUEST => Self::BadRequest(body),

@@ -19,6 +19,7 @@ mod limits;
 mod logout;
 mod provider_logout;
 mod proxy;
+mod request_ids;
 mod support;
 
 #[test]

@@ -396,3 +396,31 @@ async fn malformed_requests_get_problem_json() {
         .unwrap();
     assert_eq!(junk.status(), 401);
 }
+
+/// A refused request's problem names its request, and the server's log lines for it carry the
+/// same id, so an operator can go from what a user reports to what happened.
+#[tokio::test]
+async fn a_refused_requests_id_is_in_its_problem_and_on_its_log_lines() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    capture_logs();
+    let (_idp, server, _browser) = provider_and_server().await;
+    let resp = reqwest::Client::new()
+        .get(format!("{}/bff/user", server.base))
+        .header("x-csrf", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let problem: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(problem["instance"], format!("urn:bff:request:{id}"));
+    // The request's own log line ("request", with its status) is inside the request's span.
+    let logs = logs_text();
+    let line = logs
+        .lines()
+        .find(|line| line.contains(&id))
+        .unwrap_or_else(|| panic!("no log line carries {id}"));
+    assert!(line.contains("status=401"), "{line}");
+}
