@@ -1,7 +1,8 @@
 //! The sample app (`examples/spa`) in headless Chromium, the whole way: logged out, the
 //! provider's form, logged in with the user's claims, a call to a demo API through the proxy, the
 //! access token going stale and refreshed once (counted at the provider), two tabs refreshing at
-//! once, and logout through the provider back to a logged-out app.
+//! once, logout through the provider back to a logged-out app, and a second login ended by the
+//! provider itself through back-channel logout.
 //!
 //! At every step the page's cookies, `localStorage`, `sessionStorage`, its HTML and every response
 //! it received (bodies through DevTools, headers from the network log) are scanned for the access
@@ -259,6 +260,38 @@ async fn refresh_grants(issuer: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Fills and submits the local provider's login form as alice (and its consent, when asked).
+async fn sign_in_at_provider_form(c: &Client, issuer: &str) {
+    let login = c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("input[name=login]"))
+        .await
+        .unwrap();
+    assert!(c.current_url().await.unwrap().as_str().starts_with(issuer));
+    login.send_keys("alice").await.unwrap();
+    c.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys("wonderland")
+        .await
+        .unwrap();
+    c.find(Locator::Css("form [type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    if let Ok(button) = c
+        .wait()
+        .at_most(Duration::from_secs(5))
+        .for_element(Locator::Css("form[action*=confirm] [type=submit]"))
+        .await
+    {
+        button.click().await.unwrap();
+    }
+}
+
 /// Clicks "Call the API" and returns the token fingerprint the API answered with.
 async fn call_api(c: &Client) -> String {
     c.find(Locator::Id("call-api"))
@@ -300,10 +333,13 @@ async fn chromium_walks_the_sample_app_through_the_proxy_a_refresh_and_logout() 
     }
     let api = demo_api().await;
     let reserved = reserve().await;
-    let idp = Idp::start_on_host(
+    // The provider posts back-channel logout tokens to this BFF when a session of its ends.
+    let backchannel = format!("{}/bff/backchannel-logout", reserved.base);
+    let idp = Idp::start_with_env(
         "127.0.0.2",
         &[reserved.callback(), reserved.app_page()],
         &[reserved.logout_return(), reserved.app_page()],
+        &[("IDP_BACKCHANNEL_LOGOUT_URI", &backchannel)],
     );
     let routes = format!(
         "[[routes]]\npath = \"/api/demo\"\nupstream = \"{}\"\ntoken = \"user\"\n",
@@ -489,6 +525,60 @@ async fn chromium_walks_the_sample_app_through_the_proxy_a_refresh_and_logout() 
             api.tokens.lock().unwrap().len() >= 5,
             "the API was not called as often as the walk did"
         );
+
+        // Log in again, then sign out at the provider itself (as from another app): its
+        // back-channel logout ends the BFF session, though the browser keeps its cookie.
+        c.find(Locator::Id("login"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        sign_in_at_provider_form(&c, &idp.issuer).await;
+        let status = c
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Id("status"))
+            .await
+            .unwrap();
+        wait_for_text(&status, "Logged in as Alice Liddell").await;
+        c.goto(&format!("{}/session/end?client_id=bff-basic", idp.issuer))
+            .await
+            .unwrap();
+        c.wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css("form [type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        // The provider answers once its back-channel calls are done.
+        let success = format!("{}/session/end/success", idp.issuer);
+        let mut landed = String::new();
+        for _ in 0..200 {
+            landed = c.current_url().await.unwrap().to_string();
+            if landed.starts_with(&success) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            landed.starts_with(&success),
+            "the provider's logout ended at {landed}"
+        );
+        // WebDriver shows the cookies of the current page's site: look from a static file of
+        // the BFF, which does not touch the session.
+        c.goto(&format!("{base}/app.css")).await.unwrap();
+        let cookies = c.get_all_cookies().await.unwrap();
+        assert!(
+            cookies.iter().any(|k| k.name() == "bff"),
+            "the browser should still hold its (now dead) session cookie"
+        );
+        c.goto(&format!("{base}/")).await.unwrap();
+        let status = c.wait().for_element(Locator::Id("status")).await.unwrap();
+        wait_for_text(&status, "Not logged in").await;
+        scan_page(&c, &mut log, &api, "after the provider's logout").await;
     };
     let outcome = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(walk)).await;
     if let Err(panic) = outcome {
