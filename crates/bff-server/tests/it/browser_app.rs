@@ -207,17 +207,7 @@ fn assert_no_token(where_: &str, text: &str, api_tokens: &[String]) {
         !text.contains(CLIENT_SECRET),
         "the client secret in {where_}"
     );
-    // A JWT: two base64url JSON segments, each starting `eyJ` (`{"`), and a signature.
-    let jwt_like = text.match_indices("eyJ").any(|(at, _)| {
-        let rest = &text[at..];
-        let token: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            .collect();
-        let parts: Vec<&str> = token.split('.').collect();
-        parts.len() == 3 && parts[1].starts_with("eyJ") && parts[2].len() > 16
-    });
-    assert!(!jwt_like, "a JWT in {where_}");
+    assert!(!contains_jwt(text), "a JWT in {where_}");
 }
 
 /// Scans the page as script sees it, and everything the browser received since the last scan;

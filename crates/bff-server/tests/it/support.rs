@@ -594,15 +594,50 @@ impl Browser {
     }
 }
 
+/// Whether `text` holds something shaped like a JWT: a base64url header and payload that both
+/// start as JSON objects (`eyJ`, `{"`) and a signature, dot-separated. A bare `eyJ` inside a
+/// random id (an interaction id of the provider, say) is not one.
+pub fn contains_jwt(text: &str) -> bool {
+    text.match_indices("eyJ").any(|(at, _)| {
+        let token: String = text[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .collect();
+        let parts: Vec<&str> = token.split('.').collect();
+        parts.len() >= 3
+            && parts[0].len() >= 10
+            && parts[1].starts_with("eyJ")
+            && parts[2].len() >= 16
+    })
+}
+
 /// A text must not carry a JWT, the client secrets or any of `extra`.
 pub fn assert_no_secret(text: &str, extra: &[&str]) {
     assert!(
-        !text.contains("eyJ"),
+        !contains_jwt(text),
         "a JWT reached the browser or a log: {text}"
     );
     for secret in [CLIENT_SECRET, "bff-post-secret"].iter().chain(extra) {
         assert!(!text.contains(secret), "secret {secret:?} leaked: {text}");
     }
+}
+
+#[test]
+fn jwt_shapes_are_told_from_random_ids() {
+    let header = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9";
+    let payload = "eyJzdWIiOiJhbGljZSIsImF1ZCI6ImJmZiJ9";
+    let signature = "c2lnbmF0dXJlLW9mLWF0LWxlYXN0LTE2";
+    assert!(contains_jwt(&format!(
+        "token={header}.{payload}.{signature}&x"
+    )));
+    assert!(contains_jwt(&format!("\"{header}.{payload}.{signature}\"")));
+    // An interaction id the local provider really issued, and a bare fragment.
+    assert!(!contains_jwt(
+        "path=/interaction/Dck_KmKQ58xVTwOeyJuRc94l4gpz7amKlNzRKT7i2Nd;"
+    ));
+    assert!(!contains_jwt("eyJ"));
+    // Header and payload without a signature part are not a signed token.
+    assert!(!contains_jwt(&format!("{header}.{payload}")));
 }
 
 pub fn absolute(base: &str, location: &str) -> String {
