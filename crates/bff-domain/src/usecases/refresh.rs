@@ -172,20 +172,21 @@ impl Bff {
             pause = (pause * 2).min(longest_pause);
             // Waiters must not queue for the lease once the refresh is done: a hundred of them
             // taking turns at it lose a pause per turn, which on two nodes ran into REFRESH_WAIT.
-            if let Some(tokens) = self.tokens_rewritten_since(&seen, provider).await? {
+            if let (_, Some(tokens)) = self.read_again(&seen, provider).await? {
                 return Ok(tokens);
             }
         }
     }
 
-    /// `provider`'s tokens in the session if they were rewritten since `seen` was read, which
-    /// only a refresh (or a new connect) does (sliding the expiry never rewrites them); `None`
-    /// while they are the ones `seen` has.
-    async fn tokens_rewritten_since(
+    /// The session as stored now, with `provider`'s tokens if they were rewritten since `seen`
+    /// was read, which only a refresh (or a new connect) does (sliding the expiry never rewrites
+    /// them); `None` while they are the ones `seen` has. Only this provider's tokens count:
+    /// another provider's refresh changes the version, not these.
+    async fn read_again(
         &self,
         seen: &Session,
         provider: &ProviderId,
-    ) -> Result<Option<TokenSet>, RefreshError> {
+    ) -> Result<(Session, Option<TokenSet>), RefreshError> {
         let now = self.ports.clock.now();
         let current = self
             .ports
@@ -194,40 +195,29 @@ impl Bff {
             .await?
             .ok_or(RefreshError::NoSession)?;
         let seen_tokens = slot(seen, provider).map(|(sealed, _)| sealed);
-        match slot(&current, provider) {
-            None => Err(RefreshError::NotConnected(provider.clone())),
-            Some((sealed, _)) if Some(sealed) == seen_tokens => Ok(None),
-            Some(_) => self
-                .open_tokens_of(&current, provider)
-                .await
-                .map_err(Into::into),
-        }
+        let rewritten = match slot(&current, provider) {
+            None => return Err(RefreshError::NotConnected(provider.clone())),
+            Some((sealed, _)) if Some(sealed) == seen_tokens => None,
+            Some(_) => Some(
+                self.open_tokens_of(&current, provider)
+                    .await?
+                    .ok_or_else(|| RefreshError::NotConnected(provider.clone()))?,
+            ),
+        };
+        Ok((current, rewritten))
     }
 
     /// Holding the lease: refreshes, unless this provider's tokens changed since the caller
     /// read the session (the refresh it waited for, or one that finished just before), in which
-    /// case those tokens stand; a session that refresh ended is `NoSession`. Only this
-    /// provider's tokens count: another provider's refresh changes the version, not these.
+    /// case those tokens stand; a session that refresh ended is `NoSession`.
     async fn refresh_unless_refreshed(
         &self,
         seen: Session,
         provider: &ProviderId,
     ) -> Result<TokenSet, RefreshError> {
-        let now = self.ports.clock.now();
-        let current = self
-            .ports
-            .sessions
-            .get(&seen.key, now)
-            .await?
-            .ok_or(RefreshError::NoSession)?;
-        let seen_tokens = slot(&seen, provider).map(|(sealed, _)| sealed);
-        match slot(&current, provider) {
-            None => Err(RefreshError::NotConnected(provider.clone())),
-            Some((sealed, _)) if Some(sealed) != seen_tokens => self
-                .open_tokens_of(&current, provider)
-                .await?
-                .ok_or_else(|| RefreshError::NotConnected(provider.clone())),
-            Some(_) => self.refresh_holding_lease(current, provider).await,
+        match self.read_again(&seen, provider).await? {
+            (_, Some(tokens)) => Ok(tokens),
+            (current, None) => self.refresh_holding_lease(current, provider).await,
         }
     }
 
