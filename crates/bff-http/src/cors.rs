@@ -124,11 +124,7 @@ impl<E: Endpoint> Endpoint for CorsEndpoint<E> {
             Err(err) => from_poem_error(err),
         };
         let headers = resp.headers_mut();
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
+        allow_origin(headers, origin);
         headers.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
             HeaderValue::from_static(EXPOSED_HEADERS),
@@ -168,21 +164,15 @@ fn preflight_answer(req: &Request, origin: HeaderValue) -> Response {
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
     let headers = resp.headers_mut();
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-        HeaderValue::from_static("true"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static(
-            "x-csrf, content-type, accept, accept-language, if-match, if-none-match",
-        ),
-    );
+    allow_origin(headers, origin);
+    // Spelled out from the lists above, so the answer cannot drift from what is checked.
+    let methods: Vec<&str> = ALLOWED_METHODS.iter().map(Method::as_str).collect();
+    if let Ok(value) = HeaderValue::from_str(&methods.join(", ")) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&ALLOWED_HEADERS.join(", ")) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, value);
+    }
     headers.insert(
         header::ACCESS_CONTROL_MAX_AGE,
         HeaderValue::from_static(PREFLIGHT_MAX_AGE),
@@ -193,6 +183,15 @@ fn preflight_answer(req: &Request, origin: HeaderValue) -> Response {
         "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
     );
     resp
+}
+
+/// The page at `origin` may read this answer, with its cookie sent.
+fn allow_origin(headers: &mut poem::http::HeaderMap, origin: HeaderValue) {
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
 }
 
 fn refused(why: &str) -> Response {
