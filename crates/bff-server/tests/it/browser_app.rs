@@ -250,8 +250,9 @@ async fn refresh_grants(issuer: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Fills and submits the local provider's login form as alice (and its consent, when asked).
-async fn sign_in_at_provider_form(c: &Client, issuer: &str) {
+/// Fills and submits the local provider's login form as alice (and its consent, when asked),
+/// taking the screenshot `filled` of the filled form when given.
+async fn sign_in_at_provider_form(c: &Client, issuer: &str, filled: Option<&str>) {
     let login = c
         .wait()
         .at_most(Duration::from_secs(20))
@@ -266,6 +267,9 @@ async fn sign_in_at_provider_form(c: &Client, issuer: &str) {
         .send_keys("wonderland")
         .await
         .unwrap();
+    if let Some(name) = filled {
+        screenshot(c, name).await;
+    }
     c.find(Locator::Css("form [type=submit]"))
         .await
         .unwrap()
@@ -360,41 +364,7 @@ async fn chromium_walks_the_sample_app_through_the_proxy_a_refresh_and_logout() 
             .click()
             .await
             .unwrap();
-        let login = c
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::Css("input[name=login]"))
-            .await
-            .unwrap();
-        assert!(
-            c.current_url()
-                .await
-                .unwrap()
-                .as_str()
-                .starts_with(&idp.issuer)
-        );
-        login.send_keys("alice").await.unwrap();
-        c.find(Locator::Css("input[name=password]"))
-            .await
-            .unwrap()
-            .send_keys("wonderland")
-            .await
-            .unwrap();
-        screenshot(&c, "2-provider-login").await;
-        c.find(Locator::Css("form [type=submit]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        if let Ok(button) = c
-            .wait()
-            .at_most(Duration::from_secs(5))
-            .for_element(Locator::Css("form[action*=confirm] [type=submit]"))
-            .await
-        {
-            button.click().await.unwrap();
-        }
+        sign_in_at_provider_form(&c, &idp.issuer, Some("2-provider-login")).await;
 
         // Back in the app, logged in on the first page, with the user's claims.
         let status = c
@@ -524,7 +494,7 @@ async fn chromium_walks_the_sample_app_through_the_proxy_a_refresh_and_logout() 
             .click()
             .await
             .unwrap();
-        sign_in_at_provider_form(&c, &idp.issuer).await;
+        sign_in_at_provider_form(&c, &idp.issuer, None).await;
         let status = c
             .wait()
             .at_most(Duration::from_secs(20))
