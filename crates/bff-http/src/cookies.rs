@@ -38,6 +38,20 @@ fn base(settings: &HttpSettings, name: &str, value: &str, same_site: SameSite) -
     cookie
 }
 
+/// The `Set-Cookie` value the BFF writes for a session under `settings`, with a placeholder
+/// value: what the start-up conformance self-check inspects, so it reports the attributes the
+/// code really sets rather than what a document says they are.
+pub fn session_set_cookie_example(settings: &HttpSettings) -> String {
+    let mut cookie = base(
+        settings,
+        &settings.session_cookie,
+        "example",
+        SameSite::Strict,
+    );
+    cookie.set_max_age(Duration::from_secs(60));
+    cookie.to_string()
+}
+
 /// Adds a cookie that the browser drops at once (same attributes, so browsers accept the
 /// removal).
 fn expire(jar: &CookieJar, settings: &HttpSettings, name: &str, same_site: SameSite) {

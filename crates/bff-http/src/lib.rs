@@ -38,6 +38,7 @@ use poem_openapi::{OpenApi, OpenApiService};
 use serde_json::json;
 
 pub use admin::{AdminCredential, InvalidAdminCredential, admin_app, admin_openapi_service};
+pub use cookies::session_set_cookie_example;
 pub use proxy::{
     ApiProxy, ForwardingHeaders, IpNetwork, ProxyBuildError, ProxyConfigError, ProxyRouteConfig,
     TrustedProxies, route_table,

@@ -11,6 +11,7 @@
 //! streams included) get up to `shutdown_timeout_secs` to finish.
 
 pub mod config;
+pub mod conformance;
 mod logging;
 pub mod wiring;
 
@@ -85,6 +86,16 @@ pub async fn serve_with_admin(
         tracing::warn!(
             "dev.allow_plain_http: serving over plain HTTP; cookies lack Secure and the __Host- prefix. Never use this in production."
         );
+    }
+    let conformance = conformance::check(&config);
+    if conformance.violations().next().is_some() {
+        tracing::warn!(
+            report = %conformance,
+            "NOT CONFORMANT: serving with MUSTs of {} violated, allowed by development switches. Never use this in production.",
+            conformance::SPECIFICATION
+        );
+    } else {
+        tracing::info!(report = %conformance, "conformance self-check passed");
     }
     let admin_credential = match (&admin_listener, config.admin.enabled()) {
         (Some(_), Some((_, credential))) => Some(credential.clone()),

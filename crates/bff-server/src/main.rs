@@ -45,6 +45,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig => {
             println!("configuration OK: {}", cli.config.display());
+            print!("{}", bff_server::conformance::check(&config));
             ExitCode::SUCCESS
         }
         Command::Serve => run(config),

@@ -208,6 +208,7 @@ impl Config {
             admin: admin?,
         };
         config.check_http_settings(reader);
+        config.check_conformance(reader);
         Some(config)
     }
 
@@ -269,6 +270,34 @@ impl Config {
     /// The public URL without a trailing slash.
     pub fn public_base(&self) -> &str {
         self.server.public_url.as_str()
+    }
+
+    /// Refuses what the conformance self-check finds violated and no development switch
+    /// allows, under the key that causes it.
+    fn check_conformance(&self, reader: &mut Reader<'_>) {
+        let report = crate::conformance::check(self);
+        // Plain HTTP outside development mode is already refused, under its own keys, by the
+        // plain-HTTP check: the cookie findings it causes would only repeat it.
+        let plain_http_switch = "dev.allow_plain_http";
+        for finding in report.refusals() {
+            if let crate::conformance::Status::Violated {
+                key,
+                why,
+                allowed_by,
+                ..
+            } = &finding.status
+                && *allowed_by != plain_http_switch
+            {
+                reader.problem(
+                    &KeyPath::dotted(key),
+                    format!(
+                        "{why}: violates \"{}\" ({}); set {allowed_by} = true to start anyway, for development only",
+                        finding.requirement.title(),
+                        crate::conformance::SPECIFICATION
+                    ),
+                );
+            }
+        }
     }
 
     /// Reports HTTP settings browsers would not honour, each under its `[http]` key.

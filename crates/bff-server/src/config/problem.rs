@@ -28,6 +28,15 @@ impl KeyPath {
         Self(vec![Segment::Key(key.to_owned())])
     }
 
+    /// The path of a dotted key of tables, such as `http.session_cookie`.
+    pub(crate) fn dotted(keys: &str) -> Self {
+        Self(
+            keys.split('.')
+                .map(|k| Segment::Key(k.to_owned()))
+                .collect(),
+        )
+    }
+
     /// A path from its segments.
     pub(crate) fn from_segments(segments: Vec<Segment>) -> Self {
         Self(segments)

@@ -160,6 +160,12 @@ pub struct DevConfig {
     /// and the `__Host-` cookie prefix. For local development only; the server warns at start.
     #[serde(default)]
     pub allow_plain_http: bool,
+    /// `allow_nonconformant`: start even when the conformance self-check finds a MUST of
+    /// draft-ietf-oauth-browser-based-apps section 6.1 violated by a setting other than plain
+    /// HTTP (today: a session cookie name without `__Host-Http-`). For development only; the
+    /// server says so at start.
+    #[serde(default)]
+    pub allow_nonconformant: bool,
 }
 
 #[cfg(test)]

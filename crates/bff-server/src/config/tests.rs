@@ -623,3 +623,135 @@ fn shutdown_timings_default_and_are_checked() {
     assert!(refused.contains("shutdown_timeout_secs"), "{refused}");
     assert!(refused.contains("greater than zero"), "{refused}");
 }
+
+mod conformance {
+    use super::*;
+    use crate::conformance::{Requirement, Status, check};
+
+    fn violated(config: &Config, requirement: Requirement) -> (String, bool) {
+        match check(config).status(requirement) {
+            Status::Violated { key, allowed, .. } => ((*key).to_owned(), *allowed),
+            Status::Met(how) => panic!("{requirement:?} met: {how}"),
+        }
+    }
+
+    #[test]
+    fn a_compliant_config_meets_every_requirement() {
+        let text = valid()
+            + "[[routes]]\npath = \"/api/orders\"\nupstream = \"https://orders.internal\"\ntoken = \"user\"\nmethods = [\"GET\"]\n";
+        let config = Config::from_toml_str(&text, no_env()).unwrap();
+        let report = check(&config);
+        assert_eq!(report.violations().count(), 0, "{report}");
+        let printed = report.to_string();
+        assert_eq!(
+            printed.lines().count(),
+            1 + Requirement::ALL.len(),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("draft-ietf-oauth-browser-based-apps-27"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains(
+                "ok        session cookie Secure, HttpOnly, SameSite=Strict, Path=/, no Domain: \
+                 the session cookie is set as `__Host-Http-bff=<id>; HttpOnly; SameSite=Strict; Secure; Path=/; Max-Age=60`"
+            ),
+            "{printed}"
+        );
+        assert!(printed.contains("/api/orders (GET)"), "{printed}");
+        assert!(printed.contains("main (client_secret_basic)"), "{printed}");
+        assert!(
+            !printed.contains("do-not-print"),
+            "no secret in the report: {printed}"
+        );
+    }
+
+    #[test]
+    fn a_session_cookie_without_the_host_http_prefix_refuses_to_start() {
+        let text = valid() + "[http]\nsession_cookie = \"sid\"\n";
+        assert_eq!(
+            lines(&text, no_env()),
+            [
+                "http.session_cookie (BFF_HTTP__SESSION_COOKIE): \"sid\" lacks the __Host-Http- prefix, \
+                 so a sibling subdomain or a script could set or shadow it: violates \"session cookie \
+                 named __Host-Http-*\" (draft-ietf-oauth-browser-based-apps-27, section 6.1); set \
+                 dev.allow_nonconformant = true to start anyway, for development only"
+            ]
+        );
+        // `__Host-` alone is not enough either.
+        let text = valid() + "[http]\nsession_cookie = \"__Host-bff\"\n";
+        assert_eq!(lines(&text, no_env()).len(), 1);
+    }
+
+    #[test]
+    fn the_dev_switch_starts_a_nonconformant_config_and_the_report_says_so() {
+        let text =
+            valid() + "[http]\nsession_cookie = \"sid\"\n[dev]\nallow_nonconformant = true\n";
+        let config = Config::from_toml_str(&text, no_env()).unwrap();
+        assert_eq!(
+            violated(&config, Requirement::CookiePrefix),
+            ("http.session_cookie".to_owned(), true)
+        );
+        let report = check(&config);
+        assert_eq!(report.violations().count(), 1, "{report}");
+        assert_eq!(report.refusals().count(), 0, "{report}");
+        assert!(
+            report.to_string().contains(
+                "VIOLATED  session cookie named __Host-Http-*: http.session_cookie: \"sid\" lacks"
+            ),
+            "{report}"
+        );
+        assert!(
+            report
+                .to_string()
+                .contains("(allowed by dev.allow_nonconformant = true: DEVELOPMENT ONLY)"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn plain_http_development_mode_violates_the_cookie_requirements_it_drops() {
+        let text = valid().replace("https://app.example", "http://127.0.0.1:8080")
+            + "\n[dev]\nallow_plain_http = true\n";
+        let config = Config::from_toml_str(&text, no_env()).unwrap();
+        assert_eq!(
+            violated(&config, Requirement::CookieAttributes),
+            ("server.public_url".to_owned(), true)
+        );
+        assert_eq!(
+            violated(&config, Requirement::CookiePrefix),
+            ("server.public_url".to_owned(), true)
+        );
+        let printed = check(&config).to_string();
+        assert!(
+            printed.contains("the session cookie lacks Secure (plain-HTTP development mode)"),
+            "{printed}"
+        );
+        // Outside development mode plain HTTP is refused once, by its own check.
+        let text = valid().replace("https://app.example", "http://127.0.0.1:8080");
+        let lines = lines(&text, no_env());
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+        assert!(lines[0].starts_with("server.public_url (BFF_SERVER__PUBLIC_URL): is http://"));
+    }
+
+    #[test]
+    fn requirements_kept_by_the_code_say_so() {
+        let config = Config::from_toml_str(&valid(), no_env()).unwrap();
+        let report = check(&config);
+        for requirement in [
+            Requirement::CodeFlowWithPkce,
+            Requirement::CsrfHeader,
+            Requirement::SessionBoundedByRefreshToken,
+        ] {
+            match report.status(requirement) {
+                Status::Met(how) => assert!(how.starts_with("built in: "), "{how}"),
+                other => panic!("{requirement:?}: {other:?}"),
+            }
+        }
+        match report.status(Requirement::ExplicitAllowlist) {
+            Status::Met(how) => assert!(how.contains("forwards nothing"), "{how}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -54,6 +54,37 @@ fn a_valid_file_passes() {
     let (code, out) = check(&valid(), &[]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("configuration OK"), "{out}");
+    // The conformance self-check's report follows: one line per requirement, all kept.
+    assert!(
+        out.contains(
+            "conformance self-check (draft-ietf-oauth-browser-based-apps-27, section 6.1):"
+        ),
+        "{out}"
+    );
+    assert_eq!(out.matches("\n  ok        ").count(), 7, "{out}");
+    assert!(!out.contains("VIOLATED"), "{out}");
+}
+
+#[test]
+fn check_config_reports_a_violation_the_dev_switch_allows_and_refuses_it_without() {
+    let nonconformant = valid() + "[http]\nsession_cookie = \"sid\"\n";
+    let (code, out) = check(&nonconformant, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(
+            "http.session_cookie (BFF_HTTP__SESSION_COOKIE): \"sid\" lacks the __Host-Http- prefix"
+        ),
+        "{out}"
+    );
+    let (code, out) = check(&nonconformant, &[("BFF_DEV__ALLOW_NONCONFORMANT", "true")]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(
+            "  VIOLATED  session cookie named __Host-Http-*: http.session_cookie: \"sid\""
+        ),
+        "{out}"
+    );
+    assert!(out.contains("DEVELOPMENT ONLY"), "{out}");
 }
 
 #[test]
