@@ -6,7 +6,8 @@
 //! - `e2e`: the end-to-end tests only (real provider, real browser).
 //! - `codegen`: rewrites the committed OpenAPI documents (`crates/bff-http/openapi.json`, and
 //!   `admin-openapi.json` beside it: the test filter matches both tests) and the
-//!   listing of `bff-domain`'s public API (`crates/bff-domain/public-api.txt`).
+//!   listing of `bff-domain`'s public API (`crates/bff-domain/public-api.txt`), and the
+//!   configuration reference (`docs/configuration.md`, `docs/bff.example.toml`).
 //! - `bench stores`: session store latency at 100k and 1M sessions (results in BENCHMARKS.md).
 //! - `bench backchannel`: back-channel logout by `sub` of one user among 1M stored sessions on
 //!   every store (results in BENCHMARKS.md).
@@ -173,6 +174,18 @@ fn codegen() -> Result {
                 "domain_public_api_listing_is_current",
             ])
             .env("UPDATE_PUBLIC_API", "1"),
+    )?;
+    run(
+        "regenerate docs/configuration.md and docs/bff.example.toml",
+        cargo()
+            .args([
+                "test",
+                "-p",
+                "bff-server",
+                "--lib",
+                "committed_configuration_docs_are_current",
+            ])
+            .env("BFF_UPDATE_CONFIG_DOCS", "1"),
     )?;
     run(
         "regenerate crates/bff-http/openapi.json",

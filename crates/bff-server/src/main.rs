@@ -25,10 +25,17 @@ enum Command {
     CheckConfig,
     /// Apply the PostgreSQL migrations of `[store.postgres]` and exit.
     Migrate,
+    /// Print an annotated configuration file with every key (required ones set to examples)
+    /// and exit: `bff-server example-config > bff.toml`.
+    ExampleConfig,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::ExampleConfig)) {
+        print!("{}", bff_server::config::annotated_example());
+        return ExitCode::SUCCESS;
+    }
     let config = match Config::load(&cli.config, std::env::vars()) {
         Ok(config) => config,
         Err(e) => {
@@ -36,7 +43,8 @@ fn main() -> ExitCode {
             if matches!(e, bff_server::ConfigError::Read { .. }) {
                 eprintln!(
                     "  Give a configuration with --config FILE (see `bff-server --help`); the \
-                     README's \"Running it\" section has a minimal bff.toml."
+                     README's \"Running it\" section has a minimal bff.toml, and \
+                     `bff-server example-config` prints one with every key."
                 );
             }
             return ExitCode::from(2);
@@ -50,6 +58,7 @@ fn main() -> ExitCode {
         }
         Command::Serve => run(config),
         Command::Migrate => migrate(&config),
+        Command::ExampleConfig => unreachable!("answered before the configuration is read"),
     }
 }
 

@@ -18,6 +18,7 @@ mod env;
 mod problem;
 mod providers;
 mod reader;
+mod reference;
 mod server;
 mod session;
 mod store;
@@ -37,6 +38,18 @@ use self::reader::Reader;
 pub use self::server::{DevConfig, HttpConfig, PublicUrl, ServerConfig};
 pub use self::session::SessionConfig;
 pub use self::store::{StoreConfig, StoreKind};
+
+/// The configuration reference as Markdown (`docs/configuration.md`): every key with its type,
+/// default, variable and an example.
+pub fn reference_markdown() -> String {
+    reference::markdown()
+}
+
+/// An annotated configuration file with every key (`docs/bff.example.toml`,
+/// `bff-server example-config`): required keys set to examples, the rest commented out.
+pub fn annotated_example() -> String {
+    reference::example_toml()
+}
 
 /// The whole configuration, every value checked.
 #[derive(Debug, Clone)]

@@ -219,6 +219,23 @@ fn no_arguments_and_no_config_points_to_help() {
     assert!(stderr.contains("minimal bff.toml"), "{stderr}");
 }
 
+#[test]
+fn example_config_prints_a_file_that_check_config_accepts() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bff-server"))
+        .env_clear()
+        .arg("example-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let example = String::from_utf8(out.stdout).unwrap();
+    assert!(example.contains("# [[vault_keys]]"), "{example}");
+    // The vault keys belong in the environment, not in a copied file.
+    let vault_keys = format!("[{{ id = \"k1\", key = \"{VAULT_KEY}\" }}]");
+    let (code, out) = check(&example, &[("BFF_VAULT_KEYS", &vault_keys)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("VIOLATED"), "{out}");
+}
+
 #[tokio::test]
 async fn migrate_applies_the_schema() {
     let Some(pg) = bff_test_services::postgres().await else {
