@@ -71,6 +71,17 @@ pub fn openapi_service(
     .server(settings.prefix.clone())
 }
 
+/// The API explorer (Swagger UI) for the `/bff` OpenAPI document, to mount at a path of the
+/// host's choice. The page carries the document and the UI inline; its "try it out" calls go to
+/// the BFF's prefix on the same origin, so they carry the session cookie, and need `x-csrf: 1`
+/// like any script's.
+pub fn api_explorer(bff: Arc<bff_domain::Bff>, settings: Arc<HttpSettings>) -> impl Endpoint {
+    let page = openapi_service(bff, settings).swagger_ui_html();
+    get(poem::endpoint::make_sync(move |_| {
+        poem::web::Html(page.clone()).into_response()
+    }))
+}
+
 /// The whole HTTP application: `/bff/*` (prefix configurable), `/healthz`, `/readyz`, and the
 /// app's static files at `/` when `static_dir` is given.
 pub fn app(

@@ -118,6 +118,7 @@ pub async fn serve_with_admin(
         config.server.static_dir.clone(),
         service.proxy.clone(),
     );
+    let app = with_api_explorer(app, &config, &service);
     // One stop signal for both servers: the caller's shutdown, or either server ending.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let stop = std::sync::Arc::new(stop);
@@ -181,6 +182,27 @@ pub async fn serve_with_admin(
     drop(service);
     main_result.map_err(ServeError::Io)?;
     admin_result.map_err(ServeError::Io)
+}
+
+/// `app` with the API explorer mounted at [`Config::api_explorer_path`], when there is one.
+fn with_api_explorer(
+    app: impl poem::Endpoint + 'static,
+    config: &Config,
+    service: &Service,
+) -> poem::endpoint::BoxEndpoint<'static> {
+    use poem::EndpointExt as _;
+    let app = app.map_to_response().boxed();
+    match config.api_explorer_path() {
+        Some(path) => {
+            tracing::info!(path, "API explorer on");
+            let explorer = bff_http::api_explorer(service.bff.clone(), service.settings.clone());
+            poem::Route::new()
+                .nest(path, explorer)
+                .nest("/", app)
+                .boxed()
+        }
+        None => app,
+    }
 }
 
 /// At most this many batches of expired sessions are removed per tick; the rest waits.

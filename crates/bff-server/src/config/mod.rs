@@ -272,6 +272,16 @@ impl Config {
         }
     }
 
+    /// Where the API explorer is served, if anywhere: `http.api_explorer_path`, else
+    /// `{prefix}/explorer` in plain-HTTP development mode.
+    pub fn api_explorer_path(&self) -> Option<String> {
+        match &self.http.api_explorer_path {
+            Some(path) => Some(path.clone()),
+            None if self.plain_http() => Some(format!("{}/explorer", self.http.prefix)),
+            None => None,
+        }
+    }
+
     /// The proxies whose forwarding headers the API proxy believes (`server.trusted_proxies`).
     pub fn trusted_proxies(&self) -> TrustedProxies {
         TrustedProxies::new(

@@ -163,6 +163,16 @@ pub(crate) const SECTIONS: &[Section] = &[
                 doc: "Origins whose pages may call the BFF. An origin other than the BFF's own \
                       turns CORS on for it (same site only: the cookie is `SameSite=Strict`).",
             },
+            Key {
+                name: "api_explorer_path",
+                kind: "path",
+                default: Described(
+                    "`{prefix}/explorer` in plain-HTTP development mode, off otherwise",
+                ),
+                example: r#""/bff/explorer""#,
+                doc: "Where the API explorer (Swagger UI for the `/bff` OpenAPI document) is \
+                      served.",
+            },
         ],
     },
     Section {

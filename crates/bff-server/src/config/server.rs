@@ -135,6 +135,30 @@ pub struct HttpConfig {
     /// `server.public_url`.
     #[serde(default)]
     pub app_origins: Vec<String>,
+    /// `api_explorer_path`: where the API explorer (Swagger UI for the `/bff` OpenAPI document)
+    /// is served; default `{prefix}/explorer` in plain-HTTP development mode, off otherwise.
+    #[serde(default, deserialize_with = "explorer_path")]
+    pub api_explorer_path: Option<String>,
+}
+
+fn explorer_path<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let path = String::deserialize(deserializer)?;
+    let valid = path.len() > 1
+        && path.starts_with('/')
+        && !path.ends_with('/')
+        && !path.contains("//")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~'))
+        && !path.split('/').any(|s| s == "." || s == "..");
+    if valid {
+        Ok(Some(path))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{path:?} must be a path like /bff/explorer: letters, digits, '-', '_', '.', '~' \
+             between single slashes, no trailing slash"
+        )))
+    }
 }
 
 impl Default for HttpConfig {
@@ -144,6 +168,7 @@ impl Default for HttpConfig {
             session_cookie: None,
             binding_cookie: None,
             app_origins: Vec::new(),
+            api_explorer_path: None,
         }
     }
 }

@@ -370,3 +370,91 @@ async fn a_provider_that_is_down_leaves_sessions_and_other_providers_alone() {
     assert_eq!(browser.api_get("/bff/user").await.status, 200);
     browser.assert_no_secrets_seen(&["down-secret"]);
 }
+
+/// The API explorer: on in plain-HTTP development mode at `{prefix}/explorer`, at the
+/// configured path when one is set, and off in production mode unless set. (The provider is
+/// down throughout: the explorer and the rest of the surface do not need it.)
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_explorer_is_served_where_configured_and_off_by_default_in_production() {
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let client = reqwest::Client::new();
+    let get = |url: String| {
+        let client = client.clone();
+        async move {
+            let resp = client.get(url).header("x-csrf", "1").send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.text().await.unwrap())
+        }
+    };
+
+    // Development mode: the default path.
+    let reserved = reserve().await;
+    let base = reserved.app_page().trim_end_matches('/').to_owned();
+    let (base, stop, served) = serve_controlled(reserved, config(&base, &down)).await;
+    let (status, page) = get(format!("{base}/bff/explorer")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("SwaggerUIBundle"), "the UI is inline");
+    assert!(
+        page.contains("/login/start"),
+        "the page carries the /bff document"
+    );
+    assert!(
+        !page.contains("<script src") && !page.contains("<link"),
+        "nothing is loaded from elsewhere"
+    );
+    let (status, _) = get(format!("{base}/bff/user")).await;
+    assert_eq!(status, 401, "the BFF's own endpoints are untouched");
+    stop.send(()).unwrap();
+    served.await.unwrap().unwrap();
+
+    // A configured path.
+    let reserved = reserve().await;
+    let base = reserved.app_page().trim_end_matches('/').to_owned();
+    let config = config_with(&base, &down, "[http]\napi_explorer_path = \"/docs/api\"\n");
+    let (base, stop, served) = serve_controlled(reserved, config).await;
+    assert_eq!(get(format!("{base}/docs/api")).await.0, 200);
+    let (status, page) = get(format!("{base}/bff/explorer")).await;
+    assert_eq!(status, 404, "only where configured");
+    assert!(!page.contains("SwaggerUIBundle"));
+    stop.send(()).unwrap();
+    served.await.unwrap().unwrap();
+
+    // Production mode (https public URL and issuer; served over plain HTTP here): off.
+    let production = |extra: &str| {
+        Config::from_toml_str(
+            &format!(
+                r#"
+default_provider = "main"
+[server]
+listen = "127.0.0.1:0"
+public_url = "https://app.example"
+[[vault_keys]]
+id = "test"
+key = "{VAULT_KEY}"
+[providers.main]
+issuer = "https://127.0.0.1:{port}"
+client_id = "bff"
+client_secret = "s"
+{extra}
+"#,
+                port = free_port()
+            ),
+            Vec::new(),
+        )
+        .unwrap()
+    };
+    let (base, stop, served) = serve_controlled(reserve().await, production("")).await;
+    let (status, page) = get(format!("{base}/bff/explorer")).await;
+    assert_ne!(status, 200, "{page}");
+    assert!(!page.contains("SwaggerUIBundle"));
+    stop.send(()).unwrap();
+    served.await.unwrap().unwrap();
+    let (base, stop, served) = serve_controlled(
+        reserve().await,
+        production("[http]\napi_explorer_path = \"/bff/explorer\"\n"),
+    )
+    .await;
+    assert_eq!(get(format!("{base}/bff/explorer")).await.0, 200);
+    stop.send(()).unwrap();
+    served.await.unwrap().unwrap();
+}
