@@ -310,6 +310,10 @@ fn docker_ping(mut stream: impl std::io::Read + std::io::Write) -> std::result::
     }
 }
 
+/// The Keycloak walk in `bff-server`'s integration tests (`tests/it/keycloak.rs`). A filter that
+/// matched nothing would pass with zero tests run, so a unit test below checks the name.
+const KEYCLOAK_WALK: &str = "keycloak::chromium_walks_the_sample_app_at_keycloak";
+
 fn e2e(args: &[String]) -> Result {
     let asked = parse_e2e_args(args)?;
     let engine = if asked == Some(E2eIdp::Local) {
@@ -364,8 +368,9 @@ fn e2e(args: &[String]) -> Result {
                     "bff-server",
                     "--test",
                     "it",
-                    "keycloak::",
+                    KEYCLOAK_WALK,
                     "--",
+                    "--exact",
                     "--ignored",
                     "--nocapture",
                 ]),
@@ -629,6 +634,22 @@ mod tests {
             note.contains("no engine here") && !note.contains('\n'),
             "{note}"
         );
+    }
+
+    #[test]
+    fn the_keycloak_filter_names_the_ignored_keycloak_walk() {
+        let tests = root().join("crates/bff-server/tests/it");
+        let (module, name) = KEYCLOAK_WALK.split_once("::").unwrap();
+        let main = fs::read_to_string(tests.join("main.rs")).unwrap();
+        assert!(main.lines().any(|l| l.trim() == format!("mod {module};")));
+        let source = fs::read_to_string(tests.join(format!("{module}.rs"))).unwrap();
+        let at = source
+            .find(&format!("async fn {name}()"))
+            .unwrap_or_else(|| panic!("no test {KEYCLOAK_WALK}"));
+        // Its attributes, just above it: a test, ignored (CI has no Docker engine).
+        let attributes = &source[source[..at].rfind("\n\n").unwrap_or(0)..at];
+        assert!(attributes.contains("#[tokio::test]"), "{attributes}");
+        assert!(attributes.contains("#[ignore"), "{attributes}");
     }
 
     /// A Unix socket that answers one request with `answer`, at a fresh path.
