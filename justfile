@@ -3,5 +3,5 @@ demo:
     cargo xtask demo
 ci:
     cargo xtask ci
-e2e:
-    cargo xtask e2e
+e2e *args:
+    cargo xtask e2e {{args}}

@@ -3,7 +3,11 @@
 //! - `ci`: formatting, clippy with warnings denied, and every test (what `.ci/run` calls).
 //! - `demo`: starts the local OpenID Provider and `bff-server` (memory store) with the sample
 //!   page, and prints the URL and the test user.
-//! - `e2e`: the end-to-end tests only (real provider, real browser).
+//! - `e2e [--idp keycloak|local]`: the end-to-end tests (real provider, real browser, the
+//!   browser walk of the sample app on PostgreSQL + Redis). `keycloak` starts Keycloak (the
+//!   compose demo's image and realm), PostgreSQL and Redis with `testcontainers` and needs a
+//!   Docker engine; `local` uses the pinned `oidc-provider` (`e2e/idp`) and the machine's
+//!   PostgreSQL and Redis. Without `--idp`: `keycloak` when a Docker engine answers, else `local`.
 //! - `codegen`: rewrites the committed OpenAPI documents (`crates/bff-http/openapi.json`, and
 //!   `admin-openapi.json` beside it: the test filter matches both tests) and the
 //!   listing of `bff-domain`'s public API (`crates/bff-domain/public-api.txt`), and the
@@ -27,12 +31,12 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("demo") => demo(),
-        Some("e2e") => e2e(),
+        Some("e2e") => e2e(&args[1..]),
         Some("codegen") => codegen(),
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|demo|e2e|codegen|bench stores|bench proxy|bench backchannel> (see xtask/src/main.rs)"
+                "usage: cargo xtask <ci|demo|e2e [--idp keycloak|local]|codegen|bench stores|bench proxy|bench backchannel> (see xtask/src/main.rs)"
             );
             return ExitCode::from(2);
         }
@@ -202,20 +206,189 @@ fn codegen() -> Result {
     )
 }
 
-fn e2e() -> Result {
-    install_idp()?;
-    run(
-        "end-to-end tests",
-        cargo().args([
-            "test",
-            "-p",
-            "bff-server",
-            "--test",
-            "it",
-            "--",
-            "--nocapture",
-        ]),
-    )
+/// The OpenID Provider `cargo xtask e2e` walks the sample app against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum E2eIdp {
+    /// Keycloak, PostgreSQL and Redis in containers (needs a Docker engine).
+    Keycloak,
+    /// The pinned `oidc-provider` of `e2e/idp` and the machine's PostgreSQL and Redis.
+    Local,
+}
+
+/// `e2e`'s arguments: `--idp keycloak|local` or `--idp=...`, or nothing (`None`: choose).
+fn parse_e2e_args(args: &[String]) -> Result<Option<E2eIdp>> {
+    const USAGE: &str = "usage: cargo xtask e2e [--idp keycloak|local]";
+    let value = match args {
+        [] => return Ok(None),
+        [flag, value] if flag == "--idp" => value.as_str(),
+        [flag] if flag.starts_with("--idp=") => &flag["--idp=".len()..],
+        _ => return Err(USAGE.into()),
+    };
+    match value {
+        "keycloak" => Ok(Some(E2eIdp::Keycloak)),
+        "local" => Ok(Some(E2eIdp::Local)),
+        other => Err(format!("unknown provider {other:?}; {USAGE}")),
+    }
+}
+
+/// The provider to walk against, from what was asked and whether a Docker engine answers
+/// (`engine`: `Err(why not)`), and the one line to print about the choice when xtask made it.
+fn choose_e2e_idp(
+    asked: Option<E2eIdp>,
+    engine: std::result::Result<(), String>,
+) -> Result<(E2eIdp, Option<String>)> {
+    match (asked, engine) {
+        (Some(E2eIdp::Keycloak), Err(why)) => Err(format!(
+            "--idp keycloak needs a Docker engine and none answers ({why}); `cargo xtask e2e --idp local` runs without one"
+        )),
+        (Some(idp), _) => Ok((idp, None)),
+        (None, Ok(())) => Ok((
+            E2eIdp::Keycloak,
+            Some("a Docker engine answers: walking against Keycloak (--idp local for the local provider)".into()),
+        )),
+        (None, Err(why)) => Ok((
+            E2eIdp::Local,
+            Some(format!(
+                "no Docker engine ({why}): walking against the local provider (--idp keycloak needs an engine)"
+            )),
+        )),
+    }
+}
+
+/// Whether a Docker engine answers `GET /_ping` at `DOCKER_HOST` (`unix://` or `tcp://`) or,
+/// when that is not set, at `/var/run/docker.sock`; `Err` says why not, in a few words.
+fn docker_engine() -> std::result::Result<(), String> {
+    match env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()) {
+        Some(host) => docker_engine_at(&host),
+        None => docker_engine_at("unix:///var/run/docker.sock"),
+    }
+}
+
+fn docker_engine_at(host: &str) -> std::result::Result<(), String> {
+    use std::time::Duration;
+    const TIMEOUT: Duration = Duration::from_secs(3);
+    if let Some(path) = host.strip_prefix("unix://") {
+        #[cfg(unix)]
+        {
+            let stream = std::os::unix::net::UnixStream::connect(path)
+                .map_err(|e| format!("{path}: {e}"))?;
+            stream.set_read_timeout(Some(TIMEOUT)).ok();
+            stream.set_write_timeout(Some(TIMEOUT)).ok();
+            docker_ping(stream).map_err(|e| format!("{path}: {e}"))
+        }
+        #[cfg(not(unix))]
+        {
+            Err(format!("{path}: Unix sockets are not supported here"))
+        }
+    } else if let Some(address) = host.strip_prefix("tcp://") {
+        let address = address.trim_end_matches('/');
+        let addresses = std::net::ToSocketAddrs::to_socket_addrs(address)
+            .map_err(|e| format!("DOCKER_HOST {address}: {e}"))?;
+        let mut last = format!("DOCKER_HOST {address}: no address");
+        for candidate in addresses {
+            match std::net::TcpStream::connect_timeout(&candidate, TIMEOUT) {
+                Ok(stream) => {
+                    stream.set_read_timeout(Some(TIMEOUT)).ok();
+                    stream.set_write_timeout(Some(TIMEOUT)).ok();
+                    return docker_ping(stream).map_err(|e| format!("DOCKER_HOST {address}: {e}"));
+                }
+                Err(e) => last = format!("DOCKER_HOST {address}: {e}"),
+            }
+        }
+        Err(last)
+    } else {
+        Err(format!(
+            "DOCKER_HOST {host:?} is neither unix:// nor tcp:// (TLS engines are not probed)"
+        ))
+    }
+}
+
+/// Sends the engine API's `GET /_ping` and expects `200` with the body `OK`.
+fn docker_ping(mut stream: impl std::io::Read + std::io::Write) -> std::result::Result<(), String> {
+    use std::io::Read as _;
+    stream
+        .write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    (&mut stream)
+        .take(4096)
+        .read_to_end(&mut answer)
+        .map_err(|e| e.to_string())?;
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer.lines().next().unwrap_or_default();
+    if status.split(' ').nth(1) == Some("200") && answer.trim_end().ends_with("OK") {
+        Ok(())
+    } else {
+        Err(format!("not a Docker engine (it answered {status:?})"))
+    }
+}
+
+/// The Keycloak walk in `bff-server`'s integration tests (`tests/it/keycloak.rs`). A filter that
+/// matched nothing would pass with zero tests run, so a unit test below checks the name.
+const KEYCLOAK_WALK: &str = "keycloak::chromium_walks_the_sample_app_at_keycloak";
+
+fn e2e(args: &[String]) -> Result {
+    let asked = parse_e2e_args(args)?;
+    let engine = if asked == Some(E2eIdp::Local) {
+        Err("not probed".into())
+    } else {
+        docker_engine()
+    };
+    let (idp, note) = choose_e2e_idp(asked, engine)?;
+    if let Some(note) = note {
+        eprintln!("xtask: {note}");
+    }
+    match idp {
+        E2eIdp::Local => {
+            install_idp()?;
+            // The machine's own servers, even where a Docker engine would start containers.
+            let mut cmd = cargo();
+            for (variable, default) in [
+                (
+                    "BFF_TEST_POSTGRES_URL",
+                    "postgres://postgres@127.0.0.1:5432/test",
+                ),
+                ("BFF_TEST_REDIS_URL", "redis://127.0.0.1:6379"),
+            ] {
+                if env::var_os(variable).is_none_or(|v| v.is_empty()) {
+                    cmd.env(variable, default);
+                }
+            }
+            run(
+                "end-to-end tests against the local provider",
+                cmd.args([
+                    "test",
+                    "-p",
+                    "bff-server",
+                    "--test",
+                    "it",
+                    "--",
+                    "--nocapture",
+                ]),
+            )
+        }
+        // The Keycloak walk is `#[ignore]`d (no engine in CI), so it runs only when asked for
+        // with `--ignored`; its PostgreSQL and Redis are containers too (the variables that would
+        // name other servers are cleared).
+        E2eIdp::Keycloak => run(
+            "end-to-end tests against Keycloak",
+            cargo()
+                .env_remove("BFF_TEST_POSTGRES_URL")
+                .env_remove("BFF_TEST_REDIS_URL")
+                .args([
+                    "test",
+                    "-p",
+                    "bff-server",
+                    "--test",
+                    "it",
+                    KEYCLOAK_WALK,
+                    "--",
+                    "--exact",
+                    "--ignored",
+                    "--nocapture",
+                ]),
+        ),
+    }
 }
 
 struct Children(Vec<Child>);
@@ -406,4 +579,133 @@ fn base64(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|a| (*a).to_owned()).collect()
+    }
+
+    #[test]
+    fn e2e_takes_the_provider_from_idp() {
+        assert_eq!(parse_e2e_args(&[]), Ok(None));
+        assert_eq!(
+            parse_e2e_args(&args(&["--idp", "keycloak"])),
+            Ok(Some(E2eIdp::Keycloak))
+        );
+        assert_eq!(
+            parse_e2e_args(&args(&["--idp", "local"])),
+            Ok(Some(E2eIdp::Local))
+        );
+        assert_eq!(
+            parse_e2e_args(&args(&["--idp=keycloak"])),
+            Ok(Some(E2eIdp::Keycloak))
+        );
+        for wrong in [
+            &["--idp"][..],
+            &["--idp", "podman"],
+            &["--idp", "local", "extra"],
+            &["--provider", "local"],
+            &["keycloak"],
+            &["--idp="],
+        ] {
+            let error = parse_e2e_args(&args(wrong)).unwrap_err();
+            assert!(error.contains("--idp keycloak|local"), "{wrong:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn keycloak_is_the_default_where_an_engine_answers_and_local_elsewhere() {
+        let none = || Err::<(), String>("no engine here".into());
+        // Asked for: taken, except Keycloak without an engine, which fails in one line.
+        assert_eq!(
+            choose_e2e_idp(Some(E2eIdp::Local), Ok(())),
+            Ok((E2eIdp::Local, None))
+        );
+        assert_eq!(
+            choose_e2e_idp(Some(E2eIdp::Local), none()),
+            Ok((E2eIdp::Local, None))
+        );
+        assert_eq!(
+            choose_e2e_idp(Some(E2eIdp::Keycloak), Ok(())),
+            Ok((E2eIdp::Keycloak, None))
+        );
+        let error = choose_e2e_idp(Some(E2eIdp::Keycloak), none()).unwrap_err();
+        assert!(error.contains("Docker engine") && error.contains("no engine here"));
+        assert!(!error.contains('\n'), "{error}");
+        // Not asked for: the choice and its reason, in one line.
+        let (idp, note) = choose_e2e_idp(None, Ok(())).unwrap();
+        assert_eq!(idp, E2eIdp::Keycloak);
+        assert!(note.is_some_and(|n| !n.contains('\n')));
+        let (idp, note) = choose_e2e_idp(None, none()).unwrap();
+        assert_eq!(idp, E2eIdp::Local);
+        let note = note.unwrap();
+        assert!(
+            note.contains("no engine here") && !note.contains('\n'),
+            "{note}"
+        );
+    }
+
+    #[test]
+    fn the_keycloak_filter_names_the_ignored_keycloak_walk() {
+        let tests = root().join("crates/bff-server/tests/it");
+        let (module, name) = KEYCLOAK_WALK.split_once("::").unwrap();
+        let main = fs::read_to_string(tests.join("main.rs")).unwrap();
+        assert!(main.lines().any(|l| l.trim() == format!("mod {module};")));
+        let source = fs::read_to_string(tests.join(format!("{module}.rs"))).unwrap();
+        let at = source
+            .find(&format!("async fn {name}()"))
+            .unwrap_or_else(|| panic!("no test {KEYCLOAK_WALK}"));
+        // Its attributes, just above it: a test, ignored (CI has no Docker engine).
+        let attributes = &source[source[..at].rfind("\n\n").unwrap_or(0)..at];
+        assert!(attributes.contains("#[tokio::test]"), "{attributes}");
+        assert!(attributes.contains("#[ignore"), "{attributes}");
+    }
+
+    /// A Unix socket that answers one request with `answer`, at a fresh path.
+    fn fake_engine(answer: &'static str) -> String {
+        use std::io::{Read as _, Write as _};
+        let path = env::temp_dir().join(format!(
+            "xtask-fake-docker-{}-{}.sock",
+            std::process::id(),
+            answer.len()
+        ));
+        let _ = fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let mut request = [0u8; 512];
+                let n = stream.read(&mut request).unwrap_or(0);
+                assert!(request[..n].starts_with(b"GET /_ping "));
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        format!("unix://{}", path.display())
+    }
+
+    #[test]
+    fn an_engine_is_one_that_answers_the_ping() {
+        let engine = fake_engine("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK");
+        assert_eq!(docker_engine_at(&engine), Ok(()));
+        let other = fake_engine("HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found");
+        let why = docker_engine_at(&other).unwrap_err();
+        assert!(why.contains("not a Docker engine"), "{why}");
+        // The case on this project's machines: a `docker` client, no engine.
+        let why = docker_engine_at("unix:///nonexistent/docker.sock").unwrap_err();
+        assert!(why.contains("/nonexistent/docker.sock"), "{why}");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        assert!(docker_engine_at(&format!("tcp://127.0.0.1:{port}")).is_err());
+        assert!(
+            docker_engine_at("ssh://user@host")
+                .unwrap_err()
+                .contains("neither")
+        );
+    }
 }

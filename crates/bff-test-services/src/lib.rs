@@ -50,7 +50,9 @@ pub fn now() -> bff_domain::Timestamp {
     bff_domain::Timestamp::from_unix_seconds(i64::try_from(seconds).unwrap_or(i64::MAX))
 }
 
-fn docker_available() -> bool {
+/// Whether a Docker engine is there to start containers: `DOCKER_HOST` is set, or
+/// `/var/run/docker.sock` accepts a connection.
+pub fn docker_available() -> bool {
     if std::env::var_os("DOCKER_HOST").is_some() {
         return true;
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::support::*;
 
-fn store_toml(
+pub(crate) fn store_toml(
     pg: &bff_test_services::PostgresService,
     redis_url: Option<&str>,
     prefix: &str,
@@ -38,7 +38,7 @@ acquire_timeout_ms = 5000
     toml
 }
 
-async fn session_rows(pg: &bff_test_services::PostgresService) -> i64 {
+pub(crate) async fn session_rows(pg: &bff_test_services::PostgresService) -> i64 {
     let pool = sqlx::PgPool::connect(&pg.url).await.unwrap();
     let n: (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM {}.bff_sessions", pg.schema))
         .fetch_one(&pool)

@@ -308,6 +308,14 @@ pub async fn reserve() -> Reserved {
     Reserved { listener, base }
 }
 
+/// [`reserve`] on every interface, for a container that calls the server back through Docker's
+/// host gateway (the Keycloak walk's back-channel logout); the base URL stays on 127.0.0.1.
+pub async fn reserve_on_every_interface() -> Reserved {
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    Reserved { listener, base }
+}
+
 impl Reserved {
     /// The base URL and the bound listener, for a test that calls `bff_server::serve` itself.
     pub fn into_parts(self) -> (String, tokio::net::TcpListener) {
