@@ -19,6 +19,8 @@ async function bff(path, init = {}) {
 }
 
 let countdownTimer;
+// `bff:logout_url` of the current user: `/bff/logout?sid=…`, a navigation target.
+let logoutUrl = '/bff/logout';
 
 function showLoggedOut() {
   $('status').textContent = 'Not logged in';
@@ -59,6 +61,7 @@ async function show() {
   $('status').textContent = `Logged in as ${user.name || user.sub}`;
   $('status').dataset.loggedIn = 'true';
   showClaims(user);
+  logoutUrl = user['bff:logout_url'] || logoutUrl;
   if (user['bff:session_expires_at']) startCountdown(user['bff:session_expires_at']);
   $('login-form').hidden = true;
   for (const id of ['refresh', 'logout', 'claims-card', 'api-card']) $(id).hidden = false;
@@ -105,10 +108,12 @@ $('refresh').addEventListener('click', async () => {
     : `Refresh failed: ${body.detail}`;
 });
 
-$('logout').addEventListener('click', async () => {
-  const res = await bff('/bff/logout', { method: 'POST' });
-  const body = await res.json().catch(() => ({}));
-  window.location.href = body.logoutUrl || '/';
+// Logout is a navigation, not a `fetch`: `GET /bff/logout?sid=…` (the `sid` guards it against
+// cross-site use) ends the session and redirects to the provider's end-session endpoint with the
+// `id_token_hint` that RP-initiated logout asks for. A redirect followed by a navigation is not
+// readable by script, whereas `POST /bff/logout` answers script with that URL, ID token included.
+$('logout').addEventListener('click', () => {
+  window.location.href = logoutUrl;
 });
 
 loadProviders();
