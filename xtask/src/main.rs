@@ -131,10 +131,38 @@ fn ci() -> Result {
             "xtask: node not found; tests that need the local OpenID Provider will say they skipped"
         );
     }
-    run(
-        "cargo test",
-        cargo().args(["test", "--workspace", "--all-targets", "--no-fail-fast"]),
-    )?;
+    // Every test: the workspace without bff-server's integration tests, then those as the
+    // end-to-end run against the local provider (`e2e --idp local`, what CI promises to run).
+    // Each step runs even when an earlier one failed, so one run reports every failure.
+    let results = [
+        run(
+            "cargo test (all but bff-server's integration tests)",
+            cargo().args([
+                "test",
+                "--workspace",
+                "--all-targets",
+                "--no-fail-fast",
+                "--exclude",
+                "bff-server",
+            ]),
+        ),
+        run(
+            "cargo test -p bff-server --lib --bins",
+            cargo().args([
+                "test",
+                "-p",
+                "bff-server",
+                "--lib",
+                "--bins",
+                "--no-fail-fast",
+            ]),
+        ),
+        e2e(&["--idp".to_owned(), "local".to_owned()]),
+    ];
+    let failed: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    if !failed.is_empty() {
+        return Err(failed.join("; "));
+    }
     run(
         "cargo test --doc",
         cargo().args(["test", "--workspace", "--doc"]),
