@@ -43,20 +43,20 @@ use std::sync::Arc;
 use bff_domain::allowlist::{Method, ProxyRefusal, ProxyTarget, Route, RouteTable};
 use bff_domain::{Bff, UpstreamCredential};
 use futures_util::TryStreamExt;
-use tracing::Instrument as _;
 use poem::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use poem::http::{StatusCode, Version};
 use poem::middleware::CookieJarManager;
 use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response};
+use tracing::Instrument as _;
 
 pub use config::{ProxyConfigError, ProxyRouteConfig, route_table};
 pub use forwarding::{ForwardingHeaders, IpNetwork, TrustedProxies};
 
 use crate::cookies;
 use crate::csrf;
-use crate::trace_context::{self, IncomingTrace};
 use crate::problem::{Problem, error_chain};
 use crate::settings::HttpSettings;
+use crate::trace_context::{self, IncomingTrace};
 
 /// The HTTP client of one route could not be built (the TLS backend failed to initialise).
 #[derive(Debug, thiserror::Error)]

@@ -17,7 +17,7 @@
 use std::net::IpAddr;
 
 use opentelemetry::trace::{
-    SpanContext, TraceContextExt as _, TraceFlags, TraceId, TraceState, SpanId,
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
 };
 use poem::http::HeaderValue;
 use poem::http::header::HeaderMap;
@@ -121,10 +121,12 @@ fn hex_byte(pair: &[u8]) -> Option<u8> {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
 }
 
 /// The trace context a request came with, when it is believed; kept in the request's

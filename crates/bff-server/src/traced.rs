@@ -17,11 +17,16 @@ use bff_domain::ports::{
     AuthorizationRequest, ClientToken, IdentityProvider, Lock, LogoutToken, PendingLoginStore,
     ProviderError, ProviderLogin, ReplayCache, SessionStore, StoreError,
 };
-use bff_domain::{Claims, PendingLogin, Prompt, ProviderId, Secret, Session, SessionKey, Timestamp, TokenSet};
+use bff_domain::{
+    Claims, PendingLogin, Prompt, ProviderId, Secret, Session, SessionKey, Timestamp, TokenSet,
+};
 use tracing::Instrument as _;
 
 /// Runs `call` in `span`, marking the span when the call fails.
-async fn traced<T, E>(span: tracing::Span, call: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+async fn traced<T, E>(
+    span: tracing::Span,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
     let result = call.instrument(span.clone()).await;
     if result.is_err() {
         span.record("otel.status_code", "ERROR");
@@ -173,7 +178,12 @@ impl<S: ReplayCache + ?Sized> ReplayCache for TracedStore<S> {
 
 #[async_trait]
 impl<S: Lock + ?Sized> Lock for TracedStore<S> {
-    async fn try_acquire(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
+    async fn try_acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
         traced(
             self.span("lock.try_acquire"),
             self.inner.try_acquire(name, owner, ttl),

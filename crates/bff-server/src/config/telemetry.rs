@@ -31,7 +31,11 @@ pub enum LogFormat {
 impl LogFormat {
     /// The configured format, else the default for where the lines go.
     pub fn resolve(configured: Option<Self>, to_terminal: bool) -> Self {
-        configured.unwrap_or(if to_terminal { Self::Pretty } else { Self::Json })
+        configured.unwrap_or(if to_terminal {
+            Self::Pretty
+        } else {
+            Self::Json
+        })
     }
 }
 

@@ -91,7 +91,10 @@ impl Collector {
                 let app = poem::endpoint::make(move |req: poem::Request| {
                     let (record, record_paths) = (record.clone(), record_paths.clone());
                     async move {
-                        record_paths.lock().unwrap().push(req.uri().path().to_owned());
+                        record_paths
+                            .lock()
+                            .unwrap()
+                            .push(req.uri().path().to_owned());
                         let body = req.into_body().into_vec().await.unwrap();
                         let export = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
                         let mut out = record.lock().unwrap();
@@ -305,7 +308,10 @@ token = "none"
     let problem = reqwest::Client::new()
         .get(format!("{}/bff/user", server.base))
         .header("x-csrf", "1")
-        .header("traceparent", format!("00-{other_trace}-00f067aa0ba902b7-01"))
+        .header(
+            "traceparent",
+            format!("00-{other_trace}-00f067aa0ba902b7-01"),
+        )
         .send()
         .await
         .unwrap();
@@ -332,7 +338,10 @@ token = "none"
         .await
         .unwrap();
     assert_eq!(public.status(), 200);
-    let own_id = public.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let own_id = public.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let parsed = uuid_version(&own_id);
     assert_eq!(parsed, Some(7), "not a UUID v7: {own_id}");
     let untrusted_upstream = upstream
@@ -356,7 +365,9 @@ token = "none"
         ["request", "store", "provider", "upstream"]
             .iter()
             .all(|name| ours.iter().any(|s| s.name == *name))
-            && spans.iter().any(|s| s.attribute("id") == Some(own_id.as_str()))
+            && spans
+                .iter()
+                .any(|s| s.attribute("id") == Some(own_id.as_str()))
     };
     loop {
         telemetry.flush();
@@ -371,7 +382,14 @@ token = "none"
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let spans = collector.spans();
-    assert!(collector.paths.lock().unwrap().iter().all(|p| p == "/v1/traces"));
+    assert!(
+        collector
+            .paths
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|p| p == "/v1/traces")
+    );
     assert!(spans.iter().all(|s| s.service_name == "bff-under-test"));
     let trace: Vec<&ExportedSpan> = spans.iter().filter(|s| s.trace_id == TRACE_ID).collect();
     let ids: Vec<&str> = trace.iter().map(|s| s.span_id.as_str()).collect();
@@ -386,10 +404,7 @@ token = "none"
             _ => assert!(ids.contains(&span.parent_span_id.as_str()), "{span:?}"),
         }
     }
-    let provider = trace
-        .iter()
-        .find(|s| s.name == "provider")
-        .unwrap();
+    let provider = trace.iter().find(|s| s.name == "provider").unwrap();
     assert_eq!(provider.attribute("operation"), Some("exchange_code"));
     assert_eq!(provider.attribute("provider"), Some("local"));
     let store_operations: Vec<&str> = trace
@@ -403,7 +418,12 @@ token = "none"
             "{operation} not in {store_operations:?}"
         );
     }
-    assert!(trace.iter().filter(|s| s.name == "store").all(|s| s.attribute("adapter") == Some("memory")));
+    assert!(
+        trace
+            .iter()
+            .filter(|s| s.name == "store")
+            .all(|s| s.attribute("adapter") == Some("memory"))
+    );
     // The upstream saw this trace, with the proxy's `upstream` span as the parent.
     let upstream_span = trace.iter().find(|s| s.name == "upstream").unwrap();
     assert_eq!(upstream_span.attribute("route"), Some("/api/user"));
@@ -418,8 +438,14 @@ token = "none"
         .find(|s| s.name == "request" && s.attribute("id") == Some(own_id.as_str()))
         .unwrap();
     assert_ne!(own_request.trace_id, TRACE_ID);
-    assert_eq!(own_request.parent_span_id, "", "an untrusted parent was adopted");
-    assert_eq!(own_request.attribute("trace_id"), Some(own_request.trace_id.as_str()));
+    assert_eq!(
+        own_request.parent_span_id, "",
+        "an untrusted parent was adopted"
+    );
+    assert_eq!(
+        own_request.attribute("trace_id"),
+        Some(own_request.trace_id.as_str())
+    );
     assert!(
         untrusted_upstream.starts_with(&format!("00-{}-", own_request.trace_id)),
         "{untrusted_upstream} vs {own_request:?}"
@@ -434,9 +460,9 @@ token = "none"
         .filter(|l| l["fields"]["message"] == "request")
         .collect();
     assert!(
-        request_lines
-            .iter()
-            .any(|l| request_id_of(l) == Some(TRACE_ID) && l["fields"]["path"] == "/api/user/orders"),
+        request_lines.iter().any(
+            |l| request_id_of(l) == Some(TRACE_ID) && l["fields"]["path"] == "/api/user/orders"
+        ),
         "{text}"
     );
     assert!(
@@ -509,7 +535,8 @@ token = "user"
         ))
         .await;
     assert!(forged.status >= 400, "{}", forged.status);
-    let fake_logout_token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSIsImV2ZW50cyI6e319.c2lnbmF0dXJlLW5vdC12YWxpZA";
+    let fake_logout_token =
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSIsImV2ZW50cyI6e319.c2lnbmF0dXJlLW5vdC12YWxpZA";
     let backchannel = reqwest::Client::new()
         .post(format!("{}/bff/backchannel-logout", server.base))
         .form(&[("logout_token", fake_logout_token)])
@@ -555,12 +582,18 @@ token = "user"
     let text = logs.text();
     // Trace level really was on, with the HTTP libraries' own lines.
     let lines = json_lines(&text);
-    assert!(lines.iter().any(|l| l["level"] == "TRACE"), "no trace lines");
+    assert!(
+        lines.iter().any(|l| l["level"] == "TRACE"),
+        "no trace lines"
+    );
     assert!(lines.len() > 100, "only {} lines", lines.len());
     let mut secrets: Vec<&str> = vec![VAULT_KEY, &session];
     secrets.extend(access_tokens.iter().map(String::as_str));
     secrets.push(&code);
     let made_up = ["made-up-code", fake_logout_token];
-    assert!(!made_up.iter().any(|m| text.contains(m)), "hostile input echoed into the log");
+    assert!(
+        !made_up.iter().any(|m| text.contains(m)),
+        "hostile input echoed into the log"
+    );
     assert_no_secret(&text, &secrets);
 }
