@@ -235,7 +235,10 @@ mod tests {
             ("x_real_ip", "1.2.3.4"),
             ("content_length", "0"),
             ("host", "app.example"),
-            ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            (
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
             ("tracestate", "vendor=chosen-by-the-client"),
         ]);
         let out = upstream_request_headers(&incoming);

@@ -509,10 +509,16 @@ token = "user"
             up = upstream.base
         ),
     );
+    // The `log` crate's records too (as `main`'s subscriber forwards them), whichever test of
+    // this process installs the global subscriber first; at most at its `debug` level, since
+    // `log`'s maximum level is process-wide.
+    capture_logs();
     let logs = Captured::default();
     let (subscriber, telemetry) = bff_server::telemetry::subscriber(
         LogFormat::Json,
-        EnvFilter::new("trace"),
+        // The test's own browser runs on this thread too: its cookie jar (`cookie_store`, which
+        // the server does not use) logs the cookies it stores, the session's among them.
+        EnvFilter::new("trace,cookie_store=off"),
         &TracingConfig::default(),
         logs.clone(),
     )
@@ -587,6 +593,10 @@ token = "user"
         "no trace lines"
     );
     assert!(lines.len() > 100, "only {} lines", lines.len());
+    assert!(
+        lines.iter().any(|l| l["fields"]["log.target"].is_string()),
+        "no lines from the `log` crate (reqwest's)"
+    );
     let mut secrets: Vec<&str> = vec![VAULT_KEY, &session];
     secrets.extend(access_tokens.iter().map(String::as_str));
     secrets.push(&code);
