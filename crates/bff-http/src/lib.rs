@@ -24,6 +24,7 @@ mod csrf;
 mod problem;
 mod proxy;
 mod settings;
+mod trace_context;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -93,6 +94,7 @@ pub fn app(
 ) -> impl Endpoint {
     let cors = cors::Cors::for_settings(&settings);
     let cors_on = cors.is_some();
+    let trusted_proxies = Arc::new(settings.trusted_proxies.clone());
     let service = openapi_service(bff, settings.clone());
     let spec = service.spec();
     let prefix = settings.prefix.clone();
@@ -136,7 +138,7 @@ pub fn app(
         // its cookie.
         .catch_all_error(problem_response)
         .with(CookieJarManager::new())
-        .around(log_request)
+        .around(move |ep, req| log_request(ep, req, trusted_proxies.clone()))
 }
 
 /// The largest request body a `/bff` endpoint reads. Its JSON and form bodies are well under a
@@ -193,17 +195,38 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Problem bodies larger than this are passed on without an `instance` (none of ours come close).
 const PROBLEM_BODY_LIMIT: usize = 64 * 1024;
 
-/// Gives every request an id (a UUID v7: unique, time-ordered, and no secret) and writes one log
-/// line per request: method, path (never the query, which can carry codes), status and duration.
-/// Every log line the request causes carries the id (a `request` span), the answer carries it in
-/// `x-request-id`, and a problem answer also as `instance` (`urn:bff:request:<id>`), so what a
-/// user reports can be found in the logs. The id is always the server's own: a client-sent
-/// `x-request-id` is not trusted (it could forge or collide with another request's lines).
-async fn log_request<E: Endpoint>(ep: Arc<E>, req: poem::Request) -> poem::Result<Response> {
+/// Gives every request an id and writes one log line per request: method, path (never the
+/// query, which can carry codes), status and duration. Every log line the request causes carries
+/// the id (a `request` span, also the root of the request's trace when traces are exported), the
+/// answer carries it in `x-request-id`, and a problem answer also as `instance`
+/// (`urn:bff:request:<id>`), so what a user reports can be found in the logs and traces.
+///
+/// The id is the trace id of the request's `traceparent` when a trusted proxy sent it (32 hex
+/// digits, see [`trace_context`]), else the server's own UUID v7 (unique, time-ordered, no
+/// secret). A client-sent `x-request-id` is never taken (it could forge or collide with another
+/// request's lines). When traces are exported and the id is not the trace id, the span also
+/// carries `trace_id`.
+async fn log_request<E: Endpoint>(
+    ep: Arc<E>,
+    mut req: poem::Request,
+    trusted_proxies: Arc<TrustedProxies>,
+) -> poem::Result<Response> {
     use tracing::Instrument as _;
 
-    let id = uuid::Uuid::now_v7().to_string();
-    let span = tracing::info_span!("request", id = %id);
+    let peer = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
+    let parent = trace_context::accepted_traceparent(&trusted_proxies, peer, req.headers());
+    let id = match &parent {
+        Some(parent) => parent.trace_id_hex(),
+        None => uuid::Uuid::now_v7().to_string(),
+    };
+    let span = tracing::info_span!("request", id = %id, trace_id = tracing::field::Empty);
+    if let Some(parent) = &parent {
+        trace_context::adopt_parent(&span, parent);
+    } else if let Some(trace_id) = trace_context::exported_trace_id(&span) {
+        span.record("trace_id", trace_id);
+    }
+    req.extensions_mut()
+        .insert(trace_context::IncomingTrace(parent));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = std::time::Instant::now();

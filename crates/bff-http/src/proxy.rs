@@ -17,7 +17,8 @@
 //! 4. The upstream request carries the browser's headers minus the ones [`headers`] withholds,
 //!    `X-Forwarded-For`/`-Proto`/`-Host` from what the server knows (the peer, or with trusted
 //!    proxies in front, the client they vouch for: [`forwarding`]), the route's extra headers
-//!    and `Authorization: Bearer` for a bearer credential only. Request and response bodies are
+//!    and `Authorization: Bearer` for a bearer credential only, and the trace context of its own
+//!    `upstream` span as `traceparent` ([`crate::trace_context`]). Request and response bodies are
 //!    streamed, never buffered, so server-sent events reach the browser as they are written.
 //! 5. Upstream failures answer `502 upstream_unavailable` or `504 upstream_timeout`, never with
 //!    the upstream's error text or URL.
@@ -46,6 +47,7 @@ use poem::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use poem::http::{StatusCode, Version};
 use poem::middleware::CookieJarManager;
 use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response};
+use tracing::Instrument as _;
 
 pub use config::{ProxyConfigError, ProxyRouteConfig, route_table};
 pub use forwarding::{ForwardingHeaders, IpNetwork, TrustedProxies};
@@ -54,6 +56,7 @@ use crate::cookies;
 use crate::csrf;
 use crate::problem::{Problem, error_chain};
 use crate::settings::HttpSettings;
+use crate::trace_context::{self, IncomingTrace};
 
 /// The HTTP client of one route could not be built (the TLS backend failed to initialise).
 #[derive(Debug, thiserror::Error)]
@@ -115,16 +118,16 @@ impl ApiProxy {
         Ok(Self {
             inner: Arc::new(Inner {
                 bff,
+                trusted_proxies: settings.trusted_proxies.clone(),
                 settings,
                 routes,
                 clients,
-                trusted_proxies: TrustedProxies::default(),
             }),
         })
     }
 
     /// The same proxy, believing the forwarding headers of `proxies` when they are the direct
-    /// peer (see [`TrustedProxies`]); without this, the client is always the direct peer.
+    /// peer (see [`TrustedProxies`]); by default those of the settings' `trusted_proxies`.
     #[must_use]
     pub fn with_trusted_proxies(self, proxies: TrustedProxies) -> Self {
         let mut inner = Arc::unwrap_or_clone(self.inner);
@@ -257,7 +260,11 @@ impl Inner {
             self.open_tunnel(&req, &target, credential, session_id)
                 .await
         } else {
-            self.call_upstream(&mut req, &target, credential).await
+            // The upstream call's own span: the `traceparent` sent names it as the parent.
+            let span = tracing::info_span!("upstream", route = %target.route().prefix());
+            self.call_upstream(&mut req, &target, credential)
+                .instrument(span)
+                .await
         };
         forwarded.unwrap_or_else(answer)
     }
@@ -323,6 +330,14 @@ impl Inner {
                 })?;
             value.set_sensitive(true);
             out.insert(header::AUTHORIZATION, value);
+        }
+        let incoming = req
+            .extensions()
+            .get::<IncomingTrace>()
+            .copied()
+            .unwrap_or_default();
+        if let Some(value) = trace_context::outgoing_traceparent(incoming) {
+            out.insert(trace_context::TRACEPARENT, value);
         }
         Ok(out)
     }

@@ -2,6 +2,8 @@
 
 use url::Url;
 
+use crate::proxy::TrustedProxies;
+
 /// Settings of the HTTP surface, validated by [`HttpSettings::validate`].
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
@@ -21,6 +23,9 @@ pub struct HttpSettings {
     /// `bff.example.com`): answer CORS, with credentials and never `*`, for the app origins
     /// only. Off when every app origin is the BFF's own, which needs no CORS.
     pub cors: bool,
+    /// The reverse proxies in front of the BFF: their forwarding headers and `traceparent` are
+    /// believed; nobody's by default.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// A settings problem, one line each.
@@ -131,6 +136,7 @@ mod tests {
             secure_cookies: secure,
             app_origins: vec!["https://app.example".into()],
             cors: false,
+            trusted_proxies: Default::default(),
         }
     }
 
@@ -182,6 +188,7 @@ mod tests {
             secure_cookies: true,
             app_origins: vec!["https://app.example/path".into()],
             cors: false,
+            trusted_proxies: Default::default(),
         };
         assert_eq!(s.validate().len(), 3);
     }

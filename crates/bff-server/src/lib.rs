@@ -13,6 +13,8 @@
 pub mod config;
 pub mod conformance;
 mod logging;
+pub mod telemetry;
+mod traced;
 pub mod wiring;
 
 use std::future::Future;
@@ -25,6 +27,7 @@ use poem::listener::{Acceptor as _, TcpAcceptor};
 
 pub use config::{Config, ConfigError};
 pub use logging::{LogGuard, init_logging};
+pub use telemetry::{Telemetry, TelemetryError};
 pub use wiring::{BuildError, Service, build, build_with_providers};
 
 /// Serving failed.

@@ -23,24 +23,21 @@ const MAX_PENDING: usize = 1 << 20;
 /// at most this much later.
 const BATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(2);
 
-/// Installs the process's log subscriber: one line per event on standard output, the level
-/// from `RUST_LOG` (default `info`). `main` and the benchmark's server (`cargo xtask bench
-/// proxy`) both call it, so the benchmark pays for the same logging as production. Keep the
-/// guard until the end: dropping it writes the last lines.
+/// Installs the process's log subscriber in its default format (JSON lines unless standard
+/// output is a terminal), without traces, for the benchmark's server (`cargo xtask bench
+/// proxy`), so it pays for the same logging as production; `main` calls
+/// [`crate::telemetry::init`] with its configuration. Keep the guard until the end: dropping it
+/// writes the last lines.
 #[must_use = "dropping the guard stops the log writer"]
-pub fn init_logging() -> LogGuard {
-    // Colour only for a terminal: escape codes in a log file or a collector are noise.
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let (writer, guard) = batched(Box::new(io::stdout()));
-    tracing_subscriber::fmt()
-        .with_ansi(colour)
-        .with_writer(writer)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    guard
+pub fn init_logging() -> crate::telemetry::Telemetry {
+    crate::telemetry::init_with(
+        &crate::config::LogConfig::default(),
+        &crate::config::TracingConfig::default(),
+    )
+    .unwrap_or_else(|e| {
+        eprintln!("bff-server: {e}");
+        std::process::exit(1)
+    })
 }
 
 /// Stops the log writer when dropped, after it has written every pending line.
@@ -86,10 +83,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The `MakeWriter` handed to the subscriber.
-struct BatchedWriter(Arc<Shared>);
+pub(crate) struct BatchedWriter(Arc<Shared>);
 
 /// Takes one formatted event (the subscriber writes each event with one `write_all`).
-struct LineSink<'a>(&'a Shared);
+pub(crate) struct LineSink<'a>(&'a Shared);
 
 impl<'a> MakeWriter<'a> for BatchedWriter {
     type Writer = LineSink<'a>;
@@ -130,7 +127,7 @@ impl Write for LineSink<'_> {
 }
 
 /// A writer for the subscriber and the guard of the thread that writes its lines to `out`.
-fn batched(out: Box<dyn Write + Send>) -> (BatchedWriter, LogGuard) {
+pub(crate) fn batched(out: Box<dyn Write + Send>) -> (BatchedWriter, LogGuard) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             pending: Vec::new(),

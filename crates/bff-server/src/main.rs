@@ -86,8 +86,15 @@ fn migrate(config: &Config) -> ExitCode {
 }
 
 fn run(config: Config) -> ExitCode {
-    // Kept to the end of `run`: dropping it writes the last log lines.
-    let _logs = bff_server::init_logging();
+    // Kept to the end of `run`, after the runtime: dropping it exports the last spans and
+    // writes the last log lines.
+    let _telemetry = match bff_server::telemetry::init(&config) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("bff-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

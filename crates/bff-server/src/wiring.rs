@@ -18,6 +18,7 @@ use bff_store_redis::RedisStore;
 use bff_store_tiered::TieredSessionStore;
 
 use crate::config::{Config, StoreKind};
+use crate::traced::{TracedProvider, TracedStore};
 
 /// The system clock: the one place the server reads wall-clock time for the domain.
 #[derive(Debug, Default)]
@@ -212,7 +213,7 @@ async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
         .is_some_and(|p| p.migrate_on_start);
     Ok(match config.store.kind {
         StoreKind::Memory => {
-            let store = Arc::new(MemoryStore::new());
+            let store = TracedStore::new("memory", Arc::new(MemoryStore::new()));
             Stores {
                 sessions: store.clone(),
                 pending_logins: store.clone(),
@@ -226,6 +227,7 @@ async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
             if migrate_on_start {
                 migrate(config).await?;
             }
+            let store = TracedStore::new("postgres", store);
             Stores {
                 sessions: store.clone(),
                 pending_logins: store.clone(),
@@ -235,7 +237,7 @@ async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
             }
         }
         StoreKind::Redis => {
-            let store = redis_store(config)?;
+            let store = TracedStore::new("redis", redis_store(config)?);
             Stores {
                 sessions: store.clone(),
                 pending_logins: store.clone(),
@@ -250,8 +252,10 @@ async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
                 migrate(config).await?;
             }
             let cache = redis_store(config)?;
+            let sessions = Arc::new(TieredSessionStore::new(record.clone(), cache.clone()));
+            let cache = TracedStore::new("redis", cache);
             Stores {
-                sessions: Arc::new(TieredSessionStore::new(record.clone(), cache.clone())),
+                sessions: TracedStore::new("postgres+redis", sessions),
                 pending_logins: cache.clone(),
                 locks: cache.clone(),
                 replay: cache.clone(),
@@ -349,6 +353,7 @@ pub async fn build_with_providers(
 ) -> Result<Service, BuildError> {
     let cipher = bff_crypto::VaultCipher::new(config.vault_keys.clone());
     let default_redirect = format!("{}/", config.public_base());
+    let providers = providers.into_iter().map(TracedProvider::wrap).collect();
     let providers = Providers::new(providers, config.default_provider.clone())
         .map_err(|e| BuildError::Config(e.to_string()))?;
 

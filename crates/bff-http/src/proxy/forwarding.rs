@@ -164,6 +164,12 @@ impl TrustedProxies {
         self.networks.iter().any(|n| n.contains(ip))
     }
 
+    /// Whether the direct peer is one of these proxies (an IPv4-mapped address counts as its
+    /// IPv4 address). No peer address (a Unix socket) is trusted by no one.
+    pub(crate) fn trusts_peer(&self, peer: Option<IpAddr>) -> bool {
+        peer.is_some_and(|ip| self.trusts(ip.to_canonical()))
+    }
+
     /// The client of a request that came from `peer` with `headers` (see the module docs).
     pub(crate) fn client(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> ForwardedClient {
         let peer = peer.map(|ip| ip.to_canonical());

@@ -9,7 +9,8 @@
 //! - what the client claims about the path to the server: `Forwarded`, `X-Forwarded-*`,
 //!   `X-Real-IP`; the proxy sets `X-Forwarded-*` itself from what it knows, reading the
 //!   incoming ones only when a trusted proxy sent them ([`super::forwarding`]);
-//! - `Host`: the upstream URL names the host.
+//! - `Host`: the upstream URL names the host;
+//! - `traceparent` and `tracestate`: the proxy sends its own (`crate::trace_context`).
 //!
 //! Names are compared on a folded form (ASCII letters and digits only, lower-cased), so
 //! `X_CSRF`, `x.csrf` and `X-Csrf` are all `x-csrf`, and any name with `_` is dropped outright,
@@ -41,7 +42,7 @@ const HOP_BY_HOP: [&str; 7] = [
 ];
 
 /// Request headers the upstream never gets from the browser, folded, besides hop-by-hop ones.
-const NOT_FORWARDED: [&str; 8] = [
+const NOT_FORWARDED: [&str; 10] = [
     "expect",
     "cookie",
     "cookie2",
@@ -50,6 +51,9 @@ const NOT_FORWARDED: [&str; 8] = [
     "forwarded",
     "xrealip",
     "host",
+    // The proxy sends its own trace context (`crate::trace_context`).
+    "traceparent",
+    "tracestate",
 ];
 
 /// The name as compared: ASCII letters and digits only, lower-cased.
@@ -231,6 +235,11 @@ mod tests {
             ("x_real_ip", "1.2.3.4"),
             ("content_length", "0"),
             ("host", "app.example"),
+            (
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+            ("tracestate", "vendor=chosen-by-the-client"),
         ]);
         let out = upstream_request_headers(&incoming);
         assert_eq!(

@@ -8,7 +8,8 @@
 //!
 //! Each section deserializes into the types its user needs (`[providers.<name>]` into
 //! `bff_oidc::ProviderSection`, `[[vault_keys]]` into `bff_crypto::VaultKeys`,
-//! `[store.postgres]` into `bff_store_postgres::PostgresConfig`, …), so wiring only builds
+//! `[store.postgres]` into `bff_store_postgres::PostgresConfig`, `[log]` and `[tracing]` into
+//! what `crate::telemetry` needs, …), so wiring only builds
 //! adapters. [`Config::from_toml_str`] reports every problem at once, one line each, naming the
 //! key and its variable (`server.public_url (BFF_SERVER__PUBLIC_URL): …`), so an operator fixes
 //! them in one go rather than one per restart.
@@ -22,6 +23,7 @@ mod reference;
 mod server;
 mod session;
 mod store;
+mod telemetry;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,6 +40,7 @@ use self::reader::Reader;
 pub use self::server::{DevConfig, HttpConfig, PublicUrl, ServerConfig};
 pub use self::session::SessionConfig;
 pub use self::store::{StoreConfig, StoreKind};
+pub use self::telemetry::{LogConfig, LogFormat, TracingConfig};
 
 /// The configuration reference as Markdown (`docs/configuration.md`): every key with its type,
 /// default, variable and an example.
@@ -72,6 +75,10 @@ pub struct Config {
     pub providers: BTreeMap<ProviderId, ProviderSection>,
     /// `[admin]`: the operators' admin API (off unless `listen` is set).
     pub admin: AdminConfig,
+    /// `[log]`: how log lines are written.
+    pub log: LogConfig,
+    /// `[tracing]`: OpenTelemetry trace export (off unless `otlp_endpoint` is set).
+    pub tracing: TracingConfig,
     /// `[[routes]]`: the API proxy's allowlist (`bff_http::ProxyRouteConfig` each), checked
     /// against the providers and the BFF's own paths.
     pub routes: RouteTable,
@@ -115,6 +122,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "providers",
     "routes",
     "admin",
+    "log",
+    "tracing",
 ];
 
 impl Config {
@@ -174,6 +183,8 @@ impl Config {
         let dev: Option<DevConfig> = section(reader, &mut table, "dev");
         let store: Option<StoreConfig> = section(reader, &mut table, "store");
         let admin: Option<AdminConfig> = section(reader, &mut table, "admin");
+        let log: Option<LogConfig> = section(reader, &mut table, "log");
+        let tracing: Option<TracingConfig> = section(reader, &mut table, "tracing");
         let vault_keys = read_vault_keys(reader, table.remove("vault_keys"));
         let providers = providers::read(reader, table.remove("providers"));
         let default_provider =
@@ -219,6 +230,8 @@ impl Config {
             providers: providers.sections?,
             routes: routes?,
             admin: admin?,
+            log: log?,
+            tracing: tracing?,
         };
         config.check_http_settings(reader);
         config.check_conformance(reader);
@@ -269,6 +282,7 @@ impl Config {
             secure_cookies: secure,
             app_origins,
             cors,
+            trusted_proxies: self.trusted_proxies(),
         }
     }
 

@@ -546,6 +546,39 @@ pub(crate) const SECTIONS: &[Section] = &[
         ],
     },
     Section {
+        path: "log",
+        doc: "Log lines on standard output. The level comes from `RUST_LOG` (default `info`).",
+        keys: &[Key {
+            name: "format",
+            kind: "`json`, `pretty` or `plain`",
+            default: Described("`pretty` on a terminal, `json` otherwise"),
+            example: r#""json""#,
+            doc: "One JSON object per line (with the request's `id`), human-readable with \
+                  colours, or human-readable without.",
+        }],
+    },
+    Section {
+        path: "tracing",
+        doc: "OpenTelemetry trace export over OTLP/HTTP; off unless `otlp_endpoint` is set.",
+        keys: &[
+            Key {
+                name: "otlp_endpoint",
+                kind: "URL",
+                default: Described("none: no traces are exported"),
+                example: r#""http://127.0.0.1:4318""#,
+                doc: "The collector's OTLP/HTTP base URL; spans go to `{otlp_endpoint}/v1/traces` \
+                      as protobuf.",
+            },
+            Key {
+                name: "service_name",
+                kind: "string",
+                default: Value(r#""bff-server""#),
+                example: r#""bff-eu-1""#,
+                doc: "The `service.name` of the exported spans.",
+            },
+        ],
+    },
+    Section {
         path: "admin",
         doc: "The operators' admin API, on its own listener; off unless `listen` is set.",
         keys: &[

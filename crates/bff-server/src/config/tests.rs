@@ -755,3 +755,61 @@ mod conformance {
         }
     }
 }
+
+#[test]
+fn log_format_and_trace_export_are_off_or_automatic_unless_configured() {
+    let config = Config::from_toml_str(&valid(), no_env()).unwrap();
+    assert_eq!(config.log.format, None);
+    assert_eq!(LogFormat::resolve(None, true), LogFormat::Pretty);
+    assert_eq!(LogFormat::resolve(None, false), LogFormat::Json);
+    assert_eq!(
+        LogFormat::resolve(Some(LogFormat::Plain), true),
+        LogFormat::Plain
+    );
+    assert_eq!(config.tracing.traces_url(), None, "no export by default");
+    assert_eq!(config.tracing.service_name, "bff-server");
+
+    let text = valid()
+        + "[log]\nformat = \"plain\"\n[tracing]\notlp_endpoint = \"http://127.0.0.1:4318/\"\nservice_name = \"bff-eu\"\n";
+    let config = Config::from_toml_str(&text, no_env()).unwrap();
+    assert_eq!(config.log.format, Some(LogFormat::Plain));
+    assert_eq!(
+        config.tracing.traces_url().as_deref(),
+        Some("http://127.0.0.1:4318/v1/traces")
+    );
+    assert_eq!(config.tracing.service_name, "bff-eu");
+
+    let config = Config::from_toml_str(
+        &valid(),
+        env(&[
+            ("BFF_LOG__FORMAT", "json"),
+            (
+                "BFF_TRACING__OTLP_ENDPOINT",
+                "https://collector.example:4318",
+            ),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.log.format, Some(LogFormat::Json));
+    assert_eq!(
+        config.tracing.traces_url().as_deref(),
+        Some("https://collector.example:4318/v1/traces")
+    );
+}
+
+#[test]
+fn bad_log_and_tracing_settings_name_their_key_and_variable() {
+    let text = valid()
+        + "[log]\nformat = \"xml\"\n[tracing]\notlp_endpoint = \"grpc://127.0.0.1:4317\"\nsample = 1\n";
+    let Err(ConfigError::Invalid(found)) = Config::from_toml_str(&text, no_env()) else {
+        panic!("accepted");
+    };
+    assert_eq!(
+        found,
+        [
+            "log.format (BFF_LOG__FORMAT): unknown variant `xml`, expected one of `json`, `pretty`, `plain`",
+            "tracing.otlp_endpoint (BFF_TRACING__OTLP_ENDPOINT): \"grpc://127.0.0.1:4317\" must be an http:// or https:// URL",
+            "tracing.sample (BFF_TRACING__SAMPLE): unknown key (expected one of: otlp_endpoint, service_name)",
+        ]
+    );
+}

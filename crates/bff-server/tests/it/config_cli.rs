@@ -299,10 +299,9 @@ fn run(command: &str, text: &str) -> (i32, String) {
     )
 }
 
-/// The binary with its provider down: it serves anyway, and SIGTERM drains and exits `0`. Its
-/// logs, written to a pipe, carry no terminal colour codes.
-#[test]
-fn the_binary_serves_without_its_provider_and_stops_on_sigterm_with_plain_logs() {
+/// Runs the binary with its provider down and `env` (nothing else) until it listens, sends it
+/// SIGTERM and returns its exit status and standard output (a pipe).
+fn serve_until_sigterm(env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
     let text = valid()
         .replace("https://app.example", "http://127.0.0.1:1")
         .replace("https://idp.example", "http://127.0.0.1:1")
@@ -310,11 +309,12 @@ fn the_binary_serves_without_its_provider_and_stops_on_sigterm_with_plain_logs()
     let text = text.replace("[server]\n", "[server]\nlisten = \"127.0.0.1:0\"\n");
     let dir = std::env::temp_dir().join(format!("bff-log-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("plain.toml");
+    let file = dir.join(format!("serve-{}.toml", env.len()));
     std::fs::write(&file, text).unwrap();
     // Nothing answers at the issuer: the server logs that, and serves.
     let mut child = Command::new(env!("CARGO_BIN_EXE_bff-server"))
         .env_clear()
+        .envs(env.iter().copied())
         .arg("--config")
         .arg(&file)
         .stdout(Stdio::piped())
@@ -367,7 +367,14 @@ fn the_binary_serves_without_its_provider_and_stops_on_sigterm_with_plain_logs()
     reader.join().unwrap();
     seen.extend(lines.try_iter());
     let _ = std::fs::remove_file(&file);
-    let stdout = seen.join("\n");
+    (status, seen.join("\n"))
+}
+
+/// The binary with its provider down: it serves anyway, and SIGTERM drains and exits `0`. Its
+/// logs, written to a pipe, are JSON lines (the default off a terminal) with no colour codes.
+#[test]
+fn the_binary_serves_without_its_provider_and_stops_on_sigterm_with_json_logs() {
+    let (status, stdout) = serve_until_sigterm(&[]);
     assert!(status.success(), "{status:?}: {stdout}");
     assert!(stdout.contains("allow_plain_http"), "{stdout}");
     assert!(
@@ -380,4 +387,46 @@ fn the_binary_serves_without_its_provider_and_stops_on_sigterm_with_plain_logs()
         !stdout.contains('\u{1b}'),
         "colour codes in piped logs: {stdout:?}"
     );
+    for line in stdout.lines() {
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+        assert!(
+            parsed.is_ok_and(|l| l.is_object()),
+            "not a JSON line: {line}"
+        );
+    }
+}
+
+/// `[log] format` (here through its variable) chooses the lines: `plain` is text without colour
+/// codes, `pretty` is coloured, `json` is JSON lines whatever the output is.
+#[test]
+fn the_log_format_is_configurable_and_only_pretty_has_colours() {
+    let listening = |stdout: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains("bff-server listening"))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no listening line: {stdout}"))
+    };
+    let (status, plain) = serve_until_sigterm(&[("BFF_LOG__FORMAT", "plain")]);
+    assert!(status.success(), "{status:?}: {plain}");
+    assert!(
+        !plain.contains('\u{1b}'),
+        "colour codes in plain logs: {plain:?}"
+    );
+    let line = listening(&plain);
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&line).is_err(),
+        "{line}"
+    );
+    assert!(line.contains(" INFO "), "{line}");
+
+    let (status, pretty) = serve_until_sigterm(&[("BFF_LOG__FORMAT", "pretty")]);
+    assert!(status.success(), "{status:?}: {pretty}");
+    assert!(listening(&pretty).contains('\u{1b}'), "{pretty:?}");
+
+    let (status, json) = serve_until_sigterm(&[("BFF_LOG__FORMAT", "json")]);
+    assert!(status.success(), "{status:?}: {json}");
+    let line: serde_json::Value = serde_json::from_str(&listening(&json)).unwrap();
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["fields"]["message"], "bff-server listening");
 }

@@ -23,3 +23,4 @@ mod provider_logout;
 mod proxy;
 mod stores;
 mod support;
+mod telemetry;
