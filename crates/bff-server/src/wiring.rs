@@ -18,6 +18,7 @@ use bff_store_redis::RedisStore;
 use bff_store_tiered::TieredSessionStore;
 
 use crate::config::{Config, StoreKind};
+use crate::metrics::{Metered, Metrics};
 
 /// The system clock: the one place the server reads wall-clock time for the domain.
 #[derive(Debug, Default)]
@@ -69,6 +70,8 @@ pub struct Service {
     pub proxy: Option<bff_http::ApiProxy>,
     /// Background discovery of providers that were unreachable at start-up; abort on shutdown.
     pub discovery_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// What the use cases, the proxy and the stores count; served on `[metrics] listen`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Service {
@@ -204,7 +207,25 @@ pub async fn migrate(config: &Config) -> Result<(), BuildError> {
         .map_err(|e| BuildError::Store(e.to_string()))
 }
 
-async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
+/// Every store port of `adapter`, each call timed and counted in `metrics`.
+fn metered<S>(store: &Arc<S>, adapter: &'static str, metrics: &Arc<Metrics>) -> Stores
+where
+    S: SessionStore + PendingLoginStore + Lock + ReplayCache + 'static,
+{
+    let sessions: Arc<dyn SessionStore> = store.clone();
+    let pending_logins: Arc<dyn PendingLoginStore> = store.clone();
+    let locks: Arc<dyn Lock> = store.clone();
+    let replay: Arc<dyn ReplayCache> = store.clone();
+    Stores {
+        sessions: Arc::new(Metered::new(sessions, adapter, metrics.clone())),
+        pending_logins: Arc::new(Metered::new(pending_logins, adapter, metrics.clone())),
+        locks: Arc::new(Metered::new(locks, adapter, metrics.clone())),
+        replay: Arc::new(Metered::new(replay, adapter, metrics.clone())),
+        readiness: Vec::new(),
+    }
+}
+
+async fn build_stores(config: &Config, metrics: &Arc<Metrics>) -> Result<Stores, BuildError> {
     let migrate_on_start = config
         .store
         .postgres
@@ -214,11 +235,8 @@ async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
         StoreKind::Memory => {
             let store = Arc::new(MemoryStore::new());
             Stores {
-                sessions: store.clone(),
-                pending_logins: store.clone(),
-                locks: store.clone(),
-                replay: store.clone(),
-                readiness: vec![readiness_of("memory", store)],
+                readiness: vec![readiness_of("memory", store.clone())],
+                ..metered(&store, "memory", metrics)
             }
         }
         StoreKind::Postgres => {
@@ -227,21 +245,15 @@ async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
                 migrate(config).await?;
             }
             Stores {
-                sessions: store.clone(),
-                pending_logins: store.clone(),
-                locks: store.clone(),
-                replay: store.clone(),
-                readiness: vec![readiness_of("postgres", store)],
+                readiness: vec![readiness_of("postgres", store.clone())],
+                ..metered(&store, "postgres", metrics)
             }
         }
         StoreKind::Redis => {
             let store = redis_store(config)?;
             Stores {
-                sessions: store.clone(),
-                pending_logins: store.clone(),
-                locks: store.clone(),
-                replay: store.clone(),
-                readiness: vec![readiness_of("redis", store)],
+                readiness: vec![readiness_of("redis", store.clone())],
+                ..metered(&store, "redis", metrics)
             }
         }
         StoreKind::PostgresRedis => {
@@ -250,15 +262,19 @@ async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
                 migrate(config).await?;
             }
             let cache = redis_store(config)?;
+            // Each tier measured on its own, so an outage shows which one it is.
+            let record_tier = metered(&record, "postgres", metrics).sessions;
+            let cache_ports = metered(&cache, "redis", metrics);
             Stores {
-                sessions: Arc::new(TieredSessionStore::new(record.clone(), cache.clone())),
-                pending_logins: cache.clone(),
-                locks: cache.clone(),
-                replay: cache.clone(),
+                sessions: Arc::new(TieredSessionStore::new(
+                    record_tier,
+                    cache_ports.sessions.clone(),
+                )),
                 readiness: vec![
                     readiness_of("postgres", record),
                     readiness_of("redis", cache),
                 ],
+                ..cache_ports
             }
         }
     })
@@ -352,7 +368,8 @@ pub async fn build_with_providers(
     let providers = Providers::new(providers, config.default_provider.clone())
         .map_err(|e| BuildError::Config(e.to_string()))?;
 
-    let stores = build_stores(config).await?;
+    let metrics = Arc::new(Metrics::new());
+    let stores = build_stores(config, &metrics).await?;
     readiness.splice(0..0, stores.readiness);
     let (sessions, pending_logins, locks, replay) = (
         stores.sessions,
@@ -389,7 +406,8 @@ pub async fn build_with_providers(
         },
         providers,
         policy,
-    );
+    )
+    .with_events(metrics.clone());
     let bff = Arc::new(bff);
     let settings = Arc::new(config.http_settings());
     let proxy = if config.routes.routes().is_empty() {
@@ -406,5 +424,6 @@ pub async fn build_with_providers(
         readiness,
         proxy,
         discovery_tasks: Vec::new(),
+        metrics,
     })
 }

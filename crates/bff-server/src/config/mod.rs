@@ -15,6 +15,7 @@
 
 mod admin;
 mod env;
+mod metrics;
 mod problem;
 mod providers;
 mod reader;
@@ -32,6 +33,7 @@ use bff_http::{HttpSettings, ProxyRouteConfig, SettingsError, TrustedProxies};
 use bff_oidc::ProviderSection;
 
 pub use self::admin::AdminConfig;
+pub use self::metrics::MetricsConfig;
 use self::problem::{KeyPath, Segment};
 use self::reader::Reader;
 pub use self::server::{DevConfig, HttpConfig, PublicUrl, ServerConfig};
@@ -59,6 +61,8 @@ pub struct Config {
     pub providers: BTreeMap<ProviderId, ProviderSection>,
     /// `[admin]`: the operators' admin API (off unless `listen` is set).
     pub admin: AdminConfig,
+    /// `[metrics]`: the Prometheus `/metrics` listener (off unless `listen` is set).
+    pub metrics: MetricsConfig,
     /// `[[routes]]`: the API proxy's allowlist (`bff_http::ProxyRouteConfig` each), checked
     /// against the providers and the BFF's own paths.
     pub routes: RouteTable,
@@ -102,6 +106,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "providers",
     "routes",
     "admin",
+    "metrics",
 ];
 
 impl Config {
@@ -161,6 +166,7 @@ impl Config {
         let dev: Option<DevConfig> = section(reader, &mut table, "dev");
         let store: Option<StoreConfig> = section(reader, &mut table, "store");
         let admin: Option<AdminConfig> = section(reader, &mut table, "admin");
+        let metrics: Option<MetricsConfig> = section(reader, &mut table, "metrics");
         let vault_keys = read_vault_keys(reader, table.remove("vault_keys"));
         let providers = providers::read(reader, table.remove("providers"));
         let default_provider =
@@ -185,6 +191,16 @@ impl Config {
                 reader,
             );
         }
+        if let Some(metrics) = &metrics {
+            metrics.check(
+                &KeyPath::top("metrics"),
+                &[
+                    ("server.listen", server.as_ref().map(|s| s.listen)),
+                    ("admin.listen", admin.as_ref().and_then(|a| a.listen)),
+                ],
+                reader,
+            );
+        }
         if let Some(dev) = &dev
             && !dev.allow_plain_http
         {
@@ -206,6 +222,7 @@ impl Config {
             providers: providers.sections?,
             routes: routes?,
             admin: admin?,
+            metrics: metrics?,
         };
         config.check_http_settings(reader);
         Some(config)
