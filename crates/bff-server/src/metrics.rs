@@ -20,7 +20,7 @@ use bff_domain::ports::{
 };
 use bff_domain::{PendingLogin, Session, SessionKey, Timestamp};
 use poem::http::StatusCode;
-use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler};
+use poem::{Endpoint, EndpointExt, Response, Route, get, handler};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -311,12 +311,10 @@ pub fn metrics_app(metrics: Arc<Metrics>) -> impl Endpoint {
 
 #[handler]
 fn scrape(metrics: poem::web::Data<&Arc<Metrics>>) -> Response {
-    (StatusCode::OK, metrics.encode())
-        .with_header(
-            poem::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )
-        .into_response()
+    Response::builder()
+        .status(StatusCode::OK)
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(metrics.encode())
 }
 
 /// A store port timed and counted: every call observes `bff_store_call_duration_seconds` and,

@@ -16,6 +16,7 @@ mod config_cli;
 mod connect;
 mod flow;
 mod load;
+mod metrics;
 mod negative;
 mod operations;
 mod provider_logout;
