@@ -68,6 +68,13 @@ pub enum Event<'a> {
         /// `ok`, or a stable code: [`crate::BackchannelLogoutError::reason`].
         outcome: &'static str,
     },
+    /// A provider's signing keys were fetched again because a token named an unknown `kid`.
+    JwksRefetched {
+        /// The provider.
+        provider: &'a ProviderId,
+        /// Whether the fetch succeeded (a failed one keeps the old keys).
+        ok: bool,
+    },
     /// An API proxy request was answered (the status the browser got).
     ProxyRequest {
         /// The route's configured path prefix, never the request's path.

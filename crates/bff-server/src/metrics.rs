@@ -39,7 +39,7 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RefreshLabels {
+struct ProviderOutcomeLabels {
     provider: String,
     outcome: String,
 }
@@ -88,11 +88,12 @@ pub struct Metrics {
     logins_started: Family<ProviderLabel, Counter>,
     logins_completed: Family<ProviderLabel, Counter>,
     logins_failed: Family<ReasonLabel, Counter>,
-    refreshes: Family<RefreshLabels, Counter>,
+    refreshes: Family<ProviderOutcomeLabels, Counter>,
     sessions_created: Family<ProviderLabel, Counter>,
     sessions_ended: Family<ReasonLabel, Counter>,
     backchannel_logouts: Family<OutcomeLabel, Counter>,
     proxy_requests: Family<ProxyLabels, Counter>,
+    jwks_refetches: Family<ProviderOutcomeLabels, Counter>,
     proxy_latency: HistogramFamily<ProxyLatencyLabels>,
     store_latency: HistogramFamily<StoreLabels>,
     store_errors: Family<StoreLabels, Counter>,
@@ -123,6 +124,7 @@ impl Metrics {
             sessions_ended: Family::default(),
             backchannel_logouts: Family::default(),
             proxy_requests: Family::default(),
+            jwks_refetches: Family::default(),
             proxy_latency: Family::new_with_constructor(latency_histogram),
             store_latency: Family::new_with_constructor(latency_histogram),
             store_errors: Family::default(),
@@ -174,6 +176,11 @@ impl Metrics {
             "proxy_requests",
             "API proxy requests by route prefix, status code and status class",
             metrics.proxy_requests.clone(),
+        );
+        registry.register(
+            "jwks_refetches",
+            "Provider key sets fetched again for an unknown kid, by provider and outcome (ok, failed)",
+            metrics.jwks_refetches.clone(),
         );
         registry.register_with_unit(
             "proxy_request_duration",
@@ -252,7 +259,7 @@ impl Events for Metrics {
             }
             Event::Refresh { provider, outcome } => {
                 self.refreshes
-                    .get_or_create(&RefreshLabels {
+                    .get_or_create(&ProviderOutcomeLabels {
                         provider: provider.as_str().to_owned(),
                         outcome: outcome.as_str().to_owned(),
                     })
@@ -296,6 +303,14 @@ impl Events for Metrics {
                         class,
                     })
                     .observe(elapsed.as_secs_f64());
+            }
+            Event::JwksRefetched { provider, ok } => {
+                self.jwks_refetches
+                    .get_or_create(&ProviderOutcomeLabels {
+                        provider: provider.as_str().to_owned(),
+                        outcome: if ok { "ok" } else { "failed" }.to_owned(),
+                    })
+                    .inc();
             }
             // `Event` is non-exhaustive: a new event is simply not counted until it is here.
             _ => {}

@@ -288,8 +288,10 @@ async fn build_stores(config: &Config, metrics: &Arc<Metrics>) -> Result<Stores,
 /// [`BuildError`] when a provider's metadata is wrong (another issuer, invalid) or the
 /// configuration is unusable.
 pub async fn build(config: &Config) -> Result<Service, BuildError> {
-    let (providers, readiness, tasks) = discover_providers(config, RetryBackoff::default()).await?;
-    let mut service = build_with_providers(config, providers, readiness).await?;
+    let metrics = Arc::new(Metrics::new());
+    let (providers, readiness, tasks) =
+        discover_providers(config, RetryBackoff::default(), &metrics).await?;
+    let mut service = build_with_metrics(config, providers, readiness, metrics).await?;
     service.discovery_tasks = tasks;
     Ok(service)
 }
@@ -307,6 +309,7 @@ type DiscoveredProviders = (
 async fn discover_providers(
     config: &Config,
     backoff: RetryBackoff,
+    metrics: &Arc<Metrics>,
 ) -> Result<DiscoveredProviders, BuildError> {
     // The provider sends the browser back here after logout; the endpoint checks the logout
     // `state` and continues to `/`.
@@ -332,12 +335,18 @@ async fn discover_providers(
             bff_oidc::http_client(section.http_timeout).map_err(|e| failed(e.to_string()))?;
         let handle = match OidcProvider::discover(oidc_config.clone(), http.clone()).await {
             Ok(discovered) => {
-                let discovered = Arc::new(discovered);
+                let discovered = Arc::new(discovered.with_events(metrics.clone()));
                 providers.push(discovered.clone());
                 ProviderHandle::Discovered(discovered)
             }
             Err(e) if DeferredProvider::is_transient(&e) => {
-                let (deferred, task) = DeferredProvider::spawn(oidc_config, http, &e, backoff);
+                let (deferred, task) = DeferredProvider::spawn_with_events(
+                    oidc_config,
+                    http,
+                    &e,
+                    backoff,
+                    metrics.clone(),
+                );
                 tasks.push(task);
                 providers.push(deferred.clone());
                 ProviderHandle::Deferred(deferred)
@@ -361,14 +370,23 @@ async fn discover_providers(
 pub async fn build_with_providers(
     config: &Config,
     providers: Vec<Arc<dyn IdentityProvider>>,
+    readiness: Vec<Arc<dyn ReadinessCheck>>,
+) -> Result<Service, BuildError> {
+    build_with_metrics(config, providers, readiness, Arc::new(Metrics::new())).await
+}
+
+/// [`build_with_providers`] counting into `metrics` (which the providers may already tell).
+async fn build_with_metrics(
+    config: &Config,
+    providers: Vec<Arc<dyn IdentityProvider>>,
     mut readiness: Vec<Arc<dyn ReadinessCheck>>,
+    metrics: Arc<Metrics>,
 ) -> Result<Service, BuildError> {
     let cipher = bff_crypto::VaultCipher::new(config.vault_keys.clone());
     let default_redirect = format!("{}/", config.public_base());
     let providers = Providers::new(providers, config.default_provider.clone())
         .map_err(|e| BuildError::Config(e.to_string()))?;
 
-    let metrics = Arc::new(Metrics::new());
     let stores = build_stores(config, &metrics).await?;
     readiness.splice(0..0, stores.readiness);
     let (sessions, pending_logins, locks, replay) = (

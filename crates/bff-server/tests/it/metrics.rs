@@ -1,5 +1,5 @@
 //! Prometheus `/metrics` on its own listener: scraped after a login, a refresh, a refused
-//! refresh, a proxied call, a failed login and a store outage, the counters moved, and no label
+//! refresh, a JWKS refetch, a proxied call, a failed login and a store outage, the counters moved, and no label
 //! carries a session id, token, subject or raw path.
 
 use bff_server::ExtraListeners;
@@ -192,6 +192,31 @@ async fn metrics_count_logins_refreshes_proxied_calls_and_carry_no_secret_label(
         ) >= 2.0
     );
     assert_eq!(sample(&text, "bff_store_errors_total", &[]), 0.0);
+
+    // A refreshed ID token signed under a key id the provider's JWKS lacks: the keys are
+    // fetched again (once), the token is still refused, the refresh failed.
+    op.script().kid_override = Some("rotated-away".into());
+    let unknown_kid = browser.api_post("/bff/refresh", None).await;
+    assert_eq!(unknown_kid.status, 502, "{}", unknown_kid.body);
+    op.script().kid_override = None;
+    let text = scrape(&metrics).await;
+    assert_eq!(
+        sample(
+            &text,
+            "bff_jwks_refetches_total",
+            &[("provider", "fake"), ("outcome", "ok")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "bff_refreshes_total",
+            &[("provider", "fake"), ("outcome", "failed")]
+        ),
+        1.0
+    );
 
     // A refused refresh ends the session.
     op.script().token_error = Some("invalid_grant".into());

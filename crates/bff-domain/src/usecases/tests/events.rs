@@ -25,6 +25,7 @@ impl Events for Recorded {
             }
             Event::BackchannelLogout { outcome } => format!("backchannel_logout {outcome}"),
             Event::ProxyRequest { route, status, .. } => format!("proxy {route} {status}"),
+            Event::JwksRefetched { provider, ok } => format!("jwks {provider} {ok}"),
         };
         self.0.lock().unwrap().push(line);
     }
