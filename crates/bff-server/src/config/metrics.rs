@@ -44,3 +44,73 @@ impl MetricsConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError};
+
+    fn with_metrics(extra: &str) -> String {
+        format!(
+            r#"
+default_provider = "main"
+[server]
+public_url = "https://app.example"
+listen = "127.0.0.1:8080"
+[[vault_keys]]
+id = "k1"
+key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+[providers.main]
+issuer = "https://idp.example"
+client_id = "bff"
+client_secret = "s3cret"
+{extra}
+"#
+        )
+    }
+
+    fn lines(text: &str, env: &[(&str, &str)]) -> Vec<String> {
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        match Config::from_toml_str(text, env) {
+            Ok(_) => Vec::new(),
+            Err(ConfigError::Invalid(lines)) => lines,
+            Err(other) => vec![other.to_string()],
+        }
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_on_from_the_file_or_the_environment() {
+        let config = Config::from_toml_str(&with_metrics(""), Vec::new()).unwrap();
+        assert!(config.metrics.listen.is_none());
+        let text = with_metrics("[metrics]\nlisten = \"127.0.0.1:9464\"");
+        let config = Config::from_toml_str(&text, Vec::new()).unwrap();
+        assert_eq!(config.metrics.listen.unwrap().to_string(), "127.0.0.1:9464");
+        let env = [("BFF_METRICS__LISTEN".to_owned(), "[::1]:9465".to_owned())];
+        let config = Config::from_toml_str(&with_metrics(""), env).unwrap();
+        assert_eq!(config.metrics.listen.unwrap().to_string(), "[::1]:9465");
+    }
+
+    #[test]
+    fn the_metrics_listener_is_its_own() {
+        assert_eq!(
+            lines(&with_metrics("[metrics]\nlisten = \"127.0.0.1:8080\""), &[]),
+            [
+                "metrics.listen (BFF_METRICS__LISTEN): must differ from server.listen (127.0.0.1:8080): metrics have their own listener"
+            ]
+        );
+        assert_eq!(
+            lines(
+                &with_metrics(
+                    "[metrics]\nlisten = \"127.0.0.1:9090\"\n[admin]\nlisten = \"127.0.0.1:9090\"\ntoken_sha256 = \"7a2f6d8dd7a3d0c6bb7d0a3c2e3f6a1e5f1d2b0c9a8e7d6c5b4a392817161514\""
+                ),
+                &[]
+            ),
+            [
+                "metrics.listen (BFF_METRICS__LISTEN): must differ from admin.listen (127.0.0.1:9090): metrics have their own listener"
+            ]
+        );
+        assert_eq!(
+            lines(&with_metrics("[metrics]\nport = 9464"), &[]),
+            ["metrics.port (BFF_METRICS__PORT): unknown key (expected one of: listen)"]
+        );
+    }
+}
