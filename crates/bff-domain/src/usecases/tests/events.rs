@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex};
 use super::*;
 use crate::ports::{Event, Events};
 
-/// Every event as a short line (`refresh main ok`), in order.
+/// Every event as a short line (`refresh main ok`), in order. Shared with the provider logout
+/// tests.
 #[derive(Default)]
-struct Recorded(Mutex<Vec<String>>);
+pub(in crate::usecases) struct Recorded(Mutex<Vec<String>>);
 
 impl Events for Recorded {
     fn record(&self, event: Event<'_>) {
@@ -32,7 +33,8 @@ impl Events for Recorded {
 }
 
 impl Recorded {
-    fn take(&self) -> Vec<String> {
+    /// The lines recorded since the last call.
+    pub(in crate::usecases) fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
 }
