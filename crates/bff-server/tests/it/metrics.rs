@@ -241,9 +241,16 @@ async fn metrics_count_logins_refreshes_proxied_calls_and_carry_no_secret_label(
         1.0
     );
 
-    // No label value is a session id, token, subject, provider session, secret or raw path.
+    // No label value is a session id (or its store key), token, subject, provider session,
+    // secret or raw path.
+    let session_key = bff_domain::SessionId::parse(&session_id)
+        .unwrap()
+        .key()
+        .as_str()
+        .to_owned();
     for forbidden in [
         session_id.as_str(),
+        session_key.as_str(),
         ACCESS_TOKEN,
         REFRESH_TOKEN,
         OP_CLIENT_SECRET,
