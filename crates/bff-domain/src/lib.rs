@@ -81,6 +81,7 @@
 pub mod allowlist;
 mod claims;
 mod clock;
+mod events;
 mod ids;
 mod lifetime;
 mod pending;

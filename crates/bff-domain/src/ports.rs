@@ -1,8 +1,8 @@
 //! The ports: what the domain needs from the outside world, written as contracts.
 //!
 //! Adapters implement these traits in their own crates (`bff-store-*`, `bff-oidc`,
-//! `bff-crypto`). `Clock`, `Random` and `Cipher` are defined beside the model they serve
-//! (`clock`, `random`, `vault`) and re-exported here. They are object safe (`#[async_trait]`) so the server picks adapters at run
+//! `bff-crypto`). `Clock`, `Random`, `Cipher` and `Events` are defined beside the model they serve
+//! (`clock`, `random`, `vault`, `events`) and re-exported here. They are object safe (`#[async_trait]`) so the server picks adapters at run
 //! time as `Arc<dyn ...>`. Every store adapter passes the same contract suite
 //! (`testkit::store_contract`, behind the `testkit` feature).
 
@@ -22,6 +22,7 @@ use crate::tokens::TokenSet;
 // The ports that carry no model live beside what they serve; they are listed here too, so an
 // adapter finds every port in one place.
 pub use crate::clock::Clock;
+pub use crate::events::{Event, Events, NoEvents, RefreshResult, SessionEndReason};
 pub use crate::random::Random;
 pub use crate::vault::{Cipher, CipherError};
 

@@ -39,8 +39,10 @@ mod websocket;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bff_domain::allowlist::{Method, ProxyRefusal, ProxyTarget, Route, RouteTable};
+use bff_domain::ports::Event;
 use bff_domain::{Bff, UpstreamCredential};
 use futures_util::TryStreamExt;
 use poem::http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -143,9 +145,14 @@ impl ApiProxy {
     }
 
     /// The proxy as an endpoint that needs nothing around it (it brings its own cookie jar;
-    /// an outer `CookieJarManager` is fine too).
-    pub fn endpoint(&self) -> impl Endpoint<Output = Response> + 'static {
-        ProxyEndpoint(self.inner.clone()).with(CookieJarManager::new())
+    /// an outer `CookieJarManager` is fine too), mounted at the route prefix `mounted_at`: the
+    /// label its requests are counted under (never the request's own path).
+    pub fn endpoint(&self, mounted_at: &str) -> impl Endpoint<Output = Response> + 'static {
+        ProxyEndpoint {
+            inner: self.inner.clone(),
+            mounted_at: mounted_at.to_owned(),
+        }
+        .with(CookieJarManager::new())
     }
 
     /// Mounts the proxy at every route prefix of `route`, without stripping the prefix. The
@@ -153,20 +160,33 @@ impl ApiProxy {
     /// targets poem does not route here (such as `/api/%6Frders`) never reach an upstream.
     pub fn mount(&self, mut route: poem::Route) -> poem::Route {
         for prefix in self.inner.routes.routes().iter().map(|r| r.prefix()) {
-            route = route.nest_no_strip(prefix, self.endpoint());
+            route = route.nest_no_strip(prefix, self.endpoint(prefix));
         }
         route
     }
 }
 
 /// The endpoint itself; [`ApiProxy::endpoint`] puts the cookie jar it reads around it.
-struct ProxyEndpoint(Arc<Inner>);
+struct ProxyEndpoint {
+    inner: Arc<Inner>,
+    /// The configured route prefix poem matched: the request's metric label. The request may
+    /// still resolve to a longer prefix, or to none; the mount point is bounded and configured,
+    /// which is what a label must be.
+    mounted_at: String,
+}
 
 impl Endpoint for ProxyEndpoint {
     type Output = Response;
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
-        Ok(self.0.forward(req).await)
+        let started = Instant::now();
+        let response = self.inner.forward(req).await;
+        self.inner.bff.events().record(Event::ProxyRequest {
+            route: &self.mounted_at,
+            status: response.status().as_u16(),
+            elapsed: started.elapsed(),
+        });
+        Ok(response)
     }
 }
 

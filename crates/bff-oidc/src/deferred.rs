@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bff_domain::ports::{
-    AuthorizationRequest, ClientToken, IdentityProvider, LogoutToken, ProviderError, ProviderLogin,
+    AuthorizationRequest, ClientToken, Events, IdentityProvider, LogoutToken, NoEvents,
+    ProviderError, ProviderLogin,
 };
 use bff_domain::{Claims, Prompt, ProviderId, Secret, Timestamp, TokenSet};
 
@@ -52,6 +53,8 @@ pub struct DeferredProvider {
     config: OidcProviderConfig,
     discovered: OnceLock<Arc<OidcProvider>>,
     last_error: Mutex<String>,
+    /// Handed to the provider once discovered.
+    events: Arc<dyn Events>,
 }
 
 impl std::fmt::Debug for DeferredProvider {
@@ -88,6 +91,18 @@ impl DeferredProvider {
         first_error: &DiscoveryError,
         backoff: RetryBackoff,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
+        Self::spawn_with_events(config, http, first_error, backoff, Arc::new(NoEvents))
+    }
+
+    /// [`DeferredProvider::spawn`], the provider it discovers telling `events`
+    /// ([`OidcProvider::with_events`]).
+    pub fn spawn_with_events(
+        config: OidcProviderConfig,
+        http: reqwest::Client,
+        first_error: &DiscoveryError,
+        backoff: RetryBackoff,
+        events: Arc<dyn Events>,
+    ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         tracing::warn!(
             provider = %config.id,
             error = %first_error,
@@ -97,6 +112,7 @@ impl DeferredProvider {
             config,
             discovered: OnceLock::new(),
             last_error: Mutex::new(first_error.to_string()),
+            events,
         });
         let task = tokio::spawn(retry_discovery(provider.clone(), http, backoff));
         (provider, task)
@@ -147,6 +163,7 @@ async fn retry_discovery(
         match OidcProvider::discover(provider.config.clone(), http.clone()).await {
             Ok(discovered) => {
                 tracing::info!(provider = %provider.config.id, attempt, "provider discovered");
+                let discovered = discovered.with_events(provider.events.clone());
                 let _ = provider.discovered.set(Arc::new(discovered));
                 return;
             }

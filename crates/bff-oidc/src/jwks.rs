@@ -11,6 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bff_domain::ProviderId;
+use bff_domain::ports::{Event, Events, NoEvents};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use serde::Deserialize;
 use serde_json::Value;
@@ -27,6 +29,9 @@ pub(crate) struct JwksCache {
     /// When the last unknown-`kid` refetch started; held during a refetch so concurrent
     /// callers wait for it instead of fetching again.
     last_refetch: Mutex<Option<Instant>>,
+    /// Told of every unknown-`kid` refetch, under `provider`.
+    events: Arc<dyn Events>,
+    provider: Option<ProviderId>,
 }
 
 impl std::fmt::Debug for JwksCache {
@@ -99,7 +104,21 @@ impl JwksCache {
             refetch_interval,
             keys: RwLock::new(Arc::new(keys)),
             last_refetch: Mutex::new(None),
+            events: Arc::new(NoEvents),
+            provider: None,
         })
+    }
+
+    /// Tells `events` of each refetch, as `provider`'s.
+    pub(crate) fn tell(&mut self, provider: ProviderId, events: Arc<dyn Events>) {
+        self.provider = Some(provider);
+        self.events = events;
+    }
+
+    fn told(&self, ok: bool) {
+        if let Some(provider) = &self.provider {
+            self.events.record(Event::JwksRefetched { provider, ok });
+        }
     }
 
     /// The current key set.
@@ -119,9 +138,11 @@ impl JwksCache {
         match fetch(&self.http, &self.url, self.timeout).await {
             Ok(keys) => {
                 *self.keys.write().await = Arc::new(keys);
+                self.told(true);
                 true
             }
             Err(reason) => {
+                self.told(false);
                 tracing::warn!(url = %self.url, %reason, "JWKS refetch failed; keeping the old keys");
                 false
             }

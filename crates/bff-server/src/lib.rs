@@ -4,7 +4,9 @@
 //! [`serve`] takes a bound listener and a shutdown future so tests can run the real server on
 //! port 0 and stop it cleanly; `main` is a thin CLI around it. With `[admin]` configured it also
 //! serves the operators' admin API on its own listener ([`serve_with_admin`] takes that listener
-//! bound, for tests); both stop on the same shutdown.
+//! bound, for tests); both stop on the same shutdown. With `[metrics] listen` it serves the
+//! Prometheus `GET /metrics` ([`metrics`]) on a third listener ([`serve_with_listeners`] takes
+//! every extra listener bound), stopped with the others.
 //!
 //! Shutdown drains: when the shutdown future completes, `/readyz` turns `503 draining`; after
 //! `[server] shutdown_delay_secs` the listeners stop accepting, and in-flight requests (proxied
@@ -13,6 +15,7 @@
 pub mod config;
 pub mod conformance;
 mod logging;
+pub mod metrics;
 pub mod telemetry;
 mod traced;
 pub mod wiring;
@@ -47,6 +50,14 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The metrics listener could not be bound.
+    #[error("cannot listen on metrics.listen {address}: {source}")]
+    MetricsListen {
+        /// The configured address.
+        address: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// An admin listener was given without an `[admin]` credential to guard it.
     #[error("an admin listener needs admin.listen and admin.token_sha256")]
     AdminNotConfigured,
@@ -70,7 +81,31 @@ pub async fn serve(
         ),
         None => None,
     };
-    serve_with_admin(config, listener, admin, shutdown).await
+    let metrics = match config.metrics.listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|source| ServeError::MetricsListen { address, source })?,
+        ),
+        None => None,
+    };
+    serve_with_listeners(
+        config,
+        listener,
+        ExtraListeners { admin, metrics },
+        shutdown,
+    )
+    .await
+}
+
+/// The listeners besides the browser's, bound by the caller (tests bind port 0). `None` serves
+/// nothing there.
+#[derive(Debug, Default)]
+pub struct ExtraListeners {
+    /// The admin API's; needs an `[admin]` credential.
+    pub admin: Option<tokio::net::TcpListener>,
+    /// Prometheus `GET /metrics`.
+    pub metrics: Option<tokio::net::TcpListener>,
 }
 
 /// [`serve`] with the admin API's listener already bound (tests bind port 0); `None` serves no
@@ -85,6 +120,29 @@ pub async fn serve_with_admin(
     admin_listener: Option<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let extra = ExtraListeners {
+        admin: admin_listener,
+        metrics: None,
+    };
+    serve_with_listeners(config, listener, extra, shutdown).await
+}
+
+/// [`serve`] with every listener already bound: the browser's, and those of `extra`. All stop
+/// when `shutdown` completes, or when any of them stops.
+///
+/// # Errors
+/// [`ServeError`] when building fails, a listener breaks, or an admin listener is given without
+/// an `[admin]` credential.
+pub async fn serve_with_listeners(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    extra: ExtraListeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let ExtraListeners {
+        admin: admin_listener,
+        metrics: metrics_listener,
+    } = extra;
     if config.plain_http() {
         tracing::warn!(
             "dev.allow_plain_http: serving over plain HTTP; cookies lack Secure and the __Host- prefix. Never use this in production."
@@ -157,6 +215,8 @@ pub async fn serve_with_admin(
         }
     };
     let admin_bff = service.bff.clone();
+    let admin_stop = stop.clone();
+    let metrics_stopped = stopped.clone();
     let admin_server = async move {
         let (Some(listener), Some(credential)) = (admin_listener, admin_credential) else {
             return Ok(());
@@ -171,10 +231,28 @@ pub async fn serve_with_admin(
         let result = Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(admin_app, until_stopped(stopped), drain_timeout)
             .await;
+        admin_stop.send_replace(true);
+        result
+    };
+    let metrics = service.metrics.clone();
+    let metrics_server = async move {
+        let Some(listener) = metrics_listener else {
+            return Ok(());
+        };
+        let acceptor = TcpAcceptor::from_tokio(listener)?;
+        tracing::info!(address = ?acceptor.local_addr(), "metrics listening");
+        let result = Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                metrics::metrics_app(metrics),
+                until_stopped(metrics_stopped),
+                drain_timeout,
+            )
+            .await;
         stop.send_replace(true);
         result
     };
-    let (main_result, admin_result) = tokio::join!(main_server, admin_server);
+    let (main_result, admin_result, metrics_result) =
+        tokio::join!(main_server, admin_server, metrics_server);
     shutdown_watcher.abort();
     sweeper.abort();
     for task in &service.discovery_tasks {
@@ -184,7 +262,8 @@ pub async fn serve_with_admin(
     // the aborted tasks drop theirs, and this drops the service's.
     drop(service);
     main_result.map_err(ServeError::Io)?;
-    admin_result.map_err(ServeError::Io)
+    admin_result.map_err(ServeError::Io)?;
+    metrics_result.map_err(ServeError::Io)
 }
 
 /// `app` with the API explorer mounted at [`Config::api_explorer_path`], when there is one.

@@ -18,6 +18,7 @@ use bff_store_redis::RedisStore;
 use bff_store_tiered::TieredSessionStore;
 
 use crate::config::{Config, StoreKind};
+use crate::metrics::{Metered, Metrics};
 use crate::traced::{TracedProvider, TracedStore};
 
 /// The system clock: the one place the server reads wall-clock time for the domain.
@@ -70,6 +71,8 @@ pub struct Service {
     pub proxy: Option<bff_http::ApiProxy>,
     /// Background discovery of providers that were unreachable at start-up; abort on shutdown.
     pub discovery_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// What the use cases, the proxy and the stores count; served on `[metrics] listen`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Service {
@@ -205,7 +208,25 @@ pub async fn migrate(config: &Config) -> Result<(), BuildError> {
         .map_err(|e| BuildError::Store(e.to_string()))
 }
 
-async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
+/// Every store port of `adapter`, each call timed and counted in `metrics`.
+fn metered<S>(store: &Arc<S>, adapter: &'static str, metrics: &Arc<Metrics>) -> Stores
+where
+    S: SessionStore + PendingLoginStore + Lock + ReplayCache + 'static,
+{
+    let sessions: Arc<dyn SessionStore> = store.clone();
+    let pending_logins: Arc<dyn PendingLoginStore> = store.clone();
+    let locks: Arc<dyn Lock> = store.clone();
+    let replay: Arc<dyn ReplayCache> = store.clone();
+    Stores {
+        sessions: Arc::new(Metered::new(sessions, adapter, metrics.clone())),
+        pending_logins: Arc::new(Metered::new(pending_logins, adapter, metrics.clone())),
+        locks: Arc::new(Metered::new(locks, adapter, metrics.clone())),
+        replay: Arc::new(Metered::new(replay, adapter, metrics.clone())),
+        readiness: Vec::new(),
+    }
+}
+
+async fn build_stores(config: &Config, metrics: &Arc<Metrics>) -> Result<Stores, BuildError> {
     let migrate_on_start = config
         .store
         .postgres
@@ -215,11 +236,8 @@ async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
         StoreKind::Memory => {
             let store = TracedStore::new("memory", Arc::new(MemoryStore::new()));
             Stores {
-                sessions: store.clone(),
-                pending_logins: store.clone(),
-                locks: store.clone(),
-                replay: store.clone(),
-                readiness: vec![readiness_of("memory", store)],
+                readiness: vec![readiness_of("memory", store.clone())],
+                ..metered(&store, "memory", metrics)
             }
         }
         StoreKind::Postgres => {
@@ -229,21 +247,15 @@ async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
             }
             let store = TracedStore::new("postgres", store);
             Stores {
-                sessions: store.clone(),
-                pending_logins: store.clone(),
-                locks: store.clone(),
-                replay: store.clone(),
-                readiness: vec![readiness_of("postgres", store)],
+                readiness: vec![readiness_of("postgres", store.clone())],
+                ..metered(&store, "postgres", metrics)
             }
         }
         StoreKind::Redis => {
             let store = TracedStore::new("redis", redis_store(config)?);
             Stores {
-                sessions: store.clone(),
-                pending_logins: store.clone(),
-                locks: store.clone(),
-                replay: store.clone(),
-                readiness: vec![readiness_of("redis", store)],
+                readiness: vec![readiness_of("redis", store.clone())],
+                ..metered(&store, "redis", metrics)
             }
         }
         StoreKind::PostgresRedis => {
@@ -252,17 +264,21 @@ async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
                 migrate(config).await?;
             }
             let cache = redis_store(config)?;
-            let sessions = Arc::new(TieredSessionStore::new(record.clone(), cache.clone()));
-            let cache = TracedStore::new("redis", cache);
+            // Each tier measured on its own, so an outage shows which one it is; the tiered
+            // store's calls are one span each, the cache's other ports a span of their own.
+            let record_tier = metered(&record, "postgres", metrics).sessions;
+            let cache_tier = metered(&cache, "redis", metrics).sessions;
+            let cache_ports = metered(&TracedStore::new("redis", cache.clone()), "redis", metrics);
             Stores {
-                sessions: TracedStore::new("postgres+redis", sessions),
-                pending_logins: cache.clone(),
-                locks: cache.clone(),
-                replay: cache.clone(),
+                sessions: TracedStore::new(
+                    "postgres+redis",
+                    Arc::new(TieredSessionStore::new(record_tier, cache_tier)),
+                ),
                 readiness: vec![
                     readiness_of("postgres", record),
                     readiness_of("redis", cache),
                 ],
+                ..cache_ports
             }
         }
     })
@@ -276,8 +292,10 @@ async fn build_stores(config: &Config) -> Result<Stores, BuildError> {
 /// [`BuildError`] when a provider's metadata is wrong (another issuer, invalid) or the
 /// configuration is unusable.
 pub async fn build(config: &Config) -> Result<Service, BuildError> {
-    let (providers, readiness, tasks) = discover_providers(config, RetryBackoff::default()).await?;
-    let mut service = build_with_providers(config, providers, readiness).await?;
+    let metrics = Arc::new(Metrics::new());
+    let (providers, readiness, tasks) =
+        discover_providers(config, RetryBackoff::default(), &metrics).await?;
+    let mut service = build_with_metrics(config, providers, readiness, metrics).await?;
     service.discovery_tasks = tasks;
     Ok(service)
 }
@@ -295,6 +313,7 @@ type DiscoveredProviders = (
 async fn discover_providers(
     config: &Config,
     backoff: RetryBackoff,
+    metrics: &Arc<Metrics>,
 ) -> Result<DiscoveredProviders, BuildError> {
     // The provider sends the browser back here after logout; the endpoint checks the logout
     // `state` and continues to `/`.
@@ -320,12 +339,18 @@ async fn discover_providers(
             bff_oidc::http_client(section.http_timeout).map_err(|e| failed(e.to_string()))?;
         let handle = match OidcProvider::discover(oidc_config.clone(), http.clone()).await {
             Ok(discovered) => {
-                let discovered = Arc::new(discovered);
+                let discovered = Arc::new(discovered.with_events(metrics.clone()));
                 providers.push(discovered.clone());
                 ProviderHandle::Discovered(discovered)
             }
             Err(e) if DeferredProvider::is_transient(&e) => {
-                let (deferred, task) = DeferredProvider::spawn(oidc_config, http, &e, backoff);
+                let (deferred, task) = DeferredProvider::spawn_with_events(
+                    oidc_config,
+                    http,
+                    &e,
+                    backoff,
+                    metrics.clone(),
+                );
                 tasks.push(task);
                 providers.push(deferred.clone());
                 ProviderHandle::Deferred(deferred)
@@ -349,7 +374,17 @@ async fn discover_providers(
 pub async fn build_with_providers(
     config: &Config,
     providers: Vec<Arc<dyn IdentityProvider>>,
+    readiness: Vec<Arc<dyn ReadinessCheck>>,
+) -> Result<Service, BuildError> {
+    build_with_metrics(config, providers, readiness, Arc::new(Metrics::new())).await
+}
+
+/// [`build_with_providers`] counting into `metrics` (which the providers may already tell).
+async fn build_with_metrics(
+    config: &Config,
+    providers: Vec<Arc<dyn IdentityProvider>>,
     mut readiness: Vec<Arc<dyn ReadinessCheck>>,
+    metrics: Arc<Metrics>,
 ) -> Result<Service, BuildError> {
     let cipher = bff_crypto::VaultCipher::new(config.vault_keys.clone());
     let default_redirect = format!("{}/", config.public_base());
@@ -357,7 +392,7 @@ pub async fn build_with_providers(
     let providers = Providers::new(providers, config.default_provider.clone())
         .map_err(|e| BuildError::Config(e.to_string()))?;
 
-    let stores = build_stores(config).await?;
+    let stores = build_stores(config, &metrics).await?;
     readiness.splice(0..0, stores.readiness);
     let (sessions, pending_logins, locks, replay) = (
         stores.sessions,
@@ -394,7 +429,8 @@ pub async fn build_with_providers(
         },
         providers,
         policy,
-    );
+    )
+    .with_events(metrics.clone());
     let bff = Arc::new(bff);
     let settings = Arc::new(config.http_settings());
     let proxy = if config.routes.routes().is_empty() {
@@ -411,5 +447,6 @@ pub async fn build_with_providers(
         readiness,
         proxy,
         discovery_tasks: Vec::new(),
+        metrics,
     })
 }

@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 
 use super::Bff;
 use crate::ids::{ProviderId, hex_sha256};
-use crate::ports::StoreError;
+use crate::ports::{SessionEndReason, StoreError};
 use crate::secret::constant_time_eq;
 use crate::session::Session;
 use crate::time::Timestamp;
@@ -215,7 +215,9 @@ impl Bff {
             .into_iter()
             .find(|s| constant_time_eq(SessionHandle::of(s).0.as_bytes(), handle.0.as_bytes()))
             .ok_or(AdminError::NoSuchSession)?;
-        if !self.ports.sessions.delete(&session.key).await? {
+        let deleted = self.ports.sessions.delete(&session.key).await?;
+        self.sessions_ended(SessionEndReason::Admin, u64::from(deleted));
+        if !deleted {
             // Ended between the lookup and the delete (logout, expiry): nothing left to revoke.
             return Err(AdminError::NoSuchSession);
         }
@@ -246,6 +248,7 @@ impl Bff {
                 .delete_by_subject(&issuer, subject)
                 .await?;
         }
+        self.sessions_ended(SessionEndReason::Admin, deleted);
         let revocation_failures = self.revoke_refresh_tokens(&sessions).await;
         Ok(Revoked {
             sessions: deleted,

@@ -14,7 +14,7 @@ use super::Bff;
 use super::session::SessionError;
 use crate::ids::{LoginBinding, Prompt, ProviderId, SessionId, SessionKey};
 use crate::pending::PendingLogin;
-use crate::ports::{CipherError, ProviderError, StoreError};
+use crate::ports::{CipherError, Event, ProviderError, SessionEndReason, StoreError};
 use crate::return_url::ReturnUrl;
 use crate::secret::constant_time_eq;
 use crate::session::{Connection, Session};
@@ -148,6 +148,28 @@ impl LoginError {
     pub fn ends_session(&self) -> bool {
         matches!(self, Self::NoSession)
     }
+
+    /// A stable snake-case code for this failure, for metrics: the variant, never its
+    /// contents (a provider's error text or a validation detail could carry anything).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::UnknownProvider => "unknown_provider",
+            Self::NoSession => "no_session",
+            Self::PrimaryProvider => "provider_is_primary",
+            Self::StateMismatch => "state_mismatch",
+            Self::BindingMissing => "login_binding_missing",
+            Self::BindingMismatch => "login_binding_mismatch",
+            Self::IssuerMismatch => "issuer_mismatch",
+            Self::IssuerMissing => "issuer_missing",
+            Self::ProviderDenied(_) => "provider_denied",
+            Self::MissingCode => "missing_code",
+            Self::IdTokenInvalid(_) => "id_token_invalid",
+            Self::CodeRejected(_) => "code_rejected",
+            Self::Provider(_) => "provider_error",
+            Self::Store(_) => "store_error",
+            Self::Cipher(_) => "cipher_error",
+        }
+    }
 }
 
 impl From<ProviderError> for LoginError {
@@ -180,9 +202,30 @@ impl Bff {
         session: &SessionId,
         input: StartLogin,
     ) -> Result<StartedLogin, LoginError> {
+        let session = match self
+            .connectable_session(session, input.provider.as_ref())
+            .await
+        {
+            Ok(session) => session,
+            Err(e) => {
+                self.events
+                    .record(Event::LoginFailed { reason: e.reason() });
+                return Err(e);
+            }
+        };
+        self.start_authorization(input, Some(session)).await
+    }
+
+    /// The key of the live session `session` when `provider` (or the default) can be connected
+    /// to it.
+    async fn connectable_session(
+        &self,
+        session: &SessionId,
+        provider: Option<&ProviderId>,
+    ) -> Result<SessionKey, LoginError> {
         let provider = self
             .providers
-            .get(input.provider.as_ref())
+            .get(provider)
             .ok_or(LoginError::UnknownProvider)?
             .id()
             .clone();
@@ -197,14 +240,30 @@ impl Bff {
         if provider == session.provider {
             return Err(LoginError::PrimaryProvider);
         }
-        self.start_authorization(input, Some(session.key)).await
+        Ok(session.key)
     }
 
+    /// [`Self::authorization`], counted: started, or failed with its reason.
     async fn start_authorization(
         &self,
         input: StartLogin,
         connect_to: Option<SessionKey>,
     ) -> Result<StartedLogin, LoginError> {
+        let result = self.authorization(input, connect_to).await;
+        match &result {
+            Ok((_, provider)) => self.events.record(Event::LoginStarted { provider }),
+            Err(e) => self
+                .events
+                .record(Event::LoginFailed { reason: e.reason() }),
+        }
+        result.map(|(started, _)| started)
+    }
+
+    async fn authorization(
+        &self,
+        input: StartLogin,
+        connect_to: Option<SessionKey>,
+    ) -> Result<(StartedLogin, ProviderId), LoginError> {
         let provider = self
             .providers
             .get(input.provider.as_ref())
@@ -237,12 +296,15 @@ impl Bff {
                 connect_to,
             })
             .await?;
-        Ok(StartedLogin {
-            authorization_url: request.url,
-            binding,
-            binding_max_age: self.policy.pending_login_ttl,
-            expires_at,
-        })
+        Ok((
+            StartedLogin {
+                authorization_url: request.url,
+                binding,
+                binding_max_age: self.policy.pending_login_ttl,
+                expires_at,
+            },
+            provider.id().clone(),
+        ))
     }
 
     /// Completes a login from the authorization response: checks state, browser binding and
@@ -255,6 +317,26 @@ impl Bff {
     /// See [`LoginError`]; no session exists afterwards in any error case, and a failed connect
     /// leaves the session as it was.
     pub async fn complete_login(&self, input: CompleteLogin) -> Result<CompletedLogin, LoginError> {
+        let result = self.finish_login(input).await;
+        match &result {
+            Ok((completed, provider)) => {
+                self.events.record(Event::LoginCompleted { provider });
+                if completed.session_id.is_some() {
+                    self.events.record(Event::SessionCreated { provider });
+                }
+            }
+            Err(e) => self
+                .events
+                .record(Event::LoginFailed { reason: e.reason() }),
+        }
+        result.map(|(completed, _)| completed)
+    }
+
+    /// [`Self::complete_login`] uncounted; also says which provider logged the user in.
+    async fn finish_login(
+        &self,
+        input: CompleteLogin,
+    ) -> Result<(CompletedLogin, ProviderId), LoginError> {
         let now = self.ports.clock.now();
         let pending = self
             .ports
@@ -328,13 +410,14 @@ impl Bff {
                 claims: login.claims,
             };
             let expires_at = self.connect(&target, connection, now).await?;
-            return Ok(CompletedLogin {
+            let completed = CompletedLogin {
                 session_id: None,
                 connected: Some(provider.id().clone()),
                 cookie_max_age: self.policy.lifetime.absolute,
                 return_url: pending.return_url,
                 expires_at,
-            });
+            };
+            return Ok((completed, provider.id().clone()));
         }
 
         let session_id = SessionId::generate(self.ports.random.as_ref());
@@ -362,17 +445,20 @@ impl Bff {
         };
         // A browser that logs in again leaves its old session behind: end it first, so a store
         // failure here leaves no new session behind either.
-        if let Some(previous) = input.previous_session {
-            self.ports.sessions.delete(&previous.key()).await?;
+        if let Some(previous) = input.previous_session
+            && self.ports.sessions.delete(&previous.key()).await?
+        {
+            self.sessions_ended(SessionEndReason::Replaced, 1);
         }
         self.ports.sessions.create(&session).await?;
-        Ok(CompletedLogin {
+        let completed = CompletedLogin {
             session_id: Some(session_id),
             connected: None,
             cookie_max_age: self.policy.lifetime.absolute,
             return_url: pending.return_url,
             expires_at: session.expires_at(),
-        })
+        };
+        Ok((completed, session.provider))
     }
 
     /// Adds `connection` to the session `key`, in place of an earlier connection of the same

@@ -9,7 +9,7 @@
 use super::Bff;
 use super::session::logout_guard;
 use crate::ids::{PostLogoutState, ProviderId, SessionId, SessionKey};
-use crate::ports::{ProviderError, StoreError};
+use crate::ports::{ProviderError, SessionEndReason, StoreError};
 use crate::secret::constant_time_eq;
 use crate::session::Connection;
 use crate::vault;
@@ -78,7 +78,9 @@ impl Bff {
         {
             return Err(LogoutError::LogoutGuardMismatch);
         }
-        self.ports.sessions.delete(&key).await?;
+        if self.ports.sessions.delete(&key).await? {
+            self.sessions_ended(SessionEndReason::Logout, 1);
+        }
         let mut connection_revocation_errors = Vec::new();
         for connection in &session.connections {
             if let Some(e) = self.revoke_connection(&key, connection).await {

@@ -2,7 +2,7 @@
 //! [`Bff::sweep_expired`] on a timer (`bff-server` does, every `store.sweep_interval_secs`).
 
 use super::Bff;
-use crate::ports::StoreError;
+use crate::ports::{SessionEndReason, StoreError};
 
 /// Sessions removed per store call; a sweep loops over batches so no single delete is unbounded.
 const SWEEP_BATCH: u32 = 1000;
@@ -27,6 +27,7 @@ impl Bff {
         for _ in 0..max_batches {
             let now = self.ports.clock.now();
             let n = self.ports.sessions.sweep_expired(now, SWEEP_BATCH).await?;
+            self.sessions_ended(SessionEndReason::Expired, n);
             removed += n;
             if n < u64::from(SWEEP_BATCH) {
                 return Ok(SweepOutcome {

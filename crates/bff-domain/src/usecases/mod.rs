@@ -34,7 +34,8 @@ use std::time::Duration;
 use crate::ids::ProviderId;
 use crate::lifetime::SessionLifetime;
 use crate::ports::{
-    Cipher, Clock, IdentityProvider, Lock, PendingLoginStore, Random, ReplayCache, SessionStore,
+    Cipher, Clock, Event, Events, IdentityProvider, Lock, NoEvents, PendingLoginStore, Random,
+    ReplayCache, SessionEndReason, SessionStore,
 };
 
 /// The configured identity providers, one of them the default.
@@ -139,6 +140,8 @@ pub struct Bff {
     policy: BffPolicy,
     /// Client-credentials tokens of this process, shared by every clone and session.
     client_tokens: Arc<proxy::ClientTokenCache>,
+    /// Where the use cases tell what happened (metrics); [`NoEvents`] unless set.
+    events: Arc<dyn Events>,
 }
 
 impl std::fmt::Debug for Bff {
@@ -158,6 +161,28 @@ impl Bff {
             providers,
             policy,
             client_tokens: Arc::default(),
+            events: Arc::new(NoEvents),
+        }
+    }
+
+    /// The service telling `events` what happens (logins, refreshes, sessions ended, ...).
+    /// A builder step rather than a field of [`BffPorts`]: telemetry is optional, and every
+    /// host that does not count anything keeps building `BffPorts` as before.
+    #[must_use]
+    pub fn with_events(mut self, events: Arc<dyn Events>) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Where events go, for the HTTP layer's own (the API proxy's requests).
+    pub fn events(&self) -> &dyn Events {
+        self.events.as_ref()
+    }
+
+    /// Records that `count` sessions ended for `reason` (nothing for zero).
+    pub(crate) fn sessions_ended(&self, reason: SessionEndReason, count: u64) {
+        if count > 0 {
+            self.events.record(Event::SessionsEnded { reason, count });
         }
     }
 

@@ -25,7 +25,9 @@ use serde_json::Value;
 
 use super::Bff;
 use crate::ids::{ProviderId, hex_sha256};
-use crate::ports::{IdentityProvider, LogoutToken, ProviderError, StoreError};
+use crate::ports::{
+    Event, IdentityProvider, LogoutToken, ProviderError, SessionEndReason, StoreError,
+};
 use crate::time::Timestamp;
 
 /// How long after its `iat` a logout token without `exp` is accepted (and its `jti`
@@ -62,6 +64,19 @@ pub enum BackchannelLogoutError {
     /// A store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl BackchannelLogoutError {
+    /// A stable code for metrics: `invalid_token`, `replayed`, `provider_error`, `store_error`
+    /// (the failed check is not included: it is for the log and the problem document).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::InvalidToken(_) => "invalid_token",
+            Self::Replayed => "replayed",
+            Self::Provider(_) => "provider_error",
+            Self::Store(_) => "store_error",
+        }
+    }
 }
 
 /// Why a front-channel logout was refused. Nothing was deleted.
@@ -141,6 +156,19 @@ impl Bff {
         &self,
         logout_token: &str,
     ) -> Result<ProviderLogoutOutcome, BackchannelLogoutError> {
+        let result = self.end_backchannel_sessions(logout_token).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.reason(),
+        };
+        self.events.record(Event::BackchannelLogout { outcome });
+        result
+    }
+
+    async fn end_backchannel_sessions(
+        &self,
+        logout_token: &str,
+    ) -> Result<ProviderLogoutOutcome, BackchannelLogoutError> {
         let now = self.ports.clock.now();
         let issuer = unverified_issuer(logout_token)
             .map_err(|check| BackchannelLogoutError::InvalidToken(check.into()))?;
@@ -178,6 +206,7 @@ impl Bff {
                 now,
             )
             .await?;
+        self.sessions_ended(SessionEndReason::BackchannelLogout, sessions_ended);
         Ok(ProviderLogoutOutcome { sessions_ended })
     }
 
@@ -211,6 +240,7 @@ impl Bff {
         let sessions_ended = self
             .end_provider_sessions(&providers, issuer, Some(sid), None, now)
             .await?;
+        self.sessions_ended(SessionEndReason::FrontchannelLogout, sessions_ended);
         Ok(FrontchannelLogoutOutcome {
             sessions_ended,
             provider_origin,

@@ -16,7 +16,9 @@ use super::Bff;
 use super::session::SessionError;
 use crate::ids::{ProviderId, SessionId};
 use crate::lifetime::Expiry;
-use crate::ports::{CipherError, ProviderError, StoreError};
+use crate::ports::{
+    CipherError, Event, ProviderError, RefreshResult, SessionEndReason, StoreError,
+};
 use crate::secret::Secret;
 use crate::session::Session;
 use crate::time::Timestamp;
@@ -165,6 +167,7 @@ impl Bff {
                 return result;
             }
             if waited >= REFRESH_WAIT {
+                self.refresh_ended(provider, RefreshResult::Failed);
                 return Err(RefreshError::InProgress);
             }
             self.ports.clock.sleep(pause).await;
@@ -173,6 +176,7 @@ impl Bff {
             // Waiters must not queue for the lease once the refresh is done: a hundred of them
             // taking turns at it lose a pause per turn, which on two nodes ran into REFRESH_WAIT.
             if let (_, Some(tokens)) = self.read_again(&seen, provider).await? {
+                self.refresh_ended(provider, RefreshResult::Coalesced);
                 return Ok(tokens);
             }
         }
@@ -216,7 +220,10 @@ impl Bff {
         provider: &ProviderId,
     ) -> Result<TokenSet, RefreshError> {
         match self.read_again(&seen, provider).await? {
-            (_, Some(tokens)) => Ok(tokens),
+            (_, Some(tokens)) => {
+                self.refresh_ended(provider, RefreshResult::Coalesced);
+                Ok(tokens)
+            }
             (current, None) => self.refresh_holding_lease(current, provider).await,
         }
     }
@@ -245,11 +252,22 @@ impl Bff {
             None => &session.claims,
         };
         let now = self.ports.clock.now();
-        let fresh = match provider.refresh(&refresh_token, original_claims, now).await {
+        let refreshed = provider.refresh(&refresh_token, original_claims, now).await;
+        self.refresh_ended(
+            provider_id,
+            match &refreshed {
+                Ok(_) => RefreshResult::Refreshed,
+                Err(ProviderError::Rejected(_)) => RefreshResult::Refused,
+                Err(_) => RefreshResult::Failed,
+            },
+        );
+        let fresh = match refreshed {
             Ok(fresh) => fresh,
             Err(ProviderError::Rejected(code)) if primary => {
                 // The grant is dead: the session can no longer call APIs, so end it.
-                self.ports.sessions.delete(&session.key).await?;
+                if self.ports.sessions.delete(&session.key).await? {
+                    self.sessions_ended(SessionEndReason::RefreshRefused, 1);
+                }
                 return Err(RefreshError::Refused(code));
             }
             Err(ProviderError::Rejected(_)) => {
@@ -325,6 +343,10 @@ impl Bff {
             }
         }
         Err(RefreshError::Store(StoreError::Conflict))
+    }
+
+    fn refresh_ended(&self, provider: &ProviderId, outcome: RefreshResult) {
+        self.events.record(Event::Refresh { provider, outcome });
     }
 
     /// Removes `provider`'s connection holding the `refused` tokens from the session

@@ -10,7 +10,7 @@ use super::Bff;
 use crate::claims::Claims;
 use crate::ids::{ProviderId, SessionId, SessionKey, hex};
 use crate::lifetime::Expiry;
-use crate::ports::{CipherError, ProviderError, StoreError};
+use crate::ports::{CipherError, ProviderError, SessionEndReason, StoreError};
 use crate::session::Session;
 use crate::time::Timestamp;
 use crate::tokens::TokenSet;
@@ -139,7 +139,9 @@ impl Bff {
         match opened {
             Ok(tokens) => Ok(tokens),
             Err(cause) => {
-                self.ports.sessions.delete(&session.key).await?;
+                if self.ports.sessions.delete(&session.key).await? {
+                    self.sessions_ended(SessionEndReason::TokensUnreadable, 1);
+                }
                 Err(SessionError::TokensUnreadable(cause))
             }
         }

@@ -11,6 +11,7 @@ use crate::testkit::{FakeCipher, FakeProvider, FakeStores, FixedClock, SeededRan
 use crate::*;
 
 mod connect;
+pub(super) mod events;
 
 const ISSUER: &str = "https://idp.example";
 pub(super) const OTHER_ISSUER: &str = "https://other.example";

@@ -25,11 +25,12 @@ mod token;
 mod userinfo;
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bff_domain::ports::{
-    AuthorizationRequest, BoxError, ClientToken, IdentityProvider, LogoutToken, ProviderError,
-    ProviderLogin,
+    AuthorizationRequest, BoxError, ClientToken, Events, IdentityProvider, LogoutToken,
+    ProviderError, ProviderLogin,
 };
 use bff_domain::{Claims, Prompt, ProviderId, Secret, Timestamp, TokenSet};
 use jsonwebtoken::Algorithm;
@@ -158,6 +159,13 @@ impl OidcProvider {
             http,
             jwks,
         })
+    }
+
+    /// The provider telling `events` what it does that operators count (JWKS refetches).
+    #[must_use]
+    pub fn with_events(mut self, events: Arc<dyn Events>) -> Self {
+        self.jwks.tell(self.config.id.clone(), events);
+        self
     }
 
     /// The discovered metadata.

@@ -64,7 +64,7 @@ impl AdminConfig {
     }
 }
 
-fn optional_socket_address<'de, D: Deserializer<'de>>(
+pub(super) fn optional_socket_address<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<SocketAddr>, D::Error> {
     let text = String::deserialize(deserializer)?;

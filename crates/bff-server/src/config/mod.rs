@@ -16,6 +16,7 @@
 
 mod admin;
 mod env;
+mod metrics;
 mod problem;
 mod providers;
 mod reader;
@@ -35,6 +36,7 @@ use bff_http::{HttpSettings, ProxyRouteConfig, SettingsError, TrustedProxies};
 use bff_oidc::ProviderSection;
 
 pub use self::admin::AdminConfig;
+pub use self::metrics::MetricsConfig;
 use self::problem::{KeyPath, Segment};
 use self::reader::Reader;
 pub use self::server::{DevConfig, HttpConfig, PublicUrl, ServerConfig};
@@ -79,6 +81,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[tracing]`: OpenTelemetry trace export (off unless `otlp_endpoint` is set).
     pub tracing: TracingConfig,
+    /// `[metrics]`: the Prometheus `/metrics` listener (off unless `listen` is set).
+    pub metrics: MetricsConfig,
     /// `[[routes]]`: the API proxy's allowlist (`bff_http::ProxyRouteConfig` each), checked
     /// against the providers and the BFF's own paths.
     pub routes: RouteTable,
@@ -124,6 +128,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "admin",
     "log",
     "tracing",
+    "metrics",
 ];
 
 impl Config {
@@ -185,6 +190,7 @@ impl Config {
         let admin: Option<AdminConfig> = section(reader, &mut table, "admin");
         let log: Option<LogConfig> = section(reader, &mut table, "log");
         let tracing: Option<TracingConfig> = section(reader, &mut table, "tracing");
+        let metrics: Option<MetricsConfig> = section(reader, &mut table, "metrics");
         let vault_keys = read_vault_keys(reader, table.remove("vault_keys"));
         let providers = providers::read(reader, table.remove("providers"));
         let default_provider =
@@ -206,6 +212,16 @@ impl Config {
             admin.check(
                 &KeyPath::top("admin"),
                 server.as_ref().map(|s| s.listen),
+                reader,
+            );
+        }
+        if let Some(metrics) = &metrics {
+            metrics.check(
+                &KeyPath::top("metrics"),
+                &[
+                    ("server.listen", server.as_ref().map(|s| s.listen)),
+                    ("admin.listen", admin.as_ref().and_then(|a| a.listen)),
+                ],
                 reader,
             );
         }
@@ -232,6 +248,7 @@ impl Config {
             admin: admin?,
             log: log?,
             tracing: tracing?,
+            metrics: metrics?,
         };
         config.check_http_settings(reader);
         config.check_conformance(reader);

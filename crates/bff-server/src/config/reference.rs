@@ -579,6 +579,18 @@ pub(crate) const SECTIONS: &[Section] = &[
         ],
     },
     Section {
+        path: "metrics",
+        doc: "Prometheus metrics (OpenMetrics text) on their own listener; off unless `listen` \
+              is set. No label carries a user, session, token or raw path.",
+        keys: &[Key {
+            name: "listen",
+            kind: "socket address",
+            default: Described("none: no metrics listener"),
+            example: r#""127.0.0.1:9464""#,
+            doc: "The address serving `GET /metrics`, never the browser's or the admin API's.",
+        }],
+    },
+    Section {
         path: "admin",
         doc: "The operators' admin API, on its own listener; off unless `listen` is set.",
         keys: &[

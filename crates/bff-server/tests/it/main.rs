@@ -17,6 +17,7 @@ mod connect;
 mod flow;
 mod keycloak;
 mod load;
+mod metrics;
 mod negative;
 mod operations;
 mod provider_logout;

@@ -345,14 +345,28 @@ impl Reserved {
         config: Config,
         admin: Option<tokio::net::TcpListener>,
     ) -> Server {
+        let extra = bff_server::ExtraListeners {
+            admin,
+            metrics: None,
+        };
+        self.serve_with_listeners(config, extra).await
+    }
+
+    /// [`Reserved::serve`], plus the admin API and `/metrics` on the listeners in `extra`.
+    pub async fn serve_with_listeners(
+        self,
+        config: Config,
+        extra: bff_server::ExtraListeners,
+    ) -> Server {
         let (tx, rx) = oneshot::channel();
         let (ready_tx, ready_rx) = oneshot::channel();
         let base = self.base.clone();
         tokio::spawn(async move {
-            let result = bff_server::serve_with_admin(config, self.listener, admin, async move {
-                let _ = rx.await;
-            })
-            .await;
+            let result =
+                bff_server::serve_with_listeners(config, self.listener, extra, async move {
+                    let _ = rx.await;
+                })
+                .await;
             let _ = ready_tx.send(result.map_err(|e| e.to_string()));
         });
         // Wait until it answers (or failed to build).

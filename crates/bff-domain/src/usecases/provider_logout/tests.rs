@@ -412,6 +412,27 @@ fn front_channel_logout_ends_the_provider_session_of_every_client_of_that_issuer
 }
 
 #[test]
+fn provider_logouts_are_told_with_their_outcome_and_the_sessions_they_ended() {
+    use crate::usecases::tests::events::Recorded;
+
+    let w = populated();
+    let events = Arc::new(Recorded::default());
+    let node = w.node().with_events(events.clone());
+    block_on(node.backchannel_logout(&token(json!({})))).unwrap();
+    assert_eq!(
+        events.take(),
+        [
+            "sessions_ended backchannel_logout 2",
+            "backchannel_logout ok"
+        ]
+    );
+    block_on(node.backchannel_logout(&token(json!({})))).unwrap_err();
+    assert_eq!(events.take(), ["backchannel_logout replayed"]);
+    block_on(node.frontchannel_logout(Some(ISSUER), Some("s-b"))).unwrap();
+    assert_eq!(events.take(), ["sessions_ended frontchannel_logout 1"]);
+}
+
+#[test]
 fn front_channel_logout_needs_a_configured_issuer_and_a_sid() {
     let w = populated();
     let node = w.node();

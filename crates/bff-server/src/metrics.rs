@@ -1,0 +1,508 @@
+//! Prometheus metrics: the registry, the recorder of the domain's [`Events`] port, a decorator
+//! that times every store call, and the `/metrics` app served on its own listener
+//! (`[metrics] listen`, off by default).
+//!
+//! Labels carry only configured names (provider ids, route prefixes, store adapters), store
+//! operation names and stable codes: never a user id, session id, token or raw path. The domain's
+//! [`Event`] type has no field that could hold one, and the store decorator labels calls by
+//! method name, never by argument.
+//!
+//! `prometheus-client` keeps the registry a value (no process-wide global), so each server (and
+//! each test's server in one process) counts on its own.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bff_domain::ports::{
+    Event, Events, Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError,
+};
+use bff_domain::{PendingLogin, Session, SessionKey, Timestamp};
+use poem::http::StatusCode;
+use poem::{Endpoint, EndpointExt, Response, Route, get, handler};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderLabel {
+    provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderOutcomeLabels {
+    provider: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProxyLabels {
+    route: String,
+    status: String,
+    class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProxyLatencyLabels {
+    route: String,
+    class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    // Static names: a store call allocates nothing to be counted.
+    adapter: &'static str,
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Latency buckets from 1 ms to about 33 s, doubling: store calls sit at the low end, proxied
+/// calls and provider round trips across the range.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// The process's metrics. Cheap to share (`Arc`); recording takes no lock but the family's
+/// read lock.
+pub struct Metrics {
+    registry: Registry,
+    logins_started: Family<ProviderLabel, Counter>,
+    logins_completed: Family<ProviderLabel, Counter>,
+    logins_failed: Family<ReasonLabel, Counter>,
+    refreshes: Family<ProviderOutcomeLabels, Counter>,
+    sessions_created: Family<ProviderLabel, Counter>,
+    sessions_ended: Family<ReasonLabel, Counter>,
+    backchannel_logouts: Family<OutcomeLabel, Counter>,
+    proxy_requests: Family<ProxyLabels, Counter>,
+    jwks_refetches: Family<ProviderOutcomeLabels, Counter>,
+    proxy_latency: HistogramFamily<ProxyLatencyLabels>,
+    store_latency: HistogramFamily<StoreLabels>,
+    store_errors: Family<StoreLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric of the server, and `bff_build_info` set.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("bff");
+        let metrics = Self {
+            logins_started: Family::default(),
+            logins_completed: Family::default(),
+            logins_failed: Family::default(),
+            refreshes: Family::default(),
+            sessions_created: Family::default(),
+            sessions_ended: Family::default(),
+            backchannel_logouts: Family::default(),
+            proxy_requests: Family::default(),
+            jwks_refetches: Family::default(),
+            proxy_latency: Family::new_with_constructor(latency_histogram),
+            store_latency: Family::new_with_constructor(latency_histogram),
+            store_errors: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "build",
+            "The running build (always 1)",
+            Info::new(BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            }),
+        );
+        registry.register(
+            "logins_started",
+            "Logins (and connects) started, by provider",
+            metrics.logins_started.clone(),
+        );
+        registry.register(
+            "logins_completed",
+            "Logins (and connects) completed, by provider",
+            metrics.logins_completed.clone(),
+        );
+        registry.register(
+            "logins_failed",
+            "Logins that failed to start or complete, by reason",
+            metrics.logins_failed.clone(),
+        );
+        registry.register(
+            "refreshes",
+            "Token refreshes by provider and outcome (ok, refused, failed, coalesced)",
+            metrics.refreshes.clone(),
+        );
+        registry.register(
+            "sessions_created",
+            "Sessions created, by provider",
+            metrics.sessions_created.clone(),
+        );
+        registry.register(
+            "sessions_ended",
+            "Sessions ended, by reason",
+            metrics.sessions_ended.clone(),
+        );
+        registry.register(
+            "backchannel_logouts",
+            "Back-channel logout requests, by outcome",
+            metrics.backchannel_logouts.clone(),
+        );
+        registry.register(
+            "proxy_requests",
+            "API proxy requests by route prefix, status code and status class",
+            metrics.proxy_requests.clone(),
+        );
+        registry.register(
+            "jwks_refetches",
+            "Provider key sets fetched again for an unknown kid, by provider and outcome (ok, failed)",
+            metrics.jwks_refetches.clone(),
+        );
+        registry.register_with_unit(
+            "proxy_request_duration",
+            "API proxy requests until the answer's headers, by route prefix and status class",
+            Unit::Seconds,
+            metrics.proxy_latency.clone(),
+        );
+        registry.register_with_unit(
+            "store_call_duration",
+            "Store calls by adapter and operation",
+            Unit::Seconds,
+            metrics.store_latency.clone(),
+        );
+        registry.register(
+            "store_errors",
+            "Store calls that failed (store unavailable), by adapter and operation",
+            metrics.store_errors.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// The registry in the Prometheus/OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    fn store_call(
+        &self,
+        adapter: &'static str,
+        operation: &'static str,
+        elapsed: Duration,
+        failed: bool,
+    ) {
+        let labels = StoreLabels { adapter, operation };
+        self.store_latency
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        if failed {
+            self.store_errors.get_or_create(&labels).inc();
+        }
+    }
+}
+
+fn provider_label(provider: &bff_domain::ProviderId) -> ProviderLabel {
+    ProviderLabel {
+        provider: provider.as_str().to_owned(),
+    }
+}
+
+fn status_class(status: u16) -> String {
+    format!("{}xx", status / 100)
+}
+
+impl Events for Metrics {
+    fn record(&self, event: Event<'_>) {
+        match event {
+            Event::LoginStarted { provider } => {
+                self.logins_started
+                    .get_or_create(&provider_label(provider))
+                    .inc();
+            }
+            Event::LoginCompleted { provider } => {
+                self.logins_completed
+                    .get_or_create(&provider_label(provider))
+                    .inc();
+            }
+            Event::LoginFailed { reason } => {
+                self.logins_failed
+                    .get_or_create(&ReasonLabel {
+                        reason: reason.to_owned(),
+                    })
+                    .inc();
+            }
+            Event::Refresh { provider, outcome } => {
+                self.refreshes
+                    .get_or_create(&ProviderOutcomeLabels {
+                        provider: provider.as_str().to_owned(),
+                        outcome: outcome.as_str().to_owned(),
+                    })
+                    .inc();
+            }
+            Event::SessionCreated { provider } => {
+                self.sessions_created
+                    .get_or_create(&provider_label(provider))
+                    .inc();
+            }
+            Event::SessionsEnded { reason, count } => {
+                self.sessions_ended
+                    .get_or_create(&ReasonLabel {
+                        reason: reason.as_str().to_owned(),
+                    })
+                    .inc_by(count);
+            }
+            Event::BackchannelLogout { outcome } => {
+                self.backchannel_logouts
+                    .get_or_create(&OutcomeLabel {
+                        outcome: outcome.to_owned(),
+                    })
+                    .inc();
+            }
+            Event::ProxyRequest {
+                route,
+                status,
+                elapsed,
+            } => {
+                let class = status_class(status);
+                self.proxy_requests
+                    .get_or_create(&ProxyLabels {
+                        route: route.to_owned(),
+                        status: status.to_string(),
+                        class: class.clone(),
+                    })
+                    .inc();
+                self.proxy_latency
+                    .get_or_create(&ProxyLatencyLabels {
+                        route: route.to_owned(),
+                        class,
+                    })
+                    .observe(elapsed.as_secs_f64());
+            }
+            Event::JwksRefetched { provider, ok } => {
+                self.jwks_refetches
+                    .get_or_create(&ProviderOutcomeLabels {
+                        provider: provider.as_str().to_owned(),
+                        outcome: if ok { "ok" } else { "failed" }.to_owned(),
+                    })
+                    .inc();
+            }
+            // `Event` is non-exhaustive: a new event is simply not counted until it is here.
+            _ => {}
+        }
+    }
+}
+
+/// The `/metrics` app for the metrics listener: `GET /metrics` answers the registry as text;
+/// anything else `404`.
+pub fn metrics_app(metrics: Arc<Metrics>) -> impl Endpoint {
+    Route::new().at("/metrics", get(scrape)).data(metrics)
+}
+
+#[handler]
+fn scrape(metrics: poem::web::Data<&Arc<Metrics>>) -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(metrics.encode())
+}
+
+/// A store port timed and counted: every call observes `bff_store_call_duration_seconds` and,
+/// when it fails with [`StoreError::Unavailable`], counts `bff_store_errors_total`, labelled by
+/// the adapter's name and the method. `NotFound` and `Conflict` are answers, not failures.
+pub struct Metered<S: ?Sized> {
+    inner: Arc<S>,
+    adapter: &'static str,
+    metrics: Arc<Metrics>,
+}
+
+impl<S: ?Sized> Metered<S> {
+    /// `inner`, measured under the adapter name `adapter` (`memory`, `postgres`, `redis`).
+    pub fn new(inner: Arc<S>, adapter: &'static str, metrics: Arc<Metrics>) -> Self {
+        Self {
+            inner,
+            adapter,
+            metrics,
+        }
+    }
+
+    async fn timed<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let result = call.await;
+        let failed = matches!(result, Err(StoreError::Unavailable(_)));
+        self.metrics
+            .store_call(self.adapter, operation, started.elapsed(), failed);
+        result
+    }
+}
+
+impl<S: ?Sized> std::fmt::Debug for Metered<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metered")
+            .field("adapter", &self.adapter)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl SessionStore for Metered<dyn SessionStore> {
+    async fn create(&self, session: &Session) -> Result<(), StoreError> {
+        self.timed("create", self.inner.create(session)).await
+    }
+
+    async fn get(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Session>, StoreError> {
+        self.timed("get", self.inner.get(key, now)).await
+    }
+
+    async fn update(&self, session: &Session, now: Timestamp) -> Result<u64, StoreError> {
+        self.timed("update", self.inner.update(session, now)).await
+    }
+
+    async fn touch(
+        &self,
+        key: &SessionKey,
+        last_seen_at: Timestamp,
+        idle_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.timed(
+            "touch",
+            self.inner.touch(key, last_seen_at, idle_expires_at, now),
+        )
+        .await
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        self.timed("delete", self.inner.delete(key)).await
+    }
+
+    async fn find_by_provider_session(
+        &self,
+        issuer: &str,
+        sid: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.timed(
+            "find_by_provider_session",
+            self.inner.find_by_provider_session(issuer, sid, now),
+        )
+        .await
+    }
+
+    async fn find_by_subject(
+        &self,
+        issuer: &str,
+        subject: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.timed(
+            "find_by_subject",
+            self.inner.find_by_subject(issuer, subject, now),
+        )
+        .await
+    }
+
+    async fn delete_by_provider_session(&self, issuer: &str, sid: &str) -> Result<u64, StoreError> {
+        self.timed(
+            "delete_by_provider_session",
+            self.inner.delete_by_provider_session(issuer, sid),
+        )
+        .await
+    }
+
+    async fn delete_by_subject(&self, issuer: &str, subject: &str) -> Result<u64, StoreError> {
+        self.timed(
+            "delete_by_subject",
+            self.inner.delete_by_subject(issuer, subject),
+        )
+        .await
+    }
+
+    async fn sweep_expired(&self, now: Timestamp, batch: u32) -> Result<u64, StoreError> {
+        self.timed("sweep_expired", self.inner.sweep_expired(now, batch))
+            .await
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.timed("check", self.inner.check()).await
+    }
+}
+
+#[async_trait]
+impl PendingLoginStore for Metered<dyn PendingLoginStore> {
+    async fn put(&self, login: &PendingLogin) -> Result<(), StoreError> {
+        self.timed("pending_put", self.inner.put(login)).await
+    }
+
+    async fn take(&self, state: &str, now: Timestamp) -> Result<Option<PendingLogin>, StoreError> {
+        self.timed("pending_take", self.inner.take(state, now))
+            .await
+    }
+}
+
+#[async_trait]
+impl ReplayCache for Metered<dyn ReplayCache> {
+    async fn insert_if_absent(
+        &self,
+        value: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.timed(
+            "replay_insert",
+            self.inner.insert_if_absent(value, expires_at, now),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl Lock for Metered<dyn Lock> {
+    async fn try_acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.timed("lock_acquire", self.inner.try_acquire(name, owner, ttl))
+            .await
+    }
+
+    async fn release(&self, name: &str, owner: &str) -> Result<bool, StoreError> {
+        self.timed("lock_release", self.inner.release(name, owner))
+            .await
+    }
+}
