@@ -238,6 +238,8 @@ fn bff(sessions: Arc<dyn SessionStore>, t: Timestamp) -> Bff {
             app_redirect_url: "https://app.example/".into(),
             refresh_margin: Duration::from_secs(30),
             fetch_userinfo: false,
+            renewal: None,
+            client_binding: Default::default(),
         },
     )
 }

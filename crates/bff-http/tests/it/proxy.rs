@@ -383,6 +383,8 @@ async fn world() -> World {
             app_redirect_url: "https://app.example/".into(),
             refresh_margin: Duration::from_secs(60),
             fetch_userinfo: false,
+            renewal: None,
+            client_binding: Default::default(),
         },
     ));
     let settings = Arc::new(HttpSettings {

@@ -53,7 +53,7 @@ fn callback(started: &StartedLogin, state: &str) -> CompleteLogin {
 
 /// Connects `other` to the session `id` through the use cases; `other` issues
 /// `other-access-<n>` expiring 300 s after the connect.
-fn connect(w: &World, id: &SessionId) -> CompletedLogin {
+pub(super) fn connect(w: &World, id: &SessionId) -> CompletedLogin {
     let (started, state) = start_connect(w, id);
     block_on(w.bff.complete_login(callback(&started, &state))).unwrap()
 }
