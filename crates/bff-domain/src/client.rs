@@ -312,23 +312,101 @@ mod tests {
     #[test]
     fn binding_table() {
         // (ipv4 prefix, ipv6 prefix, login client, request client, expected)
-        let cases: &[(Option<u8>, Option<u8>, (&str, &str), (&str, &str), BindingCheck)] = &[
-            (None, None, (FIREFOX, "192.0.2.1"), (FIREFOX, "198.51.100.9"), BindingCheck::Matches),
-            (None, None, (FIREFOX, "192.0.2.1"), ("curl/8", "192.0.2.1"), BindingCheck::Mismatch),
+        let cases: &[(
+            Option<u8>,
+            Option<u8>,
+            (&str, &str),
+            (&str, &str),
+            BindingCheck,
+        )] = &[
+            (
+                None,
+                None,
+                (FIREFOX, "192.0.2.1"),
+                (FIREFOX, "198.51.100.9"),
+                BindingCheck::Matches,
+            ),
+            (
+                None,
+                None,
+                (FIREFOX, "192.0.2.1"),
+                ("curl/8", "192.0.2.1"),
+                BindingCheck::Mismatch,
+            ),
             (None, None, (FIREFOX, ""), ("", ""), BindingCheck::Mismatch),
-            (Some(24), None, (FIREFOX, "192.0.2.1"), (FIREFOX, "192.0.2.200"), BindingCheck::Matches),
-            (Some(24), None, (FIREFOX, "192.0.2.1"), (FIREFOX, "192.0.3.1"), BindingCheck::Mismatch),
-            (Some(24), None, (FIREFOX, "192.0.2.1"), (FIREFOX, "::ffff:192.0.2.7"), BindingCheck::Matches),
-            (Some(32), None, (FIREFOX, "192.0.2.1"), (FIREFOX, "192.0.2.2"), BindingCheck::Mismatch),
-            (Some(0), None, (FIREFOX, "192.0.2.1"), (FIREFOX, "203.0.113.1"), BindingCheck::Matches),
-            (None, Some(64), (FIREFOX, "2001:db8:1:2::1"), (FIREFOX, "2001:db8:1:2:ffff::9"), BindingCheck::Matches),
-            (None, Some(64), (FIREFOX, "2001:db8:1:2::1"), (FIREFOX, "2001:db8:1:3::1"), BindingCheck::Mismatch),
+            (
+                Some(24),
+                None,
+                (FIREFOX, "192.0.2.1"),
+                (FIREFOX, "192.0.2.200"),
+                BindingCheck::Matches,
+            ),
+            (
+                Some(24),
+                None,
+                (FIREFOX, "192.0.2.1"),
+                (FIREFOX, "192.0.3.1"),
+                BindingCheck::Mismatch,
+            ),
+            (
+                Some(24),
+                None,
+                (FIREFOX, "192.0.2.1"),
+                (FIREFOX, "::ffff:192.0.2.7"),
+                BindingCheck::Matches,
+            ),
+            (
+                Some(32),
+                None,
+                (FIREFOX, "192.0.2.1"),
+                (FIREFOX, "192.0.2.2"),
+                BindingCheck::Mismatch,
+            ),
+            (
+                Some(0),
+                None,
+                (FIREFOX, "192.0.2.1"),
+                (FIREFOX, "203.0.113.1"),
+                BindingCheck::Matches,
+            ),
+            (
+                None,
+                Some(64),
+                (FIREFOX, "2001:db8:1:2::1"),
+                (FIREFOX, "2001:db8:1:2:ffff::9"),
+                BindingCheck::Matches,
+            ),
+            (
+                None,
+                Some(64),
+                (FIREFOX, "2001:db8:1:2::1"),
+                (FIREFOX, "2001:db8:1:3::1"),
+                BindingCheck::Mismatch,
+            ),
             // An address family moved (v6 to v4) is another network.
-            (Some(24), Some(64), (FIREFOX, "2001:db8::1"), (FIREFOX, "192.0.2.1"), BindingCheck::Mismatch),
+            (
+                Some(24),
+                Some(64),
+                (FIREFOX, "2001:db8::1"),
+                (FIREFOX, "192.0.2.1"),
+                BindingCheck::Mismatch,
+            ),
             // An unknown address never matches a known one.
-            (Some(24), None, (FIREFOX, "192.0.2.1"), (FIREFOX, ""), BindingCheck::Mismatch),
+            (
+                Some(24),
+                None,
+                (FIREFOX, "192.0.2.1"),
+                (FIREFOX, ""),
+                BindingCheck::Mismatch,
+            ),
             // A User-Agent cannot be crafted to move the address part (length prefixes).
-            (Some(24), None, ("a:1", "192.0.2.1"), ("a", "192.0.2.1"), BindingCheck::Mismatch),
+            (
+                Some(24),
+                None,
+                ("a:1", "192.0.2.1"),
+                ("a", "192.0.2.1"),
+                BindingCheck::Mismatch,
+            ),
         ];
         for &(v4, v6, login, request, expected) in cases {
             let policy = ClientBindingPolicy::new(BindingMode::Strict, v4, v6).unwrap();
@@ -341,12 +419,13 @@ mod tests {
     #[test]
     fn the_binding_is_a_hash_without_its_inputs_and_bad_prefixes_are_refused() {
         let policy = ClientBindingPolicy::new(BindingMode::Warn, Some(24), None).unwrap();
-        let binding = policy
-            .binding_for(&client(FIREFOX, "192.0.2.1"))
-            .unwrap();
+        let binding = policy.binding_for(&client(FIREFOX, "192.0.2.1")).unwrap();
         assert_eq!(binding.as_str().len(), 64);
         assert!(!binding.as_str().contains("192"));
-        assert_eq!(ClientBinding::from_stored(binding.as_str()).unwrap(), binding);
+        assert_eq!(
+            ClientBinding::from_stored(binding.as_str()).unwrap(),
+            binding
+        );
         assert!(ClientBinding::from_stored("nope").is_err());
         assert!(ClientBindingPolicy::new(BindingMode::Strict, Some(33), None).is_err());
         assert!(ClientBindingPolicy::new(BindingMode::Strict, None, Some(129)).is_err());

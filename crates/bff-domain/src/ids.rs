@@ -411,7 +411,11 @@ mod tests {
         let renewed = old.renewed(&nonce);
         assert_eq!(SessionId::parse(renewed.expose()).unwrap(), renewed);
         assert_ne!(renewed, old);
-        assert_eq!(old.renewed(&nonce), renewed, "deterministic for the grace period");
+        assert_eq!(
+            old.renewed(&nonce),
+            renewed,
+            "deterministic for the grace period"
+        );
         assert_ne!(other.renewed(&nonce), renewed);
         assert_ne!(old.renewed(&RenewalNonce::generate(&random)), renewed);
         assert!(!format!("{nonce:?}").contains(nonce.expose()));

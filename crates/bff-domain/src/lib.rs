@@ -116,8 +116,8 @@ pub use secret::Secret;
 pub use session::{Connection, RenewalAlias, Session};
 pub use time::Timestamp;
 pub use tokens::TokenSet;
-pub use usecases::admission::{Admission, AdmissionError};
 pub use usecases::admin::{AdminError, Revoked, SessionHandle, SessionSummary};
+pub use usecases::admission::{Admission, AdmissionError};
 pub use usecases::login::{
     CompleteLogin, CompletedLogin, LoginError, LoginStyle, StartLogin, StartedLogin,
 };

@@ -81,7 +81,7 @@ pub fn app(
 ) -> impl Endpoint {
     let cors = cors::Cors::for_settings(&settings);
     let cors_on = cors.is_some();
-    let service = openapi_service(bff, settings.clone());
+    let service = openapi_service(bff.clone(), settings.clone());
     let spec = service.spec();
     let prefix = settings.prefix.clone();
     let bff_routes = Route::new()
@@ -93,8 +93,9 @@ pub fn app(
                     .into_response()
             })),
         )
-        // The CSRF and session extractors read the settings from the request.
-        .nest("/", service.data(settings))
+        // The CSRF and session extractors read the settings from the request, and the session
+        // extractors admit the session through the use cases.
+        .nest("/", service.data(settings).data(bff))
         .around(cap_body)
         // Errors become problems here, so they too get `no-store`.
         .catch_all_error(problem_response)

@@ -21,6 +21,9 @@ pub struct HttpSettings {
     /// `bff.example.com`): answer CORS, with credentials and never `*`, for the app origins
     /// only. Off when every app origin is the BFF's own, which needs no CORS.
     pub cors: bool,
+    /// The reverse proxies whose forwarding headers say who the client is (for the client
+    /// binding of sessions; the API proxy has its own copy for what it forwards).
+    pub trusted_proxies: crate::TrustedProxies,
 }
 
 /// A settings problem, one line each.
@@ -131,6 +134,7 @@ mod tests {
             secure_cookies: secure,
             app_origins: vec!["https://app.example".into()],
             cors: false,
+            trusted_proxies: Default::default(),
         }
     }
 
@@ -182,6 +186,7 @@ mod tests {
             secure_cookies: true,
             app_origins: vec!["https://app.example/path".into()],
             cors: false,
+            trusted_proxies: Default::default(),
         };
         assert_eq!(s.validate().len(), 3);
     }

@@ -613,7 +613,12 @@ fn sample_pending(now: Timestamp, state: &str) -> PendingLogin {
 /// through `get`, the lookups and an update (which keeps them).
 pub async fn lifecycle_fields_round_trip(stores: &ContractStores, now: Timestamp) {
     let s = &stores.sessions;
-    let mut session = sample_session(now.minus(Duration::from_secs(100)), "https://l.example", "lena", Some("sid-l"));
+    let mut session = sample_session(
+        now.minus(Duration::from_secs(100)),
+        "https://l.example",
+        "lena",
+        Some("sid-l"),
+    );
     session.id_issued_at = later(now, 0).minus(Duration::from_secs(40));
     session.client_binding = ClientBindingPolicy::new(BindingMode::Strict, Some(24), None)
         .unwrap()
@@ -628,11 +633,17 @@ pub async fn lifecycle_fields_round_trip(stores: &ContractStores, now: Timestamp
         Some(&session),
         "get returns the lifecycle fields create stored"
     );
-    let found = s.find_by_subject("https://l.example", "lena", now).await.unwrap();
+    let found = s
+        .find_by_subject("https://l.example", "lena", now)
+        .await
+        .unwrap();
     assert_eq!(found, vec![session.clone()], "lookups return them too");
     s.update(&session, now).await.unwrap();
     let updated = s.get(&session.key, now).await.unwrap().unwrap();
-    assert_eq!(updated.id_issued_at, session.id_issued_at, "update keeps them");
+    assert_eq!(
+        updated.id_issued_at, session.id_issued_at,
+        "update keeps them"
+    );
     assert_eq!(updated.client_binding, session.client_binding);
     assert_eq!(updated.user_agent, session.user_agent);
     s.delete(&session.key).await.unwrap();
@@ -652,7 +663,10 @@ pub async fn renewal_aliases_are_put_once_and_expire(stores: &ContractStores, no
     };
     assert_eq!(s.get_renewal(&old, now).await.unwrap(), None, "nothing yet");
     let first = alias(60);
-    assert!(s.put_renewal(&old, &first, now).await.unwrap(), "first put wins");
+    assert!(
+        s.put_renewal(&old, &first, now).await.unwrap(),
+        "first put wins"
+    );
     assert_eq!(s.get_renewal(&old, now).await.unwrap(), Some(first.clone()));
     assert!(
         !s.put_renewal(&old, &alias(60), now).await.unwrap(),
@@ -664,7 +678,11 @@ pub async fn renewal_aliases_are_put_once_and_expire(stores: &ContractStores, no
         "the first alias stands until it expires"
     );
     let other = key(now);
-    assert_eq!(s.get_renewal(&other, now).await.unwrap(), None, "keys are independent");
+    assert_eq!(
+        s.get_renewal(&other, now).await.unwrap(),
+        None,
+        "keys are independent"
+    );
     assert_eq!(
         s.get_renewal(&old, later(now, 60)).await.unwrap(),
         None,

@@ -21,6 +21,8 @@
 //! Binding: the session's stored binding is compared with the request's client; a mismatch ends
 //! the session in `strict` mode and is reported (for the host's log) in `warn` mode.
 
+use std::time::Duration;
+
 use super::Bff;
 use super::refresh::{REFRESH_LEASE, refresh_lease};
 use crate::client::{BindingCheck, BindingMode, ClientContext};
@@ -38,6 +40,9 @@ pub struct Admission {
     pub id: SessionId,
     /// `id` is not the id the request carried: the host sets it as the new cookie.
     pub renewed: bool,
+    /// How long the new cookie should live (until the session's absolute expiry); zero when
+    /// not renewed.
+    pub cookie_max_age: Duration,
     /// The outcome of the binding check; `Mismatch` only in `warn` mode (in `strict` mode it is
     /// an error), for the host to log.
     pub binding: BindingCheck,
@@ -91,6 +96,7 @@ impl Bff {
             return Ok(Admission {
                 id,
                 renewed: false,
+                cookie_max_age: Duration::ZERO,
                 binding: BindingCheck::NotChecked,
             });
         }
@@ -109,6 +115,7 @@ impl Bff {
                     return Ok(Admission {
                         id,
                         renewed: false,
+                        cookie_max_age: Duration::ZERO,
                         binding: BindingCheck::NotChecked,
                     });
                 }
@@ -132,12 +139,18 @@ impl Bff {
             return Ok(Admission {
                 id: new_id,
                 renewed: true,
+                cookie_max_age: now.until(session.absolute_expires_at),
                 binding,
             });
         }
         Ok(Admission {
             id,
             renewed,
+            cookie_max_age: if renewed {
+                now.until(session.absolute_expires_at)
+            } else {
+                Duration::ZERO
+            },
             binding,
         })
     }
@@ -283,8 +296,7 @@ impl Bff {
             vault::open(cipher, &session.key, &session.tokens).map_err(Resealing::Unreadable)?;
         let mut renewed = session.clone();
         renewed.key = alias.new_key.clone();
-        renewed.tokens =
-            vault::seal(cipher, &renewed.key, &tokens).map_err(Resealing::Sealing)?;
+        renewed.tokens = vault::seal(cipher, &renewed.key, &tokens).map_err(Resealing::Sealing)?;
         for connection in &mut renewed.connections {
             let tokens = vault::open_connection(
                 cipher,

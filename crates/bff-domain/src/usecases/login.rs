@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use super::Bff;
-use crate::client::{ClientContext, user_agent_summary};
 use super::session::SessionError;
+use crate::client::{ClientContext, user_agent_summary};
 use crate::ids::{LoginBinding, Prompt, ProviderId, SessionId, SessionKey};
 use crate::pending::PendingLogin;
 use crate::ports::{CipherError, ProviderError, StoreError};

@@ -34,8 +34,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ids::ProviderId;
 use crate::client::ClientBindingPolicy;
+use crate::ids::ProviderId;
 use crate::lifetime::{SessionLifetime, SessionRenewal};
 use crate::ports::{
     Cipher, Clock, IdentityProvider, Lock, PendingLoginStore, Random, ReplayCache, SessionStore,

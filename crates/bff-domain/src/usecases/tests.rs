@@ -44,18 +44,18 @@ pub(super) fn world_with(tweak: impl FnOnce(&mut BffPolicy)) -> World {
     )
     .unwrap();
     let mut policy = BffPolicy {
-            lifetime: SessionLifetime {
-                idle: Duration::from_secs(600),
-                absolute: Duration::from_secs(3600),
-            },
-            pending_login_ttl: Duration::from_secs(300),
-            callback_url: "https://app.example/bff/callback".into(),
-            app_redirect_url: "https://app.example/".into(),
-            refresh_margin: Duration::from_secs(30),
-            fetch_userinfo: true,
-            renewal: None,
-            client_binding: Default::default(),
-        };
+        lifetime: SessionLifetime {
+            idle: Duration::from_secs(600),
+            absolute: Duration::from_secs(3600),
+        },
+        pending_login_ttl: Duration::from_secs(300),
+        callback_url: "https://app.example/bff/callback".into(),
+        app_redirect_url: "https://app.example/".into(),
+        refresh_margin: Duration::from_secs(30),
+        fetch_userinfo: true,
+        renewal: None,
+        client_binding: Default::default(),
+    };
     tweak(&mut policy);
     let bff = Bff::new(
         BffPorts {

@@ -395,6 +395,7 @@ async fn world() -> World {
         secure_cookies: true,
         app_origins: vec![APP_ORIGIN.into()],
         cors: false,
+        trusted_proxies: Default::default(),
     });
 
     let mut scoped = route("/api/scoped", &up, "user");
@@ -1646,6 +1647,7 @@ async fn nested_prefixes_mount_side_by_side_and_the_longest_wins() {
         secure_cookies: true,
         app_origins: vec![APP_ORIGIN.into()],
         cors: false,
+        trusted_proxies: Default::default(),
     });
     let proxy = ApiProxy::new(w.bff.clone(), settings, table).unwrap();
     let addr = serve(proxy.mount(poem::Route::new())).await;

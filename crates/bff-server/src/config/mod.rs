@@ -255,6 +255,7 @@ impl Config {
             secure_cookies: secure,
             app_origins,
             cors,
+            trusted_proxies: self.trusted_proxies(),
         }
     }
 

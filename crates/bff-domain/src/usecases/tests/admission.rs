@@ -78,7 +78,10 @@ fn an_id_is_renewed_once_it_is_old_enough_and_the_session_moves_with_its_tokens(
     assert_ne!(new, old);
     assert!(stored(&w, &old).is_none(), "the old key is deleted");
     let moved = stored(&w, &new).expect("the session lives under the new key");
-    assert_eq!(moved.created_at, before.created_at, "created stays the login's");
+    assert_eq!(
+        moved.created_at, before.created_at,
+        "created stays the login's"
+    );
     assert_eq!(moved.id_issued_at.unix_seconds(), T0 + AFTER as i64);
     assert_eq!(moved.subject, before.subject);
     // The tokens were re-sealed for the new key: they open with it, not with the old one.
@@ -86,7 +89,10 @@ fn an_id_is_renewed_once_it_is_old_enough_and_the_session_moves_with_its_tokens(
     assert_eq!(tokens.access_token.expose(), "access-2");
     assert!(vault::open(&FakeCipher, &before.key, &moved.tokens).is_err());
     assert_eq!(
-        block_on(w.bff.current_session(&new)).unwrap().claims.subject(),
+        block_on(w.bff.current_session(&new))
+            .unwrap()
+            .claims
+            .subject(),
         Some("alice")
     );
     // Not due again until `after` from the renewal.
@@ -143,7 +149,10 @@ fn a_refresh_through_the_old_id_during_the_grace_period_writes_to_the_renewed_se
         block_on(w.bff.access_token_for(&new)).unwrap().expose(),
         tokens.access_token.expose()
     );
-    assert!(stored(&w, &old).is_none(), "nothing written back under the old key");
+    assert!(
+        stored(&w, &old).is_none(),
+        "nothing written back under the old key"
+    );
 }
 
 #[test]
@@ -169,13 +178,22 @@ fn no_renewal_while_a_refresh_holds_the_sessions_lease() {
     keep_alive(&w, &old, AFTER as i64);
     at(&w, AFTER as i64);
     let lease = format!("refresh:{}:main", old.key().as_str());
-    assert!(block_on(w.stores.try_acquire(&lease, "refresher", Duration::from_secs(30))).unwrap());
+    assert!(
+        block_on(
+            w.stores
+                .try_acquire(&lease, "refresher", Duration::from_secs(30))
+        )
+        .unwrap()
+    );
     let admitted = admit(&w, &old).unwrap();
     assert!(!admitted.renewed, "renewal waits for the refresh");
     assert!(stored(&w, &old).is_some());
     assert!(w.stores.renewals.lock().unwrap().is_empty());
     assert!(block_on(w.stores.release(&lease, "refresher")).unwrap());
-    assert!(admit(&w, &old).unwrap().renewed, "and happens on the next request");
+    assert!(
+        admit(&w, &old).unwrap().renewed,
+        "and happens on the next request"
+    );
     assert!(
         w.stores.leases.lock().unwrap().is_empty(),
         "renewal releases the leases it took"
@@ -196,11 +214,7 @@ fn an_alias_pointing_at_no_session_leaves_the_old_id_working() {
         nonce,
         expires_at: Timestamp::from_unix_seconds(T0 + AFTER as i64 + GRACE as i64),
     };
-    w.stores
-        .renewals
-        .lock()
-        .unwrap()
-        .insert(old.key(), lost);
+    w.stores.renewals.lock().unwrap().insert(old.key(), lost);
     let admitted = admit(&w, &old).unwrap();
     assert!(!admitted.renewed);
     assert_eq!(admitted.id, old);
@@ -271,17 +285,27 @@ fn the_login_records_a_user_agent_summary_and_the_binding_only_when_on() {
 fn strict_binding_ends_the_session_on_a_mismatch() {
     let w = binding(BindingMode::Strict);
     let id = login_from(&w, client(FIREFOX, "192.0.2.1"));
-    let same = block_on(w.bff.admit_session(id.clone(), &client(FIREFOX, "192.0.2.77"))).unwrap();
+    let same = block_on(
+        w.bff
+            .admit_session(id.clone(), &client(FIREFOX, "192.0.2.77")),
+    )
+    .unwrap();
     assert_eq!(same.binding, BindingCheck::Matches);
     assert_eq!(same.id, id);
     // The cookie replayed from another network, then from another browser.
-    for thief in [client(FIREFOX, "198.51.100.1"), client("curl/8.5.0", "192.0.2.1")] {
+    for thief in [
+        client(FIREFOX, "198.51.100.1"),
+        client("curl/8.5.0", "192.0.2.1"),
+    ] {
         let w = binding(BindingMode::Strict);
         let id = login_from(&w, client(FIREFOX, "192.0.2.1"));
         let err = block_on(w.bff.admit_session(id.clone(), &thief)).unwrap_err();
         assert!(matches!(err, AdmissionError::ClientMismatch));
         assert!(err.ends_session());
-        assert!(w.stores.sessions.lock().unwrap().is_empty(), "session ended");
+        assert!(
+            w.stores.sessions.lock().unwrap().is_empty(),
+            "session ended"
+        );
         // The owner is logged out too: the session is gone for everyone.
         assert!(matches!(
             block_on(w.bff.current_session(&id)),
@@ -294,8 +318,11 @@ fn strict_binding_ends_the_session_on_a_mismatch() {
 fn warn_binding_reports_a_mismatch_and_keeps_the_session() {
     let w = binding(BindingMode::Warn);
     let id = login_from(&w, client(FIREFOX, "192.0.2.1"));
-    let admitted =
-        block_on(w.bff.admit_session(id.clone(), &client("curl/8.5.0", "203.0.113.9"))).unwrap();
+    let admitted = block_on(
+        w.bff
+            .admit_session(id.clone(), &client("curl/8.5.0", "203.0.113.9")),
+    )
+    .unwrap();
     assert_eq!(admitted.binding, BindingCheck::Mismatch);
     assert_eq!(admitted.id, id);
     assert!(block_on(w.bff.current_session(&id)).is_ok());
