@@ -309,16 +309,19 @@ mod tests {
         );
     }
 
+    /// (IPv4 prefix, IPv6 prefix, login client, request client, expected).
+    type BindingCase = (
+        Option<u8>,
+        Option<u8>,
+        (&'static str, &'static str),
+        (&'static str, &'static str),
+        BindingCheck,
+    );
+
     #[test]
     fn binding_table() {
         // (ipv4 prefix, ipv6 prefix, login client, request client, expected)
-        let cases: &[(
-            Option<u8>,
-            Option<u8>,
-            (&str, &str),
-            (&str, &str),
-            BindingCheck,
-        )] = &[
+        let cases: &[BindingCase] = &[
             (
                 None,
                 None,
