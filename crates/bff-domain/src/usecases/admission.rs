@@ -155,6 +155,28 @@ impl Bff {
         })
     }
 
+    /// The id under which the session of `id` lives now, without recording a use: `id` itself,
+    /// the id it was renewed to (within the grace period), or `None` once the session is gone.
+    /// For what outlives the request that authorized it (a proxied WebSocket), so it follows
+    /// its session through renewals instead of losing it when the old id's grace period ends.
+    ///
+    /// # Errors
+    /// `Unavailable` when the store fails; an outage says nothing about the session.
+    pub async fn current_session_id(
+        &self,
+        id: &SessionId,
+    ) -> Result<Option<SessionId>, StoreError> {
+        let now = self.ports.clock.now();
+        let own = self.ports.sessions.get(&id.key(), now).await?;
+        if own.is_some_and(|s| !s.is_expired(now)) {
+            return Ok(Some(id.clone()));
+        }
+        Ok(self
+            .renewed_session(id, now)
+            .await?
+            .map(|(new_id, _)| new_id))
+    }
+
     /// The new id and live session that `id` was renewed to, within the grace period.
     async fn renewed_session(
         &self,

@@ -135,6 +135,45 @@ fn during_the_grace_period_the_old_id_works_and_yields_the_same_new_id_then_it_i
 }
 
 #[test]
+fn what_outlives_a_request_follows_the_session_through_a_renewal() {
+    let w = renewing();
+    let old = login(&w);
+    assert_eq!(
+        block_on(w.bff.current_session_id(&old)).unwrap(),
+        Some(old.clone())
+    );
+    keep_alive(&w, &old, AFTER as i64);
+    at(&w, AFTER as i64);
+    let new = admit(&w, &old).unwrap().id;
+    // A WebSocket tunnel opened with the old id, checking within the grace period.
+    assert_eq!(
+        block_on(w.bff.current_session_id(&old)).unwrap(),
+        Some(new.clone())
+    );
+    at(&w, AFTER as i64 + GRACE as i64);
+    assert_eq!(block_on(w.bff.current_session_id(&old)).unwrap(), None);
+    assert_eq!(
+        block_on(w.bff.current_session_id(&new)).unwrap(),
+        Some(new.clone())
+    );
+}
+
+#[test]
+fn the_old_cookie_logs_the_renewed_session_out_during_the_grace_period() {
+    let w = renewing();
+    let old = login(&w);
+    keep_alive(&w, &old, AFTER as i64);
+    at(&w, AFTER as i64);
+    let new = admit(&w, &old).unwrap().id;
+    block_on(w.bff.logout(&old, None)).unwrap();
+    assert!(stored(&w, &new).is_none(), "the renewed session is gone");
+    assert!(matches!(
+        block_on(w.bff.current_session(&new)),
+        Err(SessionError::NoSession)
+    ));
+}
+
+#[test]
 fn a_refresh_through_the_old_id_during_the_grace_period_writes_to_the_renewed_session() {
     let w = renewing();
     let old = login(&w);
