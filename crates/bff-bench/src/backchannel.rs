@@ -28,8 +28,8 @@ use bff_domain::ports::{SessionStore, StoreError};
 use bff_domain::testkit::store_contract::sample_session;
 use bff_domain::testkit::{FakeCipher, FakeProvider, FakeStores, FixedClock, SeededRandom};
 use bff_domain::{
-    Bff, BffPolicy, BffPorts, ProviderId, Providers, Session, SessionKey, SessionLifetime,
-    Timestamp,
+    Bff, BffPolicy, BffPorts, ProviderId, Providers, RenewalAlias, Session, SessionKey,
+    SessionLifetime, Timestamp,
 };
 use bff_store_memory::MemoryStore;
 use bff_store_postgres::{PostgresConfig, PostgresStore};
@@ -201,6 +201,23 @@ impl SessionStore for Counting {
         self.count();
         self.inner.delete_by_subject(issuer, subject).await
     }
+    async fn put_renewal(
+        &self,
+        old: &SessionKey,
+        alias: &RenewalAlias,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.count();
+        self.inner.put_renewal(old, alias, now).await
+    }
+    async fn get_renewal(
+        &self,
+        old: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<RenewalAlias>, StoreError> {
+        self.count();
+        self.inner.get_renewal(old, now).await
+    }
     async fn sweep_expired(&self, now: Timestamp, batch: u32) -> Result<u64, StoreError> {
         self.count();
         self.inner.sweep_expired(now, batch).await
@@ -238,6 +255,8 @@ fn bff(sessions: Arc<dyn SessionStore>, t: Timestamp) -> Bff {
             app_redirect_url: "https://app.example/".into(),
             refresh_margin: Duration::from_secs(30),
             fetch_userinfo: false,
+            renewal: None,
+            client_binding: Default::default(),
         },
     )
 }

@@ -37,6 +37,12 @@ fn is_credential_shaped(value: &str) -> bool {
 #[error("malformed {0}")]
 pub struct MalformedCredential(&'static str);
 
+impl MalformedCredential {
+    pub(crate) fn new(what: &'static str) -> Self {
+        Self(what)
+    }
+}
+
 /// The opaque session id carried by the browser's session cookie: 256 random bits, base64url.
 ///
 /// It is a bearer credential: it is never logged, and stores only ever see its [`SessionKey`].
@@ -70,6 +76,57 @@ impl SessionId {
     /// The key under which stores keep this session: SHA-256 of the id, hex encoded.
     pub fn key(&self) -> SessionKey {
         SessionKey(hex_sha256(self.0.as_bytes()))
+    }
+
+    /// The id this one is renewed to with `nonce`: SHA-256 over a label, this id and the nonce,
+    /// base64url. Whoever holds this id during the renewal's grace period can work the new one
+    /// out (so a request that lost the answer carrying the new cookie gets it again); the store,
+    /// which holds the nonce but only the old id's hash, cannot.
+    pub fn renewed(&self, nonce: &RenewalNonce) -> SessionId {
+        let digest = Sha256::new()
+            .chain_update(RENEWAL_LABEL)
+            .chain_update(self.0.as_bytes())
+            .chain_update(b":")
+            .chain_update(nonce.0.as_bytes())
+            .finalize();
+        SessionId(URL_SAFE_NO_PAD.encode(digest))
+    }
+}
+
+const RENEWAL_LABEL: &[u8] = b"bff-session-renewal/v1:";
+
+/// The random value of a session id renewal, kept with the old key for the grace period (see
+/// [`SessionId::renewed`]). Redacted in `Debug`: with the old id it gives the new one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RenewalNonce(String);
+
+impl RenewalNonce {
+    /// A fresh random nonce.
+    pub fn generate(random: &dyn Random) -> Self {
+        Self(random_credential(random))
+    }
+
+    /// Rebuilds a nonce read back from a store.
+    ///
+    /// # Errors
+    /// [`MalformedCredential`] when the value has the wrong length or alphabet.
+    pub fn from_stored(value: &str) -> Result<Self, MalformedCredential> {
+        if is_credential_shaped(value) {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(MalformedCredential("renewal nonce"))
+        }
+    }
+
+    /// The value, for stores.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RenewalNonce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RenewalNonce([redacted])")
     }
 }
 
@@ -343,6 +400,26 @@ mod tests {
         assert!(!key.as_str().contains(id.expose()));
         assert_eq!(SessionKey::from_stored(key.as_str()).unwrap(), key);
         assert!(SessionKey::from_stored("XYZ").is_err());
+    }
+
+    #[test]
+    fn a_renewed_id_is_a_well_formed_new_id_fixed_by_the_old_id_and_the_nonce() {
+        let random = SeededRandom::new(11);
+        let old = SessionId::generate(&random);
+        let other = SessionId::generate(&random);
+        let nonce = RenewalNonce::generate(&random);
+        let renewed = old.renewed(&nonce);
+        assert_eq!(SessionId::parse(renewed.expose()).unwrap(), renewed);
+        assert_ne!(renewed, old);
+        assert_eq!(
+            old.renewed(&nonce),
+            renewed,
+            "deterministic for the grace period"
+        );
+        assert_ne!(other.renewed(&nonce), renewed);
+        assert_ne!(old.renewed(&RenewalNonce::generate(&random)), renewed);
+        assert!(!format!("{nonce:?}").contains(nonce.expose()));
+        assert!(RenewalNonce::from_stored("short").is_err());
     }
 
     #[test]

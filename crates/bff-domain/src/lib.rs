@@ -41,6 +41,8 @@
 //!         app_redirect_url: "https://app.example/".into(),
 //!         refresh_margin: Duration::from_secs(60),
 //!         fetch_userinfo: false,
+//!         renewal: None,
+//!         client_binding: Default::default(),
 //!     },
 //! );
 //!
@@ -80,6 +82,7 @@
 
 pub mod allowlist;
 mod claims;
+mod client;
 mod clock;
 mod events;
 mod ids;
@@ -99,18 +102,23 @@ mod vault;
 pub mod testkit;
 
 pub use claims::Claims;
+pub use client::{
+    BindingCheck, BindingMode, ClientBinding, ClientBindingPolicy, ClientContext, InvalidPrefix,
+    user_agent_summary,
+};
 pub use ids::{
     InvalidPrompt, InvalidProviderId, LoginBinding, MalformedCredential, PostLogoutState, Prompt,
-    ProviderId, SessionId, SessionKey,
+    ProviderId, RenewalNonce, SessionId, SessionKey,
 };
-pub use lifetime::{Expiry, SessionLifetime};
+pub use lifetime::{Expiry, SessionLifetime, SessionRenewal};
 pub use pending::PendingLogin;
 pub use return_url::{ReturnUrl, UnsafeReturnUrl};
 pub use secret::Secret;
-pub use session::{Connection, Session};
+pub use session::{Connection, RenewalAlias, Session};
 pub use time::Timestamp;
 pub use tokens::TokenSet;
 pub use usecases::admin::{AdminError, Revoked, SessionHandle, SessionSummary};
+pub use usecases::admission::{Admission, AdmissionError};
 pub use usecases::login::{
     CompleteLogin, CompletedLogin, LoginError, LoginStyle, StartLogin, StartedLogin,
 };

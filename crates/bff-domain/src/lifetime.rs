@@ -24,6 +24,24 @@ impl Default for SessionLifetime {
     }
 }
 
+/// Session id renewal: a session whose id was issued `after` ago gets a new id on its next
+/// use; the old id stays usable for `grace`, as an alias of the new one, so requests of the same
+/// tab that still carry the old cookie succeed (and learn the new one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionRenewal {
+    /// Age of a session id after which it is renewed.
+    pub after: Duration,
+    /// How long the old id keeps working after its renewal.
+    pub grace: Duration,
+}
+
+impl SessionRenewal {
+    /// Whether an id issued at `issued_at` is due for renewal at `now`.
+    pub fn is_due(&self, issued_at: Timestamp, now: Timestamp) -> bool {
+        now >= issued_at.plus(self.after)
+    }
+}
+
 /// The expiry times of a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Expiry {
@@ -152,6 +170,19 @@ mod tests {
                 "{current:?} {refresh:?}"
             );
         }
+    }
+
+    #[test]
+    fn renewal_is_due_once_the_id_is_old_enough() {
+        let renewal = SessionRenewal {
+            after: Duration::from_secs(3600),
+            grace: Duration::from_secs(60),
+        };
+        assert!(!renewal.is_due(t(1000), t(1000)));
+        assert!(!renewal.is_due(t(1000), t(4599)));
+        assert!(renewal.is_due(t(1000), t(4600)));
+        // A clock that went backwards never makes an id due.
+        assert!(!renewal.is_due(t(1000), t(10)));
     }
 
     #[test]

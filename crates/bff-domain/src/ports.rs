@@ -15,7 +15,7 @@ use crate::claims::Claims;
 use crate::ids::{Prompt, ProviderId, SessionKey};
 use crate::pending::PendingLogin;
 use crate::secret::Secret;
-use crate::session::Session;
+use crate::session::{RenewalAlias, Session};
 use crate::time::Timestamp;
 use crate::tokens::TokenSet;
 
@@ -129,8 +129,32 @@ pub trait SessionStore: Send + Sync {
     /// `Unavailable` on store failure.
     async fn delete_by_subject(&self, issuer: &str, subject: &str) -> Result<u64, StoreError>;
 
-    /// Removes at most `batch` sessions expired at `now`; returns how many. Callers loop while
-    /// the answer equals `batch`.
+    /// Records that the session under `old` was renewed to `alias.new_key`, until
+    /// `alias.expires_at`, unless a live alias for `old` exists already: `true` when this one
+    /// was recorded, `false` when another renewal got there first (its alias stands). Atomic
+    /// across concurrent callers; an alias expired at `now` counts as absent.
+    ///
+    /// # Errors
+    /// `Unavailable` on store failure.
+    async fn put_renewal(
+        &self,
+        old: &SessionKey,
+        alias: &RenewalAlias,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// The alias recorded for `old`, or `None` when there is none or it expired at `now`.
+    ///
+    /// # Errors
+    /// `Unavailable` on store failure (never `Ok(None)` for an unreachable store).
+    async fn get_renewal(
+        &self,
+        old: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<RenewalAlias>, StoreError>;
+
+    /// Removes at most `batch` sessions expired at `now` (and renewal aliases expired then);
+    /// returns how many sessions. Callers loop while the answer equals `batch`.
     ///
     /// # Errors
     /// `Unavailable` on store failure.

@@ -3,7 +3,8 @@
 //! sealed on its own.
 
 use crate::claims::Claims;
-use crate::ids::{ProviderId, SessionKey};
+use crate::client::ClientBinding;
+use crate::ids::{ProviderId, RenewalNonce, SessionKey};
 use crate::time::Timestamp;
 use crate::vault::Sealed;
 
@@ -26,6 +27,14 @@ pub struct Session {
     pub created_at: Timestamp,
     /// When the session was last used.
     pub last_seen_at: Timestamp,
+    /// When the current session id was issued: at login, then at each renewal
+    /// ([`crate::SessionRenewal`]). `created_at` stays the login's.
+    pub id_issued_at: Timestamp,
+    /// The client binding taken at login, when binding was on ([`crate::ClientBindingPolicy`]).
+    pub client_binding: Option<ClientBinding>,
+    /// A short summary of the login's `User-Agent` for operators (`"Firefox 133 on Linux"`),
+    /// never the header itself.
+    pub user_agent: Option<String>,
     /// The session ends at this time unless used again (sliding).
     pub idle_expires_at: Timestamp,
     /// The session ends at this time whatever happens.
@@ -56,6 +65,18 @@ pub struct Connection {
     pub access_token_expires_at: Option<Timestamp>,
     /// This provider's sealed [`crate::TokenSet`], bound to the session key and the provider.
     pub tokens: Sealed,
+}
+
+/// What is left of a session id after its renewal, stored under the old key for the grace
+/// period: where the session went, and the nonce that turns the old id into the new one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenewalAlias {
+    /// The session's key now.
+    pub new_key: SessionKey,
+    /// With the old id, gives the new id ([`crate::SessionId::renewed`]).
+    pub nonce: RenewalNonce,
+    /// The end of the grace period: the old id is worth nothing after it.
+    pub expires_at: Timestamp,
 }
 
 impl Session {

@@ -14,11 +14,18 @@
 //!
 //! A handler gets the session id only by declaring [`RequiredSession`] (`401 no_session` when
 //! the browser has none) or [`SessionCookie`] (when a session is optional) in its signature.
+//! Both admit the session first when the domain renews ids or binds sessions to their client
+//! ([`Bff::admit_session`]): a renewed id is set as the new cookie and handed to the handler; a
+//! strict binding mismatch clears the cookie (`401 session_binding_mismatch` for a required
+//! session, no session for an optional one); a `warn` mismatch is logged without the inputs.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bff_domain::{LoginBinding, PostLogoutState, SessionId};
+use bff_domain::{
+    AdmissionError, Bff, BindingCheck, ClientContext, LoginBinding, PostLogoutState, SessionId,
+};
+use poem::http::header;
 use poem::web::cookie::{Cookie, CookieJar, SameSite};
 use poem::{FromRequest, Request, RequestBody};
 
@@ -179,6 +186,79 @@ impl SessionCookie {
     }
 }
 
+/// The client of `req` as the session binding sees it: its `User-Agent` and its address (the
+/// peer, or the right-most untrusted hop written by `trusted` proxies).
+pub(crate) fn client_context(req: &Request, trusted: &crate::TrustedProxies) -> ClientContext {
+    let peer = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
+    ClientContext {
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        address: trusted.client(peer, req.headers()).address,
+    }
+}
+
+impl SessionCookie {
+    /// Admits the session for this request (see the module docs): on success the id is the one
+    /// to use (renewed ids are set as the new cookie); an error that ends the session clears the
+    /// cookie and leaves no id.
+    ///
+    /// # Errors
+    /// The domain's [`AdmissionError`], for the caller to answer.
+    pub(crate) async fn admit(
+        &mut self,
+        req: &Request,
+        bff: &Bff,
+        trusted: &crate::TrustedProxies,
+    ) -> Result<(), AdmissionError> {
+        if !bff.admission_needed() {
+            return Ok(());
+        }
+        let Some(id) = self.id.take() else {
+            return Ok(());
+        };
+        match bff.admit_session(id, &client_context(req, trusted)).await {
+            Ok(admitted) => {
+                if admitted.renewed {
+                    set_session(req, &self.settings, &admitted.id, admitted.cookie_max_age);
+                }
+                if admitted.binding == BindingCheck::Mismatch {
+                    // Neither the User-Agent nor the address: the log is not the place for them.
+                    tracing::warn!(
+                        "request from another client than the session's login (client binding, warn mode)"
+                    );
+                }
+                self.id = Some(admitted.id);
+                Ok(())
+            }
+            Err(err) => {
+                if err.ends_session() {
+                    self.clear();
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Reads the cookie and admits the session, for the extractors: a session that admission
+    /// ended counts as none (and comes back as the error, for a required session to answer); a
+    /// store failure is a problem.
+    async fn read_admitted(req: &Request) -> poem::Result<(Self, Option<AdmissionError>)> {
+        let settings = request_settings(req)?;
+        let mut cookie = Self::read(req, settings.clone());
+        let Some(bff) = req.data::<Arc<Bff>>() else {
+            return Ok((cookie, None));
+        };
+        match cookie.admit(req, bff, &settings.trusted_proxies).await {
+            Ok(()) => Ok((cookie, None)),
+            Err(err) if err.ends_session() => Ok((cookie, Some(err))),
+            Err(err) => Err(Problem::from(err).into()),
+        }
+    }
+}
+
 impl SessionCookie {
     /// Reads the cookie for an endpoint outside the OpenAPI surface (the API proxy), which has
     /// its settings at hand.
@@ -197,8 +277,8 @@ impl SessionCookie {
 
 impl<'a> FromRequest<'a> for SessionCookie {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
-        let settings = request_settings(req)?;
-        Ok(Self::read(req, settings))
+        // A session ended by admission is no session here: the endpoint answers as logged out.
+        Ok(Self::read_admitted(req).await?.0)
     }
 }
 
@@ -222,8 +302,11 @@ impl RequiredSession {
 }
 
 impl<'a> FromRequest<'a> for RequiredSession {
-    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let mut cookie = SessionCookie::from_request(req, body).await?;
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        let (mut cookie, ended) = SessionCookie::read_admitted(req).await?;
+        if let Some(err) = ended {
+            return Err(Problem::from(err).into());
+        }
         let id = cookie.id.take().ok_or_else(Problem::no_session)?;
         Ok(Self { id, cookie })
     }

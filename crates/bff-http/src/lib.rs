@@ -95,7 +95,7 @@ pub fn app(
     let cors = cors::Cors::for_settings(&settings);
     let cors_on = cors.is_some();
     let trusted_proxies = Arc::new(settings.trusted_proxies.clone());
-    let service = openapi_service(bff, settings.clone());
+    let service = openapi_service(bff.clone(), settings.clone());
     let spec = service.spec();
     let prefix = settings.prefix.clone();
     let bff_routes = Route::new()
@@ -107,8 +107,9 @@ pub fn app(
                     .into_response()
             })),
         )
-        // The CSRF and session extractors read the settings from the request.
-        .nest("/", service.data(settings))
+        // The CSRF and session extractors read the settings from the request, and the session
+        // extractors admit the session through the use cases.
+        .nest("/", service.data(settings).data(bff))
         .around(cap_body)
         // Errors become problems here, so they too get `no-store`.
         .catch_all_error(problem_response)

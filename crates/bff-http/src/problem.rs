@@ -8,8 +8,8 @@
 
 use bff_domain::ports::{ProviderError, StoreError};
 use bff_domain::{
-    BackchannelLogoutError, FrontchannelLogoutError, LoginError, LogoutError, RefreshError,
-    SessionError,
+    AdmissionError, BackchannelLogoutError, FrontchannelLogoutError, LoginError, LogoutError,
+    RefreshError, SessionError,
 };
 use poem::http::StatusCode;
 use poem::{IntoResponse, Response};
@@ -372,6 +372,28 @@ impl From<LoginError> for Problem {
             LoginError::Provider(e) => Self::provider(&e),
             LoginError::Store(e) => Self::store(&e),
             LoginError::Cipher(e) => Self::internal("sealing tokens failed", &e),
+        }
+    }
+}
+
+impl From<AdmissionError> for Problem {
+    fn from(err: AdmissionError) -> Self {
+        match err {
+            AdmissionError::ClientMismatch => {
+                tracing::warn!(
+                    "session ended: the request came from another client than the login (strict client binding)"
+                );
+                Self::new(
+                    StatusCode::UNAUTHORIZED,
+                    "session_binding_mismatch",
+                    "The session belongs to another browser or network; log in again.",
+                )
+            }
+            AdmissionError::TokensUnreadable(e) => Self::tokens_unreadable(&e),
+            AdmissionError::Sealing(e) => {
+                Self::internal("re-sealing tokens for a renewed session id failed", &e)
+            }
+            AdmissionError::Store(e) => Self::store(&e),
         }
     }
 }

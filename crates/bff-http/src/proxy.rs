@@ -261,7 +261,10 @@ impl Inner {
         if let Err(problem) = checked {
             return answer(problem);
         }
-        let session = cookies::SessionCookie::read(&req, self.settings.clone());
+        let mut session = cookies::SessionCookie::read(&req, self.settings.clone());
+        if let Err(err) = session.admit(&req, &self.bff, &self.trusted_proxies).await {
+            return answer(err.into());
+        }
         let credential = match self.bff.upstream_credential(session.id(), &target).await {
             Ok(credential) => credential,
             Err(err) => {

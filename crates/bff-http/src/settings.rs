@@ -23,8 +23,8 @@ pub struct HttpSettings {
     /// `bff.example.com`): answer CORS, with credentials and never `*`, for the app origins
     /// only. Off when every app origin is the BFF's own, which needs no CORS.
     pub cors: bool,
-    /// The reverse proxies in front of the BFF: their forwarding headers and `traceparent` are
-    /// believed; nobody's by default.
+    /// The reverse proxies in front of the BFF: their forwarding headers (who the client is, for
+    /// the client binding of sessions) and `traceparent` are believed; nobody's by default.
     pub trusted_proxies: TrustedProxies,
 }
 

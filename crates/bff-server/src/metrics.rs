@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use bff_domain::ports::{
     Event, Events, Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError,
 };
-use bff_domain::{PendingLogin, Session, SessionKey, Timestamp};
+use bff_domain::{PendingLogin, RenewalAlias, Session, SessionKey, Timestamp};
 use poem::http::StatusCode;
 use poem::{Endpoint, EndpointExt, Response, Route, get, handler};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -449,6 +449,25 @@ impl SessionStore for Metered<dyn SessionStore> {
             self.inner.delete_by_subject(issuer, subject),
         )
         .await
+    }
+
+    async fn put_renewal(
+        &self,
+        old: &SessionKey,
+        alias: &RenewalAlias,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.timed("put_renewal", self.inner.put_renewal(old, alias, now))
+            .await
+    }
+
+    async fn get_renewal(
+        &self,
+        old: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<RenewalAlias>, StoreError> {
+        self.timed("get_renewal", self.inner.get_renewal(old, now))
+            .await
     }
 
     async fn sweep_expired(&self, now: Timestamp, batch: u32) -> Result<u64, StoreError> {

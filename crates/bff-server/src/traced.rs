@@ -18,7 +18,8 @@ use bff_domain::ports::{
     ProviderError, ProviderLogin, ReplayCache, SessionStore, StoreError,
 };
 use bff_domain::{
-    Claims, PendingLogin, Prompt, ProviderId, Secret, Session, SessionKey, Timestamp, TokenSet,
+    Claims, PendingLogin, Prompt, ProviderId, RenewalAlias, Secret, Session, SessionKey, Timestamp,
+    TokenSet,
 };
 use tracing::Instrument as _;
 
@@ -131,6 +132,31 @@ impl<S: SessionStore + ?Sized> SessionStore for TracedStore<S> {
         traced(
             self.span("session.delete_by_subject"),
             self.inner.delete_by_subject(issuer, subject),
+        )
+        .await
+    }
+
+    async fn put_renewal(
+        &self,
+        old: &SessionKey,
+        alias: &RenewalAlias,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        traced(
+            self.span("session.put_renewal"),
+            self.inner.put_renewal(old, alias, now),
+        )
+        .await
+    }
+
+    async fn get_renewal(
+        &self,
+        old: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<RenewalAlias>, StoreError> {
+        traced(
+            self.span("session.get_renewal"),
+            self.inner.get_renewal(old, now),
         )
         .await
     }

@@ -416,6 +416,8 @@ async fn build_with_metrics(
             .map_or(default_redirect, |url| url.as_str().to_owned()),
         refresh_margin: Duration::from_secs(config.session.refresh_margin_secs),
         fetch_userinfo: config.session.fetch_userinfo,
+        renewal: config.session.renewal(),
+        client_binding: config.session.client_binding(),
     };
     let bff = Bff::new(
         BffPorts {

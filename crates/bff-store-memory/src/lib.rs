@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bff_domain::ports::{Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError};
-use bff_domain::{PendingLogin, Session, SessionKey, Timestamp};
+use bff_domain::{PendingLogin, RenewalAlias, Session, SessionKey, Timestamp};
 
 type IndexKey = (String, String);
 
@@ -102,6 +102,8 @@ pub struct MemoryStore {
     pending: Mutex<HashMap<String, PendingLogin>>,
     replay: Mutex<HashMap<String, Timestamp>>,
     leases: Mutex<HashMap<String, Lease>>,
+    /// Renewal aliases by the renewed (old) session key.
+    renewals: Mutex<HashMap<SessionKey, RenewalAlias>>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -238,6 +240,31 @@ impl SessionStore for MemoryStore {
         Ok(keys.iter().filter(|k| sessions.remove(k).is_some()).count() as u64)
     }
 
+    async fn put_renewal(
+        &self,
+        old: &SessionKey,
+        alias: &RenewalAlias,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut renewals = guard(&self.renewals)?;
+        if renewals.get(old).is_some_and(|a| now < a.expires_at) {
+            return Ok(false);
+        }
+        renewals.insert(old.clone(), alias.clone());
+        Ok(true)
+    }
+
+    async fn get_renewal(
+        &self,
+        old: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<RenewalAlias>, StoreError> {
+        Ok(guard(&self.renewals)?
+            .get(old)
+            .filter(|a| now < a.expires_at)
+            .cloned())
+    }
+
     async fn sweep_expired(&self, now: Timestamp, batch: u32) -> Result<u64, StoreError> {
         let limit = usize::try_from(batch).unwrap_or(usize::MAX);
         let removed = {
@@ -256,6 +283,7 @@ impl SessionStore for MemoryStore {
         };
         guard(&self.pending)?.retain(|_, p| now < p.expires_at);
         guard(&self.replay)?.retain(|_, until| now < *until);
+        guard(&self.renewals)?.retain(|_, alias| now < alias.expires_at);
         let instant = Instant::now();
         guard(&self.leases)?.retain(|_, lease| instant < lease.until);
         Ok(removed as u64)
@@ -360,6 +388,9 @@ mod tests {
             claims: Claims::default(),
             created_at: t(0),
             last_seen_at: t(0),
+            id_issued_at: t(0),
+            client_binding: None,
+            user_agent: None,
             idle_expires_at: t(100),
             absolute_expires_at: t(1000),
             access_token_expires_at: None,

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bff_domain::ports::{Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError};
-use bff_domain::{PendingLogin, Session, SessionKey, Timestamp};
+use bff_domain::{PendingLogin, RenewalAlias, Session, SessionKey, Timestamp};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Row};
 
@@ -52,7 +52,7 @@ pub enum SetupError {
 
 const SESSION_COLUMNS: &str = "session_key, provider, issuer, subject, provider_session_id, claims, \
      created_at, last_seen_at, idle_expires_at, absolute_expires_at, access_token_expires_at, \
-     version, key_id, sealed_tokens, connections";
+     version, key_id, sealed_tokens, connections, id_issued_at, client_binding, user_agent";
 
 /// `true` when live at `$n` (the row's earlier expiry is after now).
 const LIVE: &str = "LEAST(idle_expires_at, absolute_expires_at) >";
@@ -166,7 +166,7 @@ impl SessionStore for PostgresStore {
     async fn create(&self, session: &Session) -> Result<(), StoreError> {
         let sql = format!(
             "INSERT INTO bff_sessions ({SESSION_COLUMNS}) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) ON CONFLICT (session_key) DO NOTHING"
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) ON CONFLICT (session_key) DO NOTHING"
         );
         let done = self
             .bounded(
@@ -353,6 +353,57 @@ impl SessionStore for PostgresStore {
         Ok(done.rows_affected())
     }
 
+    async fn put_renewal(
+        &self,
+        old: &SessionKey,
+        alias: &RenewalAlias,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        // Replaces an expired alias, never a live one; the primary key makes it atomic.
+        let done = self
+            .bounded(
+                "put renewal",
+                sqlx::query(
+                    "INSERT INTO bff_session_renewals (old_key, new_key, nonce, expires_at) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (old_key) DO UPDATE SET new_key = EXCLUDED.new_key, \
+                     nonce = EXCLUDED.nonce, expires_at = EXCLUDED.expires_at \
+                     WHERE bff_session_renewals.expires_at <= $5",
+                )
+                .bind(old.as_str())
+                .bind(alias.new_key.as_str())
+                .bind(alias.nonce.expose())
+                .bind(alias.expires_at.unix_seconds())
+                .bind(now.unix_seconds())
+                .execute(&self.pool),
+            )
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn get_renewal(
+        &self,
+        old: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<RenewalAlias>, StoreError> {
+        let row = self
+            .bounded(
+                "get renewal",
+                sqlx::query(
+                    "SELECT new_key, nonce, expires_at FROM bff_session_renewals \
+                     WHERE old_key = $1 AND expires_at > $2",
+                )
+                .bind(old.as_str())
+                .bind(now.unix_seconds())
+                .fetch_optional(&self.pool),
+            )
+            .await?;
+        row.as_ref()
+            .map(records::renewal_from_row)
+            .transpose()
+            .map_err(|e| StoreError::unavailable(format!("postgres: corrupt renewal row: {e}")))
+    }
+
     async fn sweep_expired(&self, now: Timestamp, batch: u32) -> Result<u64, StoreError> {
         let now = now.unix_seconds();
         let batch = i64::from(batch);
@@ -369,6 +420,8 @@ impl SessionStore for PostgresStore {
         self.delete_expired("bff_pending_logins", "expires_at", now, batch)
             .await?;
         self.delete_expired("bff_replay", "expires_at", now, batch)
+            .await?;
+        self.delete_expired("bff_session_renewals", "expires_at", now, batch)
             .await?;
         self.delete_expired(
             "bff_leases",

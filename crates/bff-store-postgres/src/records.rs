@@ -5,7 +5,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bff_domain::ports::StoreError;
 use bff_domain::{
-    Claims, Connection, PendingLogin, ProviderId, ReturnUrl, Sealed, Session, SessionKey, Timestamp,
+    Claims, ClientBinding, Connection, PendingLogin, ProviderId, RenewalAlias, RenewalNonce,
+    ReturnUrl, Sealed, Session, SessionKey, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -41,6 +42,20 @@ pub(crate) fn bind_session<'q>(
         .bind(&s.tokens.key_id)
         .bind(&s.tokens.ciphertext)
         .bind(sqlx::types::Json(connections_to_db(&s.connections)))
+        .bind(s.id_issued_at.unix_seconds())
+        .bind(s.client_binding.as_ref().map(ClientBinding::as_str))
+        .bind(s.user_agent.as_deref())
+}
+
+pub(crate) fn renewal_from_row(row: &PgRow) -> Result<RenewalAlias, String> {
+    let new_key: String = row.try_get("new_key").map_err(|e| e.to_string())?;
+    let nonce: String = row.try_get("nonce").map_err(|e| e.to_string())?;
+    let expires_at: i64 = row.try_get("expires_at").map_err(|e| e.to_string())?;
+    Ok(RenewalAlias {
+        new_key: SessionKey::from_stored(&new_key).map_err(|e| e.to_string())?,
+        nonce: RenewalNonce::from_stored(&nonce).map_err(|e| e.to_string())?,
+        expires_at: Timestamp::from_unix_seconds(expires_at),
+    })
 }
 
 /// A connected provider as stored in the `connections` JSON array. Its tokens arrive sealed by
@@ -100,7 +115,19 @@ pub(crate) fn session_from_row(row: &PgRow) -> Result<Session, String> {
         .map_err(|e| e.to_string())?;
     let sqlx::types::Json(connections): sqlx::types::Json<Vec<ConnectionRecord>> =
         row.try_get("connections").map_err(|e| e.to_string())?;
+    let created_at = ts("created_at")?;
+    // Rows from before the lifecycle columns: the id was issued at login.
+    let id_issued_at: Option<i64> = row.try_get("id_issued_at").map_err(|e| e.to_string())?;
+    let client_binding: Option<String> =
+        row.try_get("client_binding").map_err(|e| e.to_string())?;
     Ok(Session {
+        id_issued_at: id_issued_at.map_or(created_at, Timestamp::from_unix_seconds),
+        client_binding: client_binding
+            .as_deref()
+            .map(ClientBinding::from_stored)
+            .transpose()
+            .map_err(|e| e.to_string())?,
+        user_agent: row.try_get("user_agent").map_err(|e| e.to_string())?,
         key: SessionKey::from_stored(&key).map_err(|e| e.to_string())?,
         provider: ProviderId::parse(&provider).map_err(|e| e.to_string())?,
         issuer: row.try_get("issuer").map_err(|e| e.to_string())?,
@@ -109,7 +136,7 @@ pub(crate) fn session_from_row(row: &PgRow) -> Result<Session, String> {
             .try_get("provider_session_id")
             .map_err(|e| e.to_string())?,
         claims: Claims::new(claims),
-        created_at: ts("created_at")?,
+        created_at,
         last_seen_at: ts("last_seen_at")?,
         idle_expires_at: ts("idle_expires_at")?,
         absolute_expires_at: ts("absolute_expires_at")?,

@@ -10,6 +10,8 @@
 //! - Lookup by `(issuer, sid)` and `(issuer, sub)`: sets of session keys whose TTL is pushed to
 //!   the longest member's absolute expiry, so they cannot grow without bound; dead members are
 //!   pruned when read.
+//! - Renewed session ids: a hash `{prefix}r:{old session key}` (new key, nonce, expiry) that
+//!   expires with the grace period, recorded once by a script.
 //! - Pending logins: `SET NX EXAT`, taken once with `GETDEL`.
 //! - Replay cache: insert-if-absent (atomic script, honours the caller's `now`).
 //! - Leases: `SET NX PX` with an owner token, released only by the owner (script).
@@ -30,7 +32,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bff_domain::ports::{Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError};
 use bff_domain::{
-    Claims, Connection, PendingLogin, ProviderId, ReturnUrl, Sealed, Session, SessionKey, Timestamp,
+    Claims, ClientBinding, Connection, PendingLogin, ProviderId, RenewalAlias, RenewalNonce,
+    ReturnUrl, Sealed, Session, SessionKey, Timestamp,
 };
 use deadpool::Runtime;
 use deadpool::managed::{Object, Pool, PoolConfig, Timeouts};
@@ -52,6 +55,7 @@ pub struct RedisStore {
     delete: Script,
     replay: Script,
     release: Script,
+    put_renewal: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -85,6 +89,16 @@ struct SessionRecord {
     /// Connected providers; absent (not an empty list) when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     connections: Vec<ConnectionRecord>,
+    /// When the current session id was issued; absent in records written before renewal
+    /// existed, which read it as `created_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_issued_at: Option<i64>,
+    /// The client binding (a SHA-256), when binding was on at login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_binding: Option<String>,
+    /// The user-agent summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_agent: Option<String>,
 }
 
 /// A connected provider inside a [`SessionRecord`]. Its tokens arrive sealed by the domain's
@@ -194,11 +208,16 @@ impl RedisStore {
             delete: Script::new(scripts::DELETE),
             replay: Script::new(scripts::REPLAY),
             release: Script::new(scripts::RELEASE),
+            put_renewal: Script::new(scripts::PUT_RENEWAL),
         })
     }
 
     fn session_key(&self, key: &SessionKey) -> String {
         format!("{}s:{}", self.prefix, key.as_str())
+    }
+
+    fn renewal_key(&self, old: &SessionKey) -> String {
+        format!("{}r:{}", self.prefix, old.as_str())
     }
 
     fn sid_index(&self, issuer: &str, sid: &str) -> String {
@@ -262,6 +281,16 @@ impl RedisStore {
             provider_session_id: record.sid,
             claims: Claims::new(record.claims),
             created_at: Timestamp::from_unix_seconds(record.created_at),
+            id_issued_at: Timestamp::from_unix_seconds(
+                record.id_issued_at.unwrap_or(record.created_at),
+            ),
+            client_binding: record
+                .client_binding
+                .as_deref()
+                .map(ClientBinding::from_stored)
+                .transpose()
+                .map_err(|e| corrupt("session", e))?,
+            user_agent: record.user_agent,
             last_seen_at: Timestamp::from_unix_seconds(number("last")?),
             idle_expires_at: Timestamp::from_unix_seconds(number("idle")?),
             absolute_expires_at: Timestamp::from_unix_seconds(number("abs")?),
@@ -299,6 +328,12 @@ impl RedisStore {
                 .iter()
                 .map(ConnectionRecord::from)
                 .collect(),
+            id_issued_at: Some(session.id_issued_at.unix_seconds()),
+            client_binding: session
+                .client_binding
+                .as_ref()
+                .map(|b| b.as_str().to_owned()),
+            user_agent: session.user_agent.clone(),
         })
         .map_err(|e| corrupt("session", e))
     }
@@ -456,6 +491,64 @@ impl SessionStore for RedisStore {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+
+    async fn put_renewal(
+        &self,
+        old: &SessionKey,
+        alias: &RenewalAlias,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let redis_key = self.renewal_key(old);
+        let recorded: i64 = self
+            .run("put renewal", |mut c| async move {
+                self.put_renewal
+                    .key(redis_key)
+                    .arg(alias.expires_at.unix_seconds())
+                    .arg(now.unix_seconds())
+                    .arg(alias.new_key.as_str())
+                    .arg(alias.nonce.expose())
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(recorded == 1)
+    }
+
+    async fn get_renewal(
+        &self,
+        old: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<RenewalAlias>, StoreError> {
+        let redis_key = self.renewal_key(old);
+        let hash: HashMap<String, String> = self
+            .run("get renewal", |mut c| async move {
+                redis::cmd("HGETALL")
+                    .arg(redis_key)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        if hash.is_empty() {
+            return Ok(None);
+        }
+        let field = |name: &str| {
+            hash.get(name)
+                .ok_or_else(|| corrupt("renewal", format!("no {name}")))
+        };
+        let expires_at = Timestamp::from_unix_seconds(
+            field("exp")?
+                .parse::<i64>()
+                .map_err(|e| corrupt("renewal", e))?,
+        );
+        if expires_at <= now {
+            return Ok(None);
+        }
+        Ok(Some(RenewalAlias {
+            new_key: SessionKey::from_stored(field("new")?).map_err(|e| corrupt("renewal", e))?,
+            nonce: RenewalNonce::from_stored(field("nonce")?).map_err(|e| corrupt("renewal", e))?,
+            expires_at,
+        }))
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError> {

@@ -76,3 +76,14 @@ pub(crate) const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 ";
+
+/// KEYS: renewal alias. ARGV: expires at, now, new key, nonce. 1 when recorded, 0 when a live
+/// alias is there (the caller's `now` decides, as for sessions). The key expires with the alias.
+pub(crate) const PUT_RENEWAL: &str = r"
+local e = redis.call('HGET', KEYS[1], 'exp')
+if e and tonumber(e) > tonumber(ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'exp', ARGV[1], 'new', ARGV[3], 'nonce', ARGV[4])
+redis.call('EXPIREAT', KEYS[1], ARGV[1])
+return 1
+";

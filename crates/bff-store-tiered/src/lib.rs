@@ -13,6 +13,8 @@
 //!   holds a version newer than the record, and a stale copy lives at most until the next write.
 //! - Touches go to both; the record's sliding expiry is what counts after a cache loss.
 //! - Deletes go to the record first, then the cache.
+//! - Renewal aliases (renewed session ids in their grace period) live in the record only: it
+//!   decides which of concurrent renewals wins, and they are read only when a key is not found.
 //! - Any failure of either tier is `Unavailable` (503): a cache outage is never reported as "no
 //!   session", and nothing is ever deleted from the record because the cache failed.
 
@@ -20,7 +22,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bff_domain::ports::{SessionStore, StoreError};
-use bff_domain::{Session, SessionKey, Timestamp};
+use bff_domain::{RenewalAlias, Session, SessionKey, Timestamp};
 
 /// A cache in front of a system of record.
 #[derive(Clone)]
@@ -131,6 +133,23 @@ impl SessionStore for TieredSessionStore {
         let existed = self.record.delete(key).await?;
         self.cache.delete(key).await?;
         Ok(existed)
+    }
+
+    async fn put_renewal(
+        &self,
+        old: &SessionKey,
+        alias: &RenewalAlias,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.record.put_renewal(old, alias, now).await
+    }
+
+    async fn get_renewal(
+        &self,
+        old: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<RenewalAlias>, StoreError> {
+        self.record.get_renewal(old, now).await
     }
 
     async fn find_by_provider_session(

@@ -111,6 +111,14 @@ async fn callback(
             issuer: q.iss,
             binding: cookies::binding(&headers, &host.site),
             previous_session: cookies::session_id(&headers, &host.site),
+            // The user-agent summary for operators; this host binds no sessions.
+            client: bff_domain::ClientContext {
+                user_agent: headers
+                    .get(axum::http::header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                address: None,
+            },
         })
     });
     let done = match input {

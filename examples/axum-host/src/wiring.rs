@@ -116,6 +116,8 @@ pub async fn build_bff(config: &HostConfig) -> Result<Bff, WiringError> {
         app_redirect_url: config.site.url("/"),
         refresh_margin: Duration::from_secs(60),
         fetch_userinfo: false,
+        renewal: None,
+        client_binding: Default::default(),
     };
     Ok(Bff::new(ports, providers, policy))
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::ports::{Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError};
-use crate::{PendingLogin, Session, SessionKey, Timestamp};
+use crate::{PendingLogin, RenewalAlias, Session, SessionKey, Timestamp};
 
 /// Simple stores for domain tests: a mutex around maps. Expiry is judged by the `now` each call
 /// passes; leases never expire (the `Lock` port passes no time).
@@ -21,6 +21,8 @@ pub struct FakeStores {
     pub pending: Mutex<HashMap<String, PendingLogin>>,
     /// Lease name to owner.
     pub leases: Mutex<HashMap<String, String>>,
+    /// Renewal aliases by old session key.
+    pub renewals: Mutex<HashMap<SessionKey, RenewalAlias>>,
     /// One-time values and when each expires.
     pub replay: Mutex<HashMap<String, Timestamp>>,
     /// Every call fails as `Unavailable` (a store that is down).
@@ -110,6 +112,36 @@ impl SessionStore for FakeStores {
         Ok(self.sessions.lock().unwrap().remove(key).is_some())
     }
 
+    async fn put_renewal(
+        &self,
+        old: &SessionKey,
+        alias: &RenewalAlias,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.check_up()?;
+        let mut map = self.renewals.lock().unwrap();
+        if map.get(old).is_some_and(|a| a.expires_at > now) {
+            return Ok(false);
+        }
+        map.insert(old.clone(), alias.clone());
+        Ok(true)
+    }
+
+    async fn get_renewal(
+        &self,
+        old: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<RenewalAlias>, StoreError> {
+        self.check_up()?;
+        Ok(self
+            .renewals
+            .lock()
+            .unwrap()
+            .get(old)
+            .filter(|a| a.expires_at > now)
+            .cloned())
+    }
+
     async fn find_by_provider_session(
         &self,
         issuer: &str,
@@ -176,6 +208,10 @@ impl SessionStore for FakeStores {
         for key in &expired {
             map.remove(key);
         }
+        self.renewals
+            .lock()
+            .unwrap()
+            .retain(|_, alias| alias.expires_at > now);
         Ok(expired.len() as u64)
     }
 

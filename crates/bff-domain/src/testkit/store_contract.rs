@@ -20,7 +20,8 @@ use sha2::{Digest, Sha256};
 
 use crate::ports::{Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError};
 use crate::{
-    Claims, Connection, PendingLogin, ProviderId, ReturnUrl, Sealed, Session, SessionKey, Timestamp,
+    BindingMode, Claims, ClientBindingPolicy, ClientContext, Connection, PendingLogin, ProviderId,
+    RenewalAlias, RenewalNonce, ReturnUrl, Sealed, Session, SessionKey, Timestamp,
 };
 
 /// Expands to one test per rule of the store contract suite.
@@ -58,6 +59,8 @@ macro_rules! store_contract_tests {
             sweep_respects_the_batch
             concurrent_touches_keep_a_token_update
             connections_round_trip_and_are_version_checked
+            lifecycle_fields_round_trip
+            renewal_aliases_are_put_once_and_expire
             pending_logins_are_taken_once
             pending_connect_logins_keep_their_session
             replay_cache_inserts_once
@@ -153,6 +156,9 @@ pub fn sample_session(now: Timestamp, issuer: &str, subject: &str, sid: Option<&
         claims: Claims::new(map),
         created_at: now,
         last_seen_at: now,
+        id_issued_at: now,
+        client_binding: None,
+        user_agent: None,
         idle_expires_at: now.plus(Duration::from_secs(600)),
         absolute_expires_at: now.plus(Duration::from_secs(3600)),
         access_token_expires_at: Some(now.plus(Duration::from_secs(300))),
@@ -601,6 +607,102 @@ fn sample_pending(now: Timestamp, state: &str) -> PendingLogin {
         expires_at: later(now, 300),
         connect_to: None,
     }
+}
+
+/// The id's issue time, the client binding and the user-agent summary come back as stored,
+/// through `get`, the lookups and an update (which keeps them).
+pub async fn lifecycle_fields_round_trip(stores: &ContractStores, now: Timestamp) {
+    let s = &stores.sessions;
+    let mut session = sample_session(
+        now.minus(Duration::from_secs(100)),
+        "https://l.example",
+        "lena",
+        Some("sid-l"),
+    );
+    session.id_issued_at = later(now, 0).minus(Duration::from_secs(40));
+    session.client_binding = ClientBindingPolicy::new(BindingMode::Strict, Some(24), None)
+        .unwrap()
+        .binding_for(&ClientContext {
+            user_agent: Some("Firefox/133".into()),
+            address: "192.0.2.1".parse().ok(),
+        });
+    session.user_agent = Some("Firefox 133 on Linux".into());
+    s.create(&session).await.unwrap();
+    assert_eq!(
+        s.get(&session.key, now).await.unwrap().as_ref(),
+        Some(&session),
+        "get returns the lifecycle fields create stored"
+    );
+    let found = s
+        .find_by_subject("https://l.example", "lena", now)
+        .await
+        .unwrap();
+    assert_eq!(found, vec![session.clone()], "lookups return them too");
+    s.update(&session, now).await.unwrap();
+    let updated = s.get(&session.key, now).await.unwrap().unwrap();
+    assert_eq!(
+        updated.id_issued_at, session.id_issued_at,
+        "update keeps them"
+    );
+    assert_eq!(updated.client_binding, session.client_binding);
+    assert_eq!(updated.user_agent, session.user_agent);
+    s.delete(&session.key).await.unwrap();
+}
+
+/// A renewal alias is recorded once until it expires: a second `put_renewal` for the same old key
+/// loses (the first stands), another key is independent, and from its expiry on the alias is gone
+/// and a new one can be put.
+pub async fn renewal_aliases_are_put_once_and_expire(stores: &ContractStores, now: Timestamp) {
+    let s = &stores.sessions;
+    let random = crate::testkit::SeededRandom::new(now.unix_seconds().unsigned_abs());
+    let old = key(now);
+    let alias = |expires_in: u64| RenewalAlias {
+        new_key: key(now),
+        nonce: RenewalNonce::generate(&random),
+        expires_at: later(now, expires_in),
+    };
+    assert_eq!(s.get_renewal(&old, now).await.unwrap(), None, "nothing yet");
+    let first = alias(60);
+    assert!(
+        s.put_renewal(&old, &first, now).await.unwrap(),
+        "first put wins"
+    );
+    assert_eq!(s.get_renewal(&old, now).await.unwrap(), Some(first.clone()));
+    assert!(
+        !s.put_renewal(&old, &alias(60), now).await.unwrap(),
+        "a second renewal of the same id loses"
+    );
+    assert_eq!(
+        s.get_renewal(&old, later(now, 59)).await.unwrap(),
+        Some(first.clone()),
+        "the first alias stands until it expires"
+    );
+    let other = key(now);
+    assert_eq!(
+        s.get_renewal(&other, now).await.unwrap(),
+        None,
+        "keys are independent"
+    );
+    assert_eq!(
+        s.get_renewal(&old, later(now, 60)).await.unwrap(),
+        None,
+        "gone at its expiry"
+    );
+    let second = alias(120);
+    assert!(
+        s.put_renewal(&old, &second, later(now, 61)).await.unwrap(),
+        "an expired alias counts as absent"
+    );
+    assert_eq!(
+        s.get_renewal(&old, later(now, 61)).await.unwrap(),
+        Some(second)
+    );
+    // Concurrent renewals of one id: exactly one wins.
+    let contested = key(now);
+    let attempts: Vec<_> = (0..8).map(|_| alias(60)).collect();
+    let results = join_all(attempts.iter().map(|a| s.put_renewal(&contested, a, now))).await;
+    let wins = results.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    assert_eq!(wins, 1, "exactly one concurrent renewal wins");
 }
 
 /// A pending login is taken exactly once, even by concurrent callers, and not after expiry.

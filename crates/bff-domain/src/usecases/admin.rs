@@ -12,9 +12,9 @@
 //! is that user's session count, never a scan of the store). Revoking revokes the refresh tokens
 //! at the provider best effort, as logout does: the sessions are gone either way.
 //!
-//! Not done: a user-agent summary per session. Sessions do not record the user agent today, and
-//! the `Session` model is being changed for multi-provider connections; the summary belongs
-//! there once it records one.
+//! Each session shows the user-agent summary recorded at login (`"Firefox 133 on Linux"`: fixed
+//! words and a short version, never the header). A handle follows the session key, so it changes
+//! when the session id is renewed; a listing is a snapshot.
 
 use std::collections::BTreeSet;
 
@@ -89,6 +89,8 @@ pub struct SessionSummary {
     pub idle_expires_at: Timestamp,
     /// When it ends whatever happens.
     pub absolute_expires_at: Timestamp,
+    /// The summary of the login's `User-Agent` (`"Chrome 131 on Linux"`), when it sent one.
+    pub user_agent: Option<String>,
 }
 
 /// Output of the revoking use cases.
@@ -193,6 +195,7 @@ impl Bff {
                 last_seen_at: s.last_seen_at,
                 idle_expires_at: s.idle_expires_at,
                 absolute_expires_at: s.absolute_expires_at,
+                user_agent: s.user_agent,
             })
             .collect())
     }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::Bff;
 use super::session::SessionError;
+use crate::client::{ClientContext, user_agent_summary};
 use crate::ids::{LoginBinding, Prompt, ProviderId, SessionId, SessionKey};
 use crate::pending::PendingLogin;
 use crate::ports::{CipherError, Event, ProviderError, SessionEndReason, StoreError};
@@ -71,6 +72,9 @@ pub struct CompleteLogin {
     pub binding: Option<LoginBinding>,
     /// The session cookie the browser had, which the new session replaces.
     pub previous_session: Option<SessionId>,
+    /// The browser completing the login: its binding and user-agent summary go into the
+    /// session.
+    pub client: ClientContext,
 }
 
 /// Output of [`Bff::complete_login`].
@@ -438,6 +442,9 @@ impl Bff {
             claims: login.claims,
             created_at: now,
             last_seen_at: now,
+            id_issued_at: now,
+            client_binding: self.policy.client_binding.binding_for(&input.client),
+            user_agent: input.client.user_agent.as_deref().map(user_agent_summary),
             idle_expires_at: expiry.idle,
             absolute_expires_at: expiry.absolute,
             version: 0,

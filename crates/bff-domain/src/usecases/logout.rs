@@ -66,15 +66,16 @@ impl Bff {
         expected_guard: Option<&str>,
     ) -> Result<LogoutOutcome, LogoutError> {
         let now = self.ports.clock.now();
-        let key = id.key();
+        // Through a renewal alias too: the old cookie of a renewed session still logs it out
+        // during the grace period, and so does the guard of a link made for that cookie.
         let session = self
-            .ports
-            .sessions
-            .get(&key, now)
+            .find_session(&id.key(), now)
             .await?
             .ok_or(LogoutError::NoSession)?;
+        let key = session.key.clone();
         if let Some(guard) = expected_guard
             && !constant_time_eq(guard.as_bytes(), logout_guard(&key).as_bytes())
+            && !constant_time_eq(guard.as_bytes(), logout_guard(&id.key()).as_bytes())
         {
             return Err(LogoutError::LogoutGuardMismatch);
         }

@@ -10,12 +10,15 @@
 //! - [`maintenance`]: work no request asks for (sweeping expired sessions).
 //! - [`proxy`]: the credential an allowed API proxy request carries upstream.
 //! - [`admin`]: the operators' view of a user's sessions (list, revoke one, revoke all).
+//! - [`admission`]: the per-request gate of hosts that renew session ids or bind sessions to
+//!   their client.
 //!
 //! [`Bff`] itself only holds the ports, the providers, the policy and the process's cache of
 //! client-credentials tokens; `bff-http` maps each error enum to a status and a problem type in
 //! one place.
 
 pub(crate) mod admin;
+pub(crate) mod admission;
 pub(crate) mod login;
 pub(crate) mod logout;
 pub(crate) mod maintenance;
@@ -31,8 +34,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::client::ClientBindingPolicy;
 use crate::ids::ProviderId;
-use crate::lifetime::SessionLifetime;
+use crate::lifetime::{SessionLifetime, SessionRenewal};
 use crate::ports::{
     Cipher, Clock, Event, Events, IdentityProvider, Lock, NoEvents, PendingLoginStore, Random,
     ReplayCache, SessionEndReason, SessionStore,
@@ -130,6 +134,10 @@ pub struct BffPolicy {
     pub refresh_margin: Duration,
     /// Merge the provider's userinfo endpoint claims into `/userinfo` answers.
     pub fetch_userinfo: bool,
+    /// Renew session ids once they are this old (`None`: never).
+    pub renewal: Option<SessionRenewal>,
+    /// Bind sessions to their client (off by default).
+    pub client_binding: ClientBindingPolicy,
 }
 
 /// The BFF's use cases over its ports. Cheap to clone (every part is shared).

@@ -15,6 +15,12 @@
 //! Only sessions of the provider that the logout concerns end: a logout token for one client
 //! never ends the session of another configured client at the same issuer, and never one at
 //! another issuer with the same `sub`.
+//!
+//! Not done: a logout from a provider that a session only *connected* (`Session::connections`)
+//! ends nothing. The stores index sessions by their first login's `(iss, sid)` and `(iss, sub)`
+//! only; finding sessions by a connection's needs index entries that every store keeps in step
+//! with each connect and each dropped connection, and a decision on the effect (drop that
+//! connection, or end the session).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::Bff;
 use super::session::SessionError;
-use crate::ids::{ProviderId, SessionId};
+use crate::ids::{ProviderId, SessionId, SessionKey};
 use crate::lifetime::Expiry;
 use crate::ports::{
     CipherError, Event, ProviderError, RefreshResult, SessionEndReason, StoreError,
@@ -87,8 +87,14 @@ impl From<SessionError> for RefreshError {
     }
 }
 
+/// The name of the lease that makes refreshing `provider`'s tokens of the session `key`
+/// single-flight; renewing the session id takes it too, so the two never overlap.
+pub(crate) fn refresh_lease(key: &SessionKey, provider: &ProviderId) -> String {
+    format!("refresh:{}:{}", key.as_str(), provider.as_str())
+}
+
 /// How long a refresh lease is held at most.
-const REFRESH_LEASE: Duration = Duration::from_secs(30);
+pub(crate) const REFRESH_LEASE: Duration = Duration::from_secs(30);
 /// How long a refresh waits for another request's refresh of the same session to finish.
 const REFRESH_WAIT: Duration = Duration::from_secs(10);
 /// The first and the longest pause between looks at a lease held by someone else.
@@ -150,7 +156,7 @@ impl Bff {
         seen: Session,
         provider: &ProviderId,
     ) -> Result<TokenSet, RefreshError> {
-        let lease = format!("refresh:{}:{}", seen.key.as_str(), provider.as_str());
+        let lease = refresh_lease(&seen.key, provider);
         let owner = SessionId::generate(self.ports.random.as_ref()).key();
         let (mut pause, longest_pause) = REFRESH_PAUSES;
         let mut waited = Duration::ZERO;
@@ -192,10 +198,10 @@ impl Bff {
         provider: &ProviderId,
     ) -> Result<(Session, Option<TokenSet>), RefreshError> {
         let now = self.ports.clock.now();
+        // Through a renewal alias too: a refresh that read the session under its old key
+        // writes the tokens to the session it became.
         let current = self
-            .ports
-            .sessions
-            .get(&seen.key, now)
+            .find_session(&seen.key, now)
             .await?
             .ok_or(RefreshError::NoSession)?;
         let seen_tokens = slot(seen, provider).map(|(sealed, _)| sealed);

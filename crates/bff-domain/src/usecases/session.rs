@@ -77,14 +77,12 @@ impl Bff {
     /// Loads a live session and records its use (sliding expiry).
     pub(crate) async fn live_session(&self, id: &SessionId) -> Result<Session, SessionError> {
         let now = self.ports.clock.now();
-        let key = id.key();
         let mut session = self
-            .ports
-            .sessions
-            .get(&key, now)
+            .find_session(&id.key(), now)
             .await?
-            .filter(|s| !s.is_expired(now))
             .ok_or(SessionError::NoSession)?;
+        // The session's key, which differs from the id's when the id was renewed meanwhile.
+        let key = session.key.clone();
         let current = Expiry {
             idle: session.idle_expires_at,
             absolute: session.absolute_expires_at,
@@ -100,6 +98,33 @@ impl Bff {
             }
         }
         Ok(session)
+    }
+
+    /// The live session stored under `key`, or, when `key` was renewed within the grace
+    /// period, the session it was renewed to: a request that read the old cookie (or a refresh
+    /// that read the session under its old key) just before the renewal still finds its
+    /// session. The alias is only looked up when renewal is on and the key is not found.
+    pub(crate) async fn find_session(
+        &self,
+        key: &SessionKey,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        let live = |s: &Session| !s.is_expired(now);
+        if let Some(session) = self.ports.sessions.get(key, now).await?.filter(live) {
+            return Ok(Some(session));
+        }
+        if self.policy.renewal.is_none() {
+            return Ok(None);
+        }
+        let Some(alias) = self.ports.sessions.get_renewal(key, now).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .ports
+            .sessions
+            .get(&alias.new_key, now)
+            .await?
+            .filter(live))
     }
 
     /// Opens the session's tokens; when they no longer open, ends the session.
@@ -177,8 +202,7 @@ impl Bff {
     /// `Store` when the store fails; an outage says nothing about the session.
     pub async fn session_is_live(&self, id: &SessionId) -> Result<bool, StoreError> {
         let now = self.ports.clock.now();
-        let session = self.ports.sessions.get(&id.key(), now).await?;
-        Ok(session.is_some_and(|s| !s.is_expired(now)))
+        Ok(self.find_session(&id.key(), now).await?.is_some())
     }
 
     /// The user's claims: the ID token's, plus the userinfo endpoint's when the policy asks.

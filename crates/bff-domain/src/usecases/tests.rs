@@ -10,6 +10,7 @@ use crate::ports::{Clock, ProviderError, StoreError};
 use crate::testkit::{FakeCipher, FakeProvider, FakeStores, FixedClock, SeededRandom};
 use crate::*;
 
+mod admission;
 mod connect;
 pub(super) mod events;
 
@@ -28,6 +29,11 @@ pub(super) struct World {
 }
 
 pub(super) fn world() -> World {
+    world_with(|_| {})
+}
+
+/// [`world`] with its policy changed by `tweak`.
+pub(super) fn world_with(tweak: impl FnOnce(&mut BffPolicy)) -> World {
     let stores = Arc::new(FakeStores::default());
     let clock = Arc::new(FixedClock::at(T0));
     let provider = Arc::new(FakeProvider::new("main", ISSUER));
@@ -38,6 +44,20 @@ pub(super) fn world() -> World {
         ProviderId::parse("main").unwrap(),
     )
     .unwrap();
+    let mut policy = BffPolicy {
+        lifetime: SessionLifetime {
+            idle: Duration::from_secs(600),
+            absolute: Duration::from_secs(3600),
+        },
+        pending_login_ttl: Duration::from_secs(300),
+        callback_url: "https://app.example/bff/callback".into(),
+        app_redirect_url: "https://app.example/".into(),
+        refresh_margin: Duration::from_secs(30),
+        fetch_userinfo: true,
+        renewal: None,
+        client_binding: Default::default(),
+    };
+    tweak(&mut policy);
     let bff = Bff::new(
         BffPorts {
             sessions: stores.clone(),
@@ -49,17 +69,7 @@ pub(super) fn world() -> World {
             random: Arc::new(SeededRandom::new(42)),
         },
         providers,
-        BffPolicy {
-            lifetime: SessionLifetime {
-                idle: Duration::from_secs(600),
-                absolute: Duration::from_secs(3600),
-            },
-            pending_login_ttl: Duration::from_secs(300),
-            callback_url: "https://app.example/bff/callback".into(),
-            app_redirect_url: "https://app.example/".into(),
-            refresh_margin: Duration::from_secs(30),
-            fetch_userinfo: true,
-        },
+        policy,
     );
     World {
         bff,
@@ -70,7 +80,7 @@ pub(super) fn world() -> World {
     }
 }
 
-fn start(w: &World, return_url: &str) -> (StartedLogin, String) {
+pub(super) fn start(w: &World, return_url: &str) -> (StartedLogin, String) {
     let started = block_on(w.bff.start_login(StartLogin {
         provider: None,
         return_url: ReturnUrl::parse(return_url).unwrap(),
@@ -90,7 +100,7 @@ fn start(w: &World, return_url: &str) -> (StartedLogin, String) {
     (started, state)
 }
 
-fn callback(started: &StartedLogin, state: &str) -> CompleteLogin {
+pub(super) fn callback(started: &StartedLogin, state: &str) -> CompleteLogin {
     CompleteLogin {
         state: state.to_owned(),
         code: Some("code-1".into()),

@@ -60,6 +60,10 @@ struct AdminSession {
     idle_expires_at: i64,
     /// When it ends whatever happens (Unix seconds).
     absolute_expires_at: i64,
+    /// The browser and system the session logged in from, summarised at login ("Chrome 131 on
+    /// Linux"); fixed words and a major version, never the raw `User-Agent`. Absent when the
+    /// login sent none.
+    user_agent: Option<String>,
 }
 
 impl From<SessionSummary> for AdminSession {
@@ -73,6 +77,7 @@ impl From<SessionSummary> for AdminSession {
             last_seen_at: s.last_seen_at.unix_seconds(),
             idle_expires_at: s.idle_expires_at.unix_seconds(),
             absolute_expires_at: s.absolute_expires_at.unix_seconds(),
+            user_agent: s.user_agent,
         }
     }
 }

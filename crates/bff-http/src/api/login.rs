@@ -165,6 +165,7 @@ impl LoginApi {
     ) -> Result<ReturnUrl, Problem> {
         input.binding = cookies::take_binding(req, &self.settings);
         input.previous_session = session.id().cloned();
+        input.client = cookies::client_context(req, &self.settings.trusted_proxies);
         let done = self.bff.complete_login(input).await?;
         match (&done.session_id, &done.connected) {
             (Some(id), _) => {

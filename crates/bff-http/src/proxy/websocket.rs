@@ -168,13 +168,15 @@ impl Inner {
 }
 
 /// Returns once the session `id` no longer exists (checked every [`SESSION_CHECK_INTERVAL`]);
-/// never while the store cannot say.
+/// never while the store cannot say. A renewed session id is followed (seen within the renewal's
+/// grace period), so a renewal by the tab's other requests does not end the tunnel.
 async fn session_ended(bff: &Bff, id: &SessionId, prefix: &str) {
+    let mut id = id.clone();
     loop {
         tokio::time::sleep(SESSION_CHECK_INTERVAL).await;
-        match bff.session_is_live(id).await {
-            Ok(true) => {}
-            Ok(false) => return,
+        match bff.current_session_id(&id).await {
+            Ok(Some(current)) => id = current,
+            Ok(None) => return,
             Err(e) => {
                 tracing::warn!(route = %prefix, error = %error_chain(&e), "cannot check the session of a WebSocket tunnel; it stays open");
             }

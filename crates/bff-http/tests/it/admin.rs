@@ -53,6 +53,8 @@ fn world() -> World {
             app_redirect_url: format!("{APP_ORIGIN}/"),
             refresh_margin: Duration::from_secs(60),
             fetch_userinfo: false,
+            renewal: None,
+            client_binding: Default::default(),
         },
     ));
     World {

@@ -15,8 +15,9 @@ use bff_domain::ports::{
 };
 use bff_domain::testkit::{FakeCipher, FakeProvider, FakeStores, SeededRandom};
 use bff_domain::{
-    Bff, BffPolicy, BffPorts, Claims, CompleteLogin, LoginStyle, Prompt, ProviderId, Providers,
-    ReturnUrl, Secret, SessionId, SessionLifetime, StartLogin, Timestamp, TokenSet,
+    Bff, BffPolicy, BffPorts, BindingMode, Claims, ClientBindingPolicy, CompleteLogin, LoginStyle,
+    Prompt, ProviderId, Providers, ReturnUrl, Secret, SessionId, SessionLifetime, SessionRenewal,
+    StartLogin, Timestamp, TokenSet,
 };
 use bff_http::{
     ApiProxy, ForwardingHeaders, HttpSettings, IpNetwork, ProxyRouteConfig, TrustedProxies,
@@ -350,6 +351,11 @@ fn route(path: &str, upstream: &str, token: &str) -> ProxyRouteConfig {
 }
 
 async fn world() -> World {
+    world_with(|_| {}).await
+}
+
+/// [`world`] with its policy changed by `tweak`.
+async fn world_with(tweak: impl FnOnce(&mut BffPolicy)) -> World {
     let upstream = upstream().await;
     let up = upstream.base();
     let down = format!("http://{}", closed_port().await);
@@ -358,6 +364,20 @@ async fn world() -> World {
     let clock = Arc::new(TestClock(AtomicI64::new(T0)));
     let provider = Arc::new(FakeProvider::new("main", ISSUER));
     let other = Arc::new(FakeProvider::new("other", "https://other.example"));
+    let mut policy = BffPolicy {
+        lifetime: SessionLifetime {
+            idle: Duration::from_secs(1800),
+            absolute: Duration::from_secs(7200),
+        },
+        pending_login_ttl: Duration::from_secs(300),
+        callback_url: "https://app.example/bff/callback".into(),
+        app_redirect_url: "https://app.example/".into(),
+        refresh_margin: Duration::from_secs(60),
+        fetch_userinfo: false,
+        renewal: None,
+        client_binding: Default::default(),
+    };
+    tweak(&mut policy);
     let bff = Arc::new(Bff::new(
         BffPorts {
             sessions: stores.clone(),
@@ -373,17 +393,7 @@ async fn world() -> World {
             ProviderId::parse("main").unwrap(),
         )
         .unwrap(),
-        BffPolicy {
-            lifetime: SessionLifetime {
-                idle: Duration::from_secs(1800),
-                absolute: Duration::from_secs(7200),
-            },
-            pending_login_ttl: Duration::from_secs(300),
-            callback_url: "https://app.example/bff/callback".into(),
-            app_redirect_url: "https://app.example/".into(),
-            refresh_margin: Duration::from_secs(60),
-            fetch_userinfo: false,
-        },
+        policy,
     ));
     let settings = Arc::new(HttpSettings {
         prefix: "/bff".into(),
@@ -1672,4 +1682,121 @@ async fn nested_prefixes_mount_side_by_side_and_the_longest_wins() {
         targets,
         ["/outer", "/outer/x", "/inner", "/inner/y", "/outer/innerZ"]
     );
+}
+
+#[tokio::test]
+async fn strict_client_binding_guards_proxied_calls_too() {
+    let w = world_with(|p| {
+        p.client_binding = ClientBindingPolicy::new(BindingMode::Strict, None, None).unwrap();
+    })
+    .await;
+    // The login sent no User-Agent, and neither does this client.
+    let id = login(&w).await;
+    let owner = Answer::of(
+        app_call(&w, reqwest::Method::GET, "/api/orders/1", &id)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(owner.status, 200, "{}", owner.body);
+    let thief = Answer::of(
+        app_call(&w, reqwest::Method::GET, "/api/orders/2", &id)
+            .header("user-agent", "curl/8.5.0")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(thief.status, 401, "{}", thief.body);
+    assert!(thief.is_problem());
+    assert_eq!(thief.code(), "session_binding_mismatch");
+    assert!(
+        thief
+            .all("set-cookie")
+            .iter()
+            .any(|c| c.starts_with(&format!("{SESSION_COOKIE}=;"))),
+        "{:?}",
+        thief.headers
+    );
+    assert_eq!(w.upstream.seen().len(), 1, "the thief's call never left");
+    assert!(
+        w.stores.sessions.lock().unwrap().is_empty(),
+        "session ended"
+    );
+}
+
+#[tokio::test]
+async fn a_renewed_id_reaches_the_proxy_and_an_open_websocket_follows_it() {
+    let w = world_with(|p| {
+        p.renewal = Some(SessionRenewal {
+            after: Duration::from_secs(600),
+            grace: Duration::from_secs(60),
+        });
+    })
+    .await;
+    let old = login(&w).await;
+    let head = upgrade_head(
+        "/api/live/feed",
+        &[
+            format!("Cookie: {}", cookie(&old)),
+            format!("Origin: {APP_ORIGIN}"),
+        ],
+    );
+    let (answer, mut socket) = open_socket(w.addr, &head).await;
+    assert_eq!(answer.status, 101, "{:?}", answer.headers);
+
+    // The tab's next API call, once the id is due, renews it.
+    w.clock.0.fetch_add(600, Ordering::SeqCst);
+    let renewing = Answer::of(
+        app_call(&w, reqwest::Method::GET, "/api/orders/1", &old)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(renewing.status, 200, "{}", renewing.body);
+    let prefix = format!("{SESSION_COOKIE}=");
+    let new = renewing
+        .all("set-cookie")
+        .iter()
+        .find_map(|c| c.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(';').next())
+        .map(str::to_owned)
+        .expect("a renewed session cookie");
+    assert_ne!(new, old.expose());
+    let new = SessionId::parse(&new).unwrap();
+    assert!(
+        w.upstream
+            .seen()
+            .last()
+            .unwrap()
+            .headers
+            .iter()
+            .any(|(n, v)| n == "authorization" && v.starts_with("Bearer ")),
+        "the renewed session's token went upstream"
+    );
+
+    // A session check of the socket within the grace period follows the session to its new
+    // id; past the grace period (the old id worth nothing) the socket stays open.
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    w.clock.0.fetch_add(61, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    echo(&mut socket, b"\x81\x05still").await;
+    let fresh = Answer::of(
+        app_call(&w, reqwest::Method::GET, "/api/orders/2", &new)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(fresh.status, 200, "{}", fresh.body);
+    let stale = Answer::of(
+        app_call(&w, reqwest::Method::GET, "/api/orders/3", &old)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(stale.status, 401, "{}", stale.body);
 }

@@ -58,6 +58,8 @@ pub fn bff(provider: Arc<FakeProvider>) -> Arc<Bff> {
             app_redirect_url: format!("{APP_ORIGIN}/"),
             refresh_margin: Duration::from_secs(60),
             fetch_userinfo: false,
+            renewal: None,
+            client_binding: Default::default(),
         },
     ))
 }

@@ -215,6 +215,46 @@ pub(crate) const SECTIONS: &[Section] = &[
                 example: "true",
                 doc: "Merge the provider's userinfo endpoint into `{prefix}/userinfo`.",
             },
+            Key {
+                name: "rekey_after_secs",
+                kind: "seconds",
+                default: Value("0"),
+                example: "3600",
+                doc: "Give a session a new id (and cookie) on its first request once its id is \
+                      this old; 0 never does. Costs one store read per request when on.",
+            },
+            Key {
+                name: "rekey_grace_secs",
+                kind: "seconds, not zero",
+                default: Value("60"),
+                example: "30",
+                doc: "How long the old id keeps working after a renewal, for requests already on \
+                      their way with the old cookie (keep it well above 5: an open WebSocket \
+                      checks its session every 5 s).",
+            },
+            Key {
+                name: "client_binding",
+                kind: "`off`, `warn` or `strict`",
+                default: Value(r#""off""#),
+                example: r#""strict""#,
+                doc: "Bind a session to a hash of the login's `User-Agent` (and address prefix): \
+                      a request from another client is logged (`warn`) or ends the session \
+                      (`strict`, `401 session_binding_mismatch`).",
+            },
+            Key {
+                name: "client_binding_ipv4_prefix",
+                kind: "0 to 32",
+                default: Described("none: the address is not part of the binding"),
+                example: "24",
+                doc: "Also bind to the client's IPv4 network of this prefix length.",
+            },
+            Key {
+                name: "client_binding_ipv6_prefix",
+                kind: "0 to 128",
+                default: Described("none: the address is not part of the binding"),
+                example: "64",
+                doc: "Also bind to the client's IPv6 network of this prefix length.",
+            },
         ],
     },
     Section {

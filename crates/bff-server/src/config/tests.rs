@@ -813,3 +813,54 @@ fn bad_log_and_tracing_settings_name_their_key_and_variable() {
         ]
     );
 }
+
+#[test]
+fn session_renewal_and_client_binding_are_off_by_default_and_read_when_set() {
+    let config = Config::from_toml_str(&valid(), no_env()).unwrap();
+    assert_eq!(config.session.renewal(), None);
+    assert_eq!(
+        config.session.client_binding(),
+        bff_domain::ClientBindingPolicy::default()
+    );
+    let text = format!(
+        "{}\n[session]\nrekey_after_secs = 3600\nclient_binding = \"strict\"\nclient_binding_ipv4_prefix = 24\nclient_binding_ipv6_prefix = 64\n",
+        valid()
+    );
+    let config = Config::from_toml_str(&text, no_env()).unwrap();
+    assert_eq!(
+        config.session.renewal(),
+        Some(bff_domain::SessionRenewal {
+            after: std::time::Duration::from_secs(3600),
+            grace: std::time::Duration::from_secs(60),
+        })
+    );
+    assert_eq!(
+        config.session.client_binding(),
+        bff_domain::ClientBindingPolicy::new(bff_domain::BindingMode::Strict, Some(24), Some(64))
+            .unwrap()
+    );
+    let from_env =
+        Config::from_toml_str(&valid(), env(&[("BFF_SESSION__CLIENT_BINDING", "warn")])).unwrap();
+    assert_eq!(
+        from_env.session.client_binding().mode(),
+        bff_domain::BindingMode::Warn
+    );
+}
+
+#[test]
+fn bad_session_renewal_and_client_binding_values_are_errors() {
+    for (extra, expected) in [
+        ("client_binding = \"loose\"", "session.client_binding"),
+        ("client_binding_ipv4_prefix = 33", "must be 0 to 32"),
+        ("client_binding_ipv6_prefix = 129", "must be 0 to 128"),
+        (
+            "client_binding_ipv4_prefix = -1",
+            "session.client_binding_ipv4_prefix",
+        ),
+        ("rekey_grace_secs = 0", "must be greater than zero"),
+    ] {
+        let text = format!("{}\n[session]\n{extra}\n", valid());
+        let message = problems(&text, no_env());
+        assert!(message.contains(expected), "{extra}: {message}");
+    }
+}

@@ -23,9 +23,25 @@ fn handle_of(cookie: &str) -> String {
     hex_sha256(&format!("bff-admin-handle/v1:{key}"))[..32].to_owned()
 }
 
-/// Logs a fresh browser in as `login` and returns its session cookie value.
-async fn session_of(server: &Server, idp: &Idp, login: &str, password: &str) -> String {
-    let browser = Browser::new(&server.base);
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+/// A `User-Agent` trying to smuggle markup into the operators' listing.
+const HOSTILE_UA: &str = "Chrome/131.0 <img src=x onerror=alert(1)> (Windows NT 10.0)";
+
+/// Logs a fresh browser sending `user_agent` in as `login` and returns its session cookie value.
+async fn session_of(
+    server: &Server,
+    idp: &Idp,
+    login: &str,
+    password: &str,
+    user_agent: &str,
+) -> String {
+    let mut browser = Browser::new(&server.base);
+    browser.http = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(user_agent)
+        .build()
+        .unwrap();
     let start = browser
         .get(&format!("{}/bff/login?returnUrl=/", server.base))
         .await;
@@ -113,9 +129,9 @@ async fn run_admin_scenario(stores: &str) -> (Server, Admin) {
         .serve_with_admin(config, Some(admin_listener))
         .await;
 
-    let first = session_of(&server, &idp, "alice", "wonderland").await;
-    let second = session_of(&server, &idp, "alice", "wonderland").await;
-    let bob = session_of(&server, &idp, "bob", "looking-glass").await;
+    let first = session_of(&server, &idp, "alice", "wonderland", FIREFOX).await;
+    let second = session_of(&server, &idp, "alice", "wonderland", HOSTILE_UA).await;
+    let bob = session_of(&server, &idp, "bob", "looking-glass", FIREFOX).await;
 
     // Without the credential, or with a wrong one: 401 with a Bearer challenge, nothing done.
     for token in [None, Some("wrong"), Some(hex_sha256(ADMIN_TOKEN).as_str())] {
@@ -181,7 +197,8 @@ async fn run_admin_scenario(stores: &str) -> (Server, Admin) {
                 "issuer",
                 "lastSeenAt",
                 "provider",
-                "subject"
+                "subject",
+                "userAgent"
             ]
         );
         assert_eq!(session["subject"], "alice");
@@ -195,6 +212,23 @@ async fn run_admin_scenario(stores: &str) -> (Server, Admin) {
         );
     }
     assert_no_secret(&listing, &[ADMIN_TOKEN]);
+    // The user-agent summaries: fixed words and a major version, never the header.
+    let mut agents: Vec<&str> = sessions
+        .iter()
+        .map(|s| s["userAgent"].as_str().unwrap())
+        .collect();
+    agents.sort_unstable();
+    assert_eq!(
+        agents,
+        ["Chrome 131 on Windows", "Firefox 133 on Linux"],
+        "{listing}"
+    );
+    for raw in ["<img", "onerror", "Mozilla", "Gecko"] {
+        assert!(
+            !listing.contains(raw),
+            "{raw} reached the listing: {listing}"
+        );
+    }
     let handles: Vec<&str> = sessions
         .iter()
         .map(|s| s["handle"].as_str().unwrap())

@@ -262,8 +262,8 @@ async fn migrate_applies_the_schema() {
     .await
     .unwrap();
     assert_eq!(
-        tables.0, 4,
-        "bff_sessions, bff_pending_logins, bff_replay, bff_leases"
+        tables.0, 5,
+        "bff_sessions, bff_pending_logins, bff_replay, bff_leases, bff_session_renewals"
     );
     pool.close().await;
     pg.drop_schema().await;

@@ -16,6 +16,7 @@ mod config_cli;
 mod connect;
 mod flow;
 mod keycloak;
+mod lifecycle;
 mod load;
 mod metrics;
 mod negative;

@@ -397,6 +397,12 @@ pub fn config(base: &str, issuer: &str) -> Config {
 
 /// [`config`] plus extra TOML (e.g. a `[store]` section).
 pub fn config_with(base: &str, issuer: &str, extra: &str) -> Config {
+    config_with_env(base, issuer, extra, &[])
+}
+
+/// [`config_with`] plus `BFF_` variables (for keys of sections the base config already has,
+/// such as `[session]`).
+pub fn config_with_env(base: &str, issuer: &str, extra: &str, env: &[(&str, &str)]) -> Config {
     let text = format!(
         r#"
 default_provider = "local"
@@ -424,7 +430,8 @@ client_auth = "client_secret_post"
 "#,
         static_dir = repo_root().join("examples/spa").display()
     );
-    Config::from_toml_str(&text, Vec::new()).unwrap()
+    let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+    Config::from_toml_str(&text, env).unwrap()
 }
 
 /// A browser-like client: keeps cookies, does not follow redirects by itself, and records every

@@ -61,6 +61,8 @@ impl World {
                 app_redirect_url: "https://app.example/".into(),
                 refresh_margin: Duration::from_secs(30),
                 fetch_userinfo: false,
+                renewal: None,
+                client_binding: Default::default(),
             },
         )
     }
@@ -79,6 +81,9 @@ impl World {
             claims: Claims::new(serde_json::Map::new()),
             created_at: now,
             last_seen_at: now,
+            id_issued_at: now,
+            client_binding: None,
+            user_agent: None,
             idle_expires_at: now.plus(Duration::from_secs(3600)),
             absolute_expires_at: now.plus(Duration::from_secs(7200)),
             access_token_expires_at: None,

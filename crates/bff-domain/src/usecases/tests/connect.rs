@@ -53,7 +53,7 @@ fn callback(started: &StartedLogin, state: &str) -> CompleteLogin {
 
 /// Connects `other` to the session `id` through the use cases; `other` issues
 /// `other-access-<n>` expiring 300 s after the connect.
-fn connect(w: &World, id: &SessionId) -> CompletedLogin {
+pub(super) fn connect(w: &World, id: &SessionId) -> CompletedLogin {
     let (started, state) = start_connect(w, id);
     block_on(w.bff.complete_login(callback(&started, &state))).unwrap()
 }
@@ -507,5 +507,34 @@ fn a_connection_copied_into_another_session_does_not_open() {
     assert_eq!(
         credential(&w, &victim, "/b/x").unwrap(),
         bearer("other-access-2")
+    );
+}
+
+/// Pins a documented limit (README, `provider_logout` module docs): the stores index sessions
+/// by their first login only, so a back-channel logout from a provider the session merely
+/// connected finds nothing to end. When that changes, this test changes with it.
+#[test]
+fn a_back_channel_logout_of_a_connected_provider_ends_nothing_yet() {
+    let w = world();
+    let id = login(&w);
+    connect(&w, &id);
+    let connected = stored(&w, &id).unwrap();
+    let subject = connected
+        .connection(&other_id())
+        .unwrap()
+        .claims
+        .subject()
+        .unwrap()
+        .to_owned();
+    let now = crate::ports::Clock::now(w.clock.as_ref()).unix_seconds();
+    let token = crate::testkit::FakeProvider::logout_token(&serde_json::json!({
+        "iss": OTHER_ISSUER, "aud": "other", "jti": "jti-connected", "iat": now - 5,
+        "exp": now + 120, "sub": subject,
+    }));
+    let outcome = block_on(w.bff.backchannel_logout(&token)).unwrap();
+    assert_eq!(outcome.sessions_ended, 0);
+    assert!(
+        stored(&w, &id).unwrap().connection(&other_id()).is_some(),
+        "the session and its connection live on"
     );
 }
