@@ -114,6 +114,7 @@ mod tests {
             secure_cookies: true,
             app_origins: vec!["https://app.example".into()],
             cors: false,
+            request_limits: crate::RequestLimits::default(),
         }
     }
 

@@ -23,6 +23,7 @@ mod cors;
 mod csrf;
 mod problem;
 mod proxy;
+mod server;
 mod settings;
 
 use std::path::PathBuf;
@@ -41,6 +42,10 @@ pub use admin::{AdminCredential, InvalidAdminCredential, admin_app, admin_openap
 pub use proxy::{
     ApiProxy, ForwardingHeaders, IpNetwork, ProxyBuildError, ProxyConfigError, ProxyRouteConfig,
     TrustedProxies, route_table,
+};
+pub use server::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, RequestLimits,
+    head_buffer_bytes, serve,
 };
 pub use settings::{HttpSettings, SettingsError, same_origin};
 
@@ -80,6 +85,7 @@ pub fn app(
     proxy: Option<ApiProxy>,
 ) -> impl Endpoint {
     let cors = cors::Cors::for_settings(&settings);
+    let limits = settings.request_limits;
     let cors_on = cors.is_some();
     let service = openapi_service(bff, settings.clone());
     let spec = service.spec();
@@ -124,6 +130,13 @@ pub fn app(
         // its cookie.
         .catch_all_error(problem_response)
         .with(CookieJarManager::new())
+        // Before anything reads a header; inside the request log, so the refusal has an id.
+        .around(move |ep, req| async move {
+            match server::check_head(&req, &limits) {
+                Some(refused) => Ok(refused),
+                None => ep.call(req).await,
+            }
+        })
         .around(log_request)
 }
 

@@ -1,4 +1,5 @@
-//! HTTP settings: path prefix, cookie names and security attributes, allowed app origins.
+//! HTTP settings: path prefix, cookie names and security attributes, allowed app origins,
+//! request head limits.
 
 use url::Url;
 
@@ -21,6 +22,8 @@ pub struct HttpSettings {
     /// `bff.example.com`): answer CORS, with credentials and never `*`, for the app origins
     /// only. Off when every app origin is the BFF's own, which needs no CORS.
     pub cors: bool,
+    /// Request head size and count limits, checked before any endpoint runs.
+    pub request_limits: crate::RequestLimits,
 }
 
 /// A settings problem, one line each.
@@ -131,6 +134,7 @@ mod tests {
             secure_cookies: secure,
             app_origins: vec!["https://app.example".into()],
             cors: false,
+            request_limits: crate::RequestLimits::default(),
         }
     }
 
@@ -182,6 +186,7 @@ mod tests {
             secure_cookies: true,
             app_origins: vec!["https://app.example/path".into()],
             cors: false,
+            request_limits: crate::RequestLimits::default(),
         };
         assert_eq!(s.validate().len(), 3);
     }

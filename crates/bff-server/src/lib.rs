@@ -19,9 +19,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use poem::Server;
-use poem::listener::{Acceptor as _, TcpAcceptor};
-
 pub use config::{Config, ConfigError};
 pub use logging::{LogGuard, init_logging};
 pub use wiring::{BuildError, Service, build, build_with_providers};
@@ -112,7 +109,7 @@ pub async fn serve_with_admin(
     let stop = std::sync::Arc::new(stop);
     let on_shutdown = stop.clone();
     let delay = Duration::from_secs(config.server.shutdown_delay_secs);
-    let drain_timeout = Some(Duration::from_secs(config.server.shutdown_timeout_secs));
+    let drain_timeout = Duration::from_secs(config.server.shutdown_timeout_secs);
     let shutdown_watcher = tokio::spawn(async move {
         shutdown.await;
         draining.store(true, Ordering::SeqCst);
@@ -128,15 +125,14 @@ pub async fn serve_with_admin(
         let _ = stopped.wait_for(|stop| *stop).await;
     };
 
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
-    tracing::info!(address = ?acceptor.local_addr(), "bff-server listening");
+    tracing::info!(address = ?listener.local_addr(), "bff-server listening");
+    let limits = config.server.request_limits();
     let main_stop = stop.clone();
     let main_server = {
         let stopped = stopped.clone();
         async move {
-            let result = Server::new_with_acceptor(acceptor)
-                .run_with_graceful_shutdown(app, until_stopped(stopped), drain_timeout)
-                .await;
+            let result =
+                bff_http::serve(listener, app, limits, until_stopped(stopped), drain_timeout).await;
             main_stop.send_replace(true);
             result
         }
@@ -146,16 +142,20 @@ pub async fn serve_with_admin(
         let (Some(listener), Some(credential)) = (admin_listener, admin_credential) else {
             return Ok(());
         };
-        let acceptor = TcpAcceptor::from_tokio(listener)?;
         tracing::info!(
-            address = ?acceptor.local_addr(),
+            address = ?listener.local_addr(),
             admin = credential.fingerprint(),
             "admin API listening"
         );
         let admin_app = bff_http::admin_app(admin_bff, credential);
-        let result = Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(admin_app, until_stopped(stopped), drain_timeout)
-            .await;
+        let result = bff_http::serve(
+            listener,
+            admin_app,
+            limits,
+            until_stopped(stopped),
+            drain_timeout,
+        )
+        .await;
         stop.send_replace(true);
         result
     };

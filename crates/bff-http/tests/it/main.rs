@@ -14,6 +14,7 @@
 )]
 
 mod admin;
+mod connections;
 mod guards;
 mod limits;
 mod logout;

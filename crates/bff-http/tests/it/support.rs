@@ -33,6 +33,7 @@ pub fn settings(secure: bool) -> HttpSettings {
         secure_cookies: secure,
         app_origins: vec![APP_ORIGIN.into()],
         cors: false,
+        request_limits: bff_http::RequestLimits::default(),
     }
 }
 

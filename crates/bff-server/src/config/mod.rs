@@ -255,6 +255,7 @@ impl Config {
             secure_cookies: secure,
             app_origins,
             cors,
+            request_limits: self.server.request_limits(),
         }
     }
 
