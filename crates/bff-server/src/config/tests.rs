@@ -624,6 +624,53 @@ fn shutdown_timings_default_and_are_checked() {
     assert!(refused.contains("greater than zero"), "{refused}");
 }
 
+#[test]
+fn request_limits_default_and_are_checked() {
+    let config = Config::from_toml_str(&valid(), no_env()).unwrap();
+    assert_eq!(
+        config.http_settings().request_limits,
+        bff_http::RequestLimits {
+            max_header_bytes: 32 * 1024,
+            max_headers: 100,
+            header_read_timeout: Duration::from_secs(30),
+        }
+    );
+    let text = format!(
+        "{}\n[[routes]]\npath = \"/api\"\nupstream = \"https://api.internal\"\ntoken = \"none\"\nmax_body_bytes = 1024\n",
+        valid().replace(
+            "[server]\n",
+            "[server]\nmax_header_bytes = 4096\nmax_headers = 20\n"
+        )
+    );
+    let config =
+        Config::from_toml_str(&text, env(&[("BFF_SERVER__HEADER_READ_TIMEOUT_SECS", "5")]))
+            .unwrap();
+    assert_eq!(
+        config.server.request_limits(),
+        bff_http::RequestLimits {
+            max_header_bytes: 4096,
+            max_headers: 20,
+            header_read_timeout: Duration::from_secs(5),
+        }
+    );
+    assert_eq!(config.routes.routes()[0].max_body_bytes(), Some(1024));
+    let refused = problems(
+        &valid(),
+        env(&[
+            ("BFF_SERVER__MAX_HEADER_BYTES", "0"),
+            ("BFF_SERVER__MAX_HEADERS", "many"),
+            ("BFF_SERVER__HEADER_READ_TIMEOUT_SECS", "0"),
+        ]),
+    );
+    for line in [
+        "server.max_header_bytes (BFF_SERVER__MAX_HEADER_BYTES): must be greater than zero",
+        "server.max_headers (BFF_SERVER__MAX_HEADERS): invalid type: string \"many\", expected usize",
+        "server.header_read_timeout_secs (BFF_SERVER__HEADER_READ_TIMEOUT_SECS): must be greater than zero",
+    ] {
+        assert!(refused.contains(line), "{line}\n{refused}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Properties over hostile values (budget: 256 cases each, or `PROPTEST_CASES`)
 // ---------------------------------------------------------------------------------------------
