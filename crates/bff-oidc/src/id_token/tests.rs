@@ -520,9 +520,14 @@ fn problems_never_echo_the_token() {
 // ---------------------------------------------------------------------------------------------
 
 mod properties {
+    use std::sync::LazyLock;
+
     use proptest::prelude::*;
 
     use super::*;
+
+    /// A valid token, signed once: signing in a debug build is slow, and every case needs one.
+    static HONEST: LazyLock<String> = LazyLock::new(|| sign(&claims()));
 
     /// Values a forged JOSE header might carry in a field.
     fn header_value() -> impl Strategy<Value = Value> {
@@ -596,7 +601,7 @@ mod properties {
         /// with any other signature, is refused (and never panics).
         #[test]
         fn a_forged_header_is_refused(header in forged_header(), signature in segment()) {
-            let honest = sign(&claims());
+            let honest: &str = &HONEST;
             let mut parts = honest.split('.');
             let (honest_header, payload, honest_signature) =
                 (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
@@ -621,11 +626,11 @@ mod properties {
                     .collect::<Vec<_>>(),
             ),
         ) {
-            let honest = sign(&claims());
+            let honest: &str = &HONEST;
             let at = index.index(honest.len());
             let original = honest.as_bytes()[at];
             prop_assume!(original != replacement as u8);
-            let mut token = honest.clone().into_bytes();
+            let mut token = honest.as_bytes().to_vec();
             token[at] = replacement as u8;
             let token = String::from_utf8(token).unwrap();
             prop_assert!(
