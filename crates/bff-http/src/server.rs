@@ -12,7 +12,8 @@
 //!   (hyper starts its timer there), so it also bounds how long an idle connection stays open.
 //!   A client that misses it is disconnected.
 //! - Header size and count: hyper's own buffer is set well above the configured limits, so an
-//!   oversized head normally reaches [`check_head`] and gets `431 headers_too_large` as
+//!   oversized head normally reaches [`check_head`] (run by the BFF's `app`, or by
+//!   [`limit_heads`] around another app) and gets `431 headers_too_large` as
 //!   problem+json like every other refusal. Only a head larger than that buffer
 //!   ([`head_buffer_bytes`]: the limit plus 1 MiB), or with more than the limit plus 1000
 //!   headers, is refused by hyper itself, with a bare `431` and the connection closed; nothing
@@ -110,6 +111,20 @@ pub(crate) fn check_head(req: &Request, limits: &RequestLimits) -> Option<Respon
     // endpoint declares this one): the body says 431, and so does the status.
     refused.set_status(status);
     Some(refused)
+}
+
+/// `app` answering heads over `limits` with `431 headers_too_large`, for apps that do not check
+/// them themselves (the BFF's own `app` does, inside its request log; the admin API does not).
+pub fn limit_heads<E: Endpoint + 'static>(
+    app: E,
+    limits: RequestLimits,
+) -> impl Endpoint<Output = Response> + 'static {
+    app.around(move |ep, req| async move {
+        match check_head(&req, &limits) {
+            Some(refused) => Ok(refused),
+            None => ep.call(req).await.map(IntoResponse::into_response),
+        }
+    })
 }
 
 /// Serves `app` on `listener` with hyper configured from `limits`, until `shutdown` completes;

@@ -147,7 +147,7 @@ pub async fn serve_with_admin(
             admin = credential.fingerprint(),
             "admin API listening"
         );
-        let admin_app = bff_http::admin_app(admin_bff, credential);
+        let admin_app = bff_http::limit_heads(bff_http::admin_app(admin_bff, credential), limits);
         let result = bff_http::serve(
             listener,
             admin_app,

@@ -167,6 +167,34 @@ async fn too_many_headers_are_a_431_problem() {
 }
 
 #[tokio::test]
+async fn another_app_gets_the_head_limits_through_limit_heads() {
+    // An app without the BFF's own check, as the admin API is served.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(bff_http::serve(
+        listener,
+        bff_http::limit_heads(
+            poem::endpoint::make_sync(|_| "plain"),
+            limits(Duration::from_secs(10)),
+        ),
+        limits(Duration::from_secs(10)),
+        async move {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(1),
+    ));
+    let many: String = (0..60).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let answer = exchange(addr, &request_with(&many)).await;
+    assert_eq!(
+        (answer.status, answer.problem_code().as_str()),
+        (431, "headers_too_large")
+    );
+    let answer = exchange(addr, &request_with("")).await;
+    assert_eq!((answer.status, answer.body.as_str()), (200, "plain"));
+}
+
+#[tokio::test]
 async fn a_head_past_the_servers_buffer_is_cut_off_unread() {
     let limits = limits(Duration::from_secs(10));
     let (addr, _stop) = serve(limits).await;
