@@ -3,6 +3,9 @@
 //! code; no answer carries an internal path, a driver message or a stack; and the server still
 //! serves afterwards.
 //!
+//! A second test puts the stores out of reach: `503 store_unavailable`, and neither it nor
+//! `/readyz` carries the driver's words.
+//!
 //! Requests hyper refuses before any application code runs (a head it cannot parse, or larger
 //! than its buffer) get hyper's own bare answer; the table says which.
 //!
@@ -358,4 +361,84 @@ token = "none"
 
 fn head_of_healthz() -> Vec<u8> {
     head("/healthz", "")
+}
+
+/// A store that cannot be reached: every answer that needs it is `503 store_unavailable`, and
+/// neither it nor `/readyz` repeats the driver's or the operating system's words, or the
+/// store's address.
+#[tokio::test]
+async fn a_store_outage_shows_no_driver_message() {
+    let op = bff_test_op::TestOp::start_default().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for (kind, section) in [
+        (
+            "postgres",
+            format!(
+                "[store.postgres]\nurl = \"postgres://bff:pw@{closed}/bff\"\nacquire_timeout_ms = 300\n"
+            ),
+        ),
+        (
+            "redis",
+            format!("[store.redis]\nurl = \"redis://{closed}\"\ntimeout_ms = 300\n"),
+        ),
+    ] {
+        let reserved = reserve().await;
+        let base = reserved.base.clone();
+        let config = bff_server::Config::from_toml_str(
+            &format!(
+                r#"
+default_provider = "op"
+[server]
+public_url = "{base}"
+[dev]
+allow_plain_http = true
+[[vault_keys]]
+id = "test"
+key = "{VAULT_KEY}"
+[providers.op]
+issuer = "{issuer}"
+client_id = "bff"
+client_secret = "bff-secret"
+[store]
+kind = "{kind}"
+{section}
+"#,
+                issuer = op.issuer,
+            ),
+            Vec::new(),
+        )
+        .unwrap();
+        let server = reserved.serve(config).await;
+        let session = format!("bff={}", "A".repeat(43));
+        let (status, answer_head, body) = exchange(
+            &server.base,
+            &head("/bff/user", &format!("x-csrf: 1\r\nCookie: {session}\r\n")),
+        )
+        .await;
+        assert_eq!(status, 503, "{kind}: {body}");
+        assert!(
+            answer_head.contains("content-type: application/problem+json"),
+            "{kind}: {answer_head}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["code"], "store_unavailable", "{kind}: {body}");
+        let (status, _, ready) = exchange(&server.base, &head("/readyz", "")).await;
+        assert_eq!(status, 503, "{kind}: {ready}");
+        for text in [&body, &ready] {
+            let lower = text.to_ascii_lowercase();
+            for marker in internal_markers()
+                .into_iter()
+                .filter(|m| m != "redis")
+                .chain([closed.to_string(), "pw@".into(), "timed out".into()])
+            {
+                assert!(
+                    !lower.contains(&marker.to_ascii_lowercase()),
+                    "{kind}: the answer shows {marker:?}: {text}"
+                );
+            }
+        }
+    }
 }
