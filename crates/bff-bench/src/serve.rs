@@ -2,16 +2,17 @@
 //! upstream|bare|bff ...`) so that `/proc/PID/stat` gives each one's own CPU time.
 //!
 //! - `upstream`: the one upstream of every scenario: the same small JSON answer to any `GET`.
-//! - `bare --upstream URL`: a pass-through proxy on the BFF's own stack (poem in, a reqwest
-//!   client built like the API proxy's out) with no session, cookie, header-policy or token
-//!   work: what any proxy on this stack costs, the limit a BFF can reach.
+//! - `bare --upstream URL`: a pass-through proxy on the BFF's own stack (poem on
+//!   `bff_http::serve`'s connections in, a reqwest client built like the API proxy's out) with
+//!   no session, cookie, header-policy or token work: what any proxy on this stack costs, the
+//!   limit a BFF can reach.
 //! - `bff --store KIND --upstream URL [--redis-prefix P] [--pg-schema S]`: the real server's
-//!   wiring (`bff_server::build_with_providers`, then `bff_http::app`) with its production
-//!   logging, from a configuration text: stores, vault cipher, policy, proxy routes `/api`
-//!   (`token = "user"`) and `/open` (`token = "none"`). The only stand-in is the identity
-//!   provider: the testkit's in-process `FakeProvider`, through which one login runs the real
-//!   use cases at start, so the session's tokens are sealed by the real vault and written to the
-//!   real store. Its access token lives 300 s and nothing in a run refreshes it.
+//!   wiring (`bff_server::build_with_providers`, then `bff_http::app` on `bff_http::serve`)
+//!   with its production logging, from a configuration text: stores, vault cipher, policy,
+//!   proxy routes `/api` (`token = "user"`) and `/open` (`token = "none"`). The only stand-in is
+//!   the identity provider: the testkit's in-process `FakeProvider`, through which one login
+//!   runs the real use cases at start, so the session's tokens are sealed by the real vault and
+//!   written to the real store. Its access token lives 300 s and nothing in a run refreshes it.
 //!
 //! Each prints `listening ADDR` (and `bff` first `session ID`, the cookie value for the load
 //! generator) on standard error, then serves until it is killed. Standard output carries the
@@ -72,6 +73,22 @@ async fn serve(app: impl Endpoint + 'static) {
     let (acceptor, addr) = listener().await;
     eprintln!("listening {addr}");
     Server::new_with_acceptor(acceptor).run(app).await.unwrap();
+}
+
+/// [`serve`] on the connection stack `bff-server` serves with: `bff_http::serve` and the default
+/// request limits (header read timeout, head limits).
+async fn serve_like_bff_server(app: impl Endpoint + 'static) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    eprintln!("listening {}", listener.local_addr().unwrap());
+    bff_http::serve(
+        listener,
+        app,
+        bff_http::RequestLimits::default(),
+        std::future::pending(),
+        std::time::Duration::ZERO,
+    )
+    .await
+    .unwrap();
 }
 
 async fn upstream() {
@@ -142,7 +159,7 @@ async fn bare(upstream: &str) {
         client,
         upstream: upstream.trim_end_matches('/').to_owned(),
     };
-    serve(Route::new().nest_no_strip("/api", proxy)).await;
+    serve_like_bff_server(Route::new().nest_no_strip("/api", proxy)).await;
 }
 
 /// The configuration of the measured BFF, as an operator would write it.
@@ -228,7 +245,7 @@ async fn bff(store: &str, upstream: &str, redis_prefix: Option<String>, pg_schem
         None,
         service.proxy.clone(),
     );
-    serve(app).await;
+    serve_like_bff_server(app).await;
 }
 
 /// One login through the real use cases with the in-process provider: the session is created,

@@ -209,6 +209,9 @@ pub struct RouteSpec {
     pub websocket: bool,
     /// Headers added to every upstream request. Values may be API keys, so they are secrets.
     pub extra_headers: Vec<(String, Secret)>,
+    /// The largest request body the route forwards, in bytes; `None` for no limit. A larger
+    /// body is refused (`413`) before, or as soon as, it passes the limit.
+    pub max_body_bytes: Option<u64>,
 }
 
 impl RouteSpec {
@@ -235,6 +238,7 @@ impl RouteSpec {
             forward_set_cookie: false,
             websocket: false,
             extra_headers: Vec::new(),
+            max_body_bytes: None,
         }
     }
 }
@@ -274,6 +278,7 @@ pub struct Route {
     forward_set_cookie: bool,
     websocket: bool,
     extra_headers: Vec<ExtraHeader>,
+    max_body_bytes: Option<u64>,
 }
 
 /// Which rule a route prefix or upstream path breaks.
@@ -535,6 +540,7 @@ impl Route {
             forward_set_cookie: spec.forward_set_cookie,
             websocket: spec.websocket,
             extra_headers,
+            max_body_bytes: spec.max_body_bytes,
         })
     }
 
@@ -596,6 +602,11 @@ impl Route {
     /// Headers added to every upstream request.
     pub fn extra_headers(&self) -> &[ExtraHeader] {
         &self.extra_headers
+    }
+
+    /// The largest request body forwarded, in bytes; `None` for no limit.
+    pub fn max_body_bytes(&self) -> Option<u64> {
+        self.max_body_bytes
     }
 
     /// The remainder of `path` after this route's prefix, when the prefix matches on a segment

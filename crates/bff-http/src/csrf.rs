@@ -115,6 +115,7 @@ mod tests {
             app_origins: vec!["https://app.example".into()],
             cors: false,
             trusted_proxies: Default::default(),
+            request_limits: crate::RequestLimits::default(),
         }
     }
 

@@ -23,6 +23,7 @@ mod cors;
 mod csrf;
 mod problem;
 mod proxy;
+mod server;
 mod settings;
 mod trace_context;
 
@@ -43,6 +44,10 @@ pub use cookies::session_set_cookie_example;
 pub use proxy::{
     ApiProxy, ForwardingHeaders, IpNetwork, ProxyBuildError, ProxyConfigError, ProxyRouteConfig,
     TrustedProxies, route_table,
+};
+pub use server::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, RequestLimits,
+    head_buffer_bytes, limit_heads, serve,
 };
 pub use settings::{HttpSettings, SettingsError, same_origin};
 
@@ -93,6 +98,7 @@ pub fn app(
     proxy: Option<ApiProxy>,
 ) -> impl Endpoint {
     let cors = cors::Cors::for_settings(&settings);
+    let limits = settings.request_limits;
     let cors_on = cors.is_some();
     let trusted_proxies = Arc::new(settings.trusted_proxies.clone());
     let service = openapi_service(bff.clone(), settings.clone());
@@ -139,6 +145,13 @@ pub fn app(
         // its cookie.
         .catch_all_error(problem_response)
         .with(CookieJarManager::new())
+        // Before anything reads a header; inside the request log, so the refusal has an id.
+        .around(move |ep, req| async move {
+            match server::check_head(&req, &limits) {
+                Some(refused) => Ok(refused),
+                None => ep.call(req).await,
+            }
+        })
         .around(move |ep, req| log_request(ep, req, trusted_proxies.clone()))
 }
 

@@ -39,12 +39,13 @@ mod websocket;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use bff_domain::allowlist::{Method, ProxyRefusal, ProxyTarget, Route, RouteTable};
 use bff_domain::ports::Event;
 use bff_domain::{Bff, UpstreamCredential};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt as _, TryStreamExt};
 use poem::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use poem::http::{StatusCode, Version};
 use poem::middleware::CookieJarManager;
@@ -261,6 +262,13 @@ impl Inner {
         if let Err(problem) = checked {
             return answer(problem);
         }
+        // A declared body over the route's limit is refused before anything else is spent on it
+        // (no session read, no refresh, not a byte of the body read).
+        if let Some(limit) = target.route().max_body_bytes()
+            && declared_length(&req).is_some_and(|length| length > limit)
+        {
+            return answer(body_too_large(limit));
+        }
         let mut session = cookies::SessionCookie::read(&req, self.settings.clone());
         if let Err(err) = session.admit(&req, &self.bff, &self.trusted_proxies).await {
             return answer(err.into());
@@ -390,13 +398,24 @@ impl Inner {
             .headers(headers)
             .timeout(route.total_timeout());
         let body = req.take_body();
+        // Set when a streamed body passes the route's limit: the stream then fails, which cuts
+        // the upstream request short, and the answer is `413`, not an upstream failure.
+        let overflowed = Arc::new(AtomicBool::new(false));
         if !body.is_empty() {
-            upstream = upstream.body(reqwest::Body::wrap_stream(body.into_bytes_stream()));
+            let chunks = body.into_bytes_stream();
+            let stream = match route.max_body_bytes() {
+                Some(limit) => capped(chunks, limit, overflowed.clone()).boxed(),
+                None => chunks.boxed(),
+            };
+            upstream = upstream.body(reqwest::Body::wrap_stream(stream));
         }
-        let response = upstream
-            .send()
-            .await
-            .map_err(|e| upstream_problem(route.prefix(), e))?;
+        let response = upstream.send().await.map_err(|e| {
+            if overflowed.load(Ordering::SeqCst) {
+                tracing::info!(route = %route.prefix(), "proxy refused an oversized request body");
+                return body_too_large(route.max_body_bytes().unwrap_or_default());
+            }
+            upstream_problem(route.prefix(), e)
+        })?;
         Ok(self.relay(route, response))
     }
 
@@ -431,6 +450,45 @@ impl Inner {
         *out.headers_mut() = headers;
         out
     }
+}
+
+/// The `Content-Length` the request declares, if it declares a valid one.
+fn declared_length(req: &Request) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+}
+
+/// `413 payload_too_large` for a body over a route's `limit`.
+fn body_too_large(limit: u64) -> Problem {
+    Problem::payload_too_large(&format!(
+        "The request body is larger than this API route accepts ({limit} bytes)."
+    ))
+}
+
+/// `chunks` passed on until their total passes `limit`; then `overflowed` is set and the stream
+/// ends with an error instead of the chunk that passed it, so no more than `limit` bytes go
+/// upstream and the rest is never read.
+fn capped<S, B>(
+    chunks: S,
+    limit: u64,
+    overflowed: Arc<AtomicBool>,
+) -> impl futures_util::Stream<Item = std::io::Result<B>> + Send + 'static
+where
+    S: futures_util::Stream<Item = std::io::Result<B>> + Send + 'static,
+    B: AsRef<[u8]>,
+{
+    let mut total = 0u64;
+    chunks.map(move |chunk| {
+        let chunk = chunk?;
+        total = total.saturating_add(chunk.as_ref().len() as u64);
+        if total > limit {
+            overflowed.store(true, Ordering::SeqCst);
+            return Err(std::io::Error::other("request body over the route's limit"));
+        }
+        Ok(chunk)
+    })
 }
 
 /// The problem for a failed upstream exchange; the cause is logged without the URL.

@@ -1,4 +1,5 @@
-//! HTTP settings: path prefix, cookie names and security attributes, allowed app origins.
+//! HTTP settings: path prefix, cookie names and security attributes, allowed app origins,
+//! request head limits.
 
 use url::Url;
 
@@ -26,6 +27,8 @@ pub struct HttpSettings {
     /// The reverse proxies in front of the BFF: their forwarding headers (who the client is, for
     /// the client binding of sessions) and `traceparent` are believed; nobody's by default.
     pub trusted_proxies: TrustedProxies,
+    /// Request head size and count limits, checked before any endpoint runs.
+    pub request_limits: crate::RequestLimits,
 }
 
 /// A settings problem, one line each.
@@ -137,6 +140,7 @@ mod tests {
             app_origins: vec!["https://app.example".into()],
             cors: false,
             trusted_proxies: Default::default(),
+            request_limits: crate::RequestLimits::default(),
         }
     }
 
@@ -189,6 +193,7 @@ mod tests {
             app_origins: vec!["https://app.example/path".into()],
             cors: false,
             trusted_proxies: Default::default(),
+            request_limits: crate::RequestLimits::default(),
         };
         assert_eq!(s.validate().len(), 3);
     }

@@ -25,9 +25,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use poem::Server;
-use poem::listener::{Acceptor as _, TcpAcceptor};
-
 pub use config::{Config, ConfigError};
 pub use logging::{LogGuard, init_logging};
 pub use telemetry::{Telemetry, TelemetryError};
@@ -185,7 +182,7 @@ pub async fn serve_with_listeners(
     let stop = std::sync::Arc::new(stop);
     let on_shutdown = stop.clone();
     let delay = Duration::from_secs(config.server.shutdown_delay_secs);
-    let drain_timeout = Some(Duration::from_secs(config.server.shutdown_timeout_secs));
+    let drain_timeout = Duration::from_secs(config.server.shutdown_timeout_secs);
     let shutdown_watcher = tokio::spawn(async move {
         shutdown.await;
         draining.store(true, Ordering::SeqCst);
@@ -201,15 +198,14 @@ pub async fn serve_with_listeners(
         let _ = stopped.wait_for(|stop| *stop).await;
     };
 
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
-    tracing::info!(address = ?acceptor.local_addr(), "bff-server listening");
+    tracing::info!(address = ?listener.local_addr(), "bff-server listening");
+    let limits = config.server.request_limits();
     let main_stop = stop.clone();
     let main_server = {
         let stopped = stopped.clone();
         async move {
-            let result = Server::new_with_acceptor(acceptor)
-                .run_with_graceful_shutdown(app, until_stopped(stopped), drain_timeout)
-                .await;
+            let result =
+                bff_http::serve(listener, app, limits, until_stopped(stopped), drain_timeout).await;
             main_stop.send_replace(true);
             result
         }
@@ -221,16 +217,20 @@ pub async fn serve_with_listeners(
         let (Some(listener), Some(credential)) = (admin_listener, admin_credential) else {
             return Ok(());
         };
-        let acceptor = TcpAcceptor::from_tokio(listener)?;
         tracing::info!(
-            address = ?acceptor.local_addr(),
+            address = ?listener.local_addr(),
             admin = credential.fingerprint(),
             "admin API listening"
         );
-        let admin_app = bff_http::admin_app(admin_bff, credential);
-        let result = Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(admin_app, until_stopped(stopped), drain_timeout)
-            .await;
+        let admin_app = bff_http::limit_heads(bff_http::admin_app(admin_bff, credential), limits);
+        let result = bff_http::serve(
+            listener,
+            admin_app,
+            limits,
+            until_stopped(stopped),
+            drain_timeout,
+        )
+        .await;
         admin_stop.send_replace(true);
         result
     };
@@ -239,15 +239,16 @@ pub async fn serve_with_listeners(
         let Some(listener) = metrics_listener else {
             return Ok(());
         };
-        let acceptor = TcpAcceptor::from_tokio(listener)?;
-        tracing::info!(address = ?acceptor.local_addr(), "metrics listening");
-        let result = Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(
-                metrics::metrics_app(metrics),
-                until_stopped(metrics_stopped),
-                drain_timeout,
-            )
-            .await;
+        tracing::info!(address = ?listener.local_addr(), "metrics listening");
+        let metrics_app = bff_http::limit_heads(metrics::metrics_app(metrics), limits);
+        let result = bff_http::serve(
+            listener,
+            metrics_app,
+            limits,
+            until_stopped(metrics_stopped),
+            drain_timeout,
+        )
+        .await;
         stop.send_replace(true);
         result
     };
@@ -277,13 +278,39 @@ fn with_api_explorer(
     match config.api_explorer_path() {
         Some(path) => {
             tracing::info!(path, "API explorer on");
-            let explorer = bff_http::api_explorer(service.bff.clone(), service.settings.clone());
-            poem::Route::new()
-                .nest(path, explorer)
-                .nest("/", app)
-                .boxed()
+            let explorer = bff_http::api_explorer(service.bff.clone(), service.settings.clone())
+                .map_to_response()
+                .boxed();
+            ExplorerOr {
+                path,
+                explorer,
+                app,
+            }
+            .boxed()
         }
         None => app,
+    }
+}
+
+/// The explorer at exactly `path`, everything else to the app. Compared on the raw path, not
+/// through a `poem::Route`: a router in front of the app would answer a path it cannot decode
+/// with its own plain-text 400, outside the app's problem+json answers and request log.
+struct ExplorerOr {
+    path: String,
+    explorer: poem::endpoint::BoxEndpoint<'static>,
+    app: poem::endpoint::BoxEndpoint<'static>,
+}
+
+impl poem::Endpoint for ExplorerOr {
+    type Output = poem::Response;
+
+    async fn call(&self, req: poem::Request) -> poem::Result<poem::Response> {
+        let path = req.uri().path();
+        if path == self.path || path.strip_prefix(&*self.path) == Some("/") {
+            self.explorer.call(req).await
+        } else {
+            self.app.call(req).await
+        }
     }
 }
 

@@ -36,6 +36,7 @@ const OPERATIONS_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 /// forward_set_cookie = false
 /// websocket = false                       # proxy WebSocket upgrades (needs GET)
 /// headers = { "x-api-key" = "…" }         # added to every upstream request
+/// max_body_bytes = 10485760               # default: no limit; larger bodies are 413
 /// ```
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,6 +73,10 @@ pub struct ProxyRouteConfig {
     /// Headers added to every upstream request. Values may be API keys: never shown.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// The largest request body forwarded upstream, in bytes; `None` (the default) for no
+    /// limit. Bodies stream, so a limit is about what the upstream accepts, not memory.
+    #[serde(default)]
+    pub max_body_bytes: Option<u64>,
 }
 
 impl fmt::Debug for ProxyRouteConfig {
@@ -88,6 +93,7 @@ impl fmt::Debug for ProxyRouteConfig {
             .field("forward_set_cookie", &self.forward_set_cookie)
             .field("websocket", &self.websocket)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("max_body_bytes", &self.max_body_bytes)
             .finish()
     }
 }
@@ -192,6 +198,7 @@ impl ProxyRouteConfig {
             .map_or(DEFAULT_TOTAL_TIMEOUT, Duration::from_millis);
         spec.forward_set_cookie = self.forward_set_cookie;
         spec.websocket = self.websocket;
+        spec.max_body_bytes = self.max_body_bytes;
         spec.extra_headers = self
             .headers
             .iter()
@@ -271,6 +278,7 @@ mod tests {
             forward_set_cookie: false,
             websocket: false,
             headers: BTreeMap::new(),
+            max_body_bytes: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! bff-http tests at its boundary, in process over the domain's fakes: the committed OpenAPI
 //! document equals the generated one, which endpoints are guarded by CSRF and a session, and the
-//! cookies of logging out and of the provider's return, the API proxy end to end (`proxy`), and
-//! the admin API (`admin`).
+//! cookies of logging out and of the provider's return, the API proxy end to end (`proxy`),
+//! the admin API (`admin`), connection limits (`connections`) and hostile cookies (`properties`).
 //!
 //! `cargo xtask codegen` rewrites `openapi.json` (it runs the first test with
 //! `BFF_UPDATE_OPENAPI=1`).
@@ -14,9 +14,11 @@
 )]
 
 mod admin;
+mod connections;
 mod guards;
 mod limits;
 mod logout;
+mod properties;
 mod provider_logout;
 mod proxy;
 mod request_ids;

@@ -347,6 +347,7 @@ fn route(path: &str, upstream: &str, token: &str) -> ProxyRouteConfig {
         forward_set_cookie: false,
         websocket: false,
         headers: BTreeMap::new(),
+        max_body_bytes: None,
     }
 }
 
@@ -404,6 +405,7 @@ async fn world_with(tweak: impl FnOnce(&mut BffPolicy)) -> World {
         app_origins: vec![APP_ORIGIN.into()],
         cors: false,
         trusted_proxies: Default::default(),
+        request_limits: bff_http::RequestLimits::default(),
     });
 
     let mut scoped = route("/api/scoped", &up, "user");
@@ -424,6 +426,8 @@ async fn world_with(tweak: impl FnOnce(&mut BffPolicy)) -> World {
     // 64 MiB through a debug build, hashed at the upstream: more than the usual 10 s.
     let mut upload = route("/api/upload", &format!("{up}/upload"), "user");
     upload.timeout_ms = Some(300_000);
+    let mut capped = route("/api/capped", &format!("{up}/upload"), "user");
+    capped.max_body_bytes = Some(CAPPED_LIMIT);
     let mut live = route("/api/live", &format!("{up}/ws"), "user");
     live.websocket = true;
     let mut reports = route("/api/reports", &format!("{up}/reports"), "client");
@@ -445,6 +449,7 @@ async fn world_with(tweak: impl FnOnce(&mut BffPolicy)) -> World {
         keyed,
         read_only,
         upload,
+        capped,
     ];
     let table = route_table(&configs, &["main", "other"], "/bff").unwrap();
     let proxy = ApiProxy::new(bff.clone(), settings.clone(), table).unwrap();
@@ -1393,6 +1398,80 @@ async fn a_large_request_body_is_streamed_through() {
     assert_eq!(seen[1].body_len, 1000);
 }
 
+/// The `max_body_bytes` of the `/api/capped` route.
+const CAPPED_LIMIT: u64 = 1 << 20;
+
+#[tokio::test]
+async fn a_body_over_the_routes_limit_is_413_and_never_read_in_full() {
+    let w = world().await;
+    let id = login(&w).await;
+
+    // Declared: refused on the head alone, with nothing sent upstream. Raw TCP, so the body
+    // is never written at all: the answer cannot depend on reading it.
+    let answer = raw_request(
+        w.addr,
+        &format!(
+            "POST /api/capped/blob HTTP/1.1\r\nHost: app.example\r\nCookie: {}\r\n\
+             x-csrf: 1\r\nOrigin: {APP_ORIGIN}\r\nContent-Length: {}",
+            cookie(&id),
+            60u64 << 20
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, 413, "{}", answer.body);
+    assert!(answer.is_problem(), "{:?}", answer.headers);
+    assert_eq!(answer.code(), "payload_too_large");
+    assert!(w.upstream.seen().is_empty());
+
+    // Streamed (chunked, no length): cut once it passes the limit. The browser's body counts
+    // what the BFF pulled from it; 60 MiB are offered.
+    let pulled = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = pulled.clone();
+    let chunks = futures_util::stream::iter(0..60u32).map(move |index| {
+        counter.fetch_add(1 << 20, Ordering::SeqCst);
+        Ok::<_, std::io::Error>(vec![u8::try_from(index).unwrap(); 1 << 20])
+    });
+    let answer = Answer::of(
+        app_call(&w, reqwest::Method::PUT, "/api/capped/blob", &id)
+            .body(reqwest::Body::wrap_stream(chunks))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, 413, "{}", answer.body);
+    assert_eq!(answer.code(), "payload_too_large");
+    let pulled = pulled.load(Ordering::SeqCst);
+    assert!(pulled < 30 << 20, "the BFF read {pulled} bytes of 60 MiB");
+    // The upstream saw a request cut short, never a complete body.
+    assert!(w.upstream.seen().is_empty(), "{:?}", w.upstream.seen());
+
+    // At the limit, the body goes through whole, with or without a length.
+    let answer = Answer::of(
+        app_call(&w, reqwest::Method::PUT, "/api/capped/blob", &id)
+            .body(vec![1u8; CAPPED_LIMIT as usize])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let whole = futures_util::stream::iter(0..4u32)
+        .map(|_| Ok::<_, std::io::Error>(vec![2u8; (CAPPED_LIMIT / 4) as usize]));
+    let answer = Answer::of(
+        app_call(&w, reqwest::Method::PUT, "/api/capped/blob", &id)
+            .body(reqwest::Body::wrap_stream(whole))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let seen = w.upstream.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|s| s.body_len == CAPPED_LIMIT), "{seen:?}");
+}
+
 #[tokio::test]
 async fn upstream_cookies_are_dropped_unless_the_route_forwards_them() {
     let w = world().await;
@@ -1656,6 +1735,7 @@ async fn nested_prefixes_mount_side_by_side_and_the_longest_wins() {
         app_origins: vec![APP_ORIGIN.into()],
         cors: false,
         trusted_proxies: Default::default(),
+        request_limits: bff_http::RequestLimits::default(),
     });
     let proxy = ApiProxy::new(w.bff.clone(), settings, table).unwrap();
     let addr = serve(proxy.mount(poem::Route::new())).await;

@@ -34,6 +34,7 @@ pub fn settings(secure: bool) -> HttpSettings {
         app_origins: vec![APP_ORIGIN.into()],
         cors: false,
         trusted_proxies: Default::default(),
+        request_limits: bff_http::RequestLimits::default(),
     }
 }
 

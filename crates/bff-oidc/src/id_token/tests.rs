@@ -514,3 +514,129 @@ fn problems_never_echo_the_token() {
         "{shown}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Properties over hostile input (budget: 256 cases each, or `PROPTEST_CASES`)
+// ---------------------------------------------------------------------------------------------
+
+mod properties {
+    use std::sync::LazyLock;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A valid token, signed once: signing in a debug build is slow, and every case needs one.
+    static HONEST: LazyLock<String> = LazyLock::new(|| sign(&claims()));
+
+    /// Values a forged JOSE header might carry in a field.
+    fn header_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "none",
+                "None",
+                "HS256",
+                "RS256",
+                "ES256",
+                "es256",
+                "PS256",
+                "EdDSA",
+                "ES384",
+                "RS256 ",
+                "",
+                "k1",
+                "rsa",
+                "ed",
+                "enc",
+                "../../etc/passwd",
+                "JWT",
+                "logout+jwt",
+                "http://evil.example/jwks.json",
+            ])
+            .prop_map(|s| Value::String(s.to_owned())),
+            any::<String>().prop_map(Value::String),
+            any::<i64>().prop_map(Value::from),
+            any::<bool>().prop_map(Value::Bool),
+            Just(Value::Null),
+            Just(json!(["ES256"])),
+            Just(json!({"kty": "oct", "k": "c2VjcmV0"})),
+        ]
+    }
+
+    /// A JOSE header as an attacker writes it: the usual fields, some absent, some odd.
+    fn forged_header() -> impl Strategy<Value = Value> {
+        let field = prop::sample::select(vec![
+            "alg", "kid", "typ", "crit", "jku", "x5u", "jwk", "cty", "b64", "zip", "enc",
+        ]);
+        prop::collection::btree_map(field, header_value(), 0..6).prop_map(|fields| {
+            Value::Object(
+                fields
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), value))
+                    .collect(),
+            )
+        })
+    }
+
+    /// A base64url segment: valid encodings of arbitrary bytes, or arbitrary text.
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..200).prop_map(|b| URL_SAFE_NO_PAD.encode(b)),
+            "[A-Za-z0-9_=+/.-]{0,80}",
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_is_never_an_id_token(token in prop_oneof![
+            any::<String>(),
+            prop::collection::vec(segment(), 0..6).prop_map(|parts| parts.join(".")),
+        ]) {
+            prop_assert!(validate(&token, &keys(), &expect()).is_err(), "{token:?} accepted");
+        }
+
+        /// Whatever the header says, only the provider's own signature over exactly that
+        /// header and payload passes: a forged header with the honest payload and signature, or
+        /// with any other signature, is refused (and never panics).
+        #[test]
+        fn a_forged_header_is_refused(header in forged_header(), signature in segment()) {
+            let honest: &str = &HONEST;
+            let mut parts = honest.split('.');
+            let (honest_header, payload, honest_signature) =
+                (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+            let forged_header = b64(&header);
+            prop_assume!(forged_header != honest_header);
+            for signature in [honest_signature, signature.as_str()] {
+                let token = format!("{forged_header}.{payload}.{signature}");
+                prop_assert!(
+                    validate(&token, &keys(), &expect()).is_err(),
+                    "accepted with header {header}"
+                );
+            }
+        }
+
+        /// Changing any one character of a valid token makes it invalid.
+        #[test]
+        fn a_signed_token_with_one_character_changed_is_refused(
+            index in any::<prop::sample::Index>(),
+            replacement in prop::sample::select(
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ "
+                    .chars()
+                    .collect::<Vec<_>>(),
+            ),
+        ) {
+            let honest: &str = &HONEST;
+            let at = index.index(honest.len());
+            let original = honest.as_bytes()[at];
+            prop_assume!(original != replacement as u8);
+            let mut token = honest.as_bytes().to_vec();
+            token[at] = replacement as u8;
+            let token = String::from_utf8(token).unwrap();
+            prop_assert!(
+                validate(&token, &keys(), &expect()).is_err(),
+                "accepted with {:?} at {at}", replacement
+            );
+        }
+    }
+}

@@ -327,3 +327,99 @@ fn malformed_tokens_are_refused() {
         assert_eq!(refused(&token), "malformed", "{token}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Properties over hostile input (budget: 256 cases each, or `PROPTEST_CASES`)
+// ---------------------------------------------------------------------------------------------
+
+mod properties {
+    use std::sync::LazyLock;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A valid token, signed once: signing in a debug build is slow, and every case needs one.
+    static HONEST: LazyLock<String> = LazyLock::new(|| sign(&claims()));
+
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..200).prop_map(|b| URL_SAFE_NO_PAD.encode(b)),
+            "[A-Za-z0-9_=+/.-]{0,80}",
+            any::<String>(),
+        ]
+    }
+
+    /// Claims an attacker controls, starting from the honest ones.
+    fn forged_claims() -> impl Strategy<Value = Value> {
+        let name = prop::sample::select(vec![
+            "iss", "aud", "azp", "iat", "exp", "jti", "sub", "sid", "events", "nonce",
+        ]);
+        let value = prop_oneof![
+            any::<String>().prop_map(Value::String),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            Just(Value::Null),
+            Just(json!([])),
+            Just(json!({})),
+            Just(json!({BACKCHANNEL_LOGOUT_EVENT: "yes"})),
+            Just(json!([CLIENT, "other"])),
+        ];
+        prop::collection::btree_map(name, value, 1..4).prop_map(|changes| {
+            let mut c = claims();
+            for (name, value) in changes {
+                c[name] = value;
+            }
+            c
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_is_never_a_logout_token(token in prop_oneof![
+            any::<String>(),
+            prop::collection::vec(segment(), 0..6).prop_map(|parts| parts.join(".")),
+        ]) {
+            prop_assert!(check(&token).is_err(), "{token:?} accepted");
+        }
+
+        /// A logout token with forged claims, signed by the provider's own key, is accepted
+        /// only when every rule of section 2.6 still holds; it never panics.
+        #[test]
+        fn forged_claims_pass_only_when_every_rule_holds(claims in forged_claims()) {
+            let Ok(token) = check(&sign(&claims)) else {
+                return Ok(());
+            };
+            prop_assert_eq!(claims["iss"].as_str(), Some(ISSUER));
+            let audiences = match &claims["aud"] {
+                Value::String(a) => vec![a.as_str()],
+                Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            prop_assert!(audiences.contains(&CLIENT));
+            prop_assert!(claims.get("nonce").is_none());
+            prop_assert!(claims["events"][BACKCHANNEL_LOGOUT_EVENT].is_object());
+            prop_assert!(!token.token_id.is_empty());
+            prop_assert!(token.subject.is_some() || token.provider_session_id.is_some());
+        }
+
+        /// Changing any one character of a valid logout token makes it invalid.
+        #[test]
+        fn a_signed_logout_token_with_one_character_changed_is_refused(
+            index in any::<prop::sample::Index>(),
+            replacement in prop::sample::select(
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ "
+                    .chars()
+                    .collect::<Vec<_>>(),
+            ),
+        ) {
+            let honest: &str = &HONEST;
+            let at = index.index(honest.len());
+            prop_assume!(honest.as_bytes()[at] != replacement as u8);
+            let mut token = honest.as_bytes().to_vec();
+            token[at] = replacement as u8;
+            let token = String::from_utf8(token).unwrap();
+            prop_assert!(check(&token).is_err(), "accepted with {:?} at {at}", replacement);
+        }
+    }
+}

@@ -300,6 +300,7 @@ impl Config {
             app_origins,
             cors,
             trusted_proxies: self.trusted_proxies(),
+            request_limits: self.server.request_limits(),
         }
     }
 

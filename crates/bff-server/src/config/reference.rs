@@ -125,6 +125,30 @@ pub(crate) const SECTIONS: &[Section] = &[
                 doc: "On SIGTERM or Ctrl-C, how long the server keeps accepting with `/readyz` \
                       answering `503 draining` before it stops accepting.",
             },
+            Key {
+                name: "max_header_bytes",
+                kind: "bytes, not zero",
+                default: Value("32768"),
+                example: "16384",
+                doc: "Largest request head (request line and headers) answered; larger is \
+                      `431 headers_too_large`. Applies to every listener.",
+            },
+            Key {
+                name: "max_headers",
+                kind: "integer, not zero",
+                default: Value("100"),
+                example: "50",
+                doc: "Most header fields in a request; more is `431 headers_too_large`.",
+            },
+            Key {
+                name: "header_read_timeout_secs",
+                kind: "seconds, not zero",
+                default: Value("30"),
+                example: "75",
+                doc: "How long a client may take to send a request head, which also bounds how \
+                      long a kept-alive connection stays idle: set it above your load \
+                      balancer's idle timeout.",
+            },
         ],
     },
     Section {
@@ -582,6 +606,15 @@ pub(crate) const SECTIONS: &[Section] = &[
                 example: r#"{ "x-api-key" = "k" }"#,
                 doc: "Headers added to every upstream request. Values may be API keys: never \
                       shown.",
+            },
+            Key {
+                name: "max_body_bytes",
+                kind: "bytes",
+                default: Described("no limit: bodies stream"),
+                example: "10485760",
+                doc: "Largest request body forwarded: a larger `Content-Length` is refused with \
+                      `413 payload_too_large` before anything else, a chunked body is cut once \
+                      it passes the limit.",
             },
         ],
     },

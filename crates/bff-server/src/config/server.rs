@@ -48,10 +48,55 @@ pub struct ServerConfig {
     /// balancer that polls `/readyz` moves traffic away first; default 0 (stop at once).
     #[serde(default)]
     pub shutdown_delay_secs: u64,
+    /// `max_header_bytes`: the largest request head (request line and headers) a client may
+    /// send; a larger one is `431 headers_too_large`. Default 32768.
+    #[serde(
+        default = "default_max_header_bytes",
+        deserialize_with = "super::reader::greater_than_zero"
+    )]
+    pub max_header_bytes: usize,
+    /// `max_headers`: the most header fields a request may carry; more is
+    /// `431 headers_too_large`. Default 100.
+    #[serde(
+        default = "default_max_headers",
+        deserialize_with = "super::reader::greater_than_zero"
+    )]
+    pub max_headers: usize,
+    /// `header_read_timeout_secs`: how long a client has to send a complete request head, and
+    /// how long a kept-alive connection may wait for its next request, before it is
+    /// disconnected (slow clients hold no connection for long). Default 30, not zero.
+    #[serde(
+        default = "default_header_read_timeout",
+        deserialize_with = "super::reader::greater_than_zero"
+    )]
+    pub header_read_timeout_secs: u64,
 }
 
 fn default_shutdown_timeout() -> u64 {
     30
+}
+
+fn default_max_header_bytes() -> usize {
+    bff_http::DEFAULT_MAX_HEADER_BYTES
+}
+
+fn default_max_headers() -> usize {
+    bff_http::DEFAULT_MAX_HEADERS
+}
+
+fn default_header_read_timeout() -> u64 {
+    bff_http::DEFAULT_HEADER_READ_TIMEOUT.as_secs()
+}
+
+impl ServerConfig {
+    /// The request head limits of `[server]`.
+    pub fn request_limits(&self) -> bff_http::RequestLimits {
+        bff_http::RequestLimits {
+            max_header_bytes: self.max_header_bytes,
+            max_headers: self.max_headers,
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
+        }
+    }
 }
 
 fn default_listen() -> SocketAddr {

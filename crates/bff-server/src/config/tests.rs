@@ -864,3 +864,163 @@ fn bad_session_renewal_and_client_binding_values_are_errors() {
         assert!(message.contains(expected), "{extra}: {message}");
     }
 }
+
+#[test]
+fn request_limits_default_and_are_checked() {
+    let config = Config::from_toml_str(&valid(), no_env()).unwrap();
+    assert_eq!(
+        config.http_settings().request_limits,
+        bff_http::RequestLimits {
+            max_header_bytes: 32 * 1024,
+            max_headers: 100,
+            header_read_timeout: Duration::from_secs(30),
+        }
+    );
+    let text = format!(
+        "{}\n[[routes]]\npath = \"/api\"\nupstream = \"https://api.internal\"\ntoken = \"none\"\nmax_body_bytes = 1024\n",
+        valid().replace(
+            "[server]\n",
+            "[server]\nmax_header_bytes = 4096\nmax_headers = 20\n"
+        )
+    );
+    let config =
+        Config::from_toml_str(&text, env(&[("BFF_SERVER__HEADER_READ_TIMEOUT_SECS", "5")]))
+            .unwrap();
+    assert_eq!(
+        config.server.request_limits(),
+        bff_http::RequestLimits {
+            max_header_bytes: 4096,
+            max_headers: 20,
+            header_read_timeout: Duration::from_secs(5),
+        }
+    );
+    assert_eq!(config.routes.routes()[0].max_body_bytes(), Some(1024));
+    let refused = problems(
+        &valid(),
+        env(&[
+            ("BFF_SERVER__MAX_HEADER_BYTES", "0"),
+            ("BFF_SERVER__MAX_HEADERS", "many"),
+            ("BFF_SERVER__HEADER_READ_TIMEOUT_SECS", "0"),
+        ]),
+    );
+    for line in [
+        "server.max_header_bytes (BFF_SERVER__MAX_HEADER_BYTES): must be greater than zero",
+        "server.max_headers (BFF_SERVER__MAX_HEADERS): invalid type: string \"many\", expected usize",
+        "server.header_read_timeout_secs (BFF_SERVER__HEADER_READ_TIMEOUT_SECS): must be greater than zero",
+    ] {
+        assert!(refused.contains(line), "{line}\n{refused}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties over hostile values (budget: 256 cases each, or `PROPTEST_CASES`)
+// ---------------------------------------------------------------------------------------------
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Keys whose value is not text, with their variables: a value read from the environment
+    /// as TOML, or refused naming the variable.
+    const TYPED_KEYS: &[&str] = &[
+        "BFF_SERVER__LISTEN",
+        "BFF_SERVER__PUBLIC_URL",
+        "BFF_SERVER__MAX_HEADER_BYTES",
+        "BFF_SERVER__MAX_HEADERS",
+        "BFF_SERVER__HEADER_READ_TIMEOUT_SECS",
+        "BFF_SERVER__TRUSTED_PROXIES",
+        "BFF_SESSION__IDLE_TIMEOUT_SECS",
+        "BFF_SESSION__FETCH_USERINFO",
+        "BFF_HTTP__APP_ORIGINS",
+        "BFF_PROVIDERS__MAIN__SCOPES",
+        "BFF_PROVIDERS__MAIN__CLIENT_AUTH",
+        "BFF_VAULT_KEYS",
+        "BFF_STORE__KIND",
+    ];
+
+    /// Values an operator's typo or an attacker with a foot in the environment might set.
+    fn env_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "",
+                "0",
+                "-1",
+                "18446744073709551616",
+                "1e9",
+                "true",
+                "yes",
+                "[]",
+                "[1, \"a\"]",
+                "{}",
+                "{ a = 1 }",
+                "\"",
+                "'",
+                "[[",
+                "0.0.0.0:0",
+                "[::]:99999",
+                "10.0.0.0/0",
+                "https://app.example",
+                "http://app.example/path",
+                "client_secret_basic",
+                "memory",
+                "\u{0}",
+                "a\nb = 1",
+                "\"\"\"",
+                "nan",
+                "inf",
+            ])
+            .prop_map(str::to_owned),
+            any::<String>(),
+            any::<u64>().prop_map(|n| n.to_string()),
+        ]
+    }
+
+    proptest! {
+        /// Never a panic; a refusal names the variable the value came from.
+        #[test]
+        fn a_hostile_environment_value_is_read_or_refused_by_name(
+            var in prop::sample::select(TYPED_KEYS),
+            value in env_value(),
+        ) {
+            match Config::from_toml_str(&valid(), env(&[(var, &value)])) {
+                Ok(_) => {}
+                Err(ConfigError::Invalid(problems)) => prop_assert!(
+                    problems.iter().any(|p| p.contains(var)),
+                    "{var}={value:?}: {problems:?}"
+                ),
+                Err(other) => prop_assert!(false, "{var}={value:?}: {other}"),
+            }
+        }
+
+        /// Text fields take any text from the environment as it is, however it looks.
+        #[test]
+        fn a_client_secret_from_the_environment_is_taken_verbatim(value in ".+") {
+            let config = Config::from_toml_str(
+                &valid(),
+                env(&[("BFF_PROVIDERS__MAIN__CLIENT_SECRET", &value)]),
+            );
+            prop_assert!(config.is_ok(), "{value:?}: {:?}", config.err());
+            let config = config.unwrap();
+            prop_assert_eq!(config.providers[&main_id()].client_secret.expose(), value.as_str());
+        }
+
+        /// Arbitrary text as the configuration file: a syntax error or a list of problems,
+        /// never a panic.
+        #[test]
+        fn arbitrary_config_text_never_panics(text in prop_oneof![
+            any::<String>(),
+            prop::collection::vec(
+                prop::sample::select(vec![
+                    "[server]\n", "[[routes]]\n", "[providers.main]\n", "listen = ", "\"x\"",
+                    "1", "[", "]", "{", "}", "=", "\n", "max_header_bytes = 0\n", "path = \"/api\"\n",
+                    "upstream = \"http://a\"\n", "token = \"user\"\n", "max_body_bytes = -1\n",
+                ]),
+                0..20,
+            )
+            .prop_map(|pieces| format!("{}{}", valid(), pieces.concat())),
+        ]) {
+            let _ = Config::from_toml_str(&text, no_env());
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! The proxy under load: concurrent calls with an expiring access token cost exactly one refresh
 //! grant at the real provider (counted there, `GET /test/grants`), on one node and on two nodes
 //! sharing Redis; and a 1 GiB download and upload stream through a `bff-server` process whose
-//! peak resident memory stays under 64 MiB.
+//! peak resident memory stays under 64 MiB; and 60 MB bodies refused (`413`) after a few MiB at
+//! most, with the peak resident memory barely moving.
 //!
 //! Every loop here is bounded in count and time, and all traffic is on loopback.
 
@@ -518,6 +519,149 @@ timeout_ms = {timeout}
     assert!(
         peak_kib < RSS_LIMIT_KIB,
         "bff-server's peak RSS was {peak_kib} KiB (idle {idle_kib} KiB): bodies are buffered"
+    );
+    drop(server);
+    let _ = stop_upstream.send(());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 60 MB bodies refused without being read
+// ---------------------------------------------------------------------------------------------
+
+/// 60 MB, as the issue's report sent.
+const HOSTILE_BODY: u64 = 60_000_000;
+/// The `max_body_bytes` of the capped route.
+const ROUTE_BODY_LIMIT: u64 = 1 << 20;
+/// What refusing three hostile bodies may add to the server's peak resident set: far less than
+/// one of them.
+const REFUSAL_RSS_GROWTH_KIB: u64 = 16 * 1024;
+
+/// 60 MB of `b'{'` in 1 MiB chunks, counting in `pulled` what the client was asked for.
+fn counted_hostile_body(pulled: Arc<AtomicU64>) -> reqwest::Body {
+    let chunk = vec![b'{'; 1 << 20];
+    let chunks = HOSTILE_BODY.div_ceil(1 << 20);
+    reqwest::Body::wrap_stream(futures_util::stream::iter(0..chunks).map(move |index| {
+        let len = (HOSTILE_BODY - index * (1 << 20)).min(1 << 20) as usize;
+        pulled.fetch_add(len as u64, Ordering::SeqCst);
+        Ok::<_, std::io::Error>(chunk[..len].to_vec())
+    }))
+}
+
+#[tokio::test]
+async fn sixty_megabyte_bodies_are_refused_unread_in_bounded_memory() {
+    if let Err(why) = std::fs::read_to_string("/proc/self/status") {
+        prerequisite("/proc (Linux)", Err(why.to_string()));
+        return;
+    }
+    let op = bff_test_op::TestOp::start_default().await;
+    let uploaded = Arc::new(AtomicU64::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    let (stop_upstream, stopped) = oneshot::channel::<()>();
+    tokio::spawn(
+        poem::Server::new_with_acceptor(TcpAcceptor::from_tokio(listener).unwrap())
+            .run_with_graceful_shutdown(
+                Bulk {
+                    pattern: Arc::new(Pattern::new()),
+                    uploaded: uploaded.clone(),
+                },
+                async move {
+                    let _ = stopped.await;
+                },
+                None,
+            ),
+    );
+    let server = ServerProcess::start(|base| {
+        format!(
+            r#"
+default_provider = "op"
+[server]
+listen = "{listen}"
+public_url = "{base}"
+[dev]
+allow_plain_http = true
+[[vault_keys]]
+id = "test"
+key = "{VAULT_KEY}"
+[providers.op]
+issuer = "{issuer}"
+client_id = "bff"
+client_secret = "bff-secret"
+[[routes]]
+path = "/api/bulk"
+upstream = "{upstream}/bulk"
+token = "none"
+max_body_bytes = {ROUTE_BODY_LIMIT}
+"#,
+            listen = base.trim_start_matches("http://"),
+            issuer = op.issuer,
+        )
+    })
+    .await;
+    let idle_kib = server.peak_rss_kib();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let send = |path: &str, declared: bool, pulled: Arc<AtomicU64>| {
+        let mut request = http
+            .post(format!("{}{path}", server.base))
+            .header("x-csrf", "1")
+            .header("origin", &server.base)
+            .header("content-type", "application/json");
+        if declared {
+            request = request.header("content-length", HOSTILE_BODY.to_string());
+        }
+        request.body(counted_hostile_body(pulled)).send()
+    };
+
+    let mut answered = 0;
+    for (path, declared) in [
+        ("/bff/login/start", true),
+        ("/bff/login/start", false),
+        ("/api/bulk/upload", true),
+        ("/api/bulk/upload", false),
+    ] {
+        let pulled = Arc::new(AtomicU64::new(0));
+        let answer = tokio::time::timeout(
+            Duration::from_secs(60),
+            send(path, declared, pulled.clone()),
+        )
+        .await
+        .expect("the refusal comes within 60 s");
+        let pulled = pulled.load(Ordering::SeqCst);
+        // The server answers and closes without reading on; the client, still writing, may
+        // see its write fail before it reads the answer (the raw-TCP tests in `hostile` read it
+        // every time). When the client got an answer, it is the problem.
+        if let Ok(answer) = answer {
+            assert_eq!(answer.status(), 413, "{path} (declared {declared})");
+            let problem: serde_json::Value = answer.json().await.unwrap();
+            assert_eq!(problem["code"], "payload_too_large", "{path}");
+            answered += 1;
+        }
+        assert!(
+            pulled < HOSTILE_BODY / 2,
+            "{path} (declared {declared}): the client was made to send {pulled} bytes"
+        );
+    }
+    assert!(answered > 0, "no refusal reached the client");
+    assert!(
+        uploaded.load(Ordering::SeqCst) <= ROUTE_BODY_LIMIT,
+        "the upstream received {} bytes",
+        uploaded.load(Ordering::SeqCst)
+    );
+
+    // Still serving, and the refusals cost next to nothing.
+    let health = http
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let peak_kib = server.peak_rss_kib();
+    bff_test_services::report_note(&format!(
+        "four 60 MB bodies refused: peak RSS {peak_kib} KiB (idle {idle_kib} KiB)"
+    ));
+    assert!(
+        peak_kib < idle_kib + REFUSAL_RSS_GROWTH_KIB,
+        "bff-server's peak RSS went from {idle_kib} KiB to {peak_kib} KiB: a body was buffered"
     );
     drop(server);
     let _ = stop_upstream.send(());

@@ -15,6 +15,7 @@ mod browser_app;
 mod config_cli;
 mod connect;
 mod flow;
+mod hostile;
 mod keycloak;
 mod lifecycle;
 mod load;
