@@ -145,16 +145,7 @@ pub async fn serve_with_listeners(
             "dev.allow_plain_http: serving over plain HTTP; cookies lack Secure and the __Host- prefix. Never use this in production."
         );
     }
-    let conformance = conformance::check(&config);
-    if conformance.violations().next().is_some() {
-        tracing::warn!(
-            report = %conformance,
-            "NOT CONFORMANT: serving with MUSTs of {} violated, allowed by development switches. Never use this in production.",
-            conformance::SPECIFICATION
-        );
-    } else {
-        tracing::info!(report = %conformance, "conformance self-check passed");
-    }
+    log_conformance(&conformance::check(&config));
     let admin_credential = match (&admin_listener, config.admin.enabled()) {
         (Some(_), Some((_, credential))) => Some(credential.clone()),
         (Some(_), None) => return Err(ServeError::AdminNotConfigured),
@@ -198,7 +189,10 @@ pub async fn serve_with_listeners(
         let _ = stopped.wait_for(|stop| *stop).await;
     };
 
-    tracing::info!(address = ?listener.local_addr(), "bff-server listening");
+    tracing::info!(
+        address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        "bff-server listening"
+    );
     let limits = config.server.request_limits();
     let main_stop = stop.clone();
     let main_server = {
@@ -218,7 +212,7 @@ pub async fn serve_with_listeners(
             return Ok(());
         };
         tracing::info!(
-            address = ?listener.local_addr(),
+            address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             admin = credential.fingerprint(),
             "admin API listening"
         );
@@ -239,7 +233,7 @@ pub async fn serve_with_listeners(
         let Some(listener) = metrics_listener else {
             return Ok(());
         };
-        tracing::info!(address = ?listener.local_addr(), "metrics listening");
+        tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metrics listening");
         let metrics_app = bff_http::limit_heads(metrics::metrics_app(metrics), limits);
         let result = bff_http::serve(
             listener,
@@ -265,6 +259,43 @@ pub async fn serve_with_listeners(
     main_result.map_err(ServeError::Io)?;
     admin_result.map_err(ServeError::Io)?;
     metrics_result.map_err(ServeError::Io)
+}
+
+/// The conformance self-check at start: a line per requirement (a warning per violation), then
+/// the verdict, so each reads on its own in JSON and in text logs alike.
+fn log_conformance(report: &conformance::Report) {
+    for finding in &report.findings {
+        let requirement = finding.requirement.title();
+        match &finding.status {
+            conformance::Status::Met(how) => {
+                tracing::info!(requirement, status = "ok", how = %how, "conformance");
+            }
+            conformance::Status::Violated {
+                key,
+                why,
+                allowed_by,
+                ..
+            } => tracing::warn!(
+                requirement,
+                status = "violated",
+                key,
+                why = %why,
+                allowed_by,
+                "conformance"
+            ),
+        }
+    }
+    if report.violations().next().is_some() {
+        tracing::warn!(
+            "NOT CONFORMANT: serving with MUSTs of {} violated, allowed by development switches. Never use this in production.",
+            conformance::SPECIFICATION
+        );
+    } else {
+        tracing::info!(
+            "conformance self-check passed ({})",
+            conformance::SPECIFICATION
+        );
+    }
 }
 
 /// `app` with the API explorer mounted at [`Config::api_explorer_path`], when there is one.

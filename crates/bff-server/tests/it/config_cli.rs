@@ -387,13 +387,32 @@ fn the_binary_serves_without_its_provider_and_stops_on_sigterm_with_json_logs() 
         !stdout.contains('\u{1b}'),
         "colour codes in piped logs: {stdout:?}"
     );
+    let mut conformance = Vec::new();
     for line in stdout.lines() {
         let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
         assert!(
-            parsed.is_ok_and(|l| l.is_object()),
+            parsed.as_ref().is_ok_and(|l| l.is_object()),
             "not a JSON line: {line}"
         );
+        let fields = parsed.unwrap()["fields"].clone();
+        if fields["message"] == "conformance" {
+            conformance.push(fields);
+        }
     }
+    // The start-up self-check: a line per requirement; plain HTTP (this server's dev mode)
+    // violates the two cookie requirements, each a warning naming its switch.
+    assert_eq!(conformance.len(), 7, "{stdout}");
+    let violated: Vec<&str> = conformance
+        .iter()
+        .filter(|f| f["status"] == "violated")
+        .map(|f| f["allowed_by"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        violated,
+        ["dev.allow_plain_http", "dev.allow_plain_http"],
+        "{stdout}"
+    );
+    assert!(stdout.contains("NOT CONFORMANT"), "{stdout}");
 }
 
 /// `[log] format` (here through its variable) chooses the lines: `plain` is text without colour
