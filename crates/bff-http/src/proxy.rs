@@ -291,8 +291,10 @@ impl Inner {
             self.open_tunnel(&req, &target, credential, session_id)
                 .await
         } else {
-            // The upstream call's own span: the `traceparent` sent names it as the parent.
-            let span = tracing::info_span!("upstream", route = %target.route().prefix());
+            // The upstream call's own span: the `traceparent` sent names it as the parent. A
+            // `debug` span, like the store and provider spans: traces take it at any level, and
+            // at the default `info` log level without trace export it costs next to nothing.
+            let span = tracing::debug_span!("upstream", route = %target.route().prefix());
             self.call_upstream(&mut req, &target, credential)
                 .instrument(span)
                 .await

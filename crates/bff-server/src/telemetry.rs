@@ -13,7 +13,9 @@
 //! OpenTelemetry spans, batched and sent over OTLP/HTTP as protobuf by the SDK's export thread.
 //! The trace layer has a filter of its own, so `RUST_LOG` quietening the logs does not cut
 //! spans out of traces, and the spans of the HTTP libraries (the exporter's own calls among
-//! them) never enter one.
+//! them) never enter one. `request` is an `info` span (every log line of a request carries its
+//! id); `upstream`, `store` and `provider` are `debug` spans, so without trace export and at
+//! the default `info` level they are never built (log lines name them from `debug` on).
 
 use std::io::{self, IsTerminal as _};
 

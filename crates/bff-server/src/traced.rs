@@ -3,7 +3,11 @@
 //!
 //! Each call runs in a `store` span (fields `adapter`, `operation`) or a `provider` span
 //! (`provider`, `operation`), a child of the request's span, so a trace shows where a request's
-//! time went and log lines written by an adapter name the call they belong to. A failed call
+//! time went and, at the `debug` log level, log lines written by an adapter name the call they
+//! belong to. The spans are `debug` spans: the trace layer takes them at any level (its filter
+//! is by target), while at the default `info` log level and without trace export they are off
+//! and cost next to nothing (as `info` spans, formatted for the log layer on every call, they
+//! were about 3% of `GET /bff/user`'s CPU; BENCHMARKS.md). A failed call
 //! marks its span `otel.status_code = "ERROR"`. No field carries an argument: keys, tokens,
 //! states and subjects stay out of traces. Decorating here keeps the spans the same for every
 //! adapter and keeps `tracing` spans out of `bff-domain`.
@@ -36,7 +40,7 @@ async fn traced<T, E>(
 }
 
 fn store_span(adapter: &'static str, operation: &'static str) -> tracing::Span {
-    tracing::info_span!(
+    tracing::debug_span!(
         "store",
         adapter,
         operation,
@@ -241,7 +245,7 @@ impl TracedProvider {
     }
 
     fn span(&self, operation: &'static str) -> tracing::Span {
-        tracing::info_span!(
+        tracing::debug_span!(
             "provider",
             provider = %self.inner.id(),
             operation,
@@ -348,5 +352,34 @@ impl IdentityProvider for TracedProvider {
             self.inner.validate_logout_token(token, now),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use tracing_subscriber::EnvFilter;
+
+    use super::*;
+    use crate::config::{LogFormat, TracingConfig};
+
+    fn store_span_enabled_at(filter: &str) -> bool {
+        let (subscriber, _telemetry) = crate::telemetry::subscriber(
+            LogFormat::Json,
+            EnvFilter::new(filter),
+            &TracingConfig::default(),
+            std::io::sink,
+        )
+        .unwrap();
+        tracing::subscriber::with_default(subscriber, || !store_span("memory", "get").is_disabled())
+    }
+
+    /// Without trace export, a store span at the default `info` level is never built (the cost
+    /// of one per store call showed in the profile); at `debug` it is, for the log lines.
+    #[test]
+    fn store_spans_cost_nothing_at_the_info_level_without_trace_export() {
+        assert!(!store_span_enabled_at("info"));
+        assert!(store_span_enabled_at("debug"));
     }
 }
