@@ -206,6 +206,10 @@ async fn problem_response(err: poem::Error) -> Response {
 /// The response header that carries the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// The id [`log_request`] gave the request, kept in its extensions.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId(pub(crate) String);
+
 /// Problem bodies larger than this are passed on without an `instance` (none of ours come close).
 const PROBLEM_BODY_LIMIT: usize = 64 * 1024;
 
@@ -218,7 +222,7 @@ const PROBLEM_BODY_LIMIT: usize = 64 * 1024;
 /// The id is the trace id of the request's `traceparent` when a trusted proxy sent it (32 hex
 /// digits, see [`trace_context`]), else the server's own UUID v7 (unique, time-ordered, no
 /// secret). A client-sent `x-request-id` is never taken (it could forge or collide with another
-/// request's lines). When traces are exported and the id is not the trace id, the span also
+/// request's lines), nor passed to an upstream: the API proxy sends this id instead. When traces are exported and the id is not the trace id, the span also
 /// carries `trace_id`.
 async fn log_request<E: Endpoint>(
     ep: Arc<E>,
@@ -241,6 +245,8 @@ async fn log_request<E: Endpoint>(
     }
     req.extensions_mut()
         .insert(trace_context::IncomingTrace(parent));
+    // For the API proxy, which sends the upstream this id rather than the browser's.
+    req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = std::time::Instant::now();

@@ -372,6 +372,13 @@ impl Inner {
         if let Some(value) = trace_context::outgoing_traceparent(incoming) {
             out.insert(trace_context::TRACEPARENT, value);
         }
+        if let Some(value) = req
+            .extensions()
+            .get::<crate::RequestId>()
+            .and_then(|id| HeaderValue::from_str(&id.0).ok())
+        {
+            out.insert(crate::REQUEST_ID_HEADER, value);
+        }
         Ok(out)
     }
 

@@ -11,6 +11,7 @@
 //!   incoming ones only when a trusted proxy sent them ([`super::forwarding`]);
 //! - `Host`: the upstream URL names the host;
 //! - `traceparent` and `tracestate`: the proxy sends its own (`crate::trace_context`).
+//! - `x-request-id`: the proxy sends the BFF's own request id, the one in its answer and logs.
 //!
 //! Names are compared on a folded form (ASCII letters and digits only, lower-cased), so
 //! `X_CSRF`, `x.csrf` and `X-Csrf` are all `x-csrf`, and any name with `_` is dropped outright,
@@ -42,7 +43,7 @@ const HOP_BY_HOP: [&str; 7] = [
 ];
 
 /// Request headers the upstream never gets from the browser, folded, besides hop-by-hop ones.
-const NOT_FORWARDED: [&str; 10] = [
+const NOT_FORWARDED: [&str; 11] = [
     "expect",
     "cookie",
     "cookie2",
@@ -54,6 +55,8 @@ const NOT_FORWARDED: [&str; 10] = [
     // The proxy sends its own trace context (`crate::trace_context`).
     "traceparent",
     "tracestate",
+    // The proxy sends the BFF's own request id (`crate::RequestId`).
+    "xrequestid",
 ];
 
 /// The name as compared: ASCII letters and digits only, lower-cased.
@@ -250,7 +253,6 @@ mod tests {
                 "content-type",
                 "origin",
                 "x-csrf-token",
-                "x-request-id"
             ]
         );
     }

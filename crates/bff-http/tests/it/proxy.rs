@@ -672,7 +672,10 @@ async fn the_upstream_gets_the_users_token_and_none_of_the_browsers_credentials(
     assert_eq!(call.method, "GET");
     assert_eq!(call.target, "/v1/items/7?q=a%20b&x=1");
     assert_eq!(call.header("authorization"), Some("Bearer access-2"));
-    assert_eq!(call.header("x-request-id"), Some("req-1"));
+    // The BFF's own request id, the one its answer carries, never the browser's.
+    assert_eq!(call.header("x-request-id"), answer.header("x-request-id"));
+    assert_ne!(call.header("x-request-id"), Some("req-1"));
+    assert!(call.header("x-request-id").is_some());
     assert_eq!(call.header("accept"), Some("application/json"));
     assert_eq!(call.header("x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(call.header("x-forwarded-proto"), Some("https"));
