@@ -91,13 +91,15 @@ fn credential_hash<'de, D: Deserializer<'de>>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use crate::config::{Config, ConfigError};
 
     /// Any 64 hex digits stand for the hash of some token.
     const HASH: &str = "7a2f6d8dd7a3d0c6bb7d0a3c2e3f6a1e5f1d2b0c9a8e7d6c5b4a392817161514";
 
-    fn with_admin(admin: &str) -> String {
+    /// A valid configuration listening on 127.0.0.1:8080, plus `admin` (any TOML; the
+    /// `[metrics]` tests use it too).
+    pub(in crate::config) fn with_admin(admin: &str) -> String {
         format!(
             r#"
 default_provider = "main"
@@ -116,7 +118,8 @@ client_secret = "s3cret"
         )
     }
 
-    fn lines(text: &str, env: &[(&str, &str)]) -> Vec<String> {
+    /// The problem lines of `text` with `env`, none when it is valid.
+    pub(in crate::config) fn lines(text: &str, env: &[(&str, &str)]) -> Vec<String> {
         let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
         match Config::from_toml_str(text, env) {
             Ok(_) => Vec::new(),

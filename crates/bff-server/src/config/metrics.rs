@@ -47,35 +47,9 @@ impl MetricsConfig {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{Config, ConfigError};
-
-    fn with_metrics(extra: &str) -> String {
-        format!(
-            r#"
-default_provider = "main"
-[server]
-public_url = "https://app.example"
-listen = "127.0.0.1:8080"
-[[vault_keys]]
-id = "k1"
-key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-[providers.main]
-issuer = "https://idp.example"
-client_id = "bff"
-client_secret = "s3cret"
-{extra}
-"#
-        )
-    }
-
-    fn lines(text: &str, env: &[(&str, &str)]) -> Vec<String> {
-        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
-        match Config::from_toml_str(text, env) {
-            Ok(_) => Vec::new(),
-            Err(ConfigError::Invalid(lines)) => lines,
-            Err(other) => vec![other.to_string()],
-        }
-    }
+    use crate::config::Config;
+    // The same base configuration (listening on 127.0.0.1:8080) as the `[admin]` tests.
+    use crate::config::admin::tests::{lines, with_admin as with_metrics};
 
     #[test]
     fn metrics_are_off_by_default_and_on_from_the_file_or_the_environment() {

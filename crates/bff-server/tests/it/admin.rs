@@ -5,6 +5,7 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::stores::{redis_store_toml, store_toml};
 use crate::support::*;
 
 const ADMIN_TOKEN: &str = "integration-admin-token-7f3c";
@@ -326,13 +327,6 @@ async fn admin_api_on_memory() {
     admin_lists_and_revokes_sessions("").await;
 }
 
-fn postgres_toml(pg: &bff_test_services::PostgresService) -> String {
-    format!(
-        "[store.postgres]\nurl = \"{}\"\nschema = \"{}\"\nmigrate_on_start = true\nacquire_timeout_ms = 5000\n",
-        pg.url, pg.schema
-    )
-}
-
 #[tokio::test]
 async fn admin_api_on_postgres() {
     if !prerequisite("local OpenID Provider (node)", idp_available()) {
@@ -341,11 +335,7 @@ async fn admin_api_on_postgres() {
     let Some(pg) = bff_test_services::postgres().await else {
         return;
     };
-    admin_lists_and_revokes_sessions(&format!(
-        "[store]\nkind = \"postgres\"\n{}",
-        postgres_toml(&pg)
-    ))
-    .await;
+    admin_lists_and_revokes_sessions(&store_toml(&pg, None, "")).await;
     pg.drop_schema().await;
 }
 
@@ -357,11 +347,7 @@ async fn admin_api_on_redis() {
     let Some(redis) = bff_test_services::redis().await else {
         return;
     };
-    admin_lists_and_revokes_sessions(&format!(
-        "[store]\nkind = \"redis\"\n[store.redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\n",
-        redis.url, redis.prefix
-    ))
-    .await;
+    admin_lists_and_revokes_sessions(&redis_store_toml(&redis)).await;
 }
 
 #[tokio::test]
@@ -375,12 +361,6 @@ async fn admin_api_on_postgres_and_redis() {
     let Some(redis) = bff_test_services::redis().await else {
         return;
     };
-    admin_lists_and_revokes_sessions(&format!(
-        "[store]\nkind = \"postgres+redis\"\n{}[store.redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\n",
-        postgres_toml(&pg),
-        redis.url,
-        redis.prefix
-    ))
-    .await;
+    admin_lists_and_revokes_sessions(&store_toml(&pg, Some(&redis.url), &redis.prefix)).await;
     pg.drop_schema().await;
 }

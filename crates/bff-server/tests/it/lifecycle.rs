@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::stores::{redis_store_toml, store_toml};
 use crate::support::*;
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
@@ -153,11 +154,7 @@ async fn session_ids_are_renewed_on_postgres() {
     let Some(pg) = bff_test_services::postgres().await else {
         return;
     };
-    renewal_scenario(&format!(
-        "[store]\nkind = \"postgres\"\n[store.postgres]\nurl = \"{}\"\nschema = \"{}\"\nmigrate_on_start = true\n",
-        pg.url, pg.schema
-    ))
-    .await;
+    renewal_scenario(&store_toml(&pg, None, "")).await;
     pg.drop_schema().await;
 }
 
@@ -169,11 +166,7 @@ async fn session_ids_are_renewed_on_redis() {
     let Some(redis) = bff_test_services::redis().await else {
         return;
     };
-    renewal_scenario(&format!(
-        "[store]\nkind = \"redis\"\n[store.redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\n",
-        redis.url, redis.prefix
-    ))
-    .await;
+    renewal_scenario(&redis_store_toml(&redis)).await;
 }
 
 #[tokio::test]
@@ -187,11 +180,7 @@ async fn session_ids_are_renewed_on_postgres_and_redis() {
     let Some(redis) = bff_test_services::redis().await else {
         return;
     };
-    renewal_scenario(&format!(
-        "[store]\nkind = \"postgres+redis\"\n[store.postgres]\nurl = \"{}\"\nschema = \"{}\"\nmigrate_on_start = true\n[store.redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\n",
-        pg.url, pg.schema, redis.url, redis.prefix
-    ))
-    .await;
+    renewal_scenario(&store_toml(&pg, Some(&redis.url), &redis.prefix)).await;
     pg.drop_schema().await;
 }
 

@@ -10,6 +10,7 @@ use bff_test_op::{CLIENT_ID, IssueTime, OP_SESSION_ID, Script, Signer, TestOp, b
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 
+use crate::stores::redis_store_toml;
 use crate::support::*;
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -162,10 +163,7 @@ async fn a_logout_token_reaching_one_node_ends_the_session_on_another_on_redis()
     let Some(redis) = bff_test_services::redis().await else {
         return;
     };
-    let stores = format!(
-        "[store]\nkind = \"redis\"\n[store.redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\n",
-        redis.url, redis.prefix
-    );
+    let stores = redis_store_toml(&redis);
     two_nodes_end_the_session_through_the_back_channel(&stores).await;
 }
 

@@ -38,6 +38,14 @@ acquire_timeout_ms = 5000
     toml
 }
 
+/// `[store]` for the Redis store alone, under the test's own key prefix.
+pub(crate) fn redis_store_toml(redis: &bff_test_services::RedisService) -> String {
+    format!(
+        "[store]\nkind = \"redis\"\n[store.redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\n",
+        redis.url, redis.prefix
+    )
+}
+
 pub(crate) async fn session_rows(pg: &bff_test_services::PostgresService) -> i64 {
     let pool = sqlx::PgPool::connect(&pg.url).await.unwrap();
     let n: (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM {}.bff_sessions", pg.schema))
@@ -204,10 +212,7 @@ async fn pending_logins_keep_the_pkce_verifier_sealed_on_redis() {
     let Some(redis) = bff_test_services::redis().await else {
         return;
     };
-    let stores = format!(
-        "[store]\nkind = \"redis\"\n[store.redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\n",
-        redis.url, redis.prefix
-    );
+    let stores = redis_store_toml(&redis);
     let (url, prefix) = (redis.url.clone(), redis.prefix.clone());
     check_the_pending_login_at_rest(&stores, move || async move {
         let mut conn = redis::Client::open(url.as_str())
@@ -300,10 +305,7 @@ async fn two_nodes_share_sessions_through_redis_alone() {
     let Some(redis) = bff_test_services::redis().await else {
         return;
     };
-    let stores = format!(
-        "[store]\nkind = \"redis\"\n[store.redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\n",
-        redis.url, redis.prefix
-    );
+    let stores = redis_store_toml(&redis);
     two_nodes_share_sessions(&stores).await;
 }
 
