@@ -11,6 +11,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+/// The allocator `bff-server` uses (see its `main.rs`), so the measured servers run on the same
+/// stack as production.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod backchannel;
 mod proxy;
 mod serve;

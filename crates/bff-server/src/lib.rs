@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod conformance;
+mod json_log;
 mod logging;
 pub mod metrics;
 pub mod telemetry;

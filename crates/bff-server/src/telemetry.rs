@@ -5,8 +5,8 @@
 //! a file, a container runtime), human-readable and coloured on a terminal, or as `[log] format`
 //! says; colour codes are never written in the `json` and `plain` formats. Every line written
 //! while a request is served carries the request's span and so its `id` (in JSON, under
-//! `spans`). The level comes from `RUST_LOG` (default `info`). Lines go through the batched
-//! writer of [`crate::logging`].
+//! `spans`; the JSON lines are [`crate::json_log`]'s). The level comes from `RUST_LOG` (default
+//! `info`). Lines go through the batched writer of [`crate::logging`].
 //!
 //! Traces (`[tracing] otlp_endpoint`, off by default): the `tracing` spans of the `bff_*` crates
 //! (`request`, `upstream`, `store`, `provider`; see `bff_http` and [`crate::traced`]) become
@@ -29,6 +29,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer, Registry};
 
 use crate::config::{Config, LogConfig, LogFormat, TracingConfig};
+use crate::json_log::{JsonFields, JsonLines};
 use crate::logging::{self, LogGuard};
 
 /// Setting up logs or traces failed.
@@ -122,33 +123,38 @@ where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let lines = tracing_subscriber::fmt::layer().with_writer(writer);
-    let log_layer = match format {
-        LogFormat::Json => lines
-            .json()
-            .with_current_span(false)
-            .with_span_list(true)
-            .with_filter(filter)
+    let log_layer: Box<dyn Layer<Registry> + Send + Sync> = match format {
+        LogFormat::Json => lines.fmt_fields(JsonFields).event_format(JsonLines).boxed(),
+        LogFormat::Pretty => lines.with_ansi(true).boxed(),
+        LogFormat::Plain => lines.with_ansi(false).boxed(),
+    };
+    let Some(url) = tracing.traces_url() else {
+        // Logs only: `RUST_LOG`'s filter in front of everything, so a disabled span or event is
+        // never built. (A per-layer filter, as with traces below, is consulted again on every
+        // event, span and span entry: a few per cent of a request's CPU.)
+        let subscriber: Box<dyn tracing::Subscriber + Send + Sync> =
+            Box::new(Registry::default().with(log_layer).with(filter));
+        return Ok((
+            subscriber,
+            Telemetry {
+                traces: None,
+                logs: None,
+            },
+        ));
+    };
+    let provider = tracer_provider(&url, &tracing.service_name)?;
+    let tracer = provider.tracer("bff-server");
+    let ours = FilterFn::new(|metadata| metadata.target().starts_with("bff_"));
+    let layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![
+        log_layer.with_filter(filter).boxed(),
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_filter(ours)
             .boxed(),
-        LogFormat::Pretty => lines.with_ansi(true).with_filter(filter).boxed(),
-        LogFormat::Plain => lines.with_ansi(false).with_filter(filter).boxed(),
-    };
-    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![log_layer];
-    let traces = match tracing.traces_url() {
-        None => None,
-        Some(url) => {
-            let provider = tracer_provider(&url, &tracing.service_name)?;
-            let tracer = provider.tracer("bff-server");
-            let ours = FilterFn::new(|metadata| metadata.target().starts_with("bff_"));
-            layers.push(
-                tracing_opentelemetry::layer()
-                    .with_tracer(tracer)
-                    .with_filter(ours)
-                    .boxed(),
-            );
-            Some(provider)
-        }
-    };
-    let subscriber = Registry::default().with(layers);
+    ];
+    let traces = Some(provider);
+    let subscriber: Box<dyn tracing::Subscriber + Send + Sync> =
+        Box::new(Registry::default().with(layers));
     Ok((subscriber, Telemetry { traces, logs: None }))
 }
 
