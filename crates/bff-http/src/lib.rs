@@ -47,7 +47,7 @@ pub use proxy::{
 };
 pub use server::{
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, RequestLimits,
-    head_buffer_bytes, limit_heads, serve,
+    head_buffer_bytes, limit_heads, parsed_headers, serve,
 };
 pub use settings::{HttpSettings, SettingsError, same_origin};
 

@@ -11,13 +11,18 @@
 //!   connection's start or, on a kept-alive connection, from the end of the previous exchange
 //!   (hyper starts its timer there), so it also bounds how long an idle connection stays open.
 //!   A client that misses it is disconnected.
-//! - Header size and count: hyper's own buffer is set well above the configured limits, so an
-//!   oversized head normally reaches [`check_head`] (run by the BFF's `app`, or by
-//!   [`limit_heads`] around another app) and gets `431 headers_too_large` as
-//!   problem+json like every other refusal. Only a head larger than that buffer
-//!   ([`head_buffer_bytes`]: the limit plus 1 MiB), or with more than the limit plus 1000
-//!   headers, is refused by hyper itself, with a bare `431` and the connection closed; nothing
-//!   larger is ever read.
+//! - Header size: hyper's own buffer is set well above the configured limit, so an oversized
+//!   head normally reaches [`check_head`] (run by the BFF's `app`, or by [`limit_heads`]
+//!   around another app) and gets `431 headers_too_large` as problem+json like every other
+//!   refusal. Only a head larger than that buffer ([`head_buffer_bytes`]: the limit plus 1 MiB)
+//!   is refused by hyper itself, with a bare `431` and the connection closed; nothing larger is
+//!   ever read.
+//! - Header count: hyper parses at most [`parsed_headers`] fields (the limit, and at least
+//!   hyper's own 100). A head with more is refused by hyper with a bare `431` and the connection
+//!   closed; one over the limit but within that count gets the problem answer. Parsing more than
+//!   hyper's 100 would make hyper allocate and fill its header arrays on the heap for every
+//!   request (two arrays of that many entries), which cost about 2% of a request's CPU when the
+//!   server parsed the limit plus 1000 (BENCHMARKS.md); within 100 they live on the stack.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -64,8 +69,14 @@ impl Default for RequestLimits {
     }
 }
 
-/// Headers beyond the limit that hyper still parses, so that [`check_head`] answers them.
-const HEADER_COUNT_SLACK: usize = 1000;
+/// hyper's own header count, whose arrays live on the stack.
+const HYPER_INLINE_HEADERS: usize = 100;
+
+/// How many header fields hyper parses before refusing a head itself: the limit, and at least
+/// hyper's own 100, so that with a lower limit the heads in between still get the problem answer.
+pub fn parsed_headers(limits: &RequestLimits) -> usize {
+    limits.max_headers.max(HYPER_INLINE_HEADERS)
+}
 
 /// How much of a request head hyper buffers: the limit plus 1 MiB, so a head up to 1 MiB over
 /// the limit still gets a problem answer, and nothing larger is read.
@@ -194,12 +205,16 @@ where
 fn connection_builder(limits: &RequestLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let buffer = head_buffer_bytes(limits);
-    builder
-        .http1()
+    let mut http1 = builder.http1();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(buffer)
-        .max_headers(limits.max_headers.saturating_add(HEADER_COUNT_SLACK));
+        .max_buf_size(buffer);
+    // Left unset, hyper keeps its default of 100 in fixed stack arrays; set, it sizes them per
+    // request, even to 100.
+    if parsed_headers(limits) > HYPER_INLINE_HEADERS {
+        http1.max_headers(parsed_headers(limits));
+    }
     builder
         .http2()
         .timer(TokioTimer::new())

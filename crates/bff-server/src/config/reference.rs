@@ -138,7 +138,7 @@ pub(crate) const SECTIONS: &[Section] = &[
                 kind: "integer, not zero",
                 default: Value("100"),
                 example: "50",
-                doc: "Most header fields in a request; more is `431 headers_too_large`.",
+                doc: "Most header fields in a request; more is `431 headers_too_large`. Past this and 100, whichever is larger, the HTTP library refuses the head itself (a bare `431`).",
             },
             Key {
                 name: "header_read_timeout_secs",

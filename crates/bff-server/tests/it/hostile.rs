@@ -96,13 +96,13 @@ fn cases(base: &str) -> Vec<Case> {
             code: Some("headers_too_large"),
         },
         Case {
-            name: "300 headers",
+            name: "300 headers, past the 100 the server parses",
             request: head(
                 "/bff/user",
                 &(0..300).map(|i| format!("x-h{i}: v\r\n")).collect::<String>(),
             ),
             status: 431,
-            code: Some("headers_too_large"),
+            code: None,
         },
         Case {
             name: "3 MiB header, past hyper's buffer",
