@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use poem::endpoint::BoxEndpoint;
 use poem::endpoint::StaticFilesEndpoint;
 use poem::http::{StatusCode, header};
 use poem::middleware::{CookieJarManager, SetHeader};
@@ -124,11 +125,25 @@ pub fn app(
     if let Some(dir) = static_dir {
         routes = routes.nest("/", StaticFilesEndpoint::new(dir).index_file("index.html"));
     }
-    // The API proxy's route prefixes (checked at start not to overlap the BFF's own paths).
-    if let Some(proxy) = &proxy {
-        routes = proxy.mount(routes);
-    }
-    routes
+    // The API proxy's routes, each with the CORS policy and the problem mapping of the rest.
+    let proxied: Vec<(String, BoxEndpoint<'static, Response>)> = match &proxy {
+        None => Vec::new(),
+        Some(proxy) => proxy
+            .routes()
+            .routes()
+            .iter()
+            .map(|route| {
+                let prefix = route.prefix().to_owned();
+                let endpoint = proxy
+                    .endpoint(&prefix)
+                    .with_if(cors_on, cors.clone().unwrap_or_else(cors::Cors::off))
+                    .catch_all_error(problem_response)
+                    .boxed();
+                (prefix, endpoint)
+            })
+            .collect(),
+    };
+    let site = routes
         .nest(prefix, bff_routes)
         .at("/healthz", get(healthz))
         .at(
@@ -145,6 +160,8 @@ pub fn app(
         // its cookie.
         .catch_all_error(problem_response)
         .with(CookieJarManager::new())
+        .boxed();
+    ProxyFirst::new(proxied, site)
         // Before anything reads a header; inside the request log, so the refusal has an id.
         .around(move |ep, req| async move {
             match server::check_head(&req, &limits) {
@@ -153,6 +170,49 @@ pub fn app(
             }
         })
         .around(move |ep, req| log_request(ep, req, trusted_proxies.clone()))
+}
+
+/// The API proxy's routes before the rest of the app: a request under a route prefix (the
+/// prefix itself, or it followed by `/`) goes to the proxy of the longest such prefix, everything
+/// else to `site`. The same choice poem's router made when the proxy was mounted in it (the
+/// prefixes are checked at start not to overlap the BFF's own paths), without the router's
+/// matching and the layers around it on every proxied request.
+struct ProxyFirst {
+    /// Route prefix and its proxy endpoint, longest prefix first.
+    proxied: Vec<(String, BoxEndpoint<'static, Response>)>,
+    site: BoxEndpoint<'static, Response>,
+}
+
+impl ProxyFirst {
+    fn new(
+        mut proxied: Vec<(String, BoxEndpoint<'static, Response>)>,
+        site: BoxEndpoint<'static, Response>,
+    ) -> Self {
+        proxied.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        Self { proxied, site }
+    }
+}
+
+/// Whether `path` is `prefix` or below it.
+fn under_prefix(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+impl Endpoint for ProxyFirst {
+    type Output = Response;
+
+    async fn call(&self, req: poem::Request) -> poem::Result<Response> {
+        let path = req.uri().path();
+        match self
+            .proxied
+            .iter()
+            .find(|(prefix, _)| under_prefix(path, prefix))
+        {
+            Some((_, proxy)) => proxy.call(req).await,
+            None => self.site.call(req).await,
+        }
+    }
 }
 
 /// The largest request body a `/bff` endpoint reads. Its JSON and form bodies are well under a
@@ -329,5 +389,49 @@ async fn readyz(checks: &[Arc<dyn ReadinessCheck>]) -> Response {
             serde_json::Value::Object(results),
         )
         .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proxied_path_is_the_prefix_or_below_it_at_a_segment_boundary() {
+        assert!(under_prefix("/api", "/api"));
+        assert!(under_prefix("/api/", "/api"));
+        assert!(under_prefix("/api/orders/1", "/api"));
+        assert!(!under_prefix("/apix", "/api"));
+        assert!(!under_prefix("/api%2forders", "/api"));
+        assert!(!under_prefix("/ap", "/api"));
+        assert!(!under_prefix("//api", "/api"));
+    }
+
+    #[tokio::test]
+    async fn the_longest_matching_prefix_takes_the_request_and_the_rest_goes_to_the_site() {
+        let named = |name: &'static str| {
+            poem::endpoint::make_sync(move |_| name)
+                .map_to_response()
+                .boxed()
+        };
+        let app = ProxyFirst::new(
+            vec![
+                ("/api".to_owned(), named("api")),
+                ("/api/orders".to_owned(), named("orders")),
+            ],
+            named("site"),
+        );
+        for (path, expected) in [
+            ("/api/orders/7", "orders"),
+            ("/api/orders", "orders"),
+            ("/api/ordersx", "api"),
+            ("/api", "api"),
+            ("/bff/user", "site"),
+            ("/apix", "site"),
+        ] {
+            let req = poem::Request::builder().uri_str(path).finish();
+            let body = app.call(req).await.unwrap().into_body();
+            assert_eq!(body.into_string().await.unwrap(), expected, "{path}");
+        }
     }
 }
