@@ -1261,3 +1261,29 @@ fn healthcheck_is_healthy_only_when_healthz_answers_200() {
     let output = run_healthcheck(port).unwrap();
     assert_eq!(output.status.code(), Some(1), "{output:?}");
 }
+
+/// bff-server's allocator (jemalloc) is built from C source with `make`: the build stage must
+/// install it, since the slim Rust image has only the compiler.
+#[test]
+fn dockerfile_build_stage_has_make_for_jemalloc() {
+    let manifest = read(&root().join("crates/bff-server/Cargo.toml"));
+    if !manifest.contains("tikv-jemallocator") {
+        return;
+    }
+    let instructions = dockerfile_instructions();
+    let build = instructions
+        .iter()
+        .position(|i| i.starts_with("FROM ") && i.ends_with(" AS build"))
+        .expect("a build stage");
+    let first_cargo = instructions[build..]
+        .iter()
+        .position(|i| i.contains("cargo build"))
+        .expect("cargo build in the build stage");
+    assert!(
+        instructions[build..build + first_cargo]
+            .iter()
+            .any(|i| i.starts_with("RUN ") && i.contains("apt-get install") && i.contains(" make")),
+        "the build stage installs make before its first cargo build: {:?}",
+        &instructions[build..build + first_cargo]
+    );
+}

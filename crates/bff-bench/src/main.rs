@@ -14,7 +14,7 @@
 /// The allocator `bff-server` uses (see its `main.rs`), so the measured servers run on the same
 /// stack as production.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod backchannel;
 mod proxy;
