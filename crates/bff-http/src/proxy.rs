@@ -315,7 +315,7 @@ impl Inner {
         let client = self.trusted_proxies.client(peer, req.headers());
         if let Some(value) = client
             .address
-            .and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok())
+            .and_then(|ip| HeaderValue::try_from(ip.to_string()).ok())
         {
             out.insert("x-forwarded-for", value);
         }
@@ -353,8 +353,9 @@ impl Inner {
             out.insert(name, value);
         }
         if let UpstreamCredential::Bearer(token) = credential {
+            // From the `String` itself: no second copy of the token.
             let mut value =
-                HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                HeaderValue::try_from(format!("Bearer {}", token.expose())).map_err(|_| {
                     Problem::new(
                         StatusCode::BAD_GATEWAY,
                         "provider_error",

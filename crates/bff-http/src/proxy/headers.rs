@@ -61,10 +61,20 @@ const NOT_FORWARDED: [&str; 11] = [
 
 /// The name as compared: ASCII letters and digits only, lower-cased.
 fn fold(name: &str) -> String {
-    name.bytes()
-        .filter(u8::is_ascii_alphanumeric)
-        .map(|b| char::from(b.to_ascii_lowercase()))
-        .collect()
+    let mut folded = String::with_capacity(name.len());
+    fold_into(name, &mut folded);
+    folded
+}
+
+/// [`fold`] into `out` (cleared first), so one buffer serves every header of a request.
+fn fold_into<'a>(name: &str, out: &'a mut String) -> &'a str {
+    out.clear();
+    out.extend(
+        name.bytes()
+            .filter(u8::is_ascii_alphanumeric)
+            .map(|b| char::from(b.to_ascii_lowercase())),
+    );
+    out
 }
 
 /// Every header named in `Connection` values, folded.
@@ -83,13 +93,17 @@ fn is_hop_by_hop(folded: &str, named: &BTreeSet<String>) -> bool {
     HOP_BY_HOP.contains(&folded) || folded.starts_with("proxy") || named.contains(folded)
 }
 
-/// Whether a browser request header is withheld from the upstream.
-fn withheld_from_upstream(name: &HeaderName, named: &BTreeSet<String>) -> bool {
+/// Whether a browser request header is withheld from the upstream; `buffer` is scratch space.
+fn withheld_from_upstream(
+    name: &HeaderName,
+    named: &BTreeSet<String>,
+    buffer: &mut String,
+) -> bool {
     let raw = name.as_str();
-    let folded = fold(raw);
+    let folded = fold_into(raw, buffer);
     raw.contains('_')
-        || is_hop_by_hop(&folded, named)
-        || NOT_FORWARDED.contains(&folded.as_str())
+        || is_hop_by_hop(folded, named)
+        || NOT_FORWARDED.contains(&folded)
         || folded.starts_with("xforwarded")
 }
 
@@ -97,8 +111,9 @@ fn withheld_from_upstream(name: &HeaderName, named: &BTreeSet<String>) -> bool {
 pub(crate) fn upstream_request_headers(incoming: &HeaderMap) -> HeaderMap {
     let named = named_in_connection(incoming);
     let mut out = HeaderMap::with_capacity(incoming.len());
+    let mut buffer = String::new();
     for (name, value) in incoming {
-        if !withheld_from_upstream(name, &named) {
+        if !withheld_from_upstream(name, &named, &mut buffer) {
             out.append(name.clone(), value.clone());
         }
     }
@@ -126,8 +141,9 @@ pub(crate) fn browser_response_headers(
 ) -> HeaderMap {
     let named = named_in_connection(upstream);
     let mut out = HeaderMap::with_capacity(upstream.len());
+    let mut buffer = String::new();
     for (name, value) in upstream {
-        if is_hop_by_hop(&fold(name.as_str()), &named) {
+        if is_hop_by_hop(fold_into(name.as_str(), &mut buffer), &named) {
             continue;
         }
         if name == header::SET_COOKIE
