@@ -25,7 +25,6 @@ use tracing::{Event, Subscriber};
 use tracing_log::NormalizeEvent as _;
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime as _, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -75,7 +74,7 @@ where
         let normalized = event.normalized_metadata();
         let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
         writer.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut writer)?;
+        writer.write_str(&rfc3339_micros(std::time::SystemTime::now()))?;
         write!(
             writer,
             "\",\"level\":\"{}\",\"fields\":{{",
@@ -108,6 +107,66 @@ where
         }
         writer.write_str("}\n")
     }
+}
+
+/// `time` in UTC as `tracing-subscriber`'s `SystemTime` writes it (RFC 3339, microseconds,
+/// `Z`), from fixed-width digits rather than through `fmt` per component: the timestamp was a
+/// fifth of a line's formatting. Outside the years 1970 to 9999, which no clock here reaches,
+/// the text is 1970's or the year is capped at 9999.
+fn rfc3339_micros(time: std::time::SystemTime) -> TimestampText {
+    let since_epoch = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = since_epoch.as_secs();
+    let (year, month, day) = civil_from_days(seconds / 86_400);
+    let of_day = seconds % 86_400;
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut value: u64| {
+        for i in (at..at + width).rev() {
+            text[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year.min(9999));
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, of_day / 3600);
+    put(14, 2, of_day % 3600 / 60);
+    put(17, 2, of_day % 60);
+    put(20, 6, u64::from(since_epoch.subsec_micros()));
+    TimestampText(text)
+}
+
+/// The 27 ASCII bytes of [`rfc3339_micros`].
+struct TimestampText([u8; 27]);
+
+impl std::ops::Deref for TimestampText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // Only ASCII digits and separators are ever written into it.
+        std::str::from_utf8(&self.0).unwrap_or("0000-00-00T00:00:00.000000Z")
+    }
+}
+
+/// Year, month and day of the `days`-th day after 1970-01-01 (the proleptic Gregorian
+/// calendar; Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 /// Writes each recorded field as a JSON member, a comma before every one but the first.
@@ -324,6 +383,37 @@ mod tests {
         assert_eq!(line["fields"]["message"], hostile);
         assert_eq!(line["fields"]["debugged"], format!("{hostile:?}"));
         assert_eq!(line["spans"][0]["id"], hostile);
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_microseconds() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let at = |seconds: u64, micros: u64| {
+            let time = UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_micros(micros);
+            rfc3339_micros(time).to_string()
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.000007Z");
+        assert_eq!(at(951_868_799, 999_999), "2000-02-29T23:59:59.999999Z");
+        assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000000Z");
+        assert_eq!(at(1_796_083_199, 123_456), "2026-11-30T23:59:59.123456Z");
+        assert_eq!(at(1_796_083_200, 0), "2026-12-01T00:00:00.000000Z");
+        assert_eq!(at(253_402_300_799, 0), "9999-12-31T23:59:59.000000Z");
+        // Every day of four centuries follows the day before it.
+        let mut previous = civil_from_days(0);
+        for days in 1..146_097 {
+            let today = civil_from_days(days);
+            let next_day = (previous.0, previous.1, previous.2 + 1);
+            let next_month = (previous.0, previous.1 + 1, 1);
+            let next_year = (previous.0 + 1, 1, 1);
+            assert!(
+                [next_day, next_month, next_year].contains(&today),
+                "{days}: {previous:?} then {today:?}"
+            );
+            assert!((1..=12).contains(&today.1) && (1..=31).contains(&today.2));
+            previous = today;
+        }
+        assert_eq!(previous, (2369, 12, 31));
     }
 
     #[test]
