@@ -47,8 +47,8 @@ pub use proxy::{
     TrustedProxies, route_table,
 };
 pub use server::{
-    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, RequestLimits,
-    head_buffer_bytes, limit_heads, parsed_headers, serve,
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_HEADERS, RequestLimits, head_buffer_bytes, limit_heads, parsed_headers, serve,
 };
 pub use settings::{HttpSettings, SettingsError, same_origin};
 
@@ -117,7 +117,7 @@ pub fn app(
         // The CSRF and session extractors read the settings from the request, and the session
         // extractors admit the session through the use cases.
         .nest("/", service.data(settings).data(bff))
-        .around(cap_body)
+        .around(move |ep, req| cap_body(ep, req, limits.body_read_timeout))
         // Errors become problems here, so they too get `no-store`.
         .catch_all_error(problem_response)
         .with(SetHeader::new().overriding(header::CACHE_CONTROL, "no-store"));
@@ -221,8 +221,14 @@ pub const BFF_BODY_LIMIT: usize = 64 * 1024;
 
 /// Reads a `/bff` request's body up to [`BFF_BODY_LIMIT`] before the endpoint sees it: a
 /// declared `Content-Length` over the limit is refused without reading anything, a chunked body
-/// as soon as it passes the limit. Either way `413 payload_too_large`.
-async fn cap_body<E: Endpoint>(ep: Arc<E>, mut req: poem::Request) -> poem::Result<Response> {
+/// as soon as it passes the limit. Either way `413 payload_too_large`. A body that has not
+/// arrived whole within `timeout` is `408 request_timeout` and closes the connection, so a
+/// client trickling its body holds no connection for long.
+async fn cap_body<E: Endpoint>(
+    ep: Arc<E>,
+    mut req: poem::Request,
+    timeout: std::time::Duration,
+) -> poem::Result<Response> {
     let too_large = || {
         problem::Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -244,7 +250,15 @@ async fn cap_body<E: Endpoint>(ep: Arc<E>, mut req: poem::Request) -> poem::Resu
     }
     let body = req.take_body();
     if !body.is_empty() {
-        match body.into_bytes_limit(BFF_BODY_LIMIT).await {
+        let Ok(read) = tokio::time::timeout(timeout, body.into_bytes_limit(BFF_BODY_LIMIT)).await
+        else {
+            tracing::info!(
+                seconds = timeout.as_secs(),
+                "request refused: body not received in time"
+            );
+            return Ok(body_timeout(timeout));
+        };
+        match read {
             Ok(bytes) => req.set_body(bytes),
             Err(poem::error::ReadBodyError::PayloadTooLarge) => return Ok(too_large()),
             Err(_) => {
@@ -257,6 +271,29 @@ async fn cap_body<E: Endpoint>(ep: Arc<E>, mut req: poem::Request) -> poem::Resu
         }
     }
     Ok(ep.call(req).await?.into_response())
+}
+
+/// `408 request_timeout`, closing the connection: the rest of the body may still be on its way,
+/// and nothing after it on this connection could be read as a request.
+fn body_timeout(timeout: std::time::Duration) -> Response {
+    let status = StatusCode::REQUEST_TIMEOUT;
+    let mut refused = problem::Problem::new(
+        status,
+        "request_timeout",
+        format!(
+            "The request body did not arrive within {} s.",
+            timeout.as_secs_f64()
+        ),
+    )
+    .into_response();
+    // `Problem` has no `408` variant (no endpoint declares it in the OpenAPI document): the
+    // body says 408, and so does the status.
+    refused.set_status(status);
+    refused.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    refused
 }
 
 async fn problem_response(err: poem::Error) -> Response {

@@ -50,6 +50,11 @@ pub struct RequestLimits {
     /// How long a client has to send a complete request head; also how long a kept-alive
     /// connection may wait for its next request.
     pub header_read_timeout: Duration,
+    /// How long a client has to send the whole body of a `/bff` request (at most
+    /// [`crate::BFF_BODY_LIMIT`]) once its head has arrived; past it, `408 request_timeout` and
+    /// the connection is closed. (An API proxy request's body is bounded by its route's total
+    /// timeout instead.)
+    pub body_read_timeout: Duration,
 }
 
 /// 32 KiB: a request head with a few large cookies and a long URL is well under it.
@@ -58,6 +63,8 @@ pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
 pub const DEFAULT_MAX_HEADERS: usize = 100;
 /// 30 s, hyper's own default (which poem's server never enabled).
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// 30 s: a `/bff` body is at most 64 KiB, which the slowest phone sends in well under that.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for RequestLimits {
     fn default() -> Self {
@@ -65,6 +72,7 @@ impl Default for RequestLimits {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_headers: DEFAULT_MAX_HEADERS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
         }
     }
 }

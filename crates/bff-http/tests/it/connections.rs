@@ -50,6 +50,7 @@ fn limits(header_read_timeout: Duration) -> RequestLimits {
         max_header_bytes: 8 * 1024,
         max_headers: 50,
         header_read_timeout,
+        body_read_timeout: Duration::from_secs(1),
     }
 }
 
@@ -276,4 +277,43 @@ async fn an_idle_kept_alive_connection_is_closed() {
         idle >= timeout / 2 && idle < timeout * 4,
         "closed after {idle:?} idle"
     );
+}
+
+#[tokio::test]
+async fn a_bff_body_sent_too_slowly_is_a_408_problem_and_others_are_served() {
+    let (addr, _stop) = serve(limits(Duration::from_secs(10))).await;
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    // The head whole, then 10 of the 100 bytes it announces, then nothing.
+    slow.write_all(
+        b"POST /bff/login/start HTTP/1.1\r\nHost: bff.example\r\nx-csrf: 1\r\n\
+          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"returnU",
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    // Meanwhile another client is served.
+    assert_still_serving(addr).await;
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut raw))
+        .await
+        .expect("the server answers and closes within 10 s")
+        .unwrap();
+    let waited = started.elapsed();
+    let answer = Answer::parse(&raw);
+    assert_eq!(answer.status, 408, "{}", answer.body);
+    assert_eq!(answer.problem_code(), "request_timeout");
+    assert!(answer.header("x-request-id").is_some());
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "answered after {waited:?}, the limit is 1 s"
+    );
+    // A body that arrives in time is read as before.
+    let on_time = exchange(
+        addr,
+        b"POST /bff/login/start HTTP/1.1\r\nHost: bff.example\r\nx-csrf: 1\r\n\
+          Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    )
+    .await;
+    assert_ne!(on_time.status, 408, "{}", on_time.body);
+    assert_still_serving(addr).await;
 }

@@ -149,6 +149,16 @@ pub(crate) const SECTIONS: &[Section] = &[
                       long a kept-alive connection stays idle: set it above your load \
                       balancer's idle timeout.",
             },
+            Key {
+                name: "body_read_timeout_secs",
+                kind: "seconds, not zero",
+                default: Value("30"),
+                example: "10",
+                doc: "How long a client may take to send the body of a `/bff` request (at most \
+                      64 KiB) once its head has arrived; past it, `408 request_timeout` and the \
+                      connection is closed. API proxy bodies are bounded by their route's \
+                      `timeout_ms`.",
+            },
         ],
     },
     Section {

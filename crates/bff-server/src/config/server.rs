@@ -70,6 +70,14 @@ pub struct ServerConfig {
         deserialize_with = "super::reader::greater_than_zero"
     )]
     pub header_read_timeout_secs: u64,
+    /// `body_read_timeout_secs`: how long a client has to send the body of a `/bff` request once
+    /// its head has arrived; past it, `408 request_timeout` and the connection is closed. API
+    /// proxy bodies are bounded by their route's `timeout_ms`. Default 30, not zero.
+    #[serde(
+        default = "default_body_read_timeout",
+        deserialize_with = "super::reader::greater_than_zero"
+    )]
+    pub body_read_timeout_secs: u64,
 }
 
 fn default_shutdown_timeout() -> u64 {
@@ -88,6 +96,10 @@ fn default_header_read_timeout() -> u64 {
     bff_http::DEFAULT_HEADER_READ_TIMEOUT.as_secs()
 }
 
+fn default_body_read_timeout() -> u64 {
+    bff_http::DEFAULT_BODY_READ_TIMEOUT.as_secs()
+}
+
 impl ServerConfig {
     /// The request head limits of `[server]`.
     pub fn request_limits(&self) -> bff_http::RequestLimits {
@@ -95,6 +107,7 @@ impl ServerConfig {
             max_header_bytes: self.max_header_bytes,
             max_headers: self.max_headers,
             header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
+            body_read_timeout: std::time::Duration::from_secs(self.body_read_timeout_secs),
         }
     }
 }

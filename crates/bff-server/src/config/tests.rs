@@ -874,13 +874,14 @@ fn request_limits_default_and_are_checked() {
             max_header_bytes: 32 * 1024,
             max_headers: 100,
             header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
         }
     );
     let text = format!(
         "{}\n[[routes]]\npath = \"/api\"\nupstream = \"https://api.internal\"\ntoken = \"none\"\nmax_body_bytes = 1024\n",
         valid().replace(
             "[server]\n",
-            "[server]\nmax_header_bytes = 4096\nmax_headers = 20\n"
+            "[server]\nmax_header_bytes = 4096\nmax_headers = 20\nbody_read_timeout_secs = 7\n"
         )
     );
     let config =
@@ -892,6 +893,7 @@ fn request_limits_default_and_are_checked() {
             max_header_bytes: 4096,
             max_headers: 20,
             header_read_timeout: Duration::from_secs(5),
+            body_read_timeout: Duration::from_secs(7),
         }
     );
     assert_eq!(config.routes.routes()[0].max_body_bytes(), Some(1024));
@@ -901,12 +903,14 @@ fn request_limits_default_and_are_checked() {
             ("BFF_SERVER__MAX_HEADER_BYTES", "0"),
             ("BFF_SERVER__MAX_HEADERS", "many"),
             ("BFF_SERVER__HEADER_READ_TIMEOUT_SECS", "0"),
+            ("BFF_SERVER__BODY_READ_TIMEOUT_SECS", "0"),
         ]),
     );
     for line in [
         "server.max_header_bytes (BFF_SERVER__MAX_HEADER_BYTES): must be greater than zero",
         "server.max_headers (BFF_SERVER__MAX_HEADERS): invalid type: string \"many\", expected usize",
         "server.header_read_timeout_secs (BFF_SERVER__HEADER_READ_TIMEOUT_SECS): must be greater than zero",
+        "server.body_read_timeout_secs (BFF_SERVER__BODY_READ_TIMEOUT_SECS): must be greater than zero",
     ] {
         assert!(refused.contains(line), "{line}\n{refused}");
     }
