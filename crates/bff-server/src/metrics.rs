@@ -52,14 +52,15 @@ struct OutcomeLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProxyLabels {
     route: String,
-    status: String,
-    class: String,
+    // A number and a static name: of a proxied request's labels only the route is allocated.
+    status: u16,
+    class: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProxyLatencyLabels {
     route: String,
-    class: String,
+    class: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -237,8 +238,19 @@ fn provider_label(provider: &bff_domain::ProviderId) -> ProviderLabel {
     }
 }
 
-fn status_class(status: u16) -> String {
-    format!("{}xx", status / 100)
+fn status_class(status: u16) -> &'static str {
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        5 => "5xx",
+        // hyper accepts codes up to 999 from an upstream.
+        6 => "6xx",
+        7 => "7xx",
+        8 => "8xx",
+        _ => "9xx",
+    }
 }
 
 impl Events for Metrics {
@@ -297,8 +309,8 @@ impl Events for Metrics {
                 self.proxy_requests
                     .get_or_create(&ProxyLabels {
                         route: route.to_owned(),
-                        status: status.to_string(),
-                        class: class.clone(),
+                        status,
+                        class,
                     })
                     .inc();
                 self.proxy_latency
