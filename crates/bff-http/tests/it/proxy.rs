@@ -215,10 +215,15 @@ async fn upstream() -> Upstream {
     Upstream { addr, state }
 }
 
-/// A loopback port nothing listens on.
+/// A loopback port nothing listens on, for the rest of the test process: a socket bound to it
+/// without `listen`, so connections are refused. (A port bound and released could be taken by
+/// another test's server in the meantime, which then answered `404` instead of the refusal.)
 async fn closed_port() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    std::mem::forget(socket);
+    addr
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,6 +16,17 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// A loopback port that refuses connections for the rest of the test process: a socket bound to
+/// it without `listen`. (A port bound and released, like [`free_port`]'s, could be taken by
+/// another test's server in the meantime.)
+fn refused_port() -> u16 {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    std::mem::forget(socket);
+    port
+}
+
 /// `bff_server::serve` on `reserved`'s listener, with the shutdown sender and the join handle
 /// of the serve future (which `Reserved::serve` hides), once it answers `/healthz`.
 async fn serve_controlled(
@@ -327,7 +338,7 @@ async fn a_provider_that_is_down_leaves_sessions_and_other_providers_alone() {
     let reserved = reserve().await;
     let idp = Idp::for_server(&reserved);
     let base = reserved.base.clone();
-    let down = format!("http://127.0.0.1:{}", free_port());
+    let down = format!("http://127.0.0.1:{}", refused_port());
     let config = config_with(
         &base,
         &idp.issuer,
