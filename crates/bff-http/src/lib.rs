@@ -105,22 +105,26 @@ pub fn app(
     let service = openapi_service(bff.clone(), settings.clone());
     let spec = service.spec();
     let prefix = settings.prefix.clone();
-    let bff_routes = Route::new()
-        .at(
-            "/openapi.json",
-            get(poem::endpoint::make_sync(move |_| {
-                spec.clone()
-                    .with_content_type("application/json")
-                    .into_response()
-            })),
-        )
-        // The CSRF and session extractors read the settings from the request, and the session
-        // extractors admit the session through the use cases.
-        .nest("/", service.data(settings).data(bff))
+    // `/bff/openapi.json` and the endpoints sit directly in the one router (a router nested in
+    // another cost every `/bff` request a second lookup and a boxed future), each with `no-store`
+    // on everything it answers, errors included.
+    let no_store = || SetHeader::new().overriding(header::CACHE_CONTROL, "no-store");
+    let openapi_json = get(poem::endpoint::make_sync(move |_| {
+        spec.clone()
+            .with_content_type("application/json")
+            .into_response()
+    }))
+    .catch_all_error(problem_response)
+    .with(no_store());
+    // The CSRF and session extractors read the settings from the request, and the session
+    // extractors admit the session through the use cases.
+    let endpoints = service
+        .data(settings)
+        .data(bff)
         .around(move |ep, req| cap_body(ep, req, limits.body_read_timeout))
         // Errors become problems here, so they too get `no-store`.
         .catch_all_error(problem_response)
-        .with(SetHeader::new().overriding(header::CACHE_CONTROL, "no-store"));
+        .with(no_store());
     let mut routes = Route::new();
     if let Some(dir) = static_dir {
         routes = routes.nest("/", StaticFilesEndpoint::new(dir).index_file("index.html"));
@@ -144,7 +148,8 @@ pub fn app(
             .collect(),
     };
     let site = routes
-        .nest(prefix, bff_routes)
+        .at(format!("{prefix}/openapi.json"), openapi_json)
+        .nest(prefix, endpoints)
         .at("/healthz", get(healthz))
         .at(
             "/readyz",
