@@ -5,7 +5,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::stores::{redis_store_toml, store_toml};
+use crate::stores::{Store, on_store};
 use crate::support::*;
 
 const ADMIN_TOKEN: &str = "integration-admin-token-7f3c";
@@ -324,7 +324,10 @@ async fn admin_api_on_memory() {
     if !prerequisite("local OpenID Provider (node)", idp_available()) {
         return;
     }
-    admin_lists_and_revokes_sessions("").await;
+    on_store(Store::Memory, |stores| async move {
+        admin_lists_and_revokes_sessions(&stores).await
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -332,11 +335,10 @@ async fn admin_api_on_postgres() {
     if !prerequisite("local OpenID Provider (node)", idp_available()) {
         return;
     }
-    let Some(pg) = bff_test_services::postgres().await else {
-        return;
-    };
-    admin_lists_and_revokes_sessions(&store_toml(&pg, None, "")).await;
-    pg.drop_schema().await;
+    on_store(Store::Postgres, |stores| async move {
+        admin_lists_and_revokes_sessions(&stores).await
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -344,10 +346,10 @@ async fn admin_api_on_redis() {
     if !prerequisite("local OpenID Provider (node)", idp_available()) {
         return;
     }
-    let Some(redis) = bff_test_services::redis().await else {
-        return;
-    };
-    admin_lists_and_revokes_sessions(&redis_store_toml(&redis)).await;
+    on_store(Store::Redis, |stores| async move {
+        admin_lists_and_revokes_sessions(&stores).await
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -355,12 +357,8 @@ async fn admin_api_on_postgres_and_redis() {
     if !prerequisite("local OpenID Provider (node)", idp_available()) {
         return;
     }
-    let Some(pg) = bff_test_services::postgres().await else {
-        return;
-    };
-    let Some(redis) = bff_test_services::redis().await else {
-        return;
-    };
-    admin_lists_and_revokes_sessions(&store_toml(&pg, Some(&redis.url), &redis.prefix)).await;
-    pg.drop_schema().await;
+    on_store(Store::PostgresAndRedis, |stores| async move {
+        admin_lists_and_revokes_sessions(&stores).await
+    })
+    .await;
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::stores::{redis_store_toml, store_toml};
+use crate::stores::{Store, on_store};
 use crate::support::*;
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
@@ -143,7 +143,10 @@ async fn session_ids_are_renewed_on_memory() {
     if !prerequisite("local OpenID Provider (node)", idp_available()) {
         return;
     }
-    renewal_scenario("").await;
+    on_store(Store::Memory, |stores| async move {
+        renewal_scenario(&stores).await
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -151,11 +154,10 @@ async fn session_ids_are_renewed_on_postgres() {
     if !prerequisite("local OpenID Provider (node)", idp_available()) {
         return;
     }
-    let Some(pg) = bff_test_services::postgres().await else {
-        return;
-    };
-    renewal_scenario(&store_toml(&pg, None, "")).await;
-    pg.drop_schema().await;
+    on_store(Store::Postgres, |stores| async move {
+        renewal_scenario(&stores).await
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -163,10 +165,10 @@ async fn session_ids_are_renewed_on_redis() {
     if !prerequisite("local OpenID Provider (node)", idp_available()) {
         return;
     }
-    let Some(redis) = bff_test_services::redis().await else {
-        return;
-    };
-    renewal_scenario(&redis_store_toml(&redis)).await;
+    on_store(Store::Redis, |stores| async move {
+        renewal_scenario(&stores).await
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -174,14 +176,10 @@ async fn session_ids_are_renewed_on_postgres_and_redis() {
     if !prerequisite("local OpenID Provider (node)", idp_available()) {
         return;
     }
-    let Some(pg) = bff_test_services::postgres().await else {
-        return;
-    };
-    let Some(redis) = bff_test_services::redis().await else {
-        return;
-    };
-    renewal_scenario(&store_toml(&pg, Some(&redis.url), &redis.prefix)).await;
-    pg.drop_schema().await;
+    on_store(Store::PostgresAndRedis, |stores| async move {
+        renewal_scenario(&stores).await
+    })
+    .await;
 }
 
 #[tokio::test]

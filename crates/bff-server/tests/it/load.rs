@@ -403,16 +403,15 @@ impl ServerProcess {
     }
 }
 
-#[tokio::test]
-async fn a_gibibyte_streams_both_ways_through_a_server_that_stays_under_64_mib() {
-    if let Err(why) = std::fs::read_to_string("/proc/self/status") {
-        // Peak RSS comes from /proc; there is nothing to measure without it.
-        prerequisite("/proc (Linux)", Err(why.to_string()));
-        return;
-    }
-    let op = bff_test_op::TestOp::start_default().await;
-    let pattern = Arc::new(Pattern::new());
-    let uploaded = Arc::new(AtomicU64::new(0));
+/// The [`Bulk`] upstream on a loopback port (stopped by the returned sender) and a `bff-server`
+/// process with one route to it, `/api/bulk` (`token = "none"`), plus `route_setting` (a line of
+/// that route's TOML).
+async fn bulk_server(
+    op: &bff_test_op::TestOp,
+    pattern: &Arc<Pattern>,
+    uploaded: &Arc<AtomicU64>,
+    route_setting: &str,
+) -> (ServerProcess, oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = format!("http://{}", listener.local_addr().unwrap());
     let (stop_upstream, stopped) = oneshot::channel::<()>();
@@ -449,13 +448,32 @@ client_secret = "bff-secret"
 path = "/api/bulk"
 upstream = "{upstream}/bulk"
 token = "none"
-timeout_ms = {timeout}
+{route_setting}
 "#,
             listen = base.trim_start_matches("http://"),
             issuer = op.issuer,
-            timeout = TRANSFER_LIMIT.as_millis(),
         )
     })
+    .await;
+    (server, stop_upstream)
+}
+
+#[tokio::test]
+async fn a_gibibyte_streams_both_ways_through_a_server_that_stays_under_64_mib() {
+    if let Err(why) = std::fs::read_to_string("/proc/self/status") {
+        // Peak RSS comes from /proc; there is nothing to measure without it.
+        prerequisite("/proc (Linux)", Err(why.to_string()));
+        return;
+    }
+    let op = bff_test_op::TestOp::start_default().await;
+    let pattern = Arc::new(Pattern::new());
+    let uploaded = Arc::new(AtomicU64::new(0));
+    let (server, stop_upstream) = bulk_server(
+        &op,
+        &pattern,
+        &uploaded,
+        &format!("timeout_ms = {}", TRANSFER_LIMIT.as_millis()),
+    )
     .await;
     let idle_kib = server.peak_rss_kib();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
@@ -555,48 +573,12 @@ async fn sixty_megabyte_bodies_are_refused_unread_in_bounded_memory() {
     }
     let op = bff_test_op::TestOp::start_default().await;
     let uploaded = Arc::new(AtomicU64::new(0));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_upstream, stopped) = oneshot::channel::<()>();
-    tokio::spawn(
-        poem::Server::new_with_acceptor(TcpAcceptor::from_tokio(listener).unwrap())
-            .run_with_graceful_shutdown(
-                Bulk {
-                    pattern: Arc::new(Pattern::new()),
-                    uploaded: uploaded.clone(),
-                },
-                async move {
-                    let _ = stopped.await;
-                },
-                None,
-            ),
-    );
-    let server = ServerProcess::start(|base| {
-        format!(
-            r#"
-default_provider = "op"
-[server]
-listen = "{listen}"
-public_url = "{base}"
-[dev]
-allow_plain_http = true
-[[vault_keys]]
-id = "test"
-key = "{VAULT_KEY}"
-[providers.op]
-issuer = "{issuer}"
-client_id = "bff"
-client_secret = "bff-secret"
-[[routes]]
-path = "/api/bulk"
-upstream = "{upstream}/bulk"
-token = "none"
-max_body_bytes = {ROUTE_BODY_LIMIT}
-"#,
-            listen = base.trim_start_matches("http://"),
-            issuer = op.issuer,
-        )
-    })
+    let (server, stop_upstream) = bulk_server(
+        &op,
+        &Arc::new(Pattern::new()),
+        &uploaded,
+        &format!("max_body_bytes = {ROUTE_BODY_LIMIT}"),
+    )
     .await;
     let idle_kib = server.peak_rss_kib();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();

@@ -46,6 +46,49 @@ pub(crate) fn redis_store_toml(redis: &bff_test_services::RedisService) -> Strin
     )
 }
 
+/// A store a scenario runs on, for tests that run the same scenario on each.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Store {
+    Memory,
+    Postgres,
+    Redis,
+    PostgresAndRedis,
+}
+
+/// Runs `scenario` with the `[store]` TOML that selects `store` (empty for memory): a missing
+/// PostgreSQL or Redis skips it as `bff_test_services` decides (never under CI), and the test's
+/// PostgreSQL schema is dropped afterwards.
+pub(crate) async fn on_store<F, Fut>(store: Store, scenario: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let pg = match store {
+        Store::Postgres | Store::PostgresAndRedis => match bff_test_services::postgres().await {
+            Some(pg) => Some(pg),
+            None => return,
+        },
+        Store::Memory | Store::Redis => None,
+    };
+    let redis = match store {
+        Store::Redis | Store::PostgresAndRedis => match bff_test_services::redis().await {
+            Some(redis) => Some(redis),
+            None => return,
+        },
+        Store::Memory | Store::Postgres => None,
+    };
+    let stores = match (&pg, &redis) {
+        (None, None) => String::new(),
+        (Some(pg), None) => store_toml(pg, None, ""),
+        (None, Some(redis)) => redis_store_toml(redis),
+        (Some(pg), Some(redis)) => store_toml(pg, Some(&redis.url), &redis.prefix),
+    };
+    scenario(stores).await;
+    if let Some(pg) = pg {
+        pg.drop_schema().await;
+    }
+}
+
 pub(crate) async fn session_rows(pg: &bff_test_services::PostgresService) -> i64 {
     let pool = sqlx::PgPool::connect(&pg.url).await.unwrap();
     let n: (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM {}.bff_sessions", pg.schema))
