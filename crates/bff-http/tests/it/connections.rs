@@ -63,22 +63,11 @@ struct Answer {
 
 impl Answer {
     fn parse(raw: &[u8]) -> Answer {
-        let text = String::from_utf8_lossy(raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
+        let (status, headers, body) = support::parse_raw_answer(raw);
         Answer {
             status,
             headers,
-            body: body.to_owned(),
+            body,
         }
     }
 

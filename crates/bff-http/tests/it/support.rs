@@ -116,6 +116,24 @@ impl Answer {
     }
 }
 
+/// Status (0 when unreadable), headers (lower-case names, in order) and body of one HTTP/1.1
+/// answer read off a raw connection, for tests that speak raw TCP.
+pub fn parse_raw_answer(raw: &[u8]) -> (u16, Vec<(String, String)>, String) {
+    let text = String::from_utf8_lossy(raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
 /// The value a `Set-Cookie` line sets (empty when it clears the cookie).
 pub fn cookie_value(line: &str) -> &str {
     line.split(';')
