@@ -4,10 +4,11 @@
 
 use bff_server::ExtraListeners;
 use bff_test_op::{
-    ACCESS_TOKEN, CLIENT_ID, CLIENT_SECRET as OP_CLIENT_SECRET, IssueTime, OP_SESSION_ID,
-    REFRESH_TOKEN, Script, TestOp,
+    ACCESS_TOKEN, CLIENT_SECRET as OP_CLIENT_SECRET, IssueTime, OP_SESSION_ID, REFRESH_TOKEN,
+    Script, TestOp,
 };
 
+use crate::negative::{login_at_fake_provider, scripted_provider_toml};
 use crate::support::*;
 
 /// The sum of the samples of `name` whose labels include every `labels` pair (0 when none).
@@ -74,26 +75,7 @@ async fn server_with_metrics(extra: &str) -> (TestOp, Server, Browser, String) {
     })
     .await;
     let reserved = reserve().await;
-    let text = format!(
-        r#"
-default_provider = "fake"
-[server]
-public_url = "{base}"
-[dev]
-allow_plain_http = true
-[[vault_keys]]
-id = "test"
-key = "{VAULT_KEY}"
-[providers.fake]
-issuer = "{issuer}"
-client_id = "{CLIENT_ID}"
-client_secret = "{OP_CLIENT_SECRET}"
-id_token_algorithms = ["ES256"]
-{extra}
-"#,
-        base = reserved.base,
-        issuer = op.issuer
-    );
+    let text = scripted_provider_toml(&reserved.base, &op.issuer, extra);
     let config = bff_server::Config::from_toml_str(&text, Vec::new()).unwrap();
     let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_base = format!("http://{}", metrics_listener.local_addr().unwrap());
@@ -104,14 +86,6 @@ id_token_algorithms = ["ES256"]
     let server = reserved.serve_with_listeners(config, extra).await;
     let browser = Browser::new(&server.base);
     (op, server, browser, metrics_base)
-}
-
-/// Logs in through the scripted provider (which has no login page); returns the callback page.
-async fn login(browser: &Browser, server: &Server) -> Page {
-    let start = browser.get(&format!("{}/bff/login", server.base)).await;
-    assert_eq!(start.status, 302, "{}", start.body);
-    let authorize = browser.get(&start.location().unwrap()).await;
-    browser.get(&authorize.location().unwrap()).await
 }
 
 #[tokio::test]
@@ -128,7 +102,7 @@ async fn metrics_count_logins_refreshes_proxied_calls_and_carry_no_secret_label(
     assert_eq!(sample(&before, "bff_logins_started_total", &[]), 0.0);
 
     // A login.
-    let callback = login(&browser, &server).await;
+    let callback = login_at_fake_provider(&browser, &server).await;
     assert_eq!(callback.status, 200, "{}", callback.body);
     let session_id = callback.session_cookie().expect("a session cookie");
     // A refresh.

@@ -236,11 +236,10 @@ async fn server_with_fake_provider(mode: Mode) -> (TestOp, Server, Browser) {
     server_with_scripted_provider(mode.script()).await
 }
 
-/// A server whose only provider follows `script`.
-async fn server_with_scripted_provider(script: Script) -> (TestOp, Server, Browser) {
-    let op = TestOp::start(script).await;
-    let reserved = reserve().await;
-    let text = format!(
+/// The configuration of a plain-HTTP server at `base` whose only provider is the scripted one
+/// at `issuer`, plus `extra` TOML.
+pub(crate) fn scripted_provider_toml(base: &str, issuer: &str, extra: &str) -> String {
+    format!(
         r#"
 default_provider = "fake"
 [server]
@@ -255,10 +254,16 @@ issuer = "{issuer}"
 client_id = "{CLIENT_ID}"
 client_secret = "{OP_CLIENT_SECRET}"
 id_token_algorithms = ["ES256"]
-"#,
-        base = reserved.base,
-        issuer = op.issuer
-    );
+{extra}
+"#
+    )
+}
+
+/// A server whose only provider follows `script`.
+async fn server_with_scripted_provider(script: Script) -> (TestOp, Server, Browser) {
+    let op = TestOp::start(script).await;
+    let reserved = reserve().await;
+    let text = scripted_provider_toml(&reserved.base, &op.issuer, "");
     let config = bff_server::Config::from_toml_str(&text, Vec::new()).unwrap();
     let server = reserved.serve(config).await;
     let browser = Browser::new(&server.base);
@@ -266,8 +271,9 @@ id_token_algorithms = ["ES256"]
 }
 
 /// Logs in through the scripted provider (which has no login page) and returns the callback.
-async fn login_at_fake_provider(browser: &Browser, server: &Server) -> Page {
+pub(crate) async fn login_at_fake_provider(browser: &Browser, server: &Server) -> Page {
     let start = browser.get(&format!("{}/bff/login", server.base)).await;
+    assert_eq!(start.status, 302, "{}", start.body);
     let authorize = browser.get(&start.location().unwrap()).await;
     browser.get(&authorize.location().unwrap()).await
 }
