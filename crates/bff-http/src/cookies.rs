@@ -219,7 +219,8 @@ impl SessionCookie {
         let Some(id) = self.id.take() else {
             return Ok(());
         };
-        match bff.admit_session(id, &client_context(req, trusted)).await {
+        // Boxed: only deployments with admission checks pay for its (large) future.
+        match Box::pin(bff.admit_session(id, &client_context(req, trusted))).await {
             Ok(admitted) => {
                 if admitted.renewed {
                     set_session(req, &self.settings, &admitted.id, admitted.cookie_max_age);

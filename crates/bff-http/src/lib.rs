@@ -31,8 +31,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use poem::endpoint::BoxEndpoint;
 use poem::endpoint::StaticFilesEndpoint;
+use poem::endpoint::{BoxEndpoint, DynEndpoint};
 use poem::http::{StatusCode, header};
 use poem::middleware::{CookieJarManager, SetHeader};
 use poem::web::Json;
@@ -167,14 +167,7 @@ pub fn app(
         .with(CookieJarManager::new())
         .boxed();
     ProxyFirst::new(proxied, site)
-        // Before anything reads a header; inside the request log, so the refusal has an id.
-        .around(move |ep, req| async move {
-            match server::check_head(&req, &limits) {
-                Some(refused) => Ok(refused),
-                None => ep.call(req).await,
-            }
-        })
-        .around(move |ep, req| log_request(ep, req, trusted_proxies.clone()))
+        .around(move |ep, req| log_request(ep, req, Some(limits), trusted_proxies.clone()))
 }
 
 /// The API proxy's routes before the rest of the app: a request under a route prefix (the
@@ -207,16 +200,19 @@ fn under_prefix(path: &str, prefix: &str) -> bool {
 impl Endpoint for ProxyFirst {
     type Output = Response;
 
-    async fn call(&self, req: poem::Request) -> poem::Result<Response> {
+    /// The chosen endpoint's boxed future itself: an async wrapper (or `BoxEndpoint`'s own
+    /// `call`) would hold and move another copy of the request for nothing.
+    fn call(
+        &self,
+        req: poem::Request,
+    ) -> impl std::future::Future<Output = poem::Result<Response>> + Send {
         let path = req.uri().path();
-        match self
+        let endpoint = self
             .proxied
             .iter()
             .find(|(prefix, _)| under_prefix(path, prefix))
-        {
-            Some((_, proxy)) => proxy.call(req).await,
-            None => self.site.call(req).await,
-        }
+            .map_or(&self.site, |(_, proxy)| proxy);
+        DynEndpoint::call(endpoint.as_ref(), req)
     }
 }
 
@@ -308,6 +304,10 @@ async fn problem_response(err: poem::Error) -> Response {
 /// The response header that carries the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// [`REQUEST_ID_HEADER`] as a `HeaderName`, parsed once rather than on every insert.
+pub(crate) const REQUEST_ID: header::HeaderName =
+    header::HeaderName::from_static(REQUEST_ID_HEADER);
+
 /// The id [`log_request`] gave the request, kept in its extensions.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestId(pub(crate) String);
@@ -326,9 +326,13 @@ const PROBLEM_BODY_LIMIT: usize = 64 * 1024;
 /// secret). A client-sent `x-request-id` is never taken (it could forge or collide with another
 /// request's lines), nor passed to an upstream: the API proxy sends this id instead. When traces are exported and the id is not the trace id, the span also
 /// carries `trace_id`.
+///
+/// Heads over `limits`, when given, are refused here, before anything reads a header, but inside
+/// the request's span, so the refusal has an id and a log line.
 async fn log_request<E: Endpoint>(
     ep: Arc<E>,
     mut req: poem::Request,
+    limits: Option<server::RequestLimits>,
     trusted_proxies: Arc<TrustedProxies>,
 ) -> poem::Result<Response> {
     use tracing::Instrument as _;
@@ -337,9 +341,19 @@ async fn log_request<E: Endpoint>(
     let parent = trace_context::accepted_traceparent(&trusted_proxies, peer, req.headers());
     let id = match &parent {
         Some(parent) => parent.trace_id_hex(),
-        None => uuid::Uuid::now_v7().to_string(),
+        // Encoded straight into a buffer: `to_string` goes through the formatting machinery.
+        None => uuid::Uuid::now_v7()
+            .hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer())
+            .to_owned(),
     };
-    let span = tracing::info_span!("request", id = %id, trace_id = tracing::field::Empty);
+    // Fields as `&str`, not `Display`: recorded without the formatting machinery (JSON lines
+    // are the same; the plain formats quote them).
+    let span = tracing::info_span!(
+        "request",
+        id = id.as_str(),
+        trace_id = tracing::field::Empty
+    );
     if let Some(parent) = &parent {
         trace_context::adopt_parent(&span, parent);
     } else if let Some(trace_id) = trace_context::exported_trace_id(&span) {
@@ -353,7 +367,10 @@ async fn log_request<E: Endpoint>(
     let path = req.uri().path().to_owned();
     let started = std::time::Instant::now();
     let resp = async {
-        let resp = ep.call(req).await?.into_response();
+        let resp = match limits.and_then(|limits| server::check_head(&req, &limits)) {
+            Some(refused) => refused,
+            None => ep.call(req).await?.into_response(),
+        };
         tracing::info!(
             %method,
             %path,
@@ -371,7 +388,7 @@ async fn log_request<E: Endpoint>(
 /// `resp` with the request id in its `x-request-id` header and, for a problem, its `instance`.
 async fn with_request_id(mut resp: Response, id: &str) -> Response {
     if let Ok(value) = header::HeaderValue::from_str(id) {
-        resp.headers_mut().insert(REQUEST_ID_HEADER, value);
+        resp.headers_mut().insert(REQUEST_ID, value);
     }
     let is_problem = resp
         .headers()

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use poem::endpoint::DynEndpoint;
 use poem::http::StatusCode;
 use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Addr, Endpoint, EndpointExt, IntoResponse, Request, Response};
@@ -247,7 +248,12 @@ async fn serve_connection(
                 RemoteAddr(Addr::SocketAddr(peer)),
                 poem::http::uri::Scheme::HTTP,
             ));
-            Ok::<_, std::convert::Infallible>(hyper::Response::from(app.get_response(req).await))
+            // The boxed app's own future, not `get_response`'s: every async layer over it
+            // (`Arc`, `Box`, `dyn`) would hold and move another copy of the request.
+            let response = DynEndpoint::call(app.as_ref().as_ref(), req)
+                .await
+                .unwrap_or_else(|err| err.into_response());
+            Ok::<_, std::convert::Infallible>(hyper::Response::from(response))
         }
     });
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(socket), service);

@@ -20,13 +20,14 @@ use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
 };
 use poem::http::HeaderValue;
-use poem::http::header::HeaderMap;
+use poem::http::header::{HeaderMap, HeaderName};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::proxy::TrustedProxies;
 
-/// The request header of W3C Trace Context.
-pub(crate) const TRACEPARENT: &str = "traceparent";
+/// The request header of W3C Trace Context (a `HeaderName` constant: a `&str` name is parsed
+/// again on every use).
+pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// A parsed `traceparent`: which trace, which span is the parent, whether it is sampled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +145,7 @@ pub(crate) fn accepted_traceparent(
     if !trusted.trusts_peer(peer) {
         return None;
     }
-    let mut values = headers.get_all(TRACEPARENT).iter();
+    let mut values = headers.get_all(&TRACEPARENT).iter();
     let value = values.next()?;
     if values.next().is_some() {
         // Two parents: the specification says to start afresh.

@@ -141,7 +141,9 @@ impl Bff {
         let now = self.ports.clock.now();
         let due = expires_at.is_some_and(|exp| exp <= now.plus(self.policy.refresh_margin));
         if due {
-            return self.refresh_session(session, provider).await;
+            // Boxed: the refresh's state machine is large and rarely needed; inline, every
+            // proxied request's future would carry (and move) it.
+            return Box::pin(self.refresh_session(session, provider)).await;
         }
         self.open_tokens_of(&session, provider)
             .await?

@@ -247,5 +247,5 @@ pub fn admin_app(bff: Arc<Bff>, credential: AdminCredential) -> impl Endpoint {
         .catch_all_error(crate::problem_response)
         .with(SetHeader::new().overriding(header::CACHE_CONTROL, "no-store"))
         // Operators call it directly: no proxy in front whose trace context to believe.
-        .around(|ep, req| crate::log_request(ep, req, Arc::default()))
+        .around(|ep, req| crate::log_request(ep, req, None, Arc::default()))
 }
