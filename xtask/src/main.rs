@@ -170,7 +170,8 @@ fn ci() -> Result {
 }
 
 /// Benchmarks (release build), see BENCHMARKS.md. `bench stores`: session store latency.
-/// `bench proxy`: the API proxy and `GET /bff/user` under `wrk`, with CPU per request.
+/// `bench proxy`: the API proxy and `GET /bff/user` under `wrk`, with CPU per request
+/// (`--instructions`: instructions per request under callgrind instead).
 /// `bench backchannel`: back-channel logout by `sub` at 1M stored sessions, every store.
 fn bench(args: &[String]) -> Result {
     let what = match args.first().map(String::as_str) {
@@ -180,6 +181,7 @@ fn bench(args: &[String]) -> Result {
         _ => {
             return Err("usage: cargo xtask bench stores [--sizes 100000,1000000] [--samples 5000]\n       \
                  cargo xtask bench proxy [--secs 10] [--connections 16] [--warmup-secs 2]\n       \
+                 cargo xtask bench proxy --instructions [--requests 2000]\n       \
                  cargo xtask bench backchannel [--total 1000000] [--users 10000,10]"
                 .into());
         }

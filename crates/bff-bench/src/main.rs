@@ -3,7 +3,9 @@
 //!
 //! - `stores`: session store latency at 100k and 1M stored sessions ([`stores`]).
 //! - `proxy`: throughput, latency and CPU per request of the API proxy and `GET /bff/user`
-//!   against a bare pass-through proxy and the upstream itself, under `wrk` ([`proxy`]).
+//!   against a bare pass-through proxy and the upstream itself, under `wrk` ([`proxy`]); with
+//!   `--instructions`, the instructions each server executes per request instead, counted by
+//!   callgrind, which a busy machine does not change ([`instructions`]).
 //! - `backchannel`: back-channel logout by `sub` of one user's sessions among 1M stored, on
 //!   every store: time, round trips, and exactly those sessions gone ([`backchannel`]).
 //! - `serve upstream|bare|bff`: the servers `proxy` measures, each in its own child process so
@@ -17,6 +19,7 @@
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod backchannel;
+mod instructions;
 mod proxy;
 mod serve;
 mod stores;
@@ -30,7 +33,7 @@ fn main() {
         Some("serve") => serve::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: bff-bench stores [--sizes N,M] [--samples N]\n       bff-bench proxy [--secs 10] [--connections 16] [--warmup-secs 2]\n       bff-bench backchannel [--total 1000000] [--users 10000,10]"
+                "usage: bff-bench stores [--sizes N,M] [--samples N]\n       bff-bench proxy [--secs 10] [--connections 16] [--warmup-secs 2]\n       bff-bench proxy --instructions [--requests 2000]\n       bff-bench backchannel [--total 1000000] [--users 10000,10]"
             );
             std::process::exit(2);
         }

@@ -23,19 +23,33 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 /// One server under test, killed (by its own process id) when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     addr: String,
-    session: Option<String>,
+    pub(crate) session: Option<String>,
 }
 
 impl Server {
     /// Starts `bff-bench serve ARGS` and waits for its `listening` line.
-    fn start(args: &[&str]) -> Self {
+    pub(crate) fn start(args: &[&str]) -> Self {
+        Self::start_under(&[], args)
+    }
+
+    /// [`Self::start`] under a `wrapper` command (`valgrind ...`), which must run the server in
+    /// its own process, as valgrind does.
+    pub(crate) fn start_under(wrapper: &[&str], args: &[&str]) -> Self {
         // Another build's servers can be measured by the same run of this one (before/after).
         let exe = std::env::var_os("BFF_BENCH_SERVERS")
             .map_or_else(|| std::env::current_exe().unwrap(), Into::into);
-        let mut child = Command::new(exe)
+        let mut command = match wrapper.split_first() {
+            Some((program, wrapper_args)) => {
+                let mut command = Command::new(program);
+                command.args(wrapper_args).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
             .arg("serve")
             .args(args)
             .stdin(Stdio::null())
@@ -76,11 +90,11 @@ impl Server {
         }
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 }
@@ -292,6 +306,9 @@ fn print_table(rows: &[Row], baseline: &Figures, baseline_name: &str) {
 }
 
 pub(crate) fn run(args: &[String]) {
+    if args.iter().any(|a| a == "--instructions") {
+        return crate::instructions::run(args);
+    }
     let option = |name: &str, default: u64| {
         args.iter()
             .position(|a| a == name)
