@@ -383,6 +383,18 @@ pub(crate) fn run(args: &[String]) {
         name: "(2) bare pass-through proxy".into(),
         figures: bare_figures.clone(),
     });
+    // Not the BFF's stack: what reqwest's own layers cost, for the record.
+    let bare_hyper = Server::start(&["bare-hyper", "--upstream", &upstream_url]);
+    proxy_rows.push(Row {
+        name: "bare proxy on hyper-util's client, not reqwest".into(),
+        figures: load.measure(
+            &bare_hyper.url("/api/orders/7"),
+            &[],
+            bare_hyper.pid(),
+            Some(upstream.pid()),
+        ),
+    });
+    drop(bare_hyper);
 
     for store in ["memory", "redis", "postgres+redis"] {
         let bff = Server::start(&[

@@ -6,6 +6,8 @@
 //!   `bff_http::serve`'s connections in, a reqwest client built like the API proxy's out) with
 //!   no session, cookie, header-policy or token work: what any proxy on this stack costs, the
 //!   limit a BFF can reach.
+//! - `bare-hyper --upstream URL`: the same on hyper-util's client, which reqwest wraps: what
+//!   reqwest's own layers cost (not the BFF's stack).
 //! - `bff --store KIND --upstream URL [--redis-prefix P] [--pg-schema S]`: the real server's
 //!   wiring (`bff_server::build_with_providers`, then `bff_http::app` on `bff_http::serve`)
 //!   with its production logging, from a configuration text: stores, vault cipher, policy,
@@ -49,6 +51,7 @@ pub(crate) fn run(args: &[String]) {
         match args.first().map(String::as_str) {
             Some("upstream") => upstream().await,
             Some("bare") => bare(&option("--upstream").expect("--upstream URL")).await,
+            Some("bare-hyper") => bare_hyper(&option("--upstream").expect("--upstream URL")).await,
             Some("bff") => {
                 bff(
                     &option("--store").expect("--store KIND"),
@@ -58,7 +61,7 @@ pub(crate) fn run(args: &[String]) {
                 )
                 .await
             }
-            other => panic!("unknown server {other:?}: upstream | bare | bff"),
+            other => panic!("unknown server {other:?}: upstream | bare | bare-hyper | bff"),
         }
     });
 }
@@ -156,6 +159,73 @@ async fn bare(upstream: &str) {
         .build()
         .unwrap();
     let proxy = BareProxy {
+        client,
+        upstream: upstream.trim_end_matches('/').to_owned(),
+    };
+    serve_like_bff_server(Route::new().nest_no_strip("/api", proxy)).await;
+}
+
+/// The same pass-through proxy on hyper-util's client, the one reqwest wraps, without reqwest's
+/// layers (redirect and retry services, its `Url` round trip, timeouts): what leaving reqwest
+/// would save. Not the BFF's stack; measured beside it.
+struct BareHyperProxy {
+    client: HyperClient,
+    upstream: String,
+}
+
+type PoemBoxBody = http_body_util::combinators::BoxBody<hyper::body::Bytes, std::io::Error>;
+type HyperClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    PoemBoxBody,
+>;
+
+impl Endpoint for BareHyperProxy {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        use http_body_util::BodyExt as _;
+
+        let target = req
+            .original_uri()
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str());
+        let uri = format!(
+            "{}{}",
+            self.upstream,
+            target.strip_prefix("/api").unwrap_or(target)
+        );
+        let mut headers = req.headers().clone();
+        headers.remove(header::HOST);
+        let body: PoemBoxBody = req.take_body().into();
+        let mut upstream = poem::http::Request::builder()
+            .method(req.method().clone())
+            .uri(uri)
+            .body(body)
+            .map_err(|_| poem::Error::from_status(StatusCode::BAD_REQUEST))?;
+        *upstream.headers_mut() = headers;
+        let response = self.client.request(upstream).await.map_err(|_| {
+            poem::Error::from_string("upstream unavailable", StatusCode::BAD_GATEWAY)
+        })?;
+        let (parts, body) = response.into_parts();
+        let mut headers = parts.headers;
+        headers.remove(header::CONNECTION);
+        headers.remove(header::TRANSFER_ENCODING);
+        let body: PoemBoxBody = body.map_err(std::io::Error::other).boxed();
+        let mut out = Response::builder()
+            .status(parts.status)
+            .body(Body::from(body));
+        *out.headers_mut() = headers;
+        Ok(out)
+    }
+}
+
+async fn bare_hyper(upstream: &str) {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+    connector.set_nodelay(true);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(connector);
+    let proxy = BareHyperProxy {
         client,
         upstream: upstream.trim_end_matches('/').to_owned(),
     };
