@@ -80,14 +80,14 @@ pub(crate) fn run(args: &[String]) {
     ];
     let csrf = [("x-csrf", "1".to_owned())];
     let bare = count(&["bare", "--upstream", &upstream_url], "/api/orders/7", &[]);
-    let bare_hyper = count(
-        &["bare-hyper", "--upstream", &upstream_url],
+    let bare_reqwest = count(
+        &["bare-reqwest", "--upstream", &upstream_url],
         "/api/orders/7",
         &[],
     );
     let proxied = [
         ("(2) bare pass-through proxy", bare),
-        ("bare proxy on hyper-util's client, not reqwest", bare_hyper),
+        ("bare proxy on a reqwest client", bare_reqwest),
         (
             "BFF, `none` route (no session)",
             count(&bff, "/open/orders/7", &csrf),

@@ -383,18 +383,18 @@ pub(crate) fn run(args: &[String]) {
         name: "(2) bare pass-through proxy".into(),
         figures: bare_figures.clone(),
     });
-    // Not the BFF's stack: what reqwest's own layers cost, for the record.
-    let bare_hyper = Server::start(&["bare-hyper", "--upstream", &upstream_url]);
+    // Not the BFF's stack since it left reqwest: what reqwest's own layers cost, for the record.
+    let bare_reqwest = Server::start(&["bare-reqwest", "--upstream", &upstream_url]);
     proxy_rows.push(Row {
-        name: "bare proxy on hyper-util's client, not reqwest".into(),
+        name: "bare proxy on a reqwest client".into(),
         figures: load.measure(
-            &bare_hyper.url("/api/orders/7"),
+            &bare_reqwest.url("/api/orders/7"),
             &[],
-            bare_hyper.pid(),
+            bare_reqwest.pid(),
             Some(upstream.pid()),
         ),
     });
-    drop(bare_hyper);
+    drop(bare_reqwest);
 
     for store in ["memory", "redis", "postgres+redis"] {
         let bff = Server::start(&[

@@ -3,11 +3,11 @@
 //!
 //! - `upstream`: the one upstream of every scenario: the same small JSON answer to any `GET`.
 //! - `bare --upstream URL`: a pass-through proxy on the BFF's own stack (poem on
-//!   `bff_http::serve`'s connections in, a reqwest client built like the API proxy's out) with
-//!   no session, cookie, header-policy or token work: what any proxy on this stack costs, the
-//!   limit a BFF can reach.
-//! - `bare-hyper --upstream URL`: the same on hyper-util's client, which reqwest wraps: what
-//!   reqwest's own layers cost (not the BFF's stack).
+//!   `bff_http::serve`'s connections in, hyper-util's pooling client out, as the API proxy's
+//!   client is built) with no session, cookie, header-policy or token work: what any proxy on
+//!   this stack costs, the limit a BFF can reach.
+//! - `bare-reqwest --upstream URL`: the same with a reqwest client, the API proxy's client
+//!   until the fourth pass of BENCHMARKS.md: what reqwest's own layers cost.
 //! - `bff --store KIND --upstream URL [--redis-prefix P] [--pg-schema S]`: the real server's
 //!   wiring (`bff_server::build_with_providers`, then `bff_http::app` on `bff_http::serve`)
 //!   with its production logging, from a configuration text: stores, vault cipher, policy,
@@ -51,7 +51,9 @@ pub(crate) fn run(args: &[String]) {
         match args.first().map(String::as_str) {
             Some("upstream") => upstream().await,
             Some("bare") => bare(&option("--upstream").expect("--upstream URL")).await,
-            Some("bare-hyper") => bare_hyper(&option("--upstream").expect("--upstream URL")).await,
+            Some("bare-reqwest") => {
+                bare_reqwest(&option("--upstream").expect("--upstream URL")).await
+            }
             Some("bff") => {
                 bff(
                     &option("--store").expect("--store KIND"),
@@ -61,7 +63,7 @@ pub(crate) fn run(args: &[String]) {
                 )
                 .await
             }
-            other => panic!("unknown server {other:?}: upstream | bare | bare-hyper | bff"),
+            other => panic!("unknown server {other:?}: upstream | bare | bare-reqwest | bff"),
         }
     });
 }
@@ -103,14 +105,14 @@ async fn upstream() {
     serve(Route::new().at("/*path", answer)).await;
 }
 
-/// The pass-through proxy: the path after `/api` to the upstream, the browser's headers but
-/// `Host`, the upstream's answer streamed back.
-struct BareProxy {
+/// The pass-through proxy on reqwest: the path after `/api` to the upstream, the browser's
+/// headers but `Host`, the upstream's answer streamed back.
+struct BareReqwestProxy {
     client: reqwest::Client,
     upstream: String,
 }
 
-impl Endpoint for BareProxy {
+impl Endpoint for BareReqwestProxy {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
@@ -150,25 +152,25 @@ impl Endpoint for BareProxy {
     }
 }
 
-async fn bare(upstream: &str) {
-    // Built like the API proxy's per-route client (`bff-http/src/proxy.rs`).
+async fn bare_reqwest(upstream: &str) {
+    // Built as the API proxy's per-route client was before it left reqwest.
     let client = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .build()
         .unwrap();
-    let proxy = BareProxy {
+    let proxy = BareReqwestProxy {
         client,
         upstream: upstream.trim_end_matches('/').to_owned(),
     };
     serve_like_bff_server(Route::new().nest_no_strip("/api", proxy)).await;
 }
 
-/// The same pass-through proxy on hyper-util's client, the one reqwest wraps, without reqwest's
-/// layers (redirect and retry services, its `Url` round trip, timeouts): what leaving reqwest
-/// would save. Not the BFF's stack; measured beside it.
-struct BareHyperProxy {
+/// The pass-through proxy on the API proxy's client stack: hyper-util's pooling client (plain
+/// HTTP here; the proxy's wraps it in rustls for `https` upstreams), the path after `/api` to
+/// the upstream, the browser's headers but `Host`, the upstream's answer streamed back.
+struct BareProxy {
     client: HyperClient,
     upstream: String,
 }
@@ -179,7 +181,7 @@ type HyperClient = hyper_util::client::legacy::Client<
     PoemBoxBody,
 >;
 
-impl Endpoint for BareHyperProxy {
+impl Endpoint for BareProxy {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
@@ -219,13 +221,13 @@ impl Endpoint for BareHyperProxy {
     }
 }
 
-async fn bare_hyper(upstream: &str) {
+async fn bare(upstream: &str) {
     let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
     connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
     connector.set_nodelay(true);
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build(connector);
-    let proxy = BareHyperProxy {
+    let proxy = BareProxy {
         client,
         upstream: upstream.trim_end_matches('/').to_owned(),
     };

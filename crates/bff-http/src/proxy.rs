@@ -27,11 +27,12 @@
 //! credential, an app `Origin` instead of `x-csrf` (a browser cannot add headers to an
 //! upgrade), then the two upgraded connections are joined byte for byte.
 //!
-//! Each route has its own HTTP client, built once with the route's connect timeout, no
-//! redirects (a redirect would carry the token elsewhere) and no ambient proxy from the
+//! Each route has its own HTTP client ([`client`]), built once with the route's connect timeout,
+//! no redirects (a redirect would carry the token elsewhere) and no ambient proxy from the
 //! environment (it would see the tokens); the route's total timeout bounds each exchange, body
 //! included.
 
+mod client;
 mod config;
 mod forwarding;
 mod headers;
@@ -60,6 +61,7 @@ use crate::csrf;
 use crate::problem::{Problem, error_chain};
 use crate::settings::HttpSettings;
 use crate::trace_context::{self, IncomingTrace};
+use client::UpstreamClient;
 
 // The headers the proxy sets, as constants: a `&str` name is parsed again on every insert.
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -72,7 +74,7 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 pub struct ProxyBuildError {
     prefix: String,
     #[source]
-    source: reqwest::Error,
+    source: rustls::Error,
 }
 
 /// The API proxy over a validated [`RouteTable`]. Cheap to clone.
@@ -87,7 +89,7 @@ struct Inner {
     settings: Arc<HttpSettings>,
     routes: RouteTable,
     /// One client per route prefix.
-    clients: BTreeMap<String, reqwest::Client>,
+    clients: BTreeMap<String, UpstreamClient>,
     /// Whose forwarding headers are believed; nobody's by default.
     trusted_proxies: TrustedProxies,
 }
@@ -112,12 +114,8 @@ impl ApiProxy {
     ) -> Result<Self, ProxyBuildError> {
         let mut clients = BTreeMap::new();
         for route in routes.routes() {
-            let client = reqwest::Client::builder()
-                .connect_timeout(route.connect_timeout())
-                .redirect(reqwest::redirect::Policy::none())
-                .no_proxy()
-                .build()
-                .map_err(|source| ProxyBuildError {
+            let client =
+                UpstreamClient::new(route.connect_timeout()).map_err(|source| ProxyBuildError {
                     prefix: route.prefix().to_owned(),
                     source,
                 })?;
@@ -385,7 +383,7 @@ impl Inner {
         Ok(out)
     }
 
-    fn client_for(&self, prefix: &str) -> Result<&reqwest::Client, Problem> {
+    fn client_for(&self, prefix: &str) -> Result<&UpstreamClient, Problem> {
         self.clients.get(prefix).ok_or_else(|| {
             Problem::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -402,63 +400,78 @@ impl Inner {
         credential: UpstreamCredential,
     ) -> Result<Response, Problem> {
         let route = target.route();
+        // The whole exchange, the answer's body included, ends by then.
+        let deadline = tokio::time::Instant::now() + route.total_timeout();
         let client = self.client_for(route.prefix())?;
         let headers = self.upstream_headers(req, target, &credential)?;
         drop(credential);
-        let mut upstream = client
-            .request(req.method().clone(), target.url().clone())
-            .headers(headers)
-            .timeout(route.total_timeout());
+        // The allowlist built this URL; one that `Uri` rejects (reqwest, the client before,
+        // refused the same ones) is an upstream that cannot be called.
+        let uri = poem::http::Uri::try_from(target.url().as_str()).map_err(|_| {
+            Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unavailable",
+                "The upstream API could not be reached.",
+            )
+        })?;
         let body = req.take_body();
         // Set when a streamed body passes the route's limit: the stream then fails, which cuts
         // the upstream request short, and the answer is `413`, not an upstream failure.
         let overflowed = Arc::new(AtomicBool::new(false));
-        if !body.is_empty() {
-            let chunks = body.into_bytes_stream();
-            let stream = match route.max_body_bytes() {
-                Some(limit) => capped(chunks, limit, overflowed.clone()).boxed(),
-                None => chunks.boxed(),
-            };
-            upstream = upstream.body(reqwest::Body::wrap_stream(stream));
-        }
-        let response = upstream.send().await.map_err(|e| {
+        let body: client::ProxyBody = match route.max_body_bytes() {
+            Some(limit) if !body.is_empty() => {
+                let chunks = capped(body.into_bytes_stream(), limit, overflowed.clone());
+                http_body_util::BodyExt::boxed(http_body_util::StreamBody::new(
+                    chunks.map_ok(hyper::body::Frame::data),
+                ))
+            }
+            _ => body.into(),
+        };
+        let mut upstream = poem::http::Request::new(body);
+        *upstream.method_mut() = req.method().clone();
+        *upstream.uri_mut() = uri;
+        *upstream.headers_mut() = headers;
+        let response = client.send(upstream, deadline).await.map_err(|e| {
             if overflowed.load(Ordering::SeqCst) {
                 tracing::info!(route = %route.prefix(), "proxy refused an oversized request body");
                 return body_too_large(route.max_body_bytes().unwrap_or_default());
             }
-            upstream_problem(route.prefix(), e)
+            upstream_problem(route.prefix(), &e)
         })?;
-        Ok(self.relay(route, response))
+        Ok(self.relay(route, target.url(), response))
     }
 
-    /// The upstream's headers the browser may see (see [`headers`]).
-    fn browser_headers(&self, route: &Route, response: &reqwest::Response) -> HeaderMap {
+    /// The upstream's headers the browser may see (see [`headers`]); `called` is the URL the
+    /// proxy called, against which a relative `Location` resolves.
+    fn browser_headers(&self, route: &Route, called: &url::Url, upstream: &HeaderMap) -> HeaderMap {
         let own_cookies = [
             self.settings.session_cookie.as_str(),
             self.settings.binding_cookie.as_str(),
         ];
-        let mut out = headers::browser_response_headers(
-            response.headers(),
-            route.forward_set_cookie(),
-            &own_cookies,
-        );
-        headers::rewrite_location(&mut out, response.url(), route.upstream(), route.prefix());
+        let mut out =
+            headers::browser_response_headers(upstream, route.forward_set_cookie(), &own_cookies);
+        headers::rewrite_location(&mut out, called, route.upstream(), route.prefix());
         out
     }
 
     /// The upstream's answer for the browser: status, filtered headers, streamed body.
-    fn relay(&self, route: &Route, response: reqwest::Response) -> Response {
-        let headers = self.browser_headers(route, &response);
-        let status = response.status();
+    fn relay(
+        &self,
+        route: &Route,
+        called: &url::Url,
+        response: hyper::Response<client::DeadlineBody>,
+    ) -> Response {
+        let (parts, body) = response.into_parts();
+        let headers = self.browser_headers(route, called, &parts.headers);
         let prefix = route.prefix().to_owned();
-        let body = response.bytes_stream().map_err(move |e| {
+        let body = http_body_util::BodyExt::map_err(body, move |e| {
             // Headers are sent already: the browser sees the response cut short.
-            tracing::warn!(route = %prefix, error = %error_chain(&e.without_url()), "upstream response body failed");
+            tracing::warn!(route = %prefix, error = %error_chain(&e), "upstream response body failed");
             std::io::Error::other("upstream response body failed")
         });
         let mut out = Response::builder()
-            .status(status)
-            .body(Body::from_bytes_stream(body));
+            .status(parts.status)
+            .body(Body::from(http_body_util::BodyExt::boxed(body)));
         *out.headers_mut() = headers;
         out
     }
@@ -532,12 +545,10 @@ where
     })
 }
 
-/// The problem for a failed upstream exchange; the cause is logged without the URL.
-fn upstream_problem(prefix: &str, err: reqwest::Error) -> Problem {
-    let timeout = err.is_timeout();
-    let err = err.without_url();
-    tracing::warn!(route = %prefix, error = %error_chain(&err), "upstream call failed");
-    if timeout {
+/// The problem for a failed upstream exchange; the cause is logged (it names no URL).
+fn upstream_problem(prefix: &str, err: &client::UpstreamError) -> Problem {
+    tracing::warn!(route = %prefix, error = %error_chain(err), "upstream call failed");
+    if err.is_timeout() {
         Problem::new(
             StatusCode::GATEWAY_TIMEOUT,
             "upstream_timeout",

@@ -94,22 +94,27 @@ impl Inner {
         drop(credential);
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        let uri = poem::http::Uri::try_from(target.url().as_str()).map_err(|_| {
+            Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unavailable",
+                "The upstream API could not be reached.",
+            )
+        })?;
+        let mut handshake = poem::http::Request::new(super::client::ProxyBody::default());
+        *handshake.uri_mut() = uri;
+        *handshake.headers_mut() = headers;
         // The total timeout bounds the handshake only; the socket then lives as long as it is
         // used.
-        let handshake = client.get(target.url().clone()).headers(headers).send();
-        let response = tokio::time::timeout(route.total_timeout(), handshake)
-            .await
-            .map_err(|_| {
+        let deadline = tokio::time::Instant::now() + route.total_timeout();
+        let mut response = client.send(handshake, deadline).await.map_err(|e| {
+            if e.is_timeout() {
                 tracing::warn!(route = %route.prefix(), "upstream WebSocket handshake timed out");
-                Problem::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "upstream_timeout",
-                    "The upstream API did not answer in time.",
-                )
-            })?
-            .map_err(|e| upstream_problem(route.prefix(), e))?;
+            }
+            upstream_problem(route.prefix(), &e)
+        })?;
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-            return Ok(self.relay(route, response));
+            return Ok(self.relay(route, target.url(), response));
         }
         if !lists(response.headers().get(header::UPGRADE), "websocket") {
             tracing::warn!(route = %route.prefix(), "upstream switched to another protocol than WebSocket");
@@ -119,16 +124,16 @@ impl Inner {
                 "The upstream API did not accept the WebSocket upgrade.",
             ));
         }
-        let mut headers = self.browser_headers(route, &response);
+        let mut headers = self.browser_headers(route, target.url(), response.headers());
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         let prefix = route.prefix().to_owned();
         let bff = self.bff.clone();
         tokio::spawn(async move {
-            let upstream_side = match response.upgrade().await {
-                Ok(io) => io,
+            let upstream_side = match hyper::upgrade::on(&mut response).await {
+                Ok(io) => hyper_util::rt::TokioIo::new(io),
                 Err(e) => {
-                    tracing::warn!(route = %prefix, error = %error_chain(&e.without_url()), "upstream WebSocket upgrade failed");
+                    tracing::warn!(route = %prefix, error = %error_chain(&e), "upstream WebSocket upgrade failed");
                     return;
                 }
             };

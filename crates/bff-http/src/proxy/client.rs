@@ -1,0 +1,268 @@
+//! The API proxy's HTTP client: hyper-util's connection-pooling client (the one reqwest wraps)
+//! over rustls, with the route's connect timeout and a deadline for the whole exchange.
+//!
+//! Not reqwest: its layers around that client (redirect and retry services, the URL it parses
+//! again from every request, its timeout wrappers) cost a bare pass-through proxy 34,000 of its
+//! 87,000 instructions per request (BENCHMARKS.md, fourth pass), and the proxy uses none of
+//! them: it follows no redirect (a redirect would carry the token elsewhere), retries nothing
+//! and builds the URL itself. What it does need is here: the connect timeout, a total timeout
+//! that also bounds the response body, TLS with the web PKI roots (the roots reqwest's
+//! `rustls-tls` used), HTTP/1.1, no proxy from the environment (there is no such lookup here),
+//! and telling a timeout from any other failure.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http_body_util::combinators::BoxBody;
+use hyper::body::{Bytes, Frame, Incoming, SizeHint};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::time::{Instant, Sleep};
+
+/// A request or response body as poem hands it over.
+pub(super) type ProxyBody = BoxBody<Bytes, std::io::Error>;
+
+/// One route's client: its own connection pool and connect timeout.
+#[derive(Clone, Debug)]
+pub(super) struct UpstreamClient {
+    client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+}
+
+/// Why an exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum UpstreamError {
+    /// The connection or the answer did not come within its time.
+    #[error("the upstream did not answer in time")]
+    Timeout,
+    /// Anything else: refused, reset, not HTTP, TLS failure.
+    #[error("the upstream call failed")]
+    Failed(#[source] hyper_util::client::legacy::Error),
+}
+
+impl UpstreamError {
+    pub(super) fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout)
+    }
+}
+
+impl UpstreamClient {
+    /// A client whose connections give up after `connect_timeout`.
+    ///
+    /// # Errors
+    /// The TLS configuration could not be built.
+    pub(super) fn new(connect_timeout: Duration) -> Result<Self, rustls::Error> {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(connect_timeout));
+        http.set_nodelay(true);
+        // `https` URLs too: the TLS connector wraps this one.
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Ok(Self {
+            client: Client::builder(TokioExecutor::new()).build(https),
+        })
+    }
+
+    /// Sends `request` and waits for the answer's head until `deadline`; the answer's body
+    /// fails if it has not ended by then either.
+    ///
+    /// # Errors
+    /// [`UpstreamError`].
+    pub(super) async fn send(
+        &self,
+        request: hyper::Request<ProxyBody>,
+        deadline: Instant,
+    ) -> Result<hyper::Response<DeadlineBody>, UpstreamError> {
+        let response = tokio::time::timeout_at(deadline, self.client.request(request))
+            .await
+            .map_err(|_| UpstreamError::Timeout)?
+            .map_err(|err| {
+                if is_connect_timeout(&err) {
+                    UpstreamError::Timeout
+                } else {
+                    UpstreamError::Failed(err)
+                }
+            })?;
+        Ok(response.map(|body| DeadlineBody {
+            body,
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+        }))
+    }
+}
+
+/// Whether the connector gave up on connecting in time (its error carries an `io::Error` of
+/// kind `TimedOut` somewhere in its sources).
+fn is_connect_timeout(err: &hyper_util::client::legacy::Error) -> bool {
+    if !err.is_connect() {
+        return false;
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// An answer's body that fails once the exchange's deadline has passed.
+#[derive(Debug)]
+pub(super) struct DeadlineBody {
+    body: Incoming,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl hyper::body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
+            return Poll::Ready(frame.map(|frame| frame.map_err(std::io::Error::other)));
+        }
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the upstream's answer did not end in time",
+            )))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use http_body_util::BodyExt as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A loopback server that reads a request head, then writes `answer` and keeps the
+    /// connection open (never closing it is what makes a deadline matter).
+    async fn server(answer: &'static [u8]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let Ok(n) = socket.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        head.extend_from_slice(&buf[..n]);
+                    }
+                    let _ = socket.write_all(answer).await;
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                });
+            }
+        });
+        format!("127.0.0.1:{}", addr.port())
+    }
+
+    fn get(url: &str) -> hyper::Request<ProxyBody> {
+        let mut request = hyper::Request::new(ProxyBody::default());
+        *request.uri_mut() = url.parse().unwrap();
+        request
+    }
+
+    fn soon(millis: u64) -> Instant {
+        Instant::now() + Duration::from_millis(millis)
+    }
+
+    #[tokio::test]
+    async fn an_answer_arrives_whole_before_the_deadline() {
+        let addr = server(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+        let client = UpstreamClient::new(Duration::from_secs(5)).unwrap();
+        let response = client
+            .send(get(&format!("http://{addr}/")), soon(5_000))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"ok");
+    }
+
+    #[tokio::test]
+    async fn no_answer_by_the_deadline_is_a_timeout() {
+        let addr = server(b"").await;
+        let client = UpstreamClient::new(Duration::from_secs(5)).unwrap();
+        let err = client
+            .send(get(&format!("http://{addr}/")), soon(200))
+            .await
+            .unwrap_err();
+        assert!(err.is_timeout(), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_body_still_arriving_at_the_deadline_fails_instead_of_ending() {
+        // Ten bytes announced, two sent, then nothing: a clean end here would hand the browser
+        // a truncated answer as if it were whole.
+        let addr = server(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok").await;
+        let client = UpstreamClient::new(Duration::from_secs(5)).unwrap();
+        let response = client
+            .send(get(&format!("http://{addr}/")), soon(300))
+            .await
+            .unwrap();
+        let err = response.into_body().collect().await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_and_a_failed_tls_handshake_are_failures_not_timeouts() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let client = UpstreamClient::new(Duration::from_secs(5)).unwrap();
+        let refused = client
+            .send(get(&format!("http://127.0.0.1:{port}/")), soon(5_000))
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, UpstreamError::Failed(_)), "{refused:?}");
+        // Plain HTTP where TLS is expected: the answer comes as soon as the client connects.
+        let plain = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = plain.local_addr().unwrap();
+        tokio::spawn(async move {
+            if let Ok((mut socket, _)) = plain.accept().await {
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            }
+        });
+        let not_tls = client
+            .send(get(&format!("https://{addr}/")), soon(5_000))
+            .await
+            .unwrap_err();
+        assert!(matches!(not_tls, UpstreamError::Failed(_)), "{not_tls:?}");
+    }
+}
