@@ -105,6 +105,22 @@ async fn upstream() {
     serve(Route::new().at("/*path", answer)).await;
 }
 
+/// What both bare proxies send on: the upstream URL (the path after `/api` on `upstream`) and
+/// the browser's headers but `Host`.
+fn pass_through(req: &Request, upstream: &str) -> (String, poem::http::HeaderMap) {
+    let target = req
+        .original_uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str());
+    let url = format!(
+        "{upstream}{}",
+        target.strip_prefix("/api").unwrap_or(target)
+    );
+    let mut headers = req.headers().clone();
+    headers.remove(header::HOST);
+    (url, headers)
+}
+
 /// The pass-through proxy on reqwest: the path after `/api` to the upstream, the browser's
 /// headers but `Host`, the upstream's answer streamed back.
 struct BareReqwestProxy {
@@ -116,17 +132,7 @@ impl Endpoint for BareReqwestProxy {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        let target = req
-            .original_uri()
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str());
-        let url = format!(
-            "{}{}",
-            self.upstream,
-            target.strip_prefix("/api").unwrap_or(target)
-        );
-        let mut headers = req.headers().clone();
-        headers.remove(header::HOST);
+        let (url, headers) = pass_through(&req, &self.upstream);
         let mut upstream = self
             .client
             .request(req.method().clone(), url)
@@ -187,17 +193,7 @@ impl Endpoint for BareProxy {
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         use http_body_util::BodyExt as _;
 
-        let target = req
-            .original_uri()
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str());
-        let uri = format!(
-            "{}{}",
-            self.upstream,
-            target.strip_prefix("/api").unwrap_or(target)
-        );
-        let mut headers = req.headers().clone();
-        headers.remove(header::HOST);
+        let (uri, headers) = pass_through(&req, &self.upstream);
         let body: PoemBoxBody = req.take_body().into();
         let mut upstream = poem::http::Request::builder()
             .method(req.method().clone())

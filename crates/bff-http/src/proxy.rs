@@ -405,15 +405,7 @@ impl Inner {
         let client = self.client_for(route.prefix())?;
         let headers = self.upstream_headers(req, target, &credential)?;
         drop(credential);
-        // The allowlist built this URL; one that `Uri` rejects (reqwest, the client before,
-        // refused the same ones) is an upstream that cannot be called.
-        let uri = poem::http::Uri::try_from(target.url().as_str()).map_err(|_| {
-            Problem::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_unavailable",
-                "The upstream API could not be reached.",
-            )
-        })?;
+        let uri = upstream_uri(target)?;
         let body = req.take_body();
         // Set when a streamed body passes the route's limit: the stream then fails, which cuts
         // the upstream request short, and the answer is `413`, not an upstream failure.
@@ -475,6 +467,18 @@ impl Inner {
         *out.headers_mut() = headers;
         out
     }
+}
+
+/// The target's URL as the client takes it. The allowlist built the URL; one that `Uri` rejects
+/// (reqwest, the client before, refused the same ones) is an upstream that cannot be called.
+fn upstream_uri(target: &ProxyTarget<'_>) -> Result<poem::http::Uri, Problem> {
+    poem::http::Uri::try_from(target.url().as_str()).map_err(|_| {
+        Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_unavailable",
+            "The upstream API could not be reached.",
+        )
+    })
 }
 
 /// `ip` as a header value. IPv4 addresses, nearly every peer, are written digit by digit: the

@@ -28,7 +28,7 @@ use poem::Response;
 use poem::http::header::{self, HeaderValue};
 use poem::http::{Method, StatusCode};
 
-use super::{Inner, upstream_problem};
+use super::{Inner, upstream_problem, upstream_uri};
 use crate::problem::{Problem, error_chain};
 use crate::settings::HttpSettings;
 
@@ -94,13 +94,7 @@ impl Inner {
         drop(credential);
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        let uri = poem::http::Uri::try_from(target.url().as_str()).map_err(|_| {
-            Problem::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_unavailable",
-                "The upstream API could not be reached.",
-            )
-        })?;
+        let uri = upstream_uri(target)?;
         let mut handshake = poem::http::Request::new(super::client::ProxyBody::default());
         *handshake.uri_mut() = uri;
         *handshake.headers_mut() = headers;
