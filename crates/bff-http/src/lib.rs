@@ -277,19 +277,16 @@ async fn cap_body<E: Endpoint>(
 /// `408 request_timeout`, closing the connection: the rest of the body may still be on its way,
 /// and nothing after it on this connection could be read as a request.
 fn body_timeout(timeout: std::time::Duration) -> Response {
-    let status = StatusCode::REQUEST_TIMEOUT;
+    // `Problem` has no `408` variant (no endpoint declares it in the OpenAPI document).
     let mut refused = problem::Problem::new(
-        status,
+        StatusCode::REQUEST_TIMEOUT,
         "request_timeout",
         format!(
             "The request body did not arrive within {} s.",
             timeout.as_secs_f64()
         ),
     )
-    .into_response();
-    // `Problem` has no `408` variant (no endpoint declares it in the OpenAPI document): the
-    // body says 408, and so does the status.
-    refused.set_status(status);
+    .into_response_with_own_status();
     refused.headers_mut().insert(
         header::CONNECTION,
         header::HeaderValue::from_static("close"),

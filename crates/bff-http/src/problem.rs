@@ -96,6 +96,16 @@ fn title_for(status: StatusCode) -> String {
 }
 
 impl Problem {
+    /// The problem as a response whose status is the problem's own, also for statuses no
+    /// variant of the OpenAPI answer has (`408`, `431`, `504`): its `IntoResponse` picks the
+    /// status from those variants.
+    pub(crate) fn into_response_with_own_status(self) -> poem::Response {
+        let status = self.status();
+        let mut response = poem::IntoResponse::into_response(self);
+        response.set_status(status);
+        response
+    }
+
     /// The HTTP status the body carries (the proxy answers `504` through a `502`-class
     /// variant and sets this status on the response).
     pub(crate) fn status(&self) -> StatusCode {

@@ -50,7 +50,7 @@ use futures_util::{StreamExt as _, TryStreamExt};
 use poem::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use poem::http::{StatusCode, Version};
 use poem::middleware::CookieJarManager;
-use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response};
+use poem::{Body, Endpoint, EndpointExt, Request, Response};
 use tracing::Instrument as _;
 
 pub use config::{ProxyConfigError, ProxyRouteConfig, route_table};
@@ -209,10 +209,7 @@ fn raw_target(req: &Request) -> String {
 /// A problem as a response whose status is the problem's own: `504` has no variant of its own
 /// in [`Problem`], whose OpenAPI surface belongs to the `/bff` endpoints.
 fn answer(problem: Problem) -> Response {
-    let status = problem.status();
-    let mut response = problem.into_response();
-    response.set_status(status);
-    response
+    problem.into_response_with_own_status()
 }
 
 fn refusal_answer(refusal: ProxyRefusal) -> Response {

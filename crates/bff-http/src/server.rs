@@ -116,9 +116,10 @@ pub(crate) fn check_head(req: &Request, limits: &RequestLimits) -> Option<Respon
         bytes = size,
         "request refused: headers over the limit"
     );
-    let status = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
-    let mut refused = Problem::new(
-        status,
+    // `Problem` has no `431` variant (its variants are the OpenAPI document's answers, and no
+    // endpoint declares this one).
+    let refused = Problem::new(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         "headers_too_large",
         format!(
             "The request headers are larger than this server accepts (at most {} fields and {} \
@@ -126,10 +127,7 @@ pub(crate) fn check_head(req: &Request, limits: &RequestLimits) -> Option<Respon
             limits.max_headers, limits.max_header_bytes
         ),
     )
-    .into_response();
-    // `Problem` has no `431` variant (its variants are the OpenAPI document's answers, and no
-    // endpoint declares this one): the body says 431, and so does the status.
-    refused.set_status(status);
+    .into_response_with_own_status();
     Some(refused)
 }
 

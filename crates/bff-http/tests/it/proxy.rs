@@ -1516,17 +1516,7 @@ async fn open_socket(addr: SocketAddr, head: &str) -> (Answer, tokio::net::TcpSt
         assert_eq!(n, 1, "closed after {:?}", String::from_utf8_lossy(&raw));
         raw.push(byte[0]);
     }
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let mut lines = text.trim_end().split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
+    let (status, headers, _) = crate::support::parse_raw_answer(&raw);
     let answer = Answer {
         status,
         headers,
