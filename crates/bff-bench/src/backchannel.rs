@@ -507,7 +507,7 @@ async fn logout_users(
         let redis_round_trips: u64 = commands
             .iter()
             .filter(|(name, _)| {
-                matches!(name.as_str(), "evalsha" | "eval" | "smembers") || name == "hgetall"
+                matches!(name.as_str(), "evalsha" | "eval" | "smembers") || name == "hmget"
             })
             .map(|(_, c)| c)
             .sum();

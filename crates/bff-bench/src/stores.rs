@@ -307,8 +307,8 @@ async fn measure_stores(args: &[String]) {
         // own time per command (no network, no client).
         notes.push(format!(
             "{size} sessions: a Postgres lookup touches {pages} pages (index + heap); Redis spends \
-             {} µs per HGETALL (get) and {} µs per update script (EVALSHA)",
-            usec_per_call(&stats, "hgetall"),
+             {} µs per HMGET (get) and {} µs per update script (EVALSHA)",
+            usec_per_call(&stats, "hmget"),
             usec_per_call(&stats, "evalsha"),
         ));
         // The tiered store reads through Redis; its updates go to Postgres first. Versions in the

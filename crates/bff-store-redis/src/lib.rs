@@ -72,6 +72,15 @@ impl std::fmt::Debug for RedisStore {
 #[error("store.redis: {0}")]
 pub struct SetupError(String);
 
+/// The fields of a session's hash that [`RedisStore::get`] reads, in this order, with `HMGET`:
+/// not `HGETALL`, which also returns every field's name and the index keys (`isid`, `isub`)
+/// only deletion needs. The client's reply parser costs about a thousand instructions per
+/// element, so the reply's 14 elements were a sixth of a proxied request on Redis.
+const SESSION_FIELDS: [&str; 5] = ["v", "idle", "abs", "last", "rec"];
+
+/// [`SESSION_FIELDS`]' values, `None` where the hash has no such field (all `None`: no hash).
+type SessionFields = [Option<String>; 5];
+
 /// The rest of a session, stored as JSON in the `rec` field.
 #[derive(Serialize, Deserialize)]
 struct SessionRecord {
@@ -258,21 +267,19 @@ impl RedisStore {
         }
     }
 
-    fn session_from_hash(
-        key: &SessionKey,
-        hash: &HashMap<String, String>,
-    ) -> Result<Session, StoreError> {
-        let field = |name: &str| {
-            hash.get(name)
-                .ok_or_else(|| corrupt("session", format!("no {name}")))
+    /// The session from its hash's [`SESSION_FIELDS`], in that order.
+    fn session_from_fields(key: &SessionKey, fields: SessionFields) -> Result<Session, StoreError> {
+        let [version, idle, absolute, last, record] = fields;
+        let field = |value: Option<String>, name: &str| {
+            value.ok_or_else(|| corrupt("session", format!("no {name}")))
         };
-        let number = |name: &str| -> Result<i64, StoreError> {
-            field(name)?
+        let number = |value: Option<String>, name: &str| -> Result<i64, StoreError> {
+            field(value, name)?
                 .parse::<i64>()
                 .map_err(|e| corrupt("session", e))
         };
         let record: SessionRecord =
-            serde_json::from_str(field("rec")?).map_err(|e| corrupt("session", e))?;
+            serde_json::from_str(&field(record, "rec")?).map_err(|e| corrupt("session", e))?;
         Ok(Session {
             key: key.clone(),
             provider: ProviderId::parse(&record.provider).map_err(|e| corrupt("session", e))?,
@@ -291,13 +298,13 @@ impl RedisStore {
                 .transpose()
                 .map_err(|e| corrupt("session", e))?,
             user_agent: record.user_agent,
-            last_seen_at: Timestamp::from_unix_seconds(number("last")?),
-            idle_expires_at: Timestamp::from_unix_seconds(number("idle")?),
-            absolute_expires_at: Timestamp::from_unix_seconds(number("abs")?),
+            last_seen_at: Timestamp::from_unix_seconds(number(last, "last")?),
+            idle_expires_at: Timestamp::from_unix_seconds(number(idle, "idle")?),
+            absolute_expires_at: Timestamp::from_unix_seconds(number(absolute, "abs")?),
             access_token_expires_at: record
                 .access_token_expires_at
                 .map(Timestamp::from_unix_seconds),
-            version: u64::try_from(number("v")?).map_err(|e| corrupt("session", e))?,
+            version: u64::try_from(number(version, "v")?).map_err(|e| corrupt("session", e))?,
             tokens: Sealed {
                 key_id: record.key_id,
                 ciphertext: STANDARD
@@ -429,18 +436,19 @@ impl SessionStore for RedisStore {
 
     async fn get(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Session>, StoreError> {
         let redis_key = self.session_key(key);
-        let hash: HashMap<String, String> = self
+        let fields: SessionFields = self
             .run("get", |mut c| async move {
-                redis::cmd("HGETALL")
+                redis::cmd("HMGET")
                     .arg(redis_key)
+                    .arg(&SESSION_FIELDS)
                     .query_async(&mut c)
                     .await
             })
             .await?;
-        if hash.is_empty() {
+        if fields.iter().all(Option::is_none) {
             return Ok(None);
         }
-        let session = Self::session_from_hash(key, &hash)?;
+        let session = Self::session_from_fields(key, fields)?;
         Ok((!session.is_expired(now)).then_some(session))
     }
 

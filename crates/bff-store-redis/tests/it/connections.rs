@@ -73,10 +73,10 @@ async fn a_session_read_is_one_command_on_the_wire() {
     // checks on checkout included.
     let ours: Vec<&str> = seen
         .iter()
-        .filter(|l| l.contains("\"HGETALL\"") && l.contains(&service.prefix))
+        .filter(|l| l.contains("\"HMGET\"") && l.contains(&service.prefix))
         .filter_map(|l| monitor_client(l))
         .collect();
-    assert!(!ours.is_empty(), "no HGETALL seen: {seen:?}");
+    assert!(!ours.is_empty(), "no HMGET seen: {seen:?}");
     let sent: Vec<&String> = seen
         .iter()
         .filter(|l| monitor_client(l).is_some_and(|c| ours.contains(&c)))

@@ -112,6 +112,42 @@ fn sha_hex(s: &str) -> String {
         .collect()
 }
 
+/// A session hash that lost one of the fields a read takes is an error (a store that answers
+/// `503`), never "no session" (which would log the user out) and never a session built from a
+/// default; a hash that is gone altogether is no session.
+#[tokio::test]
+async fn a_session_hash_missing_a_field_is_corrupt_and_a_missing_hash_is_no_session() {
+    let Some((store, service)) = store().await else {
+        return;
+    };
+    let t = now();
+    let mut c = raw(&service.url).await;
+    for field in ["v", "idle", "abs", "last", "rec"] {
+        let session = sample_session(t, "https://a.example", field, None);
+        store.create(&session).await.unwrap();
+        let key = format!("{}s:{}", service.prefix, session.key.as_str());
+        let removed: i64 = redis::cmd("HDEL")
+            .arg(&key)
+            .arg(field)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(removed, 1, "{field} is a field of the session hash");
+        let err = store.get(&session.key, t).await.unwrap_err();
+        let StoreError::Unavailable(reason) = err else {
+            panic!("without {field}: {err:?}");
+        };
+        let reason = reason.to_string();
+        assert!(reason.contains(&format!("no {field}")), "{reason}");
+        let _: i64 = redis::cmd("DEL")
+            .arg(&key)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert!(store.get(&session.key, t).await.unwrap().is_none());
+    }
+}
+
 #[tokio::test]
 async fn a_dead_server_is_unavailable_within_the_timeout() {
     let mut config = RedisConfig::for_url("redis://127.0.0.1:1");
