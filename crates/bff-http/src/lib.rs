@@ -251,8 +251,13 @@ async fn cap_body<E: Endpoint>(
     }
     let body = req.take_body();
     if !body.is_empty() {
-        let Ok(read) = tokio::time::timeout(timeout, body.into_bytes_limit(BFF_BODY_LIMIT)).await
-        else {
+        // Boxed: the read's future is 5 KB, which would otherwise be part of every `/bff`
+        // request's future, bodiless ones included, and copied with it wherever poem boxes it.
+        let read = Box::pin(tokio::time::timeout(
+            timeout,
+            body.into_bytes_limit(BFF_BODY_LIMIT),
+        ));
+        let Ok(read) = read.await else {
             tracing::info!(
                 seconds = timeout.as_secs(),
                 "request refused: body not received in time"
@@ -271,7 +276,8 @@ async fn cap_body<E: Endpoint>(
             }
         }
     }
-    Ok(ep.call(req).await?.into_response())
+    // `E`'s own `call`, not `Arc<E>`'s, whose future would hold another copy of the request.
+    Ok(E::call(&ep, req).await?.into_response())
 }
 
 /// `408 request_timeout`, closing the connection: the rest of the body may still be on its way,
@@ -366,7 +372,8 @@ async fn log_request<E: Endpoint>(
     let resp = async {
         let resp = match limits.and_then(|limits| server::check_head(&req, &limits)) {
             Some(refused) => refused,
-            None => ep.call(req).await?.into_response(),
+            // `E`'s own `call`, as in `cap_body`.
+            None => E::call(&ep, req).await?.into_response(),
         };
         tracing::info!(
             %method,
@@ -379,21 +386,32 @@ async fn log_request<E: Endpoint>(
     }
     .instrument(span)
     .await?;
-    Ok(with_request_id(resp, &id).await)
+    let mut resp = with_request_id(resp, &id);
+    if is_problem(&resp) {
+        // Boxed: reading the body is a 4.6 KB future that only problems need, and the request's
+        // whole future is copied into a box by the server for every request.
+        resp = Box::pin(with_problem_instance(resp, &id)).await;
+    }
+    Ok(resp)
 }
 
-/// `resp` with the request id in its `x-request-id` header and, for a problem, its `instance`.
-async fn with_request_id(mut resp: Response, id: &str) -> Response {
+/// `resp` with the request id in its `x-request-id` header.
+fn with_request_id(mut resp: Response, id: &str) -> Response {
     if let Ok(value) = header::HeaderValue::from_str(id) {
         resp.headers_mut().insert(REQUEST_ID, value);
     }
-    let is_problem = resp
-        .headers()
+    resp
+}
+
+/// Whether `resp` is a problem (`application/problem+json`).
+fn is_problem(resp: &Response) -> bool {
+    resp.headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if !is_problem {
-        return resp;
-    }
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"))
+}
+
+/// The problem `resp` with the request id as its `instance` (`urn:bff:request:<id>`).
+async fn with_problem_instance(resp: Response, id: &str) -> Response {
     let (parts, body) = resp.into_parts();
     let bytes = match body.into_bytes_limit(PROBLEM_BODY_LIMIT).await {
         Ok(bytes) => bytes,
