@@ -25,7 +25,7 @@ use std::time::Duration;
 use bff_domain::{
     AdmissionError, Bff, BindingCheck, ClientContext, LoginBinding, PostLogoutState, SessionId,
 };
-use poem::http::header;
+use poem::http::{HeaderMap, HeaderValue, header};
 use poem::web::cookie::{Cookie, CookieJar, SameSite};
 use poem::{FromRequest, Request, RequestBody};
 
@@ -67,9 +67,9 @@ fn expire(jar: &CookieJar, settings: &HttpSettings, name: &str, same_site: SameS
     jar.add(cookie);
 }
 
-/// Sets the session cookie for `lifetime`.
+/// Sets the session cookie for `lifetime` in `jar` (the request's, or a [`SessionCookie`]'s own).
 pub(crate) fn set_session(
-    req: &Request,
+    jar: &CookieJar,
     settings: &HttpSettings,
     id: &SessionId,
     lifetime: Duration,
@@ -81,7 +81,7 @@ pub(crate) fn set_session(
         SameSite::Strict,
     );
     cookie.set_max_age(lifetime);
-    req.cookie().add(cookie);
+    jar.add(cookie);
 }
 
 /// Sets the login-binding cookie for `lifetime`.
@@ -223,7 +223,12 @@ impl SessionCookie {
         match Box::pin(bff.admit_session(id, &client_context(req, trusted))).await {
             Ok(admitted) => {
                 if admitted.renewed {
-                    set_session(req, &self.settings, &admitted.id, admitted.cookie_max_age);
+                    set_session(
+                        &self.jar,
+                        &self.settings,
+                        &admitted.id,
+                        admitted.cookie_max_age,
+                    );
                 }
                 if admitted.binding == BindingCheck::Mismatch {
                     // Neither the User-Agent nor the address: the log is not the place for them.
@@ -261,9 +266,8 @@ impl SessionCookie {
 }
 
 impl SessionCookie {
-    /// Reads the cookie for an endpoint outside the OpenAPI surface (the API proxy), which has
-    /// its settings at hand.
-    pub(crate) fn read(req: &Request, settings: Arc<HttpSettings>) -> Self {
+    /// Reads the cookie from the request's cookie jar (`CookieJarManager`'s).
+    fn read(req: &Request, settings: Arc<HttpSettings>) -> Self {
         let id = req
             .cookie()
             .get(&settings.session_cookie)
@@ -274,6 +278,51 @@ impl SessionCookie {
             settings,
         }
     }
+
+    /// Reads the cookie from `headers` without a request cookie jar, for the API proxy: its
+    /// requests carry the app's other cookies too, and parsing every one of them into a jar was
+    /// a twentieth of a proxied request. The same cookie as the jar's (the first of that name,
+    /// percent-decoded). What this session cookie writes (a renewal, a removal) goes into `jar`,
+    /// for [`set_cookies_from`] to put on the response.
+    pub(crate) fn from_headers(
+        headers: &HeaderMap,
+        settings: Arc<HttpSettings>,
+        jar: CookieJar,
+    ) -> Self {
+        let id = cookie_value(headers, &settings.session_cookie)
+            .and_then(|value| SessionId::parse(&value).ok());
+        Self { id, jar, settings }
+    }
+}
+
+/// The value of the first cookie named `name` in `headers`' `Cookie` lines, percent-decoded:
+/// the one poem's cookie jar would give. Only pieces that could be that cookie are parsed
+/// (named `name`, or with a `%` in the name, which may decode to it).
+pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|line| line.to_str().ok())
+        .flat_map(|line| line.split(';').map(str::trim))
+        .filter(|piece| {
+            let raw_name = piece.split_once('=').map_or(*piece, |(n, _)| n).trim();
+            raw_name == name || raw_name.contains('%')
+        })
+        .filter_map(|piece| Cookie::parse(piece).ok())
+        .find(|cookie| cookie.name() == name)
+        .map(|cookie| cookie.value_str().to_owned())
+}
+
+/// Appends a `Set-Cookie` header to `headers` for every cookie in `jar`, a jar that started
+/// empty ([`SessionCookie::from_headers`]'s), so all it holds was written for this response.
+pub(crate) fn set_cookies_from(jar: &CookieJar, headers: &mut HeaderMap) {
+    jar.with_cookies(|cookies| {
+        for cookie in cookies {
+            if let Ok(value) = HeaderValue::from_str(&cookie.encoded().to_string()) {
+                headers.append(header::SET_COOKIE, value);
+            }
+        }
+    });
 }
 
 impl<'a> FromRequest<'a> for SessionCookie {
@@ -340,5 +389,119 @@ impl EndsSession for bff_domain::LoginError {
 impl EndsSession for bff_domain::LogoutError {
     fn ends_session(&self) -> bool {
         Self::ends_session(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use poem::middleware::CookieJarManager;
+    use poem::{Endpoint, EndpointExt};
+
+    use super::*;
+
+    /// What poem's cookie jar gives for `name` from these `Cookie` lines.
+    async fn jar_value(lines: &[&str], name: &'static str) -> Option<String> {
+        let endpoint = poem::endpoint::make_sync(move |req: Request| {
+            req.cookie()
+                .get(name)
+                .map(|cookie| cookie.value_str().to_owned())
+                .unwrap_or_else(|| "<none>".to_owned())
+        })
+        .with(CookieJarManager::new());
+        let mut req = Request::builder().finish();
+        for line in lines {
+            req.headers_mut()
+                .append(header::COOKIE, HeaderValue::from_str(line).unwrap());
+        }
+        let body = endpoint
+            .call(req)
+            .await
+            .unwrap()
+            .into_body()
+            .into_string()
+            .await
+            .unwrap();
+        (body != "<none>").then_some(body)
+    }
+
+    #[tokio::test]
+    async fn the_header_reader_finds_the_cookie_the_jar_finds() {
+        let name = "__Host-Http-bff";
+        let cases: &[&[&str]] = &[
+            &["__Host-Http-bff=abc"],
+            &["theme=dark; __Host-Http-bff=abc; lang=en"],
+            &["__Host-Http-bff=first; __Host-Http-bff=second"],
+            &["a=1", "__Host-Http-bff=in-the-second-line"],
+            &["__Host-Http-bff=x", "__Host-Http-bff=y"],
+            &["%5F_Host-Http-bff=decoded-name"],
+            &["__Host-Http-bff=per%63ent"],
+            &["  __Host-Http-bff = spaced ;x=1"],
+            &["__host-http-bff=other-case"],
+            &["__Host-Http-bffx=longer-name; x__Host-Http-bff=prefixed"],
+            &["__Host-Http-bff"],
+            &["__Host-Http-bff="],
+            &["=nameless; ;; __Host-Http-bff=after-junk"],
+            &["__Host-Http-bff=\"quoted\""],
+            &[""],
+            &[],
+        ];
+        for lines in cases {
+            let header_map = {
+                let mut map = HeaderMap::new();
+                for line in lines.iter() {
+                    map.append(header::COOKIE, HeaderValue::from_str(line).unwrap());
+                }
+                map
+            };
+            assert_eq!(
+                cookie_value(&header_map, name),
+                jar_value(lines, name).await,
+                "{lines:?}"
+            );
+        }
+        // The table is not vacuous: these find a cookie.
+        let found = HeaderMap::from_iter([(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; __Host-Http-bff=first; __Host-Http-bff=second"),
+        )]);
+        assert_eq!(cookie_value(&found, name).as_deref(), Some("first"));
+    }
+
+    #[test]
+    fn a_header_read_session_cookie_writes_its_renewal_and_removal_as_set_cookie() {
+        let settings = Arc::new(HttpSettings {
+            prefix: "/bff".into(),
+            session_cookie: "__Host-Http-bff".into(),
+            binding_cookie: "__Host-Http-bff-login".into(),
+            logout_cookie: "__Host-Http-bff-logout".into(),
+            secure_cookies: true,
+            app_origins: vec![],
+            cors: false,
+            trusted_proxies: Default::default(),
+            request_limits: Default::default(),
+        });
+        let jar = CookieJar::default();
+        let mut headers = HeaderMap::new();
+        set_cookies_from(&jar, &mut headers);
+        assert!(headers.is_empty(), "nothing written, nothing set");
+        let cookie = SessionCookie::from_headers(&HeaderMap::new(), settings, jar.clone());
+        assert!(cookie.id().is_none());
+        cookie.clear();
+        set_cookies_from(&jar, &mut headers);
+        let set: Vec<&str> = headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(set.len(), 1, "{set:?}");
+        for attribute in [
+            "__Host-Http-bff=",
+            "Max-Age=0",
+            "HttpOnly",
+            "Secure",
+            "Path=/",
+        ] {
+            assert!(set[0].contains(attribute), "{attribute} in {}", set[0]);
+        }
     }
 }

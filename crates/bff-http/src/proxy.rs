@@ -49,8 +49,8 @@ use bff_domain::{Bff, UpstreamCredential};
 use futures_util::{StreamExt as _, TryStreamExt};
 use poem::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use poem::http::{StatusCode, Version};
-use poem::middleware::CookieJarManager;
-use poem::{Body, Endpoint, EndpointExt, Request, Response};
+use poem::web::cookie::CookieJar;
+use poem::{Body, Endpoint, Request, Response};
 use tracing::Instrument as _;
 
 pub use config::{ProxyConfigError, ProxyRouteConfig, route_table};
@@ -148,15 +148,15 @@ impl ApiProxy {
         &self.inner.routes
     }
 
-    /// The proxy as an endpoint that needs nothing around it (it brings its own cookie jar;
-    /// an outer `CookieJarManager` is fine too), mounted at the route prefix `mounted_at`: the
+    /// The proxy as an endpoint that needs nothing around it (it reads the session cookie from
+    /// the request's headers and writes its own `Set-Cookie`s, so it needs no cookie jar; an
+    /// outer `CookieJarManager` is fine too), mounted at the route prefix `mounted_at`: the
     /// label its requests are counted under (never the request's own path).
     pub fn endpoint(&self, mounted_at: &str) -> impl Endpoint<Output = Response> + 'static {
         ProxyEndpoint {
             inner: self.inner.clone(),
             mounted_at: mounted_at.to_owned(),
         }
-        .with(CookieJarManager::new())
     }
 
     /// Mounts the proxy at every route prefix of `route`, without stripping the prefix. The
@@ -170,7 +170,7 @@ impl ApiProxy {
     }
 }
 
-/// The endpoint itself; [`ApiProxy::endpoint`] puts the cookie jar it reads around it.
+/// The API proxy's endpoint, as [`ApiProxy::endpoint`] hands it out.
 struct ProxyEndpoint {
     inner: Arc<Inner>,
     /// The configured route prefix poem matched: the request's metric label. The request may
@@ -184,7 +184,10 @@ impl Endpoint for ProxyEndpoint {
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
         let started = Instant::now();
-        let response = self.inner.forward(req).await;
+        // The session cookie's writes (a renewal, a removal), put on the response below.
+        let cookies = CookieJar::default();
+        let mut response = self.inner.forward(req, &cookies).await;
+        cookies::set_cookies_from(&cookies, response.headers_mut());
         self.inner.bff.events().record(Event::ProxyRequest {
             route: &self.mounted_at,
             status: response.status().as_u16(),
@@ -241,7 +244,7 @@ fn refusal_answer(refusal: ProxyRefusal) -> Response {
 }
 
 impl Inner {
-    async fn forward(&self, mut req: Request) -> Response {
+    async fn forward(&self, mut req: Request, cookie_writes: &CookieJar) -> Response {
         let raw = raw_target(&req);
         let Ok(method) = Method::parse(req.method().as_str()) else {
             return answer(Problem::bad_request(
@@ -269,14 +272,19 @@ impl Inner {
         {
             return answer(body_too_large(limit));
         }
-        let mut session = cookies::SessionCookie::read(&req, self.settings.clone());
+        let mut session = cookies::SessionCookie::from_headers(
+            req.headers(),
+            self.settings.clone(),
+            cookie_writes.clone(),
+        );
         if let Err(err) = session.admit(&req, &self.bff, &self.trusted_proxies).await {
             return answer(err.into());
         }
         let credential = match self.bff.upstream_credential(session.id(), &target).await {
             Ok(credential) => credential,
             Err(err) => {
-                let cookie_sent = req.cookie().get(&self.settings.session_cookie).is_some();
+                let cookie_sent =
+                    cookies::cookie_value(req.headers(), &self.settings.session_cookie).is_some();
                 if err.ends_session() && cookie_sent {
                     session.clear();
                 }

@@ -169,7 +169,7 @@ impl LoginApi {
         let done = self.bff.complete_login(input).await?;
         match (&done.session_id, &done.connected) {
             (Some(id), _) => {
-                cookies::set_session(req, &self.settings, id, done.cookie_max_age);
+                cookies::set_session(req.cookie(), &self.settings, id, done.cookie_max_age);
                 tracing::info!("login completed");
             }
             (None, Some(provider)) => tracing::info!(provider = %provider, "provider connected"),
