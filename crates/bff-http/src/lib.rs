@@ -376,8 +376,8 @@ async fn log_request<E: Endpoint>(
             None => E::call(&ep, req).await?.into_response(),
         };
         tracing::info!(
-            %method,
-            %path,
+            method = method.as_str(),
+            path = path.as_str(),
             status = resp.status().as_u16(),
             millis = started.elapsed().as_millis() as u64,
             "request"

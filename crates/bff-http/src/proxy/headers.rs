@@ -111,7 +111,8 @@ fn withheld_from_upstream(
 pub(crate) fn upstream_request_headers(incoming: &HeaderMap) -> HeaderMap {
     let named = named_in_connection(incoming);
     let mut out = HeaderMap::with_capacity(incoming.len());
-    let mut buffer = String::new();
+    // Room for the usual header names: allocated once rather than grown.
+    let mut buffer = String::with_capacity(64);
     for (name, value) in incoming {
         if !withheld_from_upstream(name, &named, &mut buffer) {
             out.append(name.clone(), value.clone());
@@ -141,7 +142,8 @@ pub(crate) fn browser_response_headers(
 ) -> HeaderMap {
     let named = named_in_connection(upstream);
     let mut out = HeaderMap::with_capacity(upstream.len());
-    let mut buffer = String::new();
+    // Room for the usual header names: allocated once rather than grown.
+    let mut buffer = String::with_capacity(64);
     for (name, value) in upstream {
         if is_hop_by_hop(fold_into(name.as_str(), &mut buffer), &named) {
             continue;
