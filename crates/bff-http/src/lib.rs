@@ -44,7 +44,7 @@ pub use admin::{AdminCredential, InvalidAdminCredential, admin_app, admin_openap
 pub use cookies::session_set_cookie_example;
 pub use proxy::{
     ApiProxy, ForwardingHeaders, IpNetwork, ProxyBuildError, ProxyConfigError, ProxyRouteConfig,
-    TrustedProxies, route_table,
+    TrustedProxies, UpstreamTrust, route_table, upstream_trust,
 };
 pub use server::{
     DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_HEADER_BYTES,

@@ -36,6 +36,7 @@ mod client;
 mod config;
 mod forwarding;
 mod headers;
+mod trust;
 mod websocket;
 
 use std::collections::BTreeMap;
@@ -55,6 +56,7 @@ use tracing::Instrument as _;
 
 pub use config::{ProxyConfigError, ProxyRouteConfig, route_table};
 pub use forwarding::{ForwardingHeaders, IpNetwork, TrustedProxies};
+pub use trust::{UpstreamTrust, upstream_trust};
 
 use crate::cookies;
 use crate::csrf;
@@ -103,7 +105,8 @@ impl std::fmt::Debug for ApiProxy {
 }
 
 impl ApiProxy {
-    /// A proxy for `routes` (see [`route_table`]) over the use cases of `bff`.
+    /// A proxy for `routes` (see [`route_table`]) over the use cases of `bff`, verifying
+    /// `https` upstreams against the roots `trust` gives each route (see [`upstream_trust`]).
     ///
     /// # Errors
     /// [`ProxyBuildError`] when an HTTP client cannot be built.
@@ -111,14 +114,17 @@ impl ApiProxy {
         bff: Arc<Bff>,
         settings: Arc<HttpSettings>,
         routes: RouteTable,
+        trust: &UpstreamTrust,
     ) -> Result<Self, ProxyBuildError> {
         let mut clients = BTreeMap::new();
         for route in routes.routes() {
-            let client =
-                UpstreamClient::new(route.connect_timeout()).map_err(|source| ProxyBuildError {
+            let roots = trust.roots_for(route.prefix());
+            let client = UpstreamClient::new(route.connect_timeout(), roots).map_err(|source| {
+                ProxyBuildError {
                     prefix: route.prefix().to_owned(),
                     source,
-                })?;
+                }
+            })?;
             clients.insert(route.prefix().to_owned(), client);
         }
         Ok(Self {

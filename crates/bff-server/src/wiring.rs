@@ -438,9 +438,14 @@ async fn build_with_metrics(
     let proxy = if config.routes.routes().is_empty() {
         None
     } else {
-        let proxy = bff_http::ApiProxy::new(bff.clone(), settings.clone(), config.routes.clone())
-            .map_err(|e| BuildError::Config(format!("routes: {e}")))?
-            .with_trusted_proxies(config.trusted_proxies());
+        let proxy = bff_http::ApiProxy::new(
+            bff.clone(),
+            settings.clone(),
+            config.routes.clone(),
+            &config.upstream_trust,
+        )
+        .map_err(|e| BuildError::Config(format!("routes: {e}")))?
+        .with_trusted_proxies(config.trusted_proxies());
         Some(proxy)
     };
     Ok(Service {

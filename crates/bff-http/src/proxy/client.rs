@@ -7,11 +7,12 @@
 //! them: it follows no redirect (a redirect would carry the token elsewhere), retries nothing
 //! and builds the URL itself. What it does need is here: the connect timeout, a total timeout
 //! that also bounds the response body, TLS with the web PKI roots (the roots reqwest's
-//! `rustls-tls` used), HTTP/1.1, no proxy from the environment (there is no such lookup here),
+//! `rustls-tls` used) or a route's own CA certificates, HTTP/1.1, no proxy from the environment (there is no such lookup here),
 //! and telling a timeout from any other failure.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls::RootCertStore;
 use tokio::time::{Instant, Sleep};
 
 /// A request or response body as poem hands it over.
@@ -50,21 +52,33 @@ impl UpstreamError {
 }
 
 impl UpstreamClient {
-    /// A client whose connections give up after `connect_timeout`.
+    /// A client whose connections give up after `connect_timeout` and verify `https` upstreams
+    /// against `roots`, or the built-in web PKI roots when `None`.
     ///
     /// # Errors
     /// The TLS configuration could not be built.
-    pub(super) fn new(connect_timeout: Duration) -> Result<Self, rustls::Error> {
+    pub(super) fn new(
+        connect_timeout: Duration,
+        roots: Option<Arc<RootCertStore>>,
+    ) -> Result<Self, rustls::Error> {
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(connect_timeout));
         http.set_nodelay(true);
         // `https` URLs too: the TLS connector wraps this one.
         http.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let provider = rustls::crypto::ring::default_provider();
+        let tls = hyper_rustls::HttpsConnectorBuilder::new();
+        let tls = match roots {
+            None => tls.with_provider_and_webpki_roots(provider)?,
+            // What `with_provider_and_webpki_roots` builds, with these roots instead.
+            Some(roots) => tls.with_tls_config(
+                rustls::ClientConfig::builder_with_provider(provider.into())
+                    .with_safe_default_protocol_versions()?
+                    .with_root_certificates(roots)
+                    .with_no_client_auth(),
+            ),
+        };
+        let https = tls.https_or_http().enable_http1().wrap_connector(http);
         Ok(Self {
             client: Client::builder(TokioExecutor::new()).build(https),
         })
@@ -202,7 +216,7 @@ mod tests {
     #[tokio::test]
     async fn an_answer_arrives_whole_before_the_deadline() {
         let addr = server(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
-        let client = UpstreamClient::new(Duration::from_secs(5)).unwrap();
+        let client = UpstreamClient::new(Duration::from_secs(5), None).unwrap();
         let response = client
             .send(get(&format!("http://{addr}/")), soon(5_000))
             .await
@@ -215,7 +229,7 @@ mod tests {
     #[tokio::test]
     async fn no_answer_by_the_deadline_is_a_timeout() {
         let addr = server(b"").await;
-        let client = UpstreamClient::new(Duration::from_secs(5)).unwrap();
+        let client = UpstreamClient::new(Duration::from_secs(5), None).unwrap();
         let err = client
             .send(get(&format!("http://{addr}/")), soon(200))
             .await
@@ -228,7 +242,7 @@ mod tests {
         // Ten bytes announced, two sent, then nothing: a clean end here would hand the browser
         // a truncated answer as if it were whole.
         let addr = server(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok").await;
-        let client = UpstreamClient::new(Duration::from_secs(5)).unwrap();
+        let client = UpstreamClient::new(Duration::from_secs(5), None).unwrap();
         let response = client
             .send(get(&format!("http://{addr}/")), soon(300))
             .await
@@ -242,7 +256,7 @@ mod tests {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = closed.local_addr().unwrap().port();
         drop(closed);
-        let client = UpstreamClient::new(Duration::from_secs(5)).unwrap();
+        let client = UpstreamClient::new(Duration::from_secs(5), None).unwrap();
         let refused = client
             .send(get(&format!("http://127.0.0.1:{port}/")), soon(5_000))
             .await
@@ -264,5 +278,81 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(not_tls, UpstreamError::Failed(_)), "{not_tls:?}");
+    }
+
+    /// A private CA and an HTTPS upstream on `127.0.0.1` whose certificate it signed, answering
+    /// every request `200 tls ok`; the CA's roots and the upstream's address.
+    async fn private_ca_upstream() -> (Arc<RootCertStore>, String) {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca)
+            .unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        let server_config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    // A handshake the client refuses ends here.
+                    let Ok(mut tls) = acceptor.accept(socket).await else {
+                        return;
+                    };
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if tls.read(&mut byte).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let _ = tls
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\ntls ok")
+                        .await;
+                    let _ = tls.flush().await;
+                });
+            }
+        });
+        (
+            Arc::new(roots),
+            format!("https://127.0.0.1:{}/", addr.port()),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_upstream_under_a_private_ca_is_trusted_with_that_ca_and_only_with_it() {
+        let (roots, url) = private_ca_upstream().await;
+        let trusting = UpstreamClient::new(Duration::from_secs(5), Some(roots)).unwrap();
+        let response = trusting.send(get(&url), soon(5_000)).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"tls ok");
+        // The built-in web PKI roots do not know this CA: the handshake fails.
+        let web_pki = UpstreamClient::new(Duration::from_secs(5), None).unwrap();
+        let refused = web_pki.send(get(&url), soon(5_000)).await.unwrap_err();
+        assert!(matches!(refused, UpstreamError::Failed(_)), "{refused:?}");
+        // Nor does another private CA.
+        let (other_roots, _) = private_ca_upstream().await;
+        let other = UpstreamClient::new(Duration::from_secs(5), Some(other_roots)).unwrap();
+        let refused = other.send(get(&url), soon(5_000)).await.unwrap_err();
+        assert!(matches!(refused, UpstreamError::Failed(_)), "{refused:?}");
     }
 }

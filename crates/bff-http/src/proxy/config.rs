@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bff_domain::allowlist::{
@@ -37,6 +38,7 @@ const OPERATIONS_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 /// websocket = false                       # proxy WebSocket upgrades (needs GET)
 /// headers = { "x-api-key" = "…" }         # added to every upstream request
 /// max_body_bytes = 10485760               # default: no limit; larger bodies are 413
+/// ca_file = "/etc/bff/internal-ca.pem"    # default: the built-in web PKI roots
 /// ```
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,6 +79,10 @@ pub struct ProxyRouteConfig {
     /// limit. Bodies stream, so a limit is about what the upstream accepts, not memory.
     #[serde(default)]
     pub max_body_bytes: Option<u64>,
+    /// A PEM file of the CA certificates an `https` upstream's certificate is verified against,
+    /// instead of the built-in web PKI roots (see [`super::trust`]).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for ProxyRouteConfig {
@@ -94,6 +100,7 @@ impl fmt::Debug for ProxyRouteConfig {
             .field("websocket", &self.websocket)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -129,6 +136,16 @@ pub enum ProxyConfigError {
         path: String,
         /// The provider as configured.
         provider: String,
+    },
+    /// `ca_file` cannot be used.
+    #[error("route {path:?}: ca_file {file:?} {reason}")]
+    CaFile {
+        /// The route's path.
+        path: String,
+        /// The file as configured.
+        file: String,
+        /// Why (cannot be read, no certificate, not a certificate).
+        reason: String,
     },
     /// The prefix overlaps the BFF's own endpoints.
     #[error("route {path:?}: the path overlaps {reserved:?}, which the BFF serves itself")]
@@ -279,6 +296,7 @@ mod tests {
             websocket: false,
             headers: BTreeMap::new(),
             max_body_bytes: None,
+            ca_file: None,
         }
     }
 

@@ -353,6 +353,7 @@ fn route(path: &str, upstream: &str, token: &str) -> ProxyRouteConfig {
         websocket: false,
         headers: BTreeMap::new(),
         max_body_bytes: None,
+        ca_file: None,
     }
 }
 
@@ -457,7 +458,7 @@ async fn world_with(tweak: impl FnOnce(&mut BffPolicy)) -> World {
         capped,
     ];
     let table = route_table(&configs, &["main", "other"], "/bff").unwrap();
-    let proxy = ApiProxy::new(bff.clone(), settings.clone(), table).unwrap();
+    let proxy = ApiProxy::new(bff.clone(), settings.clone(), table, &Default::default()).unwrap();
     let trusting = proxy.clone().with_trusted_proxies(TrustedProxies::new(
         vec![IpNetwork::parse("127.0.0.1").unwrap()],
         ForwardingHeaders::XForwarded,
@@ -1728,7 +1729,7 @@ async fn nested_prefixes_mount_side_by_side_and_the_longest_wins() {
         trusted_proxies: Default::default(),
         request_limits: bff_http::RequestLimits::default(),
     });
-    let proxy = ApiProxy::new(w.bff.clone(), settings, table).unwrap();
+    let proxy = ApiProxy::new(w.bff.clone(), settings, table, &Default::default()).unwrap();
     let addr = serve(proxy.mount(poem::Route::new())).await;
     for path in [
         "/svc",

@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use bff_crypto::{VaultKey, VaultKeys};
 use bff_domain::ProviderId;
 use bff_domain::allowlist::RouteTable;
+use bff_http::UpstreamTrust;
 use bff_http::{HttpSettings, ProxyRouteConfig, SettingsError, TrustedProxies};
 use bff_oidc::ProviderSection;
 
@@ -86,6 +87,8 @@ pub struct Config {
     /// `[[routes]]`: the API proxy's allowlist (`bff_http::ProxyRouteConfig` each), checked
     /// against the providers and the BFF's own paths.
     pub routes: RouteTable,
+    /// The CA certificates of the routes with a `ca_file`, read at load.
+    pub upstream_trust: UpstreamTrust,
 }
 
 /// Loading the configuration failed.
@@ -195,12 +198,13 @@ impl Config {
         let providers = providers::read(reader, table.remove("providers"));
         let default_provider =
             providers::read_default(reader, table.remove("default_provider"), &providers.names);
-        let routes = read_routes(
+        let (routes, upstream_trust) = read_routes(
             reader,
             table.remove("routes"),
             &providers.names,
             http.as_ref().map(|h| h.prefix.as_str()),
-        );
+        )
+        .unzip();
         for key in table.keys() {
             reader.unknown_key(&KeyPath::top(key), TOP_LEVEL_KEYS);
         }
@@ -245,6 +249,7 @@ impl Config {
             default_provider: default_provider?,
             providers: providers.sections?,
             routes: routes?,
+            upstream_trust: upstream_trust?,
             admin: admin?,
             log: log?,
             tracing: tracing?,
@@ -445,20 +450,24 @@ fn syntax_error(text: &str, error: &toml::de::Error) -> ConfigError {
 }
 
 /// Reads `[[routes]]` and checks them as a table: every problem of every route, each naming its
-/// route, under the key `routes`.
+/// route, under the key `routes`. Their `ca_file`s are read here too, so a missing one stops
+/// the start.
 fn read_routes(
     reader: &mut Reader<'_>,
     value: Option<toml::Value>,
     provider_names: &[String],
     bff_prefix: Option<&str>,
-) -> Option<RouteTable> {
+) -> Option<(RouteTable, UpstreamTrust)> {
     let path = KeyPath::top("routes");
     let configs: Vec<ProxyRouteConfig> =
         reader.read(&path, value.unwrap_or(toml::Value::Array(Vec::new())))?;
     let names: Vec<&str> = provider_names.iter().map(String::as_str).collect();
-    match bff_http::route_table(&configs, &names, bff_prefix.unwrap_or("/bff")) {
-        Ok(table) => Some(table),
-        Err(problems) => {
+    let table = bff_http::route_table(&configs, &names, bff_prefix.unwrap_or("/bff"));
+    let trust = bff_http::upstream_trust(&configs);
+    match (table, trust) {
+        (Ok(table), Ok(trust)) => Some((table, trust)),
+        (table, trust) => {
+            let problems = table.err().into_iter().chain(trust.err()).flatten();
             for problem in problems {
                 reader.problem(&path, problem.to_string());
             }

@@ -626,6 +626,16 @@ pub(crate) const SECTIONS: &[Section] = &[
                       `413 payload_too_large` before anything else, a chunked body is cut once \
                       it passes the limit.",
             },
+            Key {
+                name: "ca_file",
+                kind: "path",
+                default: Described("the built-in web PKI roots"),
+                example: r#""/etc/bff/internal-ca.pem""#,
+                doc: "PEM file of the CA certificates an `https` upstream's certificate is \
+                      verified against, instead of the built-in roots (an internal API under a \
+                      private CA). Read at start: a file that cannot be read or holds no \
+                      certificate stops the server.",
+            },
         ],
     },
     Section {
@@ -941,10 +951,20 @@ mod tests {
 
     #[test]
     fn every_example_is_accepted() {
+        // `ca_file` is read at load, and its example names a file on the operator's machine:
+        // here it is a certificate written for the test.
+        let ca_file =
+            std::env::temp_dir().join(format!("bff-reference-ca-{}.pem", std::process::id()));
+        std::fs::write(&ca_file, super::super::tests::TEST_CA_PEM).unwrap();
         for section in SECTIONS {
             for key in section.keys {
                 let mut root = full_table();
-                table_at(&mut root, section.path).insert(key.name.into(), value(key.example));
+                let example = if key.name == "ca_file" {
+                    toml::Value::String(ca_file.display().to_string())
+                } else {
+                    value(key.example)
+                };
+                table_at(&mut root, section.path).insert(key.name.into(), example);
                 if let Err(e) = parse(&root) {
                     panic!("{}.{} = {}: {e}", section.path, key.name, key.example);
                 }

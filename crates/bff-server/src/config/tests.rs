@@ -920,6 +920,58 @@ fn request_limits_default_and_are_checked() {
 // Properties over hostile values (budget: 256 cases each, or `PROPTEST_CASES`)
 // ---------------------------------------------------------------------------------------------
 
+/// A route's `ca_file` is read at load: its certificates become the route's trust, and a file
+/// that is missing or holds no certificate is a problem naming the route and the file.
+#[test]
+fn a_routes_ca_file_is_read_at_load_and_a_bad_one_is_refused() {
+    let dir = std::env::temp_dir().join(format!("bff-config-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, TEST_CA_PEM).unwrap();
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let route = |file: &std::path::Path| {
+        format!(
+            "{}\n[[routes]]\npath = \"/api\"\nupstream = \"https://api.internal\"\ntoken = \"none\"\nca_file = {:?}\n",
+            valid(),
+            file.display().to_string()
+        )
+    };
+    let config = Config::from_toml_str(&route(&ca), no_env()).unwrap();
+    assert!(
+        format!("{:?}", config.upstream_trust).contains("\"/api\": \"1 CA certificates\""),
+        "{:?}",
+        config.upstream_trust
+    );
+    for (file, reason) in [
+        (dir.join("missing.pem"), "cannot be read"),
+        (empty, "holds no PEM certificate"),
+    ] {
+        let problems = lines(&route(&file), no_env());
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].starts_with("routes (BFF_ROUTES): route \"/api\": ca_file ")
+                && problems[0].contains(&file.display().to_string())
+                && problems[0].contains(reason),
+            "{problems:#?}"
+        );
+    }
+}
+
+/// A self-signed CA certificate (`openssl req -x509`, valid for 100 years).
+pub(super) const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBkDCCATegAwIBAgIUUWPpZ9VJnJPboxWjiXOM0JW3SuowCgYIKoZIzj0EAwIw
+HTEbMBkGA1UEAwwSYmZmLWNvbmZpZy10ZXN0LWNhMCAXDTI2MTIwMTA1NTQ1OVoY
+DzIxMjYxMTA3MDU1NDU5WjAdMRswGQYDVQQDDBJiZmYtY29uZmlnLXRlc3QtY2Ew
+WTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAARqn3E9RFZw5ep0hBQu0r1bCpdspZ2q
+uacVJ9HLRKmo11LARqZAHB96L/GHaUid3ILZwybQPNYYRmdQjczL4Pq0o1MwUTAd
+BgNVHQ4EFgQUduS8Vvz5HOpbcuMaO5gJjUiZJIcwHwYDVR0jBBgwFoAUduS8Vvz5
+HOpbcuMaO5gJjUiZJIcwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBE
+AiA0TPhHfIl8vFeswhPfvKV9jcoyDvwQdzGrYspPQ68BrwIgQbTM+SDWRjw4pXDU
+wpNBPlkj5l02ysXsTzVd9kXSahA=
+-----END CERTIFICATE-----
+";
+
 mod properties {
     use proptest::prelude::*;
 
