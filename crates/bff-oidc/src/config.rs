@@ -8,6 +8,7 @@
 //! before any network call.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -271,6 +272,64 @@ pub struct ProviderSection {
         deserialize_with = "positive_seconds"
     )]
     pub http_timeout: Duration,
+    /// `ca_file`: a PEM file of the CA certificates the provider's HTTPS certificate is
+    /// verified against, instead of the built-in web PKI roots (a provider under a private CA).
+    /// Read when the configuration is.
+    #[serde(default, deserialize_with = "ca_file")]
+    pub ca_file: Option<CaCertificates>,
+}
+
+/// The certificates of a `ca_file`, read and parsed when the configuration is loaded, so a
+/// missing or broken file stops the start instead of failing every login.
+#[derive(Clone)]
+pub struct CaCertificates {
+    path: PathBuf,
+    certificates: Vec<reqwest::Certificate>,
+}
+
+impl CaCertificates {
+    /// Reads the PEM file at `path`: every certificate in it.
+    ///
+    /// # Errors
+    /// The file cannot be read, is not PEM, or holds no certificate; the message names it.
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let shown = path.display();
+        let pem = std::fs::read(path).map_err(|e| format!("{shown:?} cannot be read: {e}"))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("{shown:?} is not valid PEM: {e}"))?;
+        if certificates.is_empty() {
+            return Err(format!(
+                "{shown:?} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+            ));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            certificates,
+        })
+    }
+
+    /// The certificates.
+    pub fn certificates(&self) -> &[reqwest::Certificate] {
+        &self.certificates
+    }
+}
+
+impl fmt::Debug for CaCertificates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} ({} CA certificates)",
+            self.path,
+            self.certificates.len()
+        )
+    }
+}
+
+fn ca_file<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<CaCertificates>, D::Error> {
+    let path = PathBuf::deserialize(deserializer)?;
+    CaCertificates::read(&path)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 impl ProviderSection {
@@ -317,6 +376,7 @@ impl fmt::Debug for ProviderSection {
             .field("id_token_algorithms", &self.id_token_algorithms)
             .field("clock_skew", &self.clock_skew)
             .field("http_timeout", &self.http_timeout)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }

@@ -31,8 +31,8 @@ mod provider;
 use std::time::Duration;
 
 pub use config::{
-    ClientAuthMethod, HttpUrl, Issuer, OidcProviderConfig, ProviderSection, SettingError,
-    parse_algorithm,
+    CaCertificates, ClientAuthMethod, HttpUrl, Issuer, OidcProviderConfig, ProviderSection,
+    SettingError, parse_algorithm,
 };
 pub use deferred::{DeferredProvider, NotDiscovered, RetryBackoff};
 pub use discovery::{DiscoveryError, ProviderMetadata};
@@ -41,15 +41,25 @@ pub use provider::OidcProvider;
 
 /// An HTTP client for talking to providers: bounded timeouts and **no redirects** (a token
 /// endpoint that redirects could leak credentials to another host; the oauth2 crate recommends
-/// this).
+/// this). HTTPS is verified against the built-in web PKI roots, or only against `ca` when
+/// given (a provider's `ca_file`).
 ///
 /// # Errors
 /// When the TLS backend cannot be initialised.
-pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+pub fn http_client(
+    timeout: Duration,
+    ca: Option<&CaCertificates>,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .user_agent(concat!("bff-server/", env!("CARGO_PKG_VERSION")))
-        .build()
+        .user_agent(concat!("bff-server/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = ca {
+        builder = builder.tls_built_in_root_certs(false);
+        for certificate in ca.certificates() {
+            builder = builder.add_root_certificate(certificate.clone());
+        }
+    }
+    builder.build()
 }

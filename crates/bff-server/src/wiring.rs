@@ -335,8 +335,8 @@ async fn discover_providers(
             provider: id.to_string(),
             reason,
         };
-        let http =
-            bff_oidc::http_client(section.http_timeout).map_err(|e| failed(e.to_string()))?;
+        let http = bff_oidc::http_client(section.http_timeout, section.ca_file.as_ref())
+            .map_err(|e| failed(e.to_string()))?;
         let handle = match OidcProvider::discover(oidc_config.clone(), http.clone()).await {
             Ok(discovered) => {
                 let discovered = Arc::new(discovered.with_events(metrics.clone()));

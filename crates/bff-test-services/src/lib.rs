@@ -1,4 +1,5 @@
-//! Real PostgreSQL and Redis servers for tests.
+//! Real PostgreSQL and Redis servers for tests, and an HTTPS server under a private CA
+//! ([`tls`]).
 //!
 //! Order of preference for each service:
 //! 1. the server named by `BFF_TEST_POSTGRES_URL` / `BFF_TEST_REDIS_URL` (explicit wins);
@@ -24,6 +25,8 @@ use testcontainers_modules::postgres::Postgres;
 use testcontainers_modules::redis::Redis;
 use testcontainers_modules::testcontainers::ContainerAsync;
 use testcontainers_modules::testcontainers::runners::AsyncRunner;
+
+pub mod tls;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 

@@ -90,7 +90,7 @@ pub async fn build_bff(config: &HostConfig) -> Result<Bff, WiringError> {
     );
     oidc.scopes = ["openid", "profile", "email"].map(String::from).to_vec();
     oidc.http_timeout = PROVIDER_TIMEOUT;
-    let http = bff_oidc::http_client(PROVIDER_TIMEOUT)
+    let http = bff_oidc::http_client(PROVIDER_TIMEOUT, None)
         .map_err(|e| WiringError::HttpClient(e.to_string()))?;
     let provider = OidcProvider::discover(oidc, http)
         .await

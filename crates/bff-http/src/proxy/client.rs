@@ -280,61 +280,16 @@ mod tests {
         assert!(matches!(not_tls, UpstreamError::Failed(_)), "{not_tls:?}");
     }
 
-    /// A private CA and an HTTPS upstream on `127.0.0.1` whose certificate it signed, answering
-    /// every request `200 tls ok`; the CA's roots and the upstream's address.
+    /// An HTTPS upstream under a private CA, and that CA as a root store.
     async fn private_ca_upstream() -> (Arc<RootCertStore>, String) {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-        let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-        let leaf_key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .unwrap()
-            .signed_by(&leaf_key, &ca)
-            .unwrap();
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject as _;
+        let server = bff_test_services::tls::https_under_private_ca().await;
         let mut roots = RootCertStore::empty();
-        roots.add(ca.der().clone()).unwrap();
-        let server_config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf.der().clone()],
-            rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
-        )
-        .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    // A handshake the client refuses ends here.
-                    let Ok(mut tls) = acceptor.accept(socket).await else {
-                        return;
-                    };
-                    let mut head = Vec::new();
-                    let mut byte = [0u8; 1];
-                    while !head.ends_with(b"\r\n\r\n") {
-                        if tls.read(&mut byte).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        head.push(byte[0]);
-                    }
-                    let _ = tls
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\ntls ok")
-                        .await;
-                    let _ = tls.flush().await;
-                });
-            }
-        });
-        (
-            Arc::new(roots),
-            format!("https://127.0.0.1:{}/", addr.port()),
-        )
+        roots
+            .add(CertificateDer::from_pem_slice(server.ca_pem.as_bytes()).unwrap())
+            .unwrap();
+        (Arc::new(roots), server.url)
     }
 
     #[tokio::test]
@@ -344,7 +299,7 @@ mod tests {
         let response = trusting.send(get(&url), soon(5_000)).await.unwrap();
         assert_eq!(response.status(), 200);
         let body = response.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(&body[..], b"tls ok");
+        assert_eq!(&body[..], bff_test_services::tls::ANSWER.as_bytes());
         // The built-in web PKI roots do not know this CA: the handshake fails.
         let web_pki = UpstreamClient::new(Duration::from_secs(5), None).unwrap();
         let refused = web_pki.send(get(&url), soon(5_000)).await.unwrap_err();

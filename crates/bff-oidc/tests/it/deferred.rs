@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::op::{ClientOf as _, NONCE, REDIRECT_URI, Script, VERIFIER, now, start_op};
 
 fn client() -> reqwest::Client {
-    bff_oidc::http_client(Duration::from_secs(5)).unwrap()
+    bff_oidc::http_client(Duration::from_secs(5), None).unwrap()
 }
 
 fn unavailable<T: std::fmt::Debug>(result: Result<T, ProviderError>) -> bool {

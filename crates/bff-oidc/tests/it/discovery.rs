@@ -12,7 +12,7 @@ use crate::op::{
 };
 
 fn client() -> reqwest::Client {
-    bff_oidc::http_client(Duration::from_secs(5)).unwrap()
+    bff_oidc::http_client(Duration::from_secs(5), None).unwrap()
 }
 
 #[tokio::test]

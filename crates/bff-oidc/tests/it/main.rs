@@ -11,4 +11,5 @@ mod discovery;
 mod jwks;
 mod login;
 mod op;
+mod private_ca;
 mod session;

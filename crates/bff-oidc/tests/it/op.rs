@@ -43,7 +43,7 @@ impl ClientOf for TestOp {
     async fn provider_with(&self, config: OidcProviderConfig) -> OidcProvider {
         OidcProvider::discover(
             config,
-            bff_oidc::http_client(Duration::from_secs(5)).unwrap(),
+            bff_oidc::http_client(Duration::from_secs(5), None).unwrap(),
         )
         .await
         .unwrap()

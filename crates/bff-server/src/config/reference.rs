@@ -527,6 +527,16 @@ pub(crate) const SECTIONS: &[Section] = &[
                 example: "5",
                 doc: "Time limit of each call to the provider.",
             },
+            Key {
+                name: "ca_file",
+                kind: "path",
+                default: Described("the built-in web PKI roots"),
+                example: r#""/etc/bff/idp-ca.pem""#,
+                doc: "PEM file of the CA certificates the provider's HTTPS certificate is \
+                      verified against, instead of the built-in roots (a provider under a \
+                      private CA). Read at start: a file that cannot be read or holds no \
+                      certificate stops the server.",
+            },
         ],
     },
     Section {

@@ -920,10 +920,10 @@ fn request_limits_default_and_are_checked() {
 // Properties over hostile values (budget: 256 cases each, or `PROPTEST_CASES`)
 // ---------------------------------------------------------------------------------------------
 
-/// A route's `ca_file` is read at load: its certificates become the route's trust, and a file
-/// that is missing or holds no certificate is a problem naming the route and the file.
+/// A route's and a provider's `ca_file` are read at load: the certificates become their trust,
+/// and a file that is missing or holds no certificate is a problem naming the key and the file.
 #[test]
-fn a_routes_ca_file_is_read_at_load_and_a_bad_one_is_refused() {
+fn ca_files_are_read_at_load_and_a_bad_one_is_refused() {
     let dir = std::env::temp_dir().join(format!("bff-config-ca-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ca = dir.join("ca.pem");
@@ -943,6 +943,28 @@ fn a_routes_ca_file_is_read_at_load_and_a_bad_one_is_refused() {
         "{:?}",
         config.upstream_trust
     );
+    // The same file for the provider.
+    let provider = |file: &std::path::Path| {
+        valid().replace(
+            "[providers.main]\n",
+            &format!(
+                "[providers.main]\nca_file = {:?}\n",
+                file.display().to_string()
+            ),
+        )
+    };
+    let config = Config::from_toml_str(&provider(&ca), no_env()).unwrap();
+    let section = format!("{:?}", config.providers[&main_id()]);
+    assert!(section.contains("(1 CA certificates)"), "{section}");
+    for file in [dir.join("missing.pem"), empty.clone()] {
+        let problems = lines(&provider(&file), no_env());
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].starts_with("providers.main.ca_file")
+                && problems[0].contains(&file.display().to_string()),
+            "{problems:#?}"
+        );
+    }
     for (file, reason) in [
         (dir.join("missing.pem"), "cannot be read"),
         (empty, "holds no PEM certificate"),
