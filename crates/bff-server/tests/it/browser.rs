@@ -179,6 +179,30 @@ async fn chromium_logs_in_and_the_first_page_is_logged_in() {
     result.unwrap();
 }
 
+/// The element `locator` finds once the page stops navigating, waiting up to `timeout`: after a
+/// redirect chain (provider, callback, app) a lookup can land mid-navigation, which chromedriver
+/// answers "aborted by navigation" instead of waiting; that is retried, anything else fails.
+pub(crate) async fn element_after_navigation(
+    c: &fantoccini::Client,
+    locator: fantoccini::Locator<'_>,
+    timeout: Duration,
+) -> fantoccini::elements::Element {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match c.wait().at_most(left).for_element(locator).await {
+            Ok(element) => return element,
+            Err(fantoccini::error::CmdError::NotW3C(value))
+                if value.as_str() == Some("aborted by navigation")
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => panic!("{locator:?}: {err}"),
+        }
+    }
+}
+
 pub(crate) async fn wait_for_text(element: &fantoccini::elements::Element, expected: &str) {
     let mut last = String::new();
     for _ in 0..100 {

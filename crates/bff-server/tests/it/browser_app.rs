@@ -24,7 +24,9 @@ use fantoccini::{Client, Locator};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
-use crate::browser::{PerformanceLog, browser_available, chromium, wait_for_text};
+use crate::browser::{
+    PerformanceLog, browser_available, chromium, element_after_navigation, wait_for_text,
+};
 use crate::stores::{session_rows, store_toml};
 use crate::support::*;
 
@@ -588,12 +590,8 @@ pub(crate) async fn walk_the_sample_app(
         sign_in_at_provider_form(&c, provider, Some(&shot("2-provider-login"))).await;
 
         // Back in the app, logged in on the first page, with the user's claims.
-        let status = c
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::Id("status"))
-            .await
-            .unwrap();
+        let status =
+            element_after_navigation(&c, Locator::Id("status"), Duration::from_secs(20)).await;
         wait_for_text(&status, LOGGED_IN_AS).await;
         let issued_at = std::time::Instant::now();
         let claims = c
@@ -680,12 +678,8 @@ pub(crate) async fn walk_the_sample_app(
             .await
             .unwrap();
         provider.through_logout(&c).await;
-        let status = c
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::Id("status"))
-            .await
-            .unwrap();
+        let status =
+            element_after_navigation(&c, Locator::Id("status"), Duration::from_secs(20)).await;
         wait_for_text(&status, "Not logged in").await;
         assert_eq!(c.current_url().await.unwrap().as_str(), format!("{base}/"));
         screenshot(&c, &shot("4-logged-out-again")).await;
@@ -716,12 +710,8 @@ pub(crate) async fn walk_the_sample_app(
             .await
             .unwrap();
         sign_in_at_provider_form(&c, provider, None).await;
-        let status = c
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::Id("status"))
-            .await
-            .unwrap();
+        let status =
+            element_after_navigation(&c, Locator::Id("status"), Duration::from_secs(20)).await;
         wait_for_text(&status, LOGGED_IN_AS).await;
         assert_eq!(stores.sessions().await, 1);
         provider.end_session_at_provider(&c).await;
