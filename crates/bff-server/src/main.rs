@@ -114,6 +114,9 @@ fn run(config: Config) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Before anything else: a SIGTERM that arrived before its handler existed would end the
+        // process at once, without draining (seen when one came right after start).
+        let stop_signal = stop_signal();
         let listener = match tokio::net::TcpListener::bind(&config.server.listen).await {
             Ok(l) => l,
             Err(e) => {
@@ -122,7 +125,7 @@ fn run(config: Config) -> ExitCode {
             }
         };
         let shutdown = async {
-            wait_for_stop_signal().await;
+            stop_signal.await;
             tracing::info!("shutting down");
         };
         match bff_server::serve(config, listener, shutdown).await {
@@ -135,25 +138,35 @@ fn run(config: Config) -> ExitCode {
     })
 }
 
-/// Ctrl-C, or SIGTERM (what container runtimes send).
-async fn wait_for_stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Ctrl-C, or SIGTERM (what container runtimes send): the handlers are registered when this is
+/// called, the returned future waits for either. Call it inside the runtime.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let terminate = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            match (terminate, interrupt) {
+                (Ok(mut terminate), Ok(mut interrupt)) => {
+                    tokio::select! {
+                        _ = terminate.recv() => {}
+                        _ = interrupt.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
+                (Ok(mut only), Err(_)) | (Err(_), Ok(mut only)) => {
+                    only.recv().await;
+                }
+                (Err(_), Err(_)) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
