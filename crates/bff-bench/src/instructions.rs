@@ -14,12 +14,13 @@
 //! natively). One client sends requests one after another on one keep-alive connection: a
 //! warm-up, then the counters are zeroed (`callgrind_control -z`), then the measured requests,
 //! then a dump (`callgrind_control -d`) whose total divided by the requests is the figure.
-//! Every answer must be `200`. Needs valgrind (`apt-get install -y valgrind`); loopback only.
+//! Every answer must be `200`. Needs valgrind (`apt-get install -y valgrind`), and PostgreSQL and
+//! Redis as the timed run does (the Redis and Postgres+Redis rows); loopback only.
 
 use std::path::Path;
 use std::process::Command;
 
-use crate::proxy::Server;
+use crate::proxy::{BenchStores, Server};
 
 /// Requests before the counters are zeroed: connection set-up, first-use initialisation,
 /// pools filled.
@@ -73,7 +74,9 @@ pub(crate) fn run(args: &[String]) {
         drop(server);
         total as f64 / f64::from(requests)
     };
-    let bff = ["bff", "--store", "memory", "--upstream", &upstream_url];
+    let stores = runtime.block_on(BenchStores::open("instructions"));
+    let bff_on = |store: &'static str| stores.bff_args(store, &upstream_url);
+    let bff = bff_on("memory");
     let session = [
         ("cookie", "__Host-Http-bff={session}".to_owned()),
         ("x-csrf", "1".to_owned()),
@@ -96,6 +99,14 @@ pub(crate) fn run(args: &[String]) {
             "(3) BFF, `user` route, memory",
             count(&bff, "/api/orders/7", &session),
         ),
+        (
+            "(4) BFF, `user` route, redis",
+            count(&bff_on("redis"), "/api/orders/7", &session),
+        ),
+        (
+            "(4) BFF, `user` route, postgres+redis",
+            count(&bff_on("postgres+redis"), "/api/orders/7", &session),
+        ),
     ];
     let healthz = count(&bff, "/healthz", &[]);
     let user = [
@@ -104,8 +115,13 @@ pub(crate) fn run(args: &[String]) {
             "`GET /bff/user`, memory",
             count(&bff, "/bff/user", &session),
         ),
+        (
+            "`GET /bff/user`, redis",
+            count(&bff_on("redis"), "/bff/user", &session),
+        ),
     ];
     drop(upstream);
+    runtime.block_on(stores.remove());
     let _ = std::fs::remove_dir_all(&dumps);
 
     println!(

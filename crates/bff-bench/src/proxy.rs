@@ -329,25 +329,8 @@ pub(crate) fn run(args: &[String]) {
         .enable_all()
         .build()
         .unwrap();
-    let pg_url = std::env::var("BFF_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let redis_url =
-        std::env::var("BFF_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let tag = format!("bff_bench_proxy_{}", std::process::id());
-    let redis_prefix = format!("{tag}:");
-    let (pg, mut redis) = runtime.block_on(async {
-        let pg = sqlx::PgPool::connect(&pg_url).await.expect("PostgreSQL");
-        sqlx::query(&format!("CREATE SCHEMA {tag}"))
-            .execute(&pg)
-            .await
-            .unwrap();
-        let redis = redis::Client::open(redis_url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .expect("Redis");
-        (pg, redis)
-    });
+    let stores = runtime.block_on(BenchStores::open("proxy"));
+    let mut redis = stores.redis.clone();
     eprintln!(
         "bench proxy: {} s per scenario after {} s of warm-up, {} connections, load average {}",
         load.secs,
@@ -397,17 +380,7 @@ pub(crate) fn run(args: &[String]) {
     drop(bare_reqwest);
 
     for store in ["memory", "redis", "postgres+redis"] {
-        let bff = Server::start(&[
-            "bff",
-            "--store",
-            store,
-            "--upstream",
-            &upstream_url,
-            "--redis-prefix",
-            &redis_prefix,
-            "--pg-schema",
-            &tag,
-        ]);
+        let bff = Server::start(&stores.bff_args(store, &upstream_url));
         let cookie = format!("Cookie: __Host-Http-bff={}", bff.session.clone().unwrap());
         let with_session = [cookie, csrf.clone()];
         let number = if store == "memory" { "(3)" } else { "(4)" };
@@ -491,22 +464,80 @@ pub(crate) fn run(args: &[String]) {
             .trim()
     );
 
-    runtime.block_on(async {
+    runtime.block_on(stores.remove());
+}
+
+/// The PostgreSQL schema and Redis key prefix of one run's BFF servers (`--pg-schema`,
+/// `--redis-prefix`): made at the start, removed with everything in them at the end.
+pub(crate) struct BenchStores {
+    pg: sqlx::PgPool,
+    /// A connection to the same Redis, for statistics and the clean-up.
+    pub(crate) redis: redis::aio::MultiplexedConnection,
+    /// The schema, also the base of the key prefix.
+    pub(crate) tag: String,
+    pub(crate) redis_prefix: String,
+}
+
+impl BenchStores {
+    /// A fresh schema and prefix named after `bench` and this process, on the servers of
+    /// `BFF_TEST_POSTGRES_URL` and `BFF_TEST_REDIS_URL` (default: the local ones).
+    pub(crate) async fn open(bench: &str) -> Self {
+        let pg_url = std::env::var("BFF_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let redis_url =
+            std::env::var("BFF_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let tag = format!("bff_bench_{bench}_{}", std::process::id());
+        let pg = sqlx::PgPool::connect(&pg_url).await.expect("PostgreSQL");
+        sqlx::query(&format!("CREATE SCHEMA {tag}"))
+            .execute(&pg)
+            .await
+            .unwrap();
+        let redis = redis::Client::open(redis_url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("Redis");
+        Self {
+            pg,
+            redis,
+            redis_prefix: format!("{tag}:"),
+            tag,
+        }
+    }
+
+    /// The arguments of `bff-bench serve bff` on `store` (`memory`, `redis`, `postgres+redis`)
+    /// with these stores, proxying to `upstream`.
+    pub(crate) fn bff_args<'a>(&'a self, store: &'a str, upstream: &'a str) -> [&'a str; 9] {
+        [
+            "bff",
+            "--store",
+            store,
+            "--upstream",
+            upstream,
+            "--redis-prefix",
+            &self.redis_prefix,
+            "--pg-schema",
+            &self.tag,
+        ]
+    }
+
+    /// Drops the schema and deletes the keys under the prefix.
+    pub(crate) async fn remove(mut self) {
         let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{redis_prefix}*"))
-            .query_async(&mut redis)
+            .arg(format!("{}*", self.redis_prefix))
+            .query_async(&mut self.redis)
             .await
             .unwrap();
         if !keys.is_empty() {
             let _: () = redis::cmd("DEL")
                 .arg(keys)
-                .query_async(&mut redis)
+                .query_async(&mut self.redis)
                 .await
                 .unwrap();
         }
-        sqlx::query(&format!("DROP SCHEMA {tag} CASCADE"))
-            .execute(&pg)
+        sqlx::query(&format!("DROP SCHEMA {} CASCADE", self.tag))
+            .execute(&self.pg)
             .await
             .unwrap();
-    });
+    }
 }
