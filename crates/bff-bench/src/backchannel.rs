@@ -506,9 +506,7 @@ async fn logout_users(
         let redis_total: u64 = commands.iter().map(|(_, c)| c).sum();
         let redis_round_trips: u64 = commands
             .iter()
-            .filter(|(name, _)| {
-                matches!(name.as_str(), "evalsha" | "eval" | "smembers") || name == "hmget"
-            })
+            .filter(|(name, _)| matches!(name.as_str(), "evalsha" | "eval" | "smembers" | "hmget"))
             .map(|(_, c)| c)
             .sum();
         println!(

@@ -474,8 +474,8 @@ pub(crate) struct BenchStores {
     /// A connection to the same Redis, for statistics and the clean-up.
     pub(crate) redis: redis::aio::MultiplexedConnection,
     /// The schema, also the base of the key prefix.
-    pub(crate) tag: String,
-    pub(crate) redis_prefix: String,
+    tag: String,
+    redis_prefix: String,
 }
 
 impl BenchStores {

@@ -79,7 +79,7 @@ pub struct SetupError(String);
 const SESSION_FIELDS: [&str; 5] = ["v", "idle", "abs", "last", "rec"];
 
 /// [`SESSION_FIELDS`]' values, `None` where the hash has no such field (all `None`: no hash).
-type SessionFields = [Option<String>; 5];
+type SessionFields = [Option<String>; SESSION_FIELDS.len()];
 
 /// The rest of a session, stored as JSON in the `rec` field.
 #[derive(Serialize, Deserialize)]

@@ -20,12 +20,22 @@ pub struct PrivateCaServer {
     pub ca_pem: String,
 }
 
+/// A new self-signed CA, with its key.
+fn new_ca() -> CertifiedIssuer<'static, KeyPair> {
+    let mut params = CertificateParams::new(Vec::new()).expect("CA parameters");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key"))
+        .expect("CA certificate")
+}
+
+/// The PEM certificate of a new CA, for what reads a `ca_file` without connecting anywhere.
+pub fn ca_certificate_pem() -> String {
+    new_ca().pem()
+}
+
 /// Starts a server under a new CA; it serves until the runtime ends.
 pub async fn https_under_private_ca() -> PrivateCaServer {
-    let mut ca_params = CertificateParams::new(Vec::new()).expect("CA parameters");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
-        .expect("CA certificate");
+    let ca = new_ca();
     let leaf_key = KeyPair::generate().expect("server key");
     let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
         .expect("server parameters")

@@ -7,8 +7,8 @@
 //! them: it follows no redirect (a redirect would carry the token elsewhere), retries nothing
 //! and builds the URL itself. What it does need is here: the connect timeout, a total timeout
 //! that also bounds the response body, TLS with the web PKI roots (the roots reqwest's
-//! `rustls-tls` used) or a route's own CA certificates, HTTP/1.1, no proxy from the environment (there is no such lookup here),
-//! and telling a timeout from any other failure.
+//! `rustls-tls` used) or a route's own CA certificates, HTTP/1.1, no proxy from the environment
+//! (there is no such lookup here), and telling a timeout from any other failure.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -965,7 +965,7 @@ mod tests {
         // here it is a certificate written for the test.
         let ca_file =
             std::env::temp_dir().join(format!("bff-reference-ca-{}.pem", std::process::id()));
-        std::fs::write(&ca_file, super::super::tests::TEST_CA_PEM).unwrap();
+        std::fs::write(&ca_file, bff_test_services::tls::ca_certificate_pem()).unwrap();
         for section in SECTIONS {
             for key in section.keys {
                 let mut root = full_table();

@@ -927,7 +927,7 @@ fn ca_files_are_read_at_load_and_a_bad_one_is_refused() {
     let dir = std::env::temp_dir().join(format!("bff-config-ca-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ca = dir.join("ca.pem");
-    std::fs::write(&ca, TEST_CA_PEM).unwrap();
+    std::fs::write(&ca, bff_test_services::tls::ca_certificate_pem()).unwrap();
     let empty = dir.join("empty.pem");
     std::fs::write(&empty, "not a certificate\n").unwrap();
     let route = |file: &std::path::Path| {
@@ -979,20 +979,6 @@ fn ca_files_are_read_at_load_and_a_bad_one_is_refused() {
         );
     }
 }
-
-/// A self-signed CA certificate (`openssl req -x509`, valid for 100 years).
-pub(super) const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
-MIIBkDCCATegAwIBAgIUUWPpZ9VJnJPboxWjiXOM0JW3SuowCgYIKoZIzj0EAwIw
-HTEbMBkGA1UEAwwSYmZmLWNvbmZpZy10ZXN0LWNhMCAXDTI2MTIwMTA1NTQ1OVoY
-DzIxMjYxMTA3MDU1NDU5WjAdMRswGQYDVQQDDBJiZmYtY29uZmlnLXRlc3QtY2Ew
-WTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAARqn3E9RFZw5ep0hBQu0r1bCpdspZ2q
-uacVJ9HLRKmo11LARqZAHB96L/GHaUid3ILZwybQPNYYRmdQjczL4Pq0o1MwUTAd
-BgNVHQ4EFgQUduS8Vvz5HOpbcuMaO5gJjUiZJIcwHwYDVR0jBBgwFoAUduS8Vvz5
-HOpbcuMaO5gJjUiZJIcwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBE
-AiA0TPhHfIl8vFeswhPfvKV9jcoyDvwQdzGrYspPQ68BrwIgQbTM+SDWRjw4pXDU
-wpNBPlkj5l02ysXsTzVd9kXSahA=
------END CERTIFICATE-----
-";
 
 mod properties {
     use proptest::prelude::*;
