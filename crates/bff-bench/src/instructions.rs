@@ -14,7 +14,9 @@
 //! natively). One client sends requests one after another on one keep-alive connection: a
 //! warm-up, then the counters are zeroed (`callgrind_control -z`), then the measured requests,
 //! then a dump (`callgrind_control -d`) whose total divided by the requests is the figure.
-//! Every answer must be `200`. Needs valgrind (`apt-get install -y valgrind`), and PostgreSQL and
+//! Every answer must be `200`. `--only TEXT` runs only the scenarios whose name contains it;
+//! `--keep-dumps DIR` leaves callgrind's files there for `callgrind_annotate --inclusive=yes`
+//! (the profile of the measured requests is the file ending in `.1`). Needs valgrind (`apt-get install -y valgrind`), and PostgreSQL and
 //! Redis as the timed run does (the Redis and Postgres+Redis rows); loopback only.
 
 use std::path::Path;
@@ -33,6 +35,14 @@ pub(crate) fn run(args: &[String]) {
         .and_then(|i| args.get(i + 1))
         .map_or(2000, |v| v.parse::<u32>().unwrap())
         .clamp(100, 100_000);
+    let option = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let only = option("--only");
+    let kept_dumps = option("--keep-dumps").map(std::path::PathBuf::from);
     for tool in ["valgrind", "callgrind_control"] {
         Command::new(tool)
             .arg("--version")
@@ -43,17 +53,24 @@ pub(crate) fn run(args: &[String]) {
         .enable_all()
         .build()
         .unwrap();
-    let dumps = std::env::temp_dir().join(format!("bff-bench-callgrind-{}", std::process::id()));
+    let dumps = kept_dumps.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("bff-bench-callgrind-{}", std::process::id()))
+    });
     std::fs::create_dir_all(&dumps).unwrap();
     eprintln!("bench proxy --instructions: {requests} requests per scenario after {WARM_UP}");
 
     let upstream = Server::start(&["upstream"]);
     let upstream_url = upstream.url("");
-    let count = |args: &[&str], path: &str, headers: &[(&str, String)]| -> f64 {
-        let out = dumps.join(format!(
-            "{}.out",
-            args.join("-").replace(['/', ':', '+'], "_")
-        ));
+    // One callgrind file per scenario, named after it; `None` for a scenario `--only` leaves out.
+    let count = |scenario: &str, args: &[&str], path: &str, headers: &[(&str, String)]| {
+        if only.as_deref().is_some_and(|only| !scenario.contains(only)) {
+            return None;
+        }
+        let file_name: String = scenario
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let out = dumps.join(format!("{file_name}.out"));
         let out_arg = format!("--callgrind-out-file={}", out.display());
         let server = Server::start_under(&["valgrind", "-q", "--tool=callgrind", &out_arg], args);
         let headers: Vec<(&str, String)> = headers
@@ -72,7 +89,7 @@ pub(crate) fn run(args: &[String]) {
         callgrind_control("-d", server.pid());
         let total = dumped_instructions(&out);
         drop(server);
-        total as f64 / f64::from(requests)
+        Some((scenario.to_owned(), total as f64 / f64::from(requests)))
     };
     let stores = runtime.block_on(BenchStores::open("instructions"));
     let bff_on = |store: &'static str| stores.bff_args(store, &upstream_url);
@@ -82,59 +99,84 @@ pub(crate) fn run(args: &[String]) {
         ("x-csrf", "1".to_owned()),
     ];
     let csrf = [("x-csrf", "1".to_owned())];
-    let bare = count(&["bare", "--upstream", &upstream_url], "/api/orders/7", &[]);
-    let bare_reqwest = count(
-        &["bare-reqwest", "--upstream", &upstream_url],
-        "/api/orders/7",
-        &[],
-    );
-    let proxied = [
-        ("(2) bare pass-through proxy", bare),
-        ("bare proxy on a reqwest client", bare_reqwest),
-        (
+    let bare = ["bare", "--upstream", &upstream_url];
+    let bare_reqwest = ["bare-reqwest", "--upstream", &upstream_url];
+    let proxied: Vec<(String, f64)> = [
+        count("(2) bare pass-through proxy", &bare, "/api/orders/7", &[]),
+        count(
+            "bare proxy on a reqwest client",
+            &bare_reqwest,
+            "/api/orders/7",
+            &[],
+        ),
+        count(
             "BFF, `none` route (no session)",
-            count(&bff, "/open/orders/7", &csrf),
+            &bff,
+            "/open/orders/7",
+            &csrf,
         ),
-        (
+        count(
             "(3) BFF, `user` route, memory",
-            count(&bff, "/api/orders/7", &session),
+            &bff,
+            "/api/orders/7",
+            &session,
         ),
-        (
+        count(
             "(4) BFF, `user` route, redis",
-            count(&bff_on("redis"), "/api/orders/7", &session),
+            &bff_on("redis"),
+            "/api/orders/7",
+            &session,
         ),
-        (
+        count(
             "(4) BFF, `user` route, postgres+redis",
-            count(&bff_on("postgres+redis"), "/api/orders/7", &session),
+            &bff_on("postgres+redis"),
+            "/api/orders/7",
+            &session,
         ),
-    ];
-    let healthz = count(&bff, "/healthz", &[]);
-    let user = [
-        ("`GET /healthz` (bare endpoint, same server)", healthz),
-        (
-            "`GET /bff/user`, memory",
-            count(&bff, "/bff/user", &session),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let user: Vec<(String, f64)> = [
+        count(
+            "`GET /healthz` (bare endpoint, same server)",
+            &bff,
+            "/healthz",
+            &[],
         ),
-        (
+        count("`GET /bff/user`, memory", &bff, "/bff/user", &session),
+        count(
             "`GET /bff/user`, redis",
-            count(&bff_on("redis"), "/bff/user", &session),
+            &bff_on("redis"),
+            "/bff/user",
+            &session,
         ),
-    ];
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     drop(upstream);
     runtime.block_on(stores.remove());
-    let _ = std::fs::remove_dir_all(&dumps);
+    if kept_dumps.is_none() {
+        let _ = std::fs::remove_dir_all(&dumps);
+    }
 
     println!(
         "Instructions per request (callgrind, {requests} sequential requests, one connection):"
     );
     println!();
-    print_table(&proxied, "(2)");
+    print_table(&proxied);
     println!();
-    print_table(&user, "/healthz");
+    print_table(&user);
 }
 
-fn print_table(rows: &[(&str, f64)], baseline_name: &str) {
-    let baseline = rows[0].1;
+/// The rows with their ratio to the first one, which is the baseline unless `--only` left it
+/// out (nothing when it left every row out).
+fn print_table(rows: &[(String, f64)]) {
+    let Some((baseline_name, baseline)) = rows.first() else {
+        return;
+    };
+    let baseline = *baseline;
     println!("| scenario | instructions per request | vs {baseline_name} |");
     println!("| --- | ---: | ---: |");
     for (name, per_request) in rows {
