@@ -57,7 +57,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
-use url::Url;
+use url::{Position, Url};
 
 use crate::ids::ProviderId;
 use crate::secret::Secret;
@@ -1302,7 +1302,9 @@ fn forward_url(
     remainder: &str,
     query: Option<&str>,
 ) -> Result<Url, TargetDefect> {
-    let mut path = format!("{base_path}{remainder}");
+    let mut path = String::with_capacity(base_path.len() + remainder.len() + 1);
+    path.push_str(base_path);
+    path.push_str(remainder);
     if path.is_empty() {
         path.push('/');
     }
@@ -1314,7 +1316,10 @@ fn forward_url(
             .path()
             .strip_prefix(base_path)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-    if !under_base || url.origin() != upstream.origin() {
+    // Everything before the path (scheme, user info, host, port) unchanged: the same origin,
+    // compared as text rather than through two allocated `Origin`s.
+    let same_origin = url[..Position::BeforePath] == upstream[..Position::BeforePath];
+    if !under_base || !same_origin {
         return Err(TargetDefect::EscapesUpstream);
     }
     if url.path() != path || url.query() != query {

@@ -85,18 +85,23 @@ struct Plain {
     scope: Option<String>,
 }
 
+/// `AAD_PREFIX` and the key, joined without the formatting machinery: every proxied request
+/// opens a session's tokens.
 fn associated_data(key: &SessionKey) -> Vec<u8> {
-    format!("{AAD_PREFIX}{}", key.as_str()).into_bytes()
+    joined(&[AAD_PREFIX, key.as_str()])
 }
 
 /// The key is 64 hex digits, so the `:` after it cannot be confused with part of the name.
 fn connection_associated_data(key: &SessionKey, provider: &ProviderId) -> Vec<u8> {
-    format!(
-        "{CONNECTION_AAD_PREFIX}{}:{}",
-        key.as_str(),
-        provider.as_str()
-    )
-    .into_bytes()
+    joined(&[CONNECTION_AAD_PREFIX, key.as_str(), ":", provider.as_str()])
+}
+
+fn joined(parts: &[&str]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parts.iter().map(|part| part.len()).sum());
+    for part in parts {
+        out.extend_from_slice(part.as_bytes());
+    }
+    out
 }
 
 fn seal_with(
@@ -156,6 +161,19 @@ pub(crate) fn open(
     sealed: &Sealed,
 ) -> Result<TokenSet, CipherError> {
     open_with(cipher, &associated_data(key), sealed)
+}
+
+/// Whether the tokens of the session `key` open, without reading them: the cipher's check (a
+/// known key id, nothing tampered with, this session's) and nothing more.
+///
+/// # Errors
+/// As [`open`].
+pub(crate) fn opens(
+    cipher: &dyn Cipher,
+    key: &SessionKey,
+    sealed: &Sealed,
+) -> Result<(), CipherError> {
+    cipher.open(sealed, &associated_data(key)).map(drop)
 }
 
 /// Seals the tokens of the provider `provider` connected to the session `key`.
@@ -235,6 +253,35 @@ mod tests {
             refresh_token_expires_at: None,
             scope: Some("openid".into()),
         }
+    }
+
+    #[test]
+    fn the_associated_data_is_the_label_then_the_key_as_sealed_tokens_were_bound_to() {
+        // Tokens already in a store were sealed with exactly these bytes; any other bytes
+        // would leave every stored session unreadable.
+        let key = SessionId::generate(&SeededRandom::new(1)).key();
+        let provider = ProviderId::parse("b").unwrap();
+        assert_eq!(
+            associated_data(&key),
+            format!("bff-session-tokens/v1:{}", key.as_str()).into_bytes()
+        );
+        assert_eq!(
+            connection_associated_data(&key, &provider),
+            format!("bff-connection-tokens/v1:{}:b", key.as_str()).into_bytes()
+        );
+    }
+
+    #[test]
+    fn tokens_open_for_their_own_session_only_and_untampered() {
+        let cipher = FakeCipher;
+        let key = SessionId::generate(&SeededRandom::new(1)).key();
+        let other = SessionId::generate(&SeededRandom::new(2)).key();
+        let sealed = seal(&cipher, &key, &tokens()).unwrap();
+        assert!(opens(&cipher, &key, &sealed).is_ok());
+        assert!(opens(&cipher, &other, &sealed).is_err());
+        let mut tampered = sealed.clone();
+        tampered.ciphertext[0] ^= 1;
+        assert!(opens(&cipher, &key, &tampered).is_err());
     }
 
     #[test]

@@ -304,13 +304,26 @@ pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .iter()
         .filter_map(|line| line.to_str().ok())
         .flat_map(|line| line.split(';').map(str::trim))
-        .filter(|piece| {
-            let raw_name = piece.split_once('=').map_or(*piece, |(n, _)| n).trim();
-            raw_name == name || raw_name.contains('%')
+        .find_map(|piece| {
+            // The usual piece, `name=` and a value of base64url characters (a session id),
+            // is its own parse: taken as it is, without the parser's allocation.
+            if let Some(value) = piece.strip_prefix(name).and_then(|r| r.strip_prefix('='))
+                && !value.is_empty()
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Some(value.to_owned());
+            }
+            let raw_name = piece.split_once('=').map_or(piece, |(n, _)| n).trim();
+            if raw_name != name && !raw_name.contains('%') {
+                return None;
+            }
+            Cookie::parse(piece)
+                .ok()
+                .filter(|cookie| cookie.name() == name)
+                .map(|cookie| cookie.value_str().to_owned())
         })
-        .filter_map(|piece| Cookie::parse(piece).ok())
-        .find(|cookie| cookie.name() == name)
-        .map(|cookie| cookie.value_str().to_owned())
 }
 
 /// Appends a `Set-Cookie` header to `headers` for every cookie in `jar`, a jar that started
@@ -442,6 +455,11 @@ mod tests {
             &["__Host-Http-bff="],
             &["=nameless; ;; __Host-Http-bff=after-junk"],
             &["__Host-Http-bff=\"quoted\""],
+            // Session-id-like values (the reader's shortcut) next to ones it parses.
+            &["__Host-Http-bff=dGhpcy1pcy1hLXNlc3Npb24taWQtXzAxMjM0NTY3ODk"],
+            &["__Host-Http-bff=plain_first; __Host-Http-bff=per%63ent"],
+            &["%5F_Host-Http-bff=decoded-first; __Host-Http-bff=plain_second"],
+            &["__Host-Http-bff=pl+us", "__Host-Http-bff=plain"],
             &[""],
             &[],
         ];

@@ -364,15 +364,17 @@ impl Inner {
             out.insert(name, value);
         }
         if let UpstreamCredential::Bearer(token) = credential {
-            // From the `String` itself: no second copy of the token.
-            let mut value =
-                HeaderValue::try_from(format!("Bearer {}", token.expose())).map_err(|_| {
-                    Problem::new(
-                        StatusCode::BAD_GATEWAY,
-                        "provider_error",
-                        "The identity provider issued an access token that cannot be sent.",
-                    )
-                })?;
+            // From the `String` itself: no second copy of the token (and no formatting).
+            let mut bearer = String::with_capacity("Bearer ".len() + token.expose().len());
+            bearer.push_str("Bearer ");
+            bearer.push_str(token.expose());
+            let mut value = HeaderValue::try_from(bearer).map_err(|_| {
+                Problem::new(
+                    StatusCode::BAD_GATEWAY,
+                    "provider_error",
+                    "The identity provider issued an access token that cannot be sent.",
+                )
+            })?;
             value.set_sensitive(true);
             out.insert(header::AUTHORIZATION, value);
         }

@@ -147,7 +147,15 @@ impl SessionStore for MemoryStore {
     }
 
     async fn get(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Session>, StoreError> {
-        Ok(guard(&self.sessions)?.live(key, now).map(|s| s.clone()))
+        let mut sessions = guard(&self.sessions)?;
+        // One lookup for the usual live session (`live` looks twice, to hand out `&mut`).
+        match sessions.by_key.get(key) {
+            None => return Ok(None),
+            Some(session) if !session.is_expired(now) => return Ok(Some(session.clone())),
+            Some(_) => {}
+        }
+        sessions.remove(key);
+        Ok(None)
     }
 
     async fn update(&self, session: &Session, now: Timestamp) -> Result<u64, StoreError> {

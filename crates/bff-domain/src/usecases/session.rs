@@ -156,11 +156,18 @@ impl Bff {
         self.end_if_unreadable(session, opened).await.map(Some)
     }
 
-    async fn end_if_unreadable(
+    /// Whether the session's tokens still open, without reading them (the cipher's check only,
+    /// no parsing); when they no longer open, ends the session as [`Bff::open_tokens`] does.
+    async fn check_tokens_open(&self, session: &Session) -> Result<(), SessionError> {
+        let opened = vault::opens(self.ports.cipher.as_ref(), &session.key, &session.tokens);
+        self.end_if_unreadable(session, opened).await
+    }
+
+    async fn end_if_unreadable<T>(
         &self,
         session: &Session,
-        opened: Result<TokenSet, CipherError>,
-    ) -> Result<TokenSet, SessionError> {
+        opened: Result<T, CipherError>,
+    ) -> Result<T, SessionError> {
         match opened {
             Ok(tokens) => Ok(tokens),
             Err(cause) => {
@@ -172,14 +179,15 @@ impl Bff {
         }
     }
 
-    /// The current session, for `/bff/user` and `/bff/session`. Its tokens are opened too, so
-    /// these answers agree with refresh and API calls about a session whose tokens are lost.
+    /// The current session, for `/bff/user` and `/bff/session`. Its tokens are checked to
+    /// open too (not read: neither answer shows them), so these answers agree with refresh and
+    /// API calls about a session whose tokens are lost.
     ///
     /// # Errors
     /// `NoSession`; `TokensUnreadable` (the session is ended); `Store` when the store fails.
     pub async fn current_session(&self, id: &SessionId) -> Result<SessionView, SessionError> {
         let session = self.live_session(id).await?;
-        self.open_tokens(&session).await?;
+        self.check_tokens_open(&session).await?;
         Ok(SessionView {
             logout_guard: logout_guard(&session.key),
             expires_at: session.expires_at(),

@@ -43,7 +43,13 @@ pub(crate) enum LogoutAnswer {
 
 /// The logout link for a session with `logout_guard` (the `bff:logout_url` claim of `/user`).
 pub(crate) fn logout_link(settings: &HttpSettings, logout_guard: &str) -> String {
-    format!("{}/logout?sid={logout_guard}", settings.prefix)
+    // Joined without the formatting machinery: every `GET /user` answer carries it.
+    const PATH: &str = "/logout?sid=";
+    let mut link = String::with_capacity(settings.prefix.len() + PATH.len() + logout_guard.len());
+    link.push_str(&settings.prefix);
+    link.push_str(PATH);
+    link.push_str(logout_guard);
+    link
 }
 
 /// The logout endpoints.

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use http_body_util::combinators::BoxBody;
 use hyper::body::{Bytes, Frame, Incoming, SizeHint};
+use hyper::header::{self, HeaderValue};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -91,9 +92,14 @@ impl UpstreamClient {
     /// [`UpstreamError`].
     pub(super) async fn send(
         &self,
-        request: hyper::Request<ProxyBody>,
+        mut request: hyper::Request<ProxyBody>,
         deadline: Instant,
     ) -> Result<hyper::Response<DeadlineBody>, UpstreamError> {
+        if !request.headers().contains_key(header::HOST)
+            && let Some(host) = host_header(request.uri())
+        {
+            request.headers_mut().insert(header::HOST, host);
+        }
         let response = tokio::time::timeout_at(deadline, self.client.request(request))
             .await
             .map_err(|_| UpstreamError::Timeout)?
@@ -109,6 +115,26 @@ impl UpstreamClient {
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
         }))
     }
+}
+
+/// The `Host` header for `uri`, the one hyper-util would add: its authority, which for the
+/// URLs the allowlist builds is the host and a port other than the scheme's default (`url`
+/// leaves a default port out). Made here because hyper-util formats it anew for every request
+/// with an explicit port; `None` (hyper-util then adds it) for an authority with user info or
+/// an explicit default port, which hyper-util writes differently.
+fn host_header(uri: &hyper::Uri) -> Option<HeaderValue> {
+    let authority = uri.authority()?;
+    let default_port = match uri.scheme_str() {
+        Some("http") => Some(80),
+        Some("https") => Some(443),
+        _ => None,
+    };
+    if authority.as_str().contains('@')
+        || (authority.port_u16().is_some() && authority.port_u16() == default_port)
+    {
+        return None;
+    }
+    HeaderValue::from_str(authority.as_str()).ok()
 }
 
 /// Whether the connector gave up on connecting in time (its error carries an `io::Error` of
@@ -203,6 +229,31 @@ mod tests {
         format!("127.0.0.1:{}", addr.port())
     }
 
+    /// A loopback server that answers each request with its own head as the body.
+    async fn head_echo() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let answer =
+                        format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", head.len());
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                    let _ = socket.write_all(&head).await;
+                });
+            }
+        });
+        format!("127.0.0.1:{}", addr.port())
+    }
+
     fn get(url: &str) -> hyper::Request<ProxyBody> {
         let mut request = hyper::Request::new(ProxyBody::default());
         *request.uri_mut() = url.parse().unwrap();
@@ -224,6 +275,41 @@ mod tests {
         assert_eq!(response.status(), 200);
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"ok");
+    }
+
+    #[test]
+    fn the_host_header_is_the_one_hyper_util_would_write() {
+        let host =
+            |uri: &str| host_header(&uri.parse().unwrap()).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(
+            host("http://127.0.0.1:8080/a?b").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(
+            host("https://api.example/a").as_deref(),
+            Some("api.example")
+        );
+        assert_eq!(host("http://[::1]:9/").as_deref(), Some("[::1]:9"));
+        // Left to hyper-util, which writes them without the user info or the default port.
+        assert_eq!(host("http://user:pw@api.example:8080/a"), None);
+        assert_eq!(host("https://api.example:443/a"), None);
+    }
+
+    #[tokio::test]
+    async fn the_upstream_gets_one_host_header_naming_it() {
+        let addr = head_echo().await;
+        let client = UpstreamClient::new(Duration::from_secs(5), None).unwrap();
+        let response = client
+            .send(get(&format!("http://{addr}/x")), soon(5_000))
+            .await
+            .unwrap();
+        let head = response.into_body().collect().await.unwrap().to_bytes();
+        let head = String::from_utf8(head.to_vec()).unwrap();
+        let hosts: Vec<&str> = head
+            .lines()
+            .filter(|line| line.to_ascii_lowercase().starts_with("host:"))
+            .collect();
+        assert_eq!(hosts, [format!("host: {addr}")], "{head}");
     }
 
     #[tokio::test]

@@ -110,7 +110,10 @@ fn withheld_from_upstream(
 /// The browser's request headers the upstream may see.
 pub(crate) fn upstream_request_headers(incoming: &HeaderMap) -> HeaderMap {
     let named = named_in_connection(incoming);
-    let mut out = HeaderMap::with_capacity(incoming.len());
+    // Room for the headers the proxy adds (`Host`, `X-Forwarded-*`, `Authorization`, the
+    // request id, `traceparent`, a route's extra ones): a map grown while adding them was a
+    // sixtieth of a proxied request.
+    let mut out = HeaderMap::with_capacity(incoming.len() + 8);
     // Room for the usual header names: allocated once rather than grown.
     let mut buffer = String::with_capacity(64);
     for (name, value) in incoming {
@@ -141,7 +144,8 @@ pub(crate) fn browser_response_headers(
     own_cookies: &[&str],
 ) -> HeaderMap {
     let named = named_in_connection(upstream);
-    let mut out = HeaderMap::with_capacity(upstream.len());
+    // Room for what the server adds on the way out (`x-request-id`, `Set-Cookie`).
+    let mut out = HeaderMap::with_capacity(upstream.len() + 2);
     // Room for the usual header names: allocated once rather than grown.
     let mut buffer = String::with_capacity(64);
     for (name, value) in upstream {
