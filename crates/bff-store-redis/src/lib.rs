@@ -221,12 +221,23 @@ impl RedisStore {
         })
     }
 
+    /// The session's Redis key, joined without the formatting machinery: every session read
+    /// makes one.
     fn session_key(&self, key: &SessionKey) -> String {
-        format!("{}s:{}", self.prefix, key.as_str())
+        self.prefixed("s:", key.as_str())
     }
 
     fn renewal_key(&self, old: &SessionKey) -> String {
-        format!("{}r:{}", self.prefix, old.as_str())
+        self.prefixed("r:", old.as_str())
+    }
+
+    /// `prefix`, `kind`, `name`.
+    fn prefixed(&self, kind: &str, name: &str) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + kind.len() + name.len());
+        key.push_str(&self.prefix);
+        key.push_str(kind);
+        key.push_str(name);
+        key
     }
 
     fn sid_index(&self, issuer: &str, sid: &str) -> String {
