@@ -180,7 +180,7 @@ fn bench(args: &[String]) -> Result {
         Some("backchannel") => "back-channel logout benchmark",
         _ => {
             return Err("usage: cargo xtask bench stores [--sizes 100000,1000000] [--samples 5000]\n       \
-                 cargo xtask bench proxy [--secs 10] [--connections 16] [--warmup-secs 2]\n       \
+                 cargo xtask bench proxy [--secs 10] [--connections 16] [--warmup-secs 2] [--rounds N]\n       \
                  cargo xtask bench proxy --instructions [--requests 2000] [--only TEXT] [--keep-dumps DIR]\n       \
                  cargo xtask bench backchannel [--total 1000000] [--users 10000,10]"
                 .into());

@@ -33,7 +33,7 @@ fn main() {
         Some("serve") => serve::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: bff-bench stores [--sizes N,M] [--samples N]\n       bff-bench proxy [--secs 10] [--connections 16] [--warmup-secs 2]\n       bff-bench proxy --instructions [--requests 2000] [--only TEXT] [--keep-dumps DIR]\n       bff-bench backchannel [--total 1000000] [--users 10000,10]"
+                "usage: bff-bench stores [--sizes N,M] [--samples N]\n       bff-bench proxy [--secs 10] [--connections 16] [--warmup-secs 2] [--rounds N]\n       bff-bench proxy --instructions [--requests 2000] [--only TEXT] [--keep-dumps DIR]\n       bff-bench backchannel [--total 1000000] [--users 10000,10]"
             );
             std::process::exit(2);
         }

@@ -2,7 +2,9 @@
 //! straight and through a bare pass-through proxy on the same HTTP stack, and what `GET
 //! /bff/user` costs on each store beside a bare endpoint of the same server.
 //!
-//! `cargo xtask bench proxy [--secs 10] [--connections 16] [--warmup-secs 2]`. Needs `wrk` (the
+//! `cargo xtask bench proxy [--secs 10] [--connections 16] [--warmup-secs 2] [--rounds N]`.
+//! `--rounds N` adds the target ratios measured in N back-to-back pairs of alternating order
+//! ([`interleaved_ratios`]), steadier on a machine whose speed drifts. Needs `wrk` (the
 //! Debian package) as the load generator, and PostgreSQL and Redis at `BFF_TEST_POSTGRES_URL` /
 //! `BFF_TEST_REDIS_URL` (defaults: the local services). Everything is on loopback.
 //!
@@ -441,6 +443,15 @@ pub(crate) fn run(args: &[String]) {
             figures,
         });
     }
+    let rounds = option("--rounds", 0).clamp(0, 20);
+    let interleaved = (rounds > 0).then(|| {
+        interleaved_ratios(
+            &load,
+            rounds,
+            &upstream,
+            &stores.bff_args("memory", &upstream_url),
+        )
+    });
     drop(upstream);
 
     println!(
@@ -463,8 +474,92 @@ pub(crate) fn run(args: &[String]) {
             .unwrap_or_default()
             .trim()
     );
+    if let Some(lines) = interleaved {
+        println!();
+        println!(
+            "Interleaved, {rounds} rounds of {} s per scenario (median, then each round):",
+            load.secs
+        );
+        println!();
+        for line in lines {
+            println!("- {line}");
+        }
+    }
 
     runtime.block_on(stores.remove());
+}
+
+/// The two comparisons the targets are stated in, (3) against (2) and `GET /bff/user` against
+/// `GET /healthz` (memory store), measured in `rounds` back-to-back pairs whose order alternates,
+/// so that a machine getting faster or slower during the run moves both sides of each ratio.
+/// One line per ratio: the median, then each round's.
+fn interleaved_ratios(
+    load: &Load,
+    rounds: u64,
+    upstream: &Server,
+    bff_args: &[&str],
+) -> Vec<String> {
+    let bare = Server::start(&["bare", "--upstream", &upstream.url("")]);
+    let bff = Server::start(bff_args);
+    let with_session = [
+        format!("Cookie: __Host-Http-bff={}", bff.session.clone().unwrap()),
+        "x-csrf: 1".to_owned(),
+    ];
+    let mut proxied_throughput = Vec::new();
+    let mut proxied_cpu = Vec::new();
+    let mut user_cpu = Vec::new();
+    for round in 0..rounds {
+        let measure_bare = || {
+            load.measure(
+                &bare.url("/api/orders/7"),
+                &[],
+                bare.pid(),
+                Some(upstream.pid()),
+            )
+        };
+        let measure_bff = || {
+            load.measure(
+                &bff.url("/api/orders/7"),
+                &with_session,
+                bff.pid(),
+                Some(upstream.pid()),
+            )
+        };
+        let measure_healthz = || load.measure(&bff.url("/healthz"), &[], bff.pid(), None);
+        let measure_user = || load.measure(&bff.url("/bff/user"), &with_session, bff.pid(), None);
+        let (bare_figures, bff_figures, healthz, user) = if round % 2 == 0 {
+            let bare_figures = measure_bare();
+            let bff_figures = measure_bff();
+            let healthz = measure_healthz();
+            (bare_figures, bff_figures, healthz, measure_user())
+        } else {
+            let bff_figures = measure_bff();
+            let bare_figures = measure_bare();
+            let user = measure_user();
+            (bare_figures, bff_figures, measure_healthz(), user)
+        };
+        proxied_throughput.push(bff_figures.per_second / bare_figures.per_second);
+        proxied_cpu.push(bff_figures.cpu_us / bare_figures.cpu_us);
+        user_cpu.push(user.cpu_us / healthz.cpu_us);
+    }
+    let line = |name: &str, mut values: Vec<f64>| {
+        let each: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
+        values.sort_by(f64::total_cmp);
+        let median = if values.len() % 2 == 1 {
+            values[values.len() / 2]
+        } else {
+            (values[values.len() / 2 - 1] + values[values.len() / 2]) / 2.0
+        };
+        format!("{name}: {median:.2} ({})", each.join(", "))
+    };
+    vec![
+        line("(3) req/s ÷ (2) req/s", proxied_throughput),
+        line("(3) CPU µs/req ÷ (2) CPU µs/req", proxied_cpu),
+        line(
+            "`GET /bff/user` CPU µs/req ÷ `GET /healthz` CPU µs/req, memory",
+            user_cpu,
+        ),
+    ]
 }
 
 /// The PostgreSQL schema and Redis key prefix of one run's BFF servers (`--pg-schema`,
