@@ -368,6 +368,17 @@ mod tests {
     use crate::testkit::SeededRandom;
 
     #[test]
+    fn hex_is_lowercase_two_digits_per_byte_and_hex_sha256_the_standard_digest() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
+        // FIPS 180-2's example: SHA-256 of "abc".
+        assert_eq!(
+            hex_sha256(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
     fn session_ids_are_256_bits_and_differ() {
         let random = SeededRandom::new(1);
         let a = SessionId::generate(&random);
