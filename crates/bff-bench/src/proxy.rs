@@ -508,36 +508,28 @@ fn interleaved_ratios(
     let mut proxied_throughput = Vec::new();
     let mut proxied_cpu = Vec::new();
     let mut user_cpu = Vec::new();
+    let measure_bare = || {
+        load.measure(
+            &bare.url("/api/orders/7"),
+            &[],
+            bare.pid(),
+            Some(upstream.pid()),
+        )
+    };
+    let measure_bff = || {
+        load.measure(
+            &bff.url("/api/orders/7"),
+            &with_session,
+            bff.pid(),
+            Some(upstream.pid()),
+        )
+    };
+    let measure_healthz = || load.measure(&bff.url("/healthz"), &[], bff.pid(), None);
+    let measure_user = || load.measure(&bff.url("/bff/user"), &with_session, bff.pid(), None);
     for round in 0..rounds {
-        let measure_bare = || {
-            load.measure(
-                &bare.url("/api/orders/7"),
-                &[],
-                bare.pid(),
-                Some(upstream.pid()),
-            )
-        };
-        let measure_bff = || {
-            load.measure(
-                &bff.url("/api/orders/7"),
-                &with_session,
-                bff.pid(),
-                Some(upstream.pid()),
-            )
-        };
-        let measure_healthz = || load.measure(&bff.url("/healthz"), &[], bff.pid(), None);
-        let measure_user = || load.measure(&bff.url("/bff/user"), &with_session, bff.pid(), None);
-        let (bare_figures, bff_figures, healthz, user) = if round % 2 == 0 {
-            let bare_figures = measure_bare();
-            let bff_figures = measure_bff();
-            let healthz = measure_healthz();
-            (bare_figures, bff_figures, healthz, measure_user())
-        } else {
-            let bff_figures = measure_bff();
-            let bare_figures = measure_bare();
-            let user = measure_user();
-            (bare_figures, bff_figures, measure_healthz(), user)
-        };
+        let forward = round % 2 == 0;
+        let (bare_figures, bff_figures) = in_order(forward, measure_bare, measure_bff);
+        let (healthz, user) = in_order(forward, measure_healthz, measure_user);
         proxied_throughput.push(bff_figures.per_second / bare_figures.per_second);
         proxied_cpu.push(bff_figures.cpu_us / bare_figures.cpu_us);
         user_cpu.push(user.cpu_us / healthz.cpu_us);
@@ -560,6 +552,17 @@ fn interleaved_ratios(
             user_cpu,
         ),
     ]
+}
+
+/// `a()` and `b()`, called in that order when `forward`, else `b()` first.
+fn in_order<A, B>(forward: bool, a: impl FnOnce() -> A, b: impl FnOnce() -> B) -> (A, B) {
+    if forward {
+        let a = a();
+        (a, b())
+    } else {
+        let b = b();
+        (a(), b)
+    }
 }
 
 /// The PostgreSQL schema and Redis key prefix of one run's BFF servers (`--pg-schema`,

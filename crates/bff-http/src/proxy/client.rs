@@ -202,39 +202,18 @@ mod tests {
 
     use super::*;
 
-    /// A loopback server that reads a request head, then writes `answer` and keeps the
-    /// connection open (never closing it is what makes a deadline matter).
-    async fn server(answer: &'static [u8]) -> String {
+    /// A loopback server that reads each request head and writes what `answer` makes of it;
+    /// with `hold_open`, it then keeps the connection open (never closing it is what makes a
+    /// deadline matter).
+    async fn serve_heads(
+        answer: impl Fn(&[u8]) -> Vec<u8> + Clone + Send + 'static,
+        hold_open: bool,
+    ) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        let Ok(n) = socket.read(&mut buf).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        head.extend_from_slice(&buf[..n]);
-                    }
-                    let _ = socket.write_all(answer).await;
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                });
-            }
-        });
-        format!("127.0.0.1:{}", addr.port())
-    }
-
-    /// A loopback server that answers each request with its own head as the body.
-    async fn head_echo() -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
+                let answer = answer.clone();
                 tokio::spawn(async move {
                     let mut head = Vec::new();
                     let mut buf = [0u8; 1024];
@@ -244,14 +223,34 @@ mod tests {
                             Ok(n) => head.extend_from_slice(&buf[..n]),
                         }
                     }
-                    let answer =
-                        format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", head.len());
-                    let _ = socket.write_all(answer.as_bytes()).await;
-                    let _ = socket.write_all(&head).await;
+                    let _ = socket.write_all(&answer(&head)).await;
+                    if hold_open {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
                 });
             }
         });
         format!("127.0.0.1:{}", addr.port())
+    }
+
+    /// A server answering every request with `answer` and holding the connection open.
+    async fn server(answer: &'static [u8]) -> String {
+        serve_heads(move |_| answer.to_vec(), true).await
+    }
+
+    /// A server answering each request with its own head as the body.
+    async fn head_echo() -> String {
+        serve_heads(
+            |head| {
+                let mut answer =
+                    format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", head.len())
+                        .into_bytes();
+                answer.extend_from_slice(head);
+                answer
+            },
+            false,
+        )
+        .await
     }
 
     fn get(url: &str) -> hyper::Request<ProxyBody> {
