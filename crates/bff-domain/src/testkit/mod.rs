@@ -171,6 +171,9 @@ pub struct Script {
     /// Put before every token this provider issues, so tests with two providers can tell whose
     /// token they got (`other-access-2`); empty by default (`access-2`).
     pub token_prefix: String,
+    /// Claims the ID token carries besides `iss`, `sub`, `nonce` and `name` (replacing those of
+    /// the same name): a provider's own claims, or hostile ones.
+    pub extra_claims: serde_json::Map<String, Value>,
 }
 
 /// An identity provider that issues predictable tokens and records what it was asked.
@@ -298,9 +301,10 @@ impl IdentityProvider for FakeProvider {
         if let Some(sid) = &script.sid {
             claims["sid"] = Value::String(sid.clone());
         }
-        let Value::Object(map) = claims else {
+        let Value::Object(mut map) = claims else {
             unreachable!()
         };
+        map.extend(script.extra_claims.clone());
         let mut tokens = Self::tokens_with_prefix(&script.token_prefix, self.next(), now);
         tokens.refresh_token_expires_at = script
             .refresh_expires_in

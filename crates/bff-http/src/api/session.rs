@@ -6,9 +6,13 @@
 
 use std::sync::Arc;
 
-use bff_domain::{Bff, Timestamp};
-use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use bff_domain::{Bff, Claims, Timestamp};
+use poem::IntoResponse;
+use poem_openapi::payload::{Json, Payload};
+use poem_openapi::registry::{MetaResponses, MetaSchemaRef, Registry};
+use poem_openapi::types::Type as _;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
 use super::Tag;
@@ -45,6 +49,66 @@ pub(crate) struct RefreshResponse {
     pub(crate) expires_at: Option<i64>,
 }
 
+/// `GET /user`'s answer: the session's claims plus `bff:session_expires_at` and
+/// `bff:logout_url`, written straight from the claims the session shares with its store.
+///
+/// As `Json<Value>` it cost two copies of the claim map per request (one to add the two
+/// members, one more in poem-openapi's `ToJSON`, which clones a `Value`) and their drops. The
+/// OpenAPI document describes it exactly as it described `Json<Value>`.
+pub(crate) struct UserClaims {
+    claims: Claims,
+    session_expires_at: i64,
+    logout_url: String,
+}
+
+/// The members the BFF adds; a claim of the same name from the provider is left out, as the
+/// map insert that added them before replaced it.
+const SESSION_EXPIRES_AT: &str = "bff:session_expires_at";
+const LOGOUT_URL: &str = "bff:logout_url";
+
+impl Serialize for UserClaims {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let claims = self.claims.as_map();
+        let mut map = serializer.serialize_map(Some(claims.len() + 2))?;
+        for (name, value) in claims {
+            if name != SESSION_EXPIRES_AT && name != LOGOUT_URL {
+                map.serialize_entry(name, value)?;
+            }
+        }
+        map.serialize_entry(SESSION_EXPIRES_AT, &self.session_expires_at)?;
+        map.serialize_entry(LOGOUT_URL, &self.logout_url)?;
+        map.end()
+    }
+}
+
+impl Payload for UserClaims {
+    const CONTENT_TYPE: &'static str = <Json<Value> as Payload>::CONTENT_TYPE;
+
+    fn schema_ref() -> MetaSchemaRef {
+        Value::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        <Json<Value> as Payload>::register(registry);
+    }
+}
+
+impl IntoResponse for UserClaims {
+    fn into_response(self) -> poem::Response {
+        poem::web::Json(self).into_response()
+    }
+}
+
+impl ApiResponse for UserClaims {
+    fn meta() -> MetaResponses {
+        <Json<Value> as ApiResponse>::meta()
+    }
+
+    fn register(registry: &mut Registry) {
+        <Json<Value> as ApiResponse>::register(registry);
+    }
+}
+
 /// The session endpoints.
 #[derive(Debug, Clone)]
 pub(crate) struct SessionApi {
@@ -68,22 +132,17 @@ impl SessionApi {
         &self,
         _csrf: CsrfChecked,
         session: RequiredSession,
-    ) -> Result<Json<Value>, Problem> {
+    ) -> Result<UserClaims, Problem> {
         let view = self
             .bff
             .current_session(session.id())
             .await
             .map_err(|e| session.problem_for(e))?;
-        let mut claims = view.claims.into_map();
-        claims.insert(
-            "bff:session_expires_at".into(),
-            Value::from(view.expires_at.unix_seconds()),
-        );
-        claims.insert(
-            "bff:logout_url".into(),
-            Value::from(logout_link(&self.settings, &view.logout_guard)),
-        );
-        Ok(Json(Value::Object(claims)))
+        Ok(UserClaims {
+            logout_url: logout_link(&self.settings, &view.logout_guard),
+            session_expires_at: view.expires_at.unix_seconds(),
+            claims: view.claims,
+        })
     }
 
     /// Whether there is a session, when it ends and with which provider. Requires `x-csrf: 1`.

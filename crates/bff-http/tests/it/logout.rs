@@ -2,6 +2,7 @@
 //! and session cookies cleared when the domain ends a session.
 
 use poem::http::StatusCode;
+use serde_json::json;
 
 use crate::support::{Browser, cookie_value, has_attribute, query_param};
 
@@ -124,6 +125,45 @@ async fn a_return_this_browser_did_not_start_is_refused_and_clears_the_cookie() 
         assert_logout_cookie_cleared(&back, &browser);
         assert!(!back.body.contains(&state), "the kept state was echoed");
     }
+}
+
+/// `GET /user` answers the ID token's claims with the BFF's two members added. A provider's
+/// claims of the same names never stand in for them, and each name appears once in the body.
+#[tokio::test]
+async fn user_answers_the_bffs_own_members_over_claims_of_the_same_name() {
+    let browser = Browser::new(true);
+    {
+        let mut script = browser.provider.script.lock().unwrap();
+        for (name, value) in [
+            ("bff:logout_url", json!("https://evil.example/logout")),
+            ("bff:session_expires_at", json!(1)),
+            ("email", json!("alice@example.com")),
+        ] {
+            script.extra_claims.insert(name.to_owned(), value);
+        }
+    }
+    browser.log_in().await;
+    let user = browser.api_get("/bff/user").await;
+    assert_eq!(user.status, StatusCode::OK, "{}", user.body);
+    assert_eq!(
+        user.headers.get("content-type").unwrap(),
+        "application/json; charset=utf-8"
+    );
+    for name in ["bff:logout_url", "bff:session_expires_at", "email", "sub"] {
+        let member = format!("\"{name}\":");
+        assert_eq!(
+            user.body.matches(&member).count(),
+            1,
+            "{name}: {}",
+            user.body
+        );
+    }
+    let claims = user.json();
+    assert_eq!(claims["email"], "alice@example.com");
+    assert_eq!(claims["sub"], "alice");
+    let link = claims["bff:logout_url"].as_str().unwrap();
+    assert!(link.starts_with("/bff/logout?"), "{link}");
+    assert!(claims["bff:session_expires_at"].as_i64().unwrap() > 1);
 }
 
 #[tokio::test]
