@@ -36,7 +36,7 @@ use poem::endpoint::{BoxEndpoint, DynEndpoint};
 use poem::http::{StatusCode, header};
 use poem::middleware::{CookieJarManager, SetHeader};
 use poem::web::Json;
-use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Response, Route, get, handler};
 use poem_openapi::{OpenApi, OpenApiService};
 use serde_json::json;
 
@@ -116,15 +116,12 @@ pub fn app(
     }))
     .catch_all_error(problem_response)
     .with(no_store());
-    // The CSRF and session extractors read the settings from the request, and the session
-    // extractors admit the session through the use cases.
-    let endpoints = service
-        .data(settings)
-        .data(bff)
-        .around(move |ep, req| cap_body(ep, req, limits.body_read_timeout))
-        // Errors become problems here, so they too get `no-store`.
-        .catch_all_error(problem_response)
-        .with(no_store());
+    let endpoints = BffLayers {
+        inner: service.into_endpoint(),
+        settings,
+        bff,
+        body_read_timeout: limits.body_read_timeout,
+    };
     let mut routes = Route::new();
     if let Some(dir) = static_dir {
         routes = routes.nest("/", StaticFilesEndpoint::new(dir).index_file("index.html"));
@@ -147,9 +144,20 @@ pub fn app(
             })
             .collect(),
     };
+    // The `/bff` endpoints with the layers the rest of the site has, reached without the site's
+    // router (see `Dispatch`).
+    let bff_endpoints = StripPrefix {
+        prefix_len: prefix.len(),
+        // Boxed, as the router boxed it: the layers' futures above then hold a pointer, not
+        // the endpoints' whole future (kilobytes, moved at every layer it passes).
+        inner: endpoints.boxed(),
+    }
+    .with_if(cors_on, cors.clone().unwrap_or_else(cors::Cors::off))
+    .catch_all_error(problem_response)
+    .with(CookieJarManager::new())
+    .boxed();
     let site = routes
         .at(format!("{prefix}/openapi.json"), openapi_json)
-        .nest(prefix, endpoints)
         .at("/healthz", get(healthz))
         .at(
             "/readyz",
@@ -166,28 +174,48 @@ pub fn app(
         .catch_all_error(problem_response)
         .with(CookieJarManager::new())
         .boxed();
-    ProxyFirst::new(proxied, site)
+    Dispatch::new(proxied, (prefix, bff_endpoints), site)
         .around(move |ep, req| log_request(ep, req, Some(limits), trusted_proxies.clone()))
 }
 
-/// The API proxy's routes before the rest of the app: a request under a route prefix (the
-/// prefix itself, or it followed by `/`) goes to the proxy of the longest such prefix, everything
-/// else to `site`. The same choice poem's router made when the proxy was mounted in it (the
+/// Where a request goes, before any router: a request under an API route's prefix (the prefix
+/// itself, or it followed by `/`) to the proxy of the longest such prefix; one under the BFF's
+/// prefix to its endpoints, except `{prefix}/openapi.json`; everything else to `site`. The
+/// choices poem's router made when the proxy and the endpoints were mounted in it (the route
 /// prefixes are checked at start not to overlap the BFF's own paths), without the router's
-/// matching and the layers around it on every proxied request.
-struct ProxyFirst {
+/// matching, its boxed future and its path-pattern bookkeeping (an allocation per router) on
+/// every proxied or `/bff` request.
+struct Dispatch {
     /// Route prefix and its proxy endpoint, longest prefix first.
     proxied: Vec<(String, BoxEndpoint<'static, Response>)>,
+    /// The BFF's prefix (`/bff`) and its endpoints, which see the path without it.
+    bff: (String, BoxEndpoint<'static, Response>),
     site: BoxEndpoint<'static, Response>,
 }
 
-impl ProxyFirst {
+impl Dispatch {
     fn new(
         mut proxied: Vec<(String, BoxEndpoint<'static, Response>)>,
+        bff: (String, BoxEndpoint<'static, Response>),
         site: BoxEndpoint<'static, Response>,
     ) -> Self {
         proxied.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
-        Self { proxied, site }
+        Self { proxied, bff, site }
+    }
+
+    fn endpoint_for(&self, path: &str) -> &BoxEndpoint<'static, Response> {
+        if let Some((_, proxy)) = self
+            .proxied
+            .iter()
+            .find(|(prefix, _)| under_prefix(path, prefix))
+        {
+            return proxy;
+        }
+        let (bff_prefix, bff) = &self.bff;
+        if under_prefix(path, bff_prefix) && &path[bff_prefix.len()..] != "/openapi.json" {
+            return bff;
+        }
+        &self.site
     }
 }
 
@@ -197,7 +225,7 @@ fn under_prefix(path: &str, prefix: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-impl Endpoint for ProxyFirst {
+impl Endpoint for Dispatch {
     type Output = Response;
 
     /// The chosen endpoint's boxed future itself: an async wrapper (or `BoxEndpoint`'s own
@@ -206,13 +234,86 @@ impl Endpoint for ProxyFirst {
         &self,
         req: poem::Request,
     ) -> impl std::future::Future<Output = poem::Result<Response>> + Send {
-        let path = req.uri().path();
-        let endpoint = self
-            .proxied
-            .iter()
-            .find(|(prefix, _)| under_prefix(path, prefix))
-            .map_or(&self.site, |(_, proxy)| proxy);
+        let endpoint = self.endpoint_for(req.uri().path());
         DynEndpoint::call(endpoint.as_ref(), req)
+    }
+}
+
+/// `inner` under a path prefix, seeing the request's path without it, as poem's `nest` passes
+/// it on (`/bff/user?x` is `/user?x`, `/bff` is `/`); `original_uri` keeps the full target. A
+/// path whose rest does not percent-decode to UTF-8 is `400` (poem's `ParsePathError`), as the
+/// nest answered it.
+struct StripPrefix<E> {
+    prefix_len: usize,
+    inner: E,
+}
+
+impl<E: Endpoint> Endpoint for StripPrefix<E> {
+    type Output = E::Output;
+
+    fn call(
+        &self,
+        mut req: poem::Request,
+    ) -> impl std::future::Future<Output = poem::Result<Self::Output>> + Send {
+        use futures_util::future::Either;
+
+        let rest_of_path = req.uri().path().get(self.prefix_len..).unwrap_or_default();
+        if rest_of_path.contains('%')
+            && percent_encoding::percent_decode_str(rest_of_path)
+                .decode_utf8()
+                .is_err()
+        {
+            return Either::Left(std::future::ready(Err(poem::error::ParsePathError.into())));
+        }
+        let mut parts = std::mem::take(req.uri_mut()).into_parts();
+        let rest = parts
+            .path_and_query
+            .as_ref()
+            .and_then(|target| target.as_str().get(self.prefix_len..))
+            .unwrap_or_default();
+        let stripped = if rest.starts_with('/') {
+            rest.parse()
+        } else {
+            format!("/{rest}").parse()
+        };
+        // A path and query that parsed once still parse without their prefix.
+        parts.path_and_query = stripped.ok();
+        if let Ok(uri) = poem::http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+        Either::Right(self.inner.call(req))
+    }
+}
+
+/// What every `/bff` endpoint runs in, as one layer rather than poem's five (two `data`, an
+/// `around`, `catch_all_error`, `SetHeader`), each of which held and moved the request and the
+/// future inside it once more:
+/// - the settings and the use cases in the request's data, where the CSRF and session
+///   extractors read them (the session extractors admit the session through the use cases);
+/// - the body capped and timed ([`cap_body`]);
+/// - errors as problems, and `Cache-Control: no-store` on every answer, problems included.
+struct BffLayers<E> {
+    inner: E,
+    settings: Arc<HttpSettings>,
+    bff: Arc<bff_domain::Bff>,
+    body_read_timeout: std::time::Duration,
+}
+
+impl<E: Endpoint> Endpoint for BffLayers<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: poem::Request) -> poem::Result<Response> {
+        req.set_data(self.settings.clone());
+        req.set_data(self.bff.clone());
+        let mut resp = match cap_body(&self.inner, req, self.body_read_timeout).await {
+            Ok(resp) => resp,
+            Err(err) => problem::from_poem_error(err),
+        };
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+        Ok(resp)
     }
 }
 
@@ -226,7 +327,7 @@ pub const BFF_BODY_LIMIT: usize = 64 * 1024;
 /// arrived whole within `timeout` is `408 request_timeout` and closes the connection, so a
 /// client trickling its body holds no connection for long.
 async fn cap_body<E: Endpoint>(
-    ep: Arc<E>,
+    ep: &E,
     mut req: poem::Request,
     timeout: std::time::Duration,
 ) -> poem::Result<Response> {
@@ -276,8 +377,7 @@ async fn cap_body<E: Endpoint>(
             }
         }
     }
-    // `E`'s own `call`, not `Arc<E>`'s, whose future would hold another copy of the request.
-    Ok(E::call(&ep, req).await?.into_response())
+    Ok(ep.call(req).await?.into_response())
 }
 
 /// `408 request_timeout`, closing the connection: the rest of the body may still be on its way,
@@ -488,11 +588,12 @@ mod tests {
                 .map_to_response()
                 .boxed()
         };
-        let app = ProxyFirst::new(
+        let app = Dispatch::new(
             vec![
                 ("/api".to_owned(), named("api")),
                 ("/api/orders".to_owned(), named("orders")),
             ],
+            ("/bff".to_owned(), named("bff")),
             named("site"),
         );
         for (path, expected) in [
@@ -500,12 +601,81 @@ mod tests {
             ("/api/orders", "orders"),
             ("/api/ordersx", "api"),
             ("/api", "api"),
-            ("/bff/user", "site"),
+            ("/bff/user", "bff"),
+            ("/bff", "bff"),
+            ("/bff/", "bff"),
+            ("/bff/openapi.json/", "bff"),
+            ("/bff/openapi.json", "site"),
+            ("/bffx/user", "site"),
+            ("/healthz", "site"),
             ("/apix", "site"),
         ] {
             let req = poem::Request::builder().uri_str(path).finish();
             let body = app.call(req).await.unwrap().into_body();
             assert_eq!(body.into_string().await.unwrap(), expected, "{path}");
+        }
+    }
+
+    /// What the endpoints under the prefix see: the target (and the original one) poem's `nest`
+    /// would have given them.
+    #[tokio::test]
+    async fn the_bff_endpoints_see_the_target_without_the_prefix_as_a_nest_would_show_it() {
+        let seen = |req: &poem::Request| format!("{} {}", req.uri(), req.original_uri());
+        let stripped = StripPrefix {
+            prefix_len: "/bff".len(),
+            inner: poem::endpoint::make_sync(move |req| seen(&req)),
+        };
+        let nested = Route::new().nest("/bff", poem::endpoint::make_sync(move |req| seen(&req)));
+        for target in [
+            "/bff/user",
+            "/bff/user?x=1&y=%2F",
+            "/bff",
+            "/bff?x=1",
+            "/bff/",
+            "/bff/a/b/",
+            "/bff/login%3Fx",
+        ] {
+            let req = || poem::Request::builder().uri_str(target).finish();
+            let ours = stripped.call(req()).await.unwrap();
+            let poems = nested
+                .call(req())
+                .await
+                .unwrap()
+                .into_body()
+                .into_string()
+                .await
+                .unwrap();
+            assert_eq!(ours, poems, "{target}");
+        }
+    }
+
+    /// A path below the prefix that does not percent-decode to UTF-8 is refused as the nest
+    /// refused it (`400`), and one that decodes passes, whatever the query holds.
+    #[tokio::test]
+    async fn a_path_that_is_not_utf8_once_decoded_is_refused_as_the_nest_refused_it() {
+        let stripped = StripPrefix {
+            prefix_len: "/bff".len(),
+            inner: poem::endpoint::make_sync(|_| "passed"),
+        };
+        let nested = Route::new().nest("/bff", poem::endpoint::make_sync(|_| "passed"));
+        for (target, refused) in [
+            ("/bff/%00%ff", true),
+            ("/bff/user/%c3", true),
+            ("/bff/%FF", true),
+            ("/bff/%c3%a9t%c3%a9", false),
+            ("/bff/user%20name", false),
+            ("/bff/user?q=%ff", false),
+            ("/bff/%", false),
+        ] {
+            let req = || poem::Request::builder().uri_str(target).finish();
+            let ours = stripped
+                .call(req())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.status());
+            let poems = nested.call(req()).await.map(|_| ()).map_err(|e| e.status());
+            assert_eq!(ours, poems, "{target}");
+            assert_eq!(ours.is_err(), refused, "{target}");
         }
     }
 }
