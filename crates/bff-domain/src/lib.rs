@@ -101,7 +101,7 @@ mod vault;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
-pub use claims::Claims;
+pub use claims::{Claims, ClaimsNotAnObject};
 pub use client::{
     BindingCheck, BindingMode, ClientBinding, ClientBindingPolicy, ClientContext, InvalidPrefix,
     user_agent_summary,

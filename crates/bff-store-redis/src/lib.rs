@@ -40,6 +40,7 @@ use deadpool::managed::{Object, Pool, PoolConfig, Timeouts};
 use redis::aio::MultiplexedConnection;
 use redis::{IntoConnectionInfo, Script};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 pub use config::{InvalidRedisUrl, RedisConfig, RedisUrl};
@@ -89,7 +90,9 @@ struct SessionRecord {
     subject: String,
     #[serde(default)]
     sid: Option<String>,
-    claims: serde_json::Map<String, serde_json::Value>,
+    /// Kept as text: the domain parses it only when the claims are read, which a proxied
+    /// request never does.
+    claims: Box<RawValue>,
     created_at: i64,
     #[serde(default)]
     access_token_expires_at: Option<i64>,
@@ -115,7 +118,7 @@ struct SessionRecord {
 #[derive(Serialize, Deserialize)]
 struct ConnectionRecord {
     provider: String,
-    claims: serde_json::Map<String, serde_json::Value>,
+    claims: Box<RawValue>,
     #[serde(default)]
     access_token_expires_at: Option<i64>,
     key_id: String,
@@ -123,23 +126,21 @@ struct ConnectionRecord {
     sealed: String,
 }
 
-impl From<&Connection> for ConnectionRecord {
-    fn from(c: &Connection) -> Self {
-        Self {
+impl ConnectionRecord {
+    fn from_domain(c: &Connection) -> Result<Self, StoreError> {
+        Ok(Self {
             provider: c.provider.as_str().to_owned(),
-            claims: c.claims.as_map().clone(),
+            claims: c.claims.to_json().map_err(|e| corrupt("session", e))?,
             access_token_expires_at: c.access_token_expires_at.map(Timestamp::unix_seconds),
             key_id: c.tokens.key_id.clone(),
             sealed: STANDARD.encode(&c.tokens.ciphertext),
-        }
+        })
     }
-}
 
-impl ConnectionRecord {
     fn into_domain(self) -> Result<Connection, StoreError> {
         Ok(Connection {
             provider: ProviderId::parse(&self.provider).map_err(|e| corrupt("session", e))?,
-            claims: Claims::new(self.claims),
+            claims: Claims::from_json(self.claims).map_err(|e| corrupt("session", e))?,
             access_token_expires_at: self
                 .access_token_expires_at
                 .map(Timestamp::from_unix_seconds),
@@ -297,7 +298,7 @@ impl RedisStore {
             issuer: record.issuer,
             subject: record.subject,
             provider_session_id: record.sid,
-            claims: Claims::new(record.claims),
+            claims: Claims::from_json(record.claims).map_err(|e| corrupt("session", e))?,
             created_at: Timestamp::from_unix_seconds(record.created_at),
             id_issued_at: Timestamp::from_unix_seconds(
                 record.id_issued_at.unwrap_or(record.created_at),
@@ -336,7 +337,10 @@ impl RedisStore {
             issuer: session.issuer.clone(),
             subject: session.subject.clone(),
             sid: session.provider_session_id.clone(),
-            claims: session.claims.as_map().clone(),
+            claims: session
+                .claims
+                .to_json()
+                .map_err(|e| corrupt("session", e))?,
             created_at: session.created_at.unix_seconds(),
             access_token_expires_at: session.access_token_expires_at.map(Timestamp::unix_seconds),
             key_id: session.tokens.key_id.clone(),
@@ -344,8 +348,8 @@ impl RedisStore {
             connections: session
                 .connections
                 .iter()
-                .map(ConnectionRecord::from)
-                .collect(),
+                .map(ConnectionRecord::from_domain)
+                .collect::<Result<_, _>>()?,
             id_issued_at: Some(session.id_issued_at.unix_seconds()),
             client_binding: session
                 .client_binding

@@ -148,6 +148,50 @@ async fn a_session_hash_missing_a_field_is_corrupt_and_a_missing_hash_is_no_sess
     }
 }
 
+/// The claims in a session record are kept as text and parsed only when read; text that is
+/// JSON but not an object is still a corrupt session when it is read, never a session with no
+/// claims. The claims of a stored session read back as they were written.
+#[tokio::test]
+async fn claims_that_are_not_a_json_object_are_corrupt() {
+    let Some((store, service)) = store().await else {
+        return;
+    };
+    let t = now();
+    let mut c = raw(&service.url).await;
+    let session = sample_session(t, "https://a.example", "claims-check", None);
+    store.create(&session).await.unwrap();
+    let read = store.get(&session.key, t).await.unwrap().unwrap();
+    assert_eq!(read.claims, session.claims);
+    assert_eq!(read.claims.subject(), session.claims.subject());
+    let key = format!("{}s:{}", service.prefix, session.key.as_str());
+    let rec: String = redis::cmd("HGET")
+        .arg(&key)
+        .arg("rec")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    for claims in [
+        serde_json::json!([1, 2]),
+        serde_json::json!("sub"),
+        serde_json::json!(null),
+    ] {
+        let mut record: serde_json::Value = serde_json::from_str(&rec).unwrap();
+        record["claims"] = claims.clone();
+        let _: i64 = redis::cmd("HSET")
+            .arg(&key)
+            .arg("rec")
+            .arg(record.to_string())
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let err = store.get(&session.key, t).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Unavailable(_)),
+            "claims {claims}: {err:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_dead_server_is_unavailable_within_the_timeout() {
     let mut config = RedisConfig::for_url("redis://127.0.0.1:1");
