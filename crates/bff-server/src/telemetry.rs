@@ -6,7 +6,7 @@
 //! says; colour codes are never written in the `json` and `plain` formats. Every line written
 //! while a request is served carries the request's span and so its `id` (in JSON, under
 //! `spans`; the JSON lines are [`crate::json_log`]'s). The level comes from `RUST_LOG` (default
-//! `info`). Lines go through the batched writer of [`crate::logging`].
+//! `info`; [`LogFilter`]). Lines go through the batched writer of [`crate::logging`].
 //!
 //! Traces (`[tracing] otlp_endpoint`, off by default): the `tracing` spans of the `bff_*` crates
 //! (`request`, `upstream`, `store`, `provider`; see `bff_http` and [`crate::traced`]) become
@@ -22,7 +22,7 @@ use std::io::{self, IsTerminal as _};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::filter::{EnvFilter, FilterFn};
+use tracing_subscriber::filter::{EnvFilter, FilterFn, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -98,13 +98,58 @@ pub fn init(config: &Config) -> Result<Telemetry, TelemetryError> {
 pub fn init_with(log: &LogConfig, tracing: &TracingConfig) -> Result<Telemetry, TelemetryError> {
     let format = LogFormat::resolve(log.format, io::stdout().is_terminal());
     let (writer, guard) = logging::batched(Box::new(io::stdout()));
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = LogFilter::from_env();
     let (subscriber, mut telemetry) = subscriber(format, filter, tracing, writer)?;
     telemetry.logs = Some(guard);
     subscriber
         .try_init()
         .map_err(|_| TelemetryError::AlreadyInstalled)?;
     Ok(telemetry)
+}
+
+/// Which log lines are written: `RUST_LOG`'s directives (default `info`).
+///
+/// Directives of targets and levels only (`info`, `warn,bff_http=debug`), nearly every
+/// configuration, are a static [`Targets`] filter, which decides once per call site. Directives
+/// that name spans or fields (`bff_http[request]=debug`) need [`EnvFilter`], which looks up every
+/// span when it is made, entered, left and closed, behind locks shared by all threads: about 1%
+/// of `GET /bff/user`'s CPU for the one `request` span (BENCHMARKS.md).
+#[derive(Debug)]
+pub enum LogFilter {
+    /// Targets and levels.
+    Targets(Box<Targets>),
+    /// Span or field directives.
+    Env(Box<EnvFilter>),
+}
+
+impl LogFilter {
+    /// `directives` as a static filter when it has only targets and levels, else as an
+    /// [`EnvFilter`]; `info` when it is neither.
+    pub fn parse(directives: &str) -> Self {
+        // Spans and fields are written in brackets (`target[span{field=value}]=level`), which
+        // `Targets` would read as part of a target's name.
+        let names_spans_or_fields = directives.contains(['[', ']', '{', '}']);
+        if !names_spans_or_fields && let Ok(targets) = directives.parse::<Targets>() {
+            return Self::Targets(Box::new(targets));
+        }
+        Self::Env(Box::new(
+            EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info")),
+        ))
+    }
+
+    /// `RUST_LOG`'s directives, or `info` without them.
+    pub fn from_env() -> Self {
+        match std::env::var(EnvFilter::DEFAULT_ENV) {
+            Ok(directives) if !directives.trim().is_empty() => Self::parse(&directives),
+            _ => Self::parse("info"),
+        }
+    }
+}
+
+impl From<EnvFilter> for LogFilter {
+    fn from(filter: EnvFilter) -> Self {
+        Self::Env(Box::new(filter))
+    }
 }
 
 /// The subscriber [`init`] installs, writing `format` lines at `filter`'s levels to `writer`, and
@@ -115,13 +160,14 @@ pub fn init_with(log: &LogConfig, tracing: &TracingConfig) -> Result<Telemetry, 
 /// [`TelemetryError::Exporter`] when the exporter cannot be built.
 pub fn subscriber<W>(
     format: LogFormat,
-    filter: EnvFilter,
+    filter: impl Into<LogFilter>,
     tracing: &TracingConfig,
     writer: W,
 ) -> Result<(impl tracing::Subscriber + Send + Sync + 'static, Telemetry), TelemetryError>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    let filter = filter.into();
     let lines = tracing_subscriber::fmt::layer().with_writer(writer);
     let log_layer: Box<dyn Layer<Registry> + Send + Sync> = match format {
         LogFormat::Json => lines.fmt_fields(JsonFields).event_format(JsonLines).boxed(),
@@ -132,8 +178,11 @@ where
         // Logs only: `RUST_LOG`'s filter in front of everything, so a disabled span or event is
         // never built. (A per-layer filter, as with traces below, is consulted again on every
         // event, span and span entry: a few per cent of a request's CPU.)
-        let subscriber: Box<dyn tracing::Subscriber + Send + Sync> =
-            Box::new(Registry::default().with(log_layer).with(filter));
+        let registry = Registry::default().with(log_layer);
+        let subscriber: Box<dyn tracing::Subscriber + Send + Sync> = match filter {
+            LogFilter::Targets(targets) => Box::new(registry.with(*targets)),
+            LogFilter::Env(env) => Box::new(registry.with(*env)),
+        };
         return Ok((
             subscriber,
             Telemetry {
@@ -146,7 +195,10 @@ where
     let tracer = provider.tracer("bff-server");
     let ours = FilterFn::new(|metadata| metadata.target().starts_with("bff_"));
     let layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = vec![
-        log_layer.with_filter(filter).boxed(),
+        match filter {
+            LogFilter::Targets(targets) => log_layer.with_filter(*targets).boxed(),
+            LogFilter::Env(env) => log_layer.with_filter(*env).boxed(),
+        },
         tracing_opentelemetry::layer()
             .with_tracer(tracer)
             .with_filter(ours)
@@ -174,4 +226,92 @@ fn tracer_provider(url: &str, service_name: &str) -> Result<SdkTracerProvider, T
         .with_batch_exporter(exporter)
         .with_resource(resource)
         .build())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use tracing::Level;
+
+    use super::*;
+
+    /// Whether an event at `level` in `target` is written under `filter` (no trace export).
+    fn writes(filter: LogFilter, target: &str, level: Level) -> bool {
+        let (subscriber, _telemetry) =
+            subscriber(LogFormat::Json, filter, &TracingConfig::default(), io::sink).unwrap();
+        tracing::subscriber::with_default(subscriber, || match (target, level) {
+            ("bff_http", Level::DEBUG) => tracing::enabled!(target: "bff_http", Level::DEBUG),
+            ("bff_http", Level::INFO) => tracing::enabled!(target: "bff_http", Level::INFO),
+            ("bff_http::proxy", Level::DEBUG) => {
+                tracing::enabled!(target: "bff_http::proxy", Level::DEBUG)
+            }
+            ("bff_server", Level::INFO) => tracing::enabled!(target: "bff_server", Level::INFO),
+            ("bff_server", Level::WARN) => tracing::enabled!(target: "bff_server", Level::WARN),
+            ("hyper", Level::INFO) => tracing::enabled!(target: "hyper", Level::INFO),
+            ("hyper", Level::ERROR) => tracing::enabled!(target: "hyper", Level::ERROR),
+            _ => panic!("no call site for {target} {level}"),
+        })
+    }
+
+    const CASES: [(&str, Level); 7] = [
+        ("bff_http", Level::DEBUG),
+        ("bff_http", Level::INFO),
+        ("bff_http::proxy", Level::DEBUG),
+        ("bff_server", Level::INFO),
+        ("bff_server", Level::WARN),
+        ("hyper", Level::INFO),
+        ("hyper", Level::ERROR),
+    ];
+
+    /// Targets-and-levels directives take the static filter, and it writes exactly the lines
+    /// `EnvFilter` would have written.
+    #[test]
+    fn the_static_filter_writes_what_env_filter_would() {
+        for directives in [
+            "info",
+            "warn",
+            "warn,bff_http=debug",
+            "bff_http=debug",
+            "info,hyper=off",
+            "error,bff_server=WARN",
+            "trace",
+            "off",
+        ] {
+            assert!(
+                matches!(LogFilter::parse(directives), LogFilter::Targets(_)),
+                "{directives}"
+            );
+            for (target, level) in CASES {
+                assert_eq!(
+                    writes(LogFilter::parse(directives), target, level),
+                    writes(EnvFilter::new(directives).into(), target, level),
+                    "{directives}: {target} {level}"
+                );
+            }
+        }
+    }
+
+    /// Directives that name a span keep `EnvFilter`; ones that are not directives at all are
+    /// the default `info`.
+    #[test]
+    fn span_directives_keep_env_filter_and_garbage_is_info() {
+        for directives in [
+            "info,bff_http[request]=debug",
+            "bff_http[{id}]=debug",
+            "[request]=trace",
+        ] {
+            assert!(
+                matches!(LogFilter::parse(directives), LogFilter::Env(_)),
+                "{directives}"
+            );
+        }
+        let garbage = LogFilter::parse("bff_http=loud=2");
+        assert!(writes(garbage, "bff_server", Level::INFO));
+        assert!(!writes(
+            LogFilter::parse("bff_http=loud=2"),
+            "bff_http",
+            Level::DEBUG
+        ));
+    }
 }
