@@ -62,10 +62,13 @@ impl managed::Manager for Connector {
         // Each command is one small write; Nagle's algorithm would hold a second one back
         // until the first is acknowledged.
         stream.set_nodelay(true)?;
+        // No response timeout of the client's own (500 ms by default): every call is bounded by
+        // the store's `timeout_ms`, which the client's default cut short, and a second timer
+        // per command cost a timer-wheel entry and its removal on every request.
         let (connection, driver) = MultiplexedConnection::new_with_config(
             self.info.redis_settings(),
             stream,
-            AsyncConnectionConfig::new(),
+            AsyncConnectionConfig::new().set_response_timeout(None),
         )
         .await?;
         let closed = Arc::new(AtomicBool::new(false));

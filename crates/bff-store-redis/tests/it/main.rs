@@ -192,6 +192,65 @@ async fn claims_that_are_not_a_json_object_are_corrupt() {
     }
 }
 
+/// Relays one connection to `server`, holding every chunk the server sends back for `delay`.
+async fn slow_relay(client: tokio::net::TcpStream, server: String, delay: Duration) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let Ok(server) = tokio::net::TcpStream::connect(server).await else {
+        return;
+    };
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    tokio::spawn(async move { tokio::io::copy(&mut client_read, &mut server_write).await });
+    let mut chunk = vec![0u8; 64 * 1024];
+    while let Ok(n) = server_read.read(&mut chunk).await {
+        if n == 0 {
+            break;
+        }
+        tokio::time::sleep(delay).await;
+        if client_write.write_all(&chunk[..n]).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// `timeout_ms` is the one bound on a call: a server slower than the Redis client's own default
+/// response timeout (500 ms) but within `timeout_ms` is answered, not failed.
+#[tokio::test]
+async fn a_server_slower_than_half_a_second_within_the_timeout_is_answered() {
+    use redis::IntoConnectionInfo as _;
+
+    let Some((_, service)) = store().await else {
+        return;
+    };
+    let info = service.url.as_str().into_connection_info().unwrap();
+    let redis::ConnectionAddr::Tcp(host, port) = info.addr() else {
+        panic!("the test server is not on TCP: {:?}", info.addr());
+    };
+    let server = format!("{host}:{port}");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay = listener.local_addr().unwrap();
+    let relayed_server = server.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = relayed_server.clone();
+            tokio::spawn(slow_relay(client, server, Duration::from_millis(700)));
+        }
+    });
+    let mut config = RedisConfig::for_url(&service.url.replacen(&server, &relay.to_string(), 1));
+    config.key_prefix = service.prefix.clone();
+    config.timeout_ms = 10_000;
+    let store = RedisStore::connect_lazy(&config).unwrap();
+    let t = now();
+    let session = sample_session(t, "https://a.example", "slow-server", None);
+    let started = Instant::now();
+    store.create(&session).await.unwrap();
+    let read = store.get(&session.key, t).await.unwrap();
+    assert_eq!(read.map(|s| s.key), Some(session.key.clone()));
+    // Two calls, each answered at least 700 ms late: the relay was in the way.
+    assert!(started.elapsed() >= Duration::from_millis(1400));
+}
+
 #[tokio::test]
 async fn a_dead_server_is_unavailable_within_the_timeout() {
     let mut config = RedisConfig::for_url("redis://127.0.0.1:1");
