@@ -105,17 +105,15 @@ pub fn app(
     let service = openapi_service(bff.clone(), settings.clone());
     let spec = service.spec();
     let prefix = settings.prefix.clone();
-    // `/bff/openapi.json` and the endpoints sit directly in the one router (a router nested in
-    // another cost every `/bff` request a second lookup and a boxed future), each with `no-store`
-    // on everything it answers, errors included.
-    let no_store = || SetHeader::new().overriding(header::CACHE_CONTROL, "no-store");
+    // `/bff/openapi.json` is the site router's; the endpoints are reached by `Dispatch`. Both
+    // answer `no-store` on everything, errors included (the endpoints through `BffLayers`).
     let openapi_json = get(poem::endpoint::make_sync(move |_| {
         spec.clone()
             .with_content_type("application/json")
             .into_response()
     }))
     .catch_all_error(problem_response)
-    .with(no_store());
+    .with(SetHeader::new().overriding(header::CACHE_CONTROL, "no-store"));
     let endpoints = BffLayers {
         inner: service.into_endpoint(),
         settings,

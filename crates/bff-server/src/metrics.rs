@@ -402,9 +402,9 @@ impl<S: ?Sized> Metered<S> {
     /// [`Self::timed`] for `get`, through the histogram kept in [`Self::get_latency`].
     async fn timed_get<T>(
         &self,
-        operation: &'static str,
         call: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
+        let operation = "get";
         let started = Instant::now();
         let result = call.await;
         let elapsed = started.elapsed();
@@ -434,7 +434,7 @@ impl SessionStore for Metered<dyn SessionStore> {
     }
 
     async fn get(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Session>, StoreError> {
-        self.timed_get("get", self.inner.get(key, now)).await
+        self.timed_get(self.inner.get(key, now)).await
     }
 
     async fn update(&self, session: &Session, now: Timestamp) -> Result<u64, StoreError> {

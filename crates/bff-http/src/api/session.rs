@@ -69,7 +69,12 @@ const LOGOUT_URL: &str = "bff:logout_url";
 impl Serialize for UserClaims {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let claims = self.claims.as_map();
-        let mut map = serializer.serialize_map(Some(claims.len() + 2))?;
+        let ours = [SESSION_EXPIRES_AT, LOGOUT_URL];
+        let replaced = ours
+            .iter()
+            .filter(|name| claims.contains_key(**name))
+            .count();
+        let mut map = serializer.serialize_map(Some(claims.len() - replaced + ours.len()))?;
         for (name, value) in claims {
             if name != SESSION_EXPIRES_AT && name != LOGOUT_URL {
                 map.serialize_entry(name, value)?;
