@@ -263,24 +263,27 @@ impl<E: Endpoint> Endpoint for StripPrefix<E> {
         {
             return Either::Left(std::future::ready(Err(poem::error::ParsePathError.into())));
         }
-        let mut parts = std::mem::take(req.uri_mut()).into_parts();
-        let rest = parts
-            .path_and_query
-            .as_ref()
-            .and_then(|target| target.as_str().get(self.prefix_len..))
-            .unwrap_or_default();
-        let stripped = if rest.starts_with('/') {
-            rest.parse()
-        } else {
-            format!("/{rest}").parse()
+        let Some(stripped) = strip_prefix(std::mem::take(req.uri_mut()), self.prefix_len) else {
+            // Not reached for a target the server parsed: refused rather than passed on as `/`.
+            return Either::Left(std::future::ready(Err(poem::error::ParsePathError.into())));
         };
-        // A path and query that parsed once still parse without their prefix.
-        parts.path_and_query = stripped.ok();
-        if let Ok(uri) = poem::http::Uri::from_parts(parts) {
-            *req.uri_mut() = uri;
-        }
+        *req.uri_mut() = stripped;
         Either::Right(self.inner.call(req))
     }
+}
+
+/// `uri` without the first `prefix_len` bytes of its path, which then starts with `/` (the query
+/// kept); `None` when the rest is not a target.
+fn strip_prefix(uri: poem::http::Uri, prefix_len: usize) -> Option<poem::http::Uri> {
+    let mut parts = uri.into_parts();
+    let rest = parts.path_and_query.as_ref()?.as_str().get(prefix_len..)?;
+    let stripped = if rest.starts_with('/') {
+        rest.parse()
+    } else {
+        format!("/{rest}").parse()
+    };
+    parts.path_and_query = Some(stripped.ok()?);
+    poem::http::Uri::from_parts(parts).ok()
 }
 
 /// What every `/bff` endpoint runs in, as one layer rather than poem's five (two `data`, an
@@ -579,6 +582,11 @@ mod tests {
         assert!(!under_prefix("//api", "/api"));
     }
 
+    /// The text an endpoint answered.
+    async fn body_text(answer: poem::Result<Response>) -> String {
+        answer.unwrap().into_body().into_string().await.unwrap()
+    }
+
     #[tokio::test]
     async fn the_longest_matching_prefix_takes_the_request_and_the_rest_goes_to_the_site() {
         let named = |name: &'static str| {
@@ -609,8 +617,7 @@ mod tests {
             ("/apix", "site"),
         ] {
             let req = poem::Request::builder().uri_str(path).finish();
-            let body = app.call(req).await.unwrap().into_body();
-            assert_eq!(body.into_string().await.unwrap(), expected, "{path}");
+            assert_eq!(body_text(app.call(req).await).await, expected, "{path}");
         }
     }
 
@@ -635,16 +642,18 @@ mod tests {
         ] {
             let req = || poem::Request::builder().uri_str(target).finish();
             let ours = stripped.call(req()).await.unwrap();
-            let poems = nested
-                .call(req())
-                .await
-                .unwrap()
-                .into_body()
-                .into_string()
-                .await
-                .unwrap();
+            let poems = body_text(nested.call(req()).await).await;
             assert_eq!(ours, poems, "{target}");
         }
+    }
+
+    /// A target shorter than the prefix has nothing to strip: refused, never passed on as `/`.
+    #[test]
+    fn a_target_shorter_than_the_prefix_is_not_stripped() {
+        let uri = |text: &str| text.parse::<poem::http::Uri>().unwrap();
+        assert_eq!(strip_prefix(uri("/bff"), 4), Some(uri("/")));
+        assert_eq!(strip_prefix(uri("/bff?a=1"), 4), Some(uri("/?a=1")));
+        assert_eq!(strip_prefix(uri("/b"), 4), None);
     }
 
     /// A path below the prefix that does not percent-decode to UTF-8 is refused as the nest

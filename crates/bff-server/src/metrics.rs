@@ -222,12 +222,11 @@ impl Metrics {
         elapsed: Duration,
         failed: bool,
     ) {
-        let labels = StoreLabels { adapter, operation };
         self.store_latency
-            .get_or_create(&labels)
+            .get_or_create(&StoreLabels { adapter, operation })
             .observe(elapsed.as_secs_f64());
         if failed {
-            self.store_errors.get_or_create(&labels).inc();
+            self.store_failed(adapter, operation);
         }
     }
 
@@ -371,7 +370,7 @@ pub struct Metered<S: ?Sized> {
     metrics: Arc<Metrics>,
     /// The latency histogram of `get`, the call of nearly every request, taken from its family
     /// once (on the first call, so an unused store shows no series) rather than looked up by
-    /// its labels (hashed, behind the family's lock) on every call.
+    /// its labels (hashed, behind the family's lock) on every call ([`Self::timed_into`]).
     get_latency: OnceLock<Histogram>,
 }
 
@@ -391,29 +390,32 @@ impl<S: ?Sized> Metered<S> {
         operation: &'static str,
         call: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
+        self.timed_into(None, operation, call).await
+    }
+
+    /// [`Self::timed`], observing into `kept` (a histogram taken from the family on the first
+    /// call) when given, else into the family's histogram looked up by its labels.
+    async fn timed_into<T>(
+        &self,
+        kept: Option<&OnceLock<Histogram>>,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         let started = Instant::now();
         let result = call.await;
         let failed = matches!(result, Err(StoreError::Unavailable(_)));
-        self.metrics
-            .store_call(self.adapter, operation, started.elapsed(), failed);
-        result
-    }
-
-    /// [`Self::timed`] for `get`, through the histogram kept in [`Self::get_latency`].
-    async fn timed_get<T>(
-        &self,
-        call: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        let operation = "get";
-        let started = Instant::now();
-        let result = call.await;
-        let elapsed = started.elapsed();
-        let latency = self
-            .get_latency
-            .get_or_init(|| self.metrics.store_latency(self.adapter, operation));
-        latency.observe(elapsed.as_secs_f64());
-        if matches!(result, Err(StoreError::Unavailable(_))) {
-            self.metrics.store_failed(self.adapter, operation);
+        match kept {
+            Some(kept) => {
+                kept.get_or_init(|| self.metrics.store_latency(self.adapter, operation))
+                    .observe(started.elapsed().as_secs_f64());
+                if failed {
+                    self.metrics.store_failed(self.adapter, operation);
+                }
+            }
+            None => {
+                self.metrics
+                    .store_call(self.adapter, operation, started.elapsed(), failed);
+            }
         }
         result
     }
@@ -434,7 +436,8 @@ impl SessionStore for Metered<dyn SessionStore> {
     }
 
     async fn get(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Session>, StoreError> {
-        self.timed_get(self.inner.get(key, now)).await
+        self.timed_into(Some(&self.get_latency), "get", self.inner.get(key, now))
+            .await
     }
 
     async fn update(&self, session: &Session, now: Timestamp) -> Result<u64, StoreError> {

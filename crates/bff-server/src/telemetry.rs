@@ -124,25 +124,43 @@ pub enum LogFilter {
 
 impl LogFilter {
     /// `directives` as a static filter when it has only targets and levels, else as an
-    /// [`EnvFilter`]; `info` when it is neither.
-    pub fn parse(directives: &str) -> Self {
+    /// [`EnvFilter`].
+    ///
+    /// # Errors
+    /// `EnvFilter`'s reason when `directives` is neither.
+    pub fn parse(directives: &str) -> Result<Self, String> {
         // Spans and fields are written in brackets (`target[span{field=value}]=level`), which
         // `Targets` would read as part of a target's name.
         let names_spans_or_fields = directives.contains(['[', ']', '{', '}']);
         if !names_spans_or_fields && let Ok(targets) = directives.parse::<Targets>() {
-            return Self::Targets(Box::new(targets));
+            return Ok(Self::Targets(Box::new(targets)));
         }
-        Self::Env(Box::new(
-            EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info")),
+        EnvFilter::try_new(directives)
+            .map(|filter| Self::Env(Box::new(filter)))
+            .map_err(|e| e.to_string())
+    }
+
+    /// `info` for every target, the default.
+    pub fn info() -> Self {
+        Self::Targets(Box::new(
+            Targets::new().with_default(tracing::level_filters::LevelFilter::INFO),
         ))
     }
 
-    /// `RUST_LOG`'s directives, or `info` without them.
+    /// `RUST_LOG`'s directives, or [`Self::info`] without them. Directives that are not a
+    /// filter are said on standard error, and the default is used: logging cannot log it yet.
     pub fn from_env() -> Self {
-        match std::env::var(EnvFilter::DEFAULT_ENV) {
-            Ok(directives) if !directives.trim().is_empty() => Self::parse(&directives),
-            _ => Self::parse("info"),
-        }
+        let directives = match std::env::var(EnvFilter::DEFAULT_ENV) {
+            Ok(directives) if !directives.trim().is_empty() => directives,
+            _ => return Self::info(),
+        };
+        Self::parse(&directives).unwrap_or_else(|reason| {
+            eprintln!(
+                "bff-server: {} = {directives:?} is not a log filter ({reason}); logging at info",
+                EnvFilter::DEFAULT_ENV
+            );
+            Self::info()
+        })
     }
 }
 
@@ -279,12 +297,12 @@ mod tests {
             "off",
         ] {
             assert!(
-                matches!(LogFilter::parse(directives), LogFilter::Targets(_)),
+                matches!(LogFilter::parse(directives), Ok(LogFilter::Targets(_))),
                 "{directives}"
             );
             for (target, level) in CASES {
                 assert_eq!(
-                    writes(LogFilter::parse(directives), target, level),
+                    writes(LogFilter::parse(directives).unwrap(), target, level),
                     writes(EnvFilter::new(directives).into(), target, level),
                     "{directives}: {target} {level}"
                 );
@@ -293,25 +311,29 @@ mod tests {
     }
 
     /// Directives that name a span keep `EnvFilter`; ones that are not directives at all are
-    /// the default `info`.
+    /// refused with a reason; the default writes `info` and above.
     #[test]
-    fn span_directives_keep_env_filter_and_garbage_is_info() {
+    fn span_directives_keep_env_filter_garbage_is_refused_and_the_default_is_info() {
         for directives in [
             "info,bff_http[request]=debug",
             "bff_http[{id}]=debug",
             "[request]=trace",
         ] {
             assert!(
-                matches!(LogFilter::parse(directives), LogFilter::Env(_)),
+                matches!(LogFilter::parse(directives), Ok(LogFilter::Env(_))),
                 "{directives}"
             );
         }
-        let garbage = LogFilter::parse("bff_http=loud=2");
-        assert!(writes(garbage, "bff_server", Level::INFO));
-        assert!(!writes(
-            LogFilter::parse("bff_http=loud=2"),
-            "bff_http",
-            Level::DEBUG
-        ));
+        for garbage in ["bff_http=loud=2", "bff_http=loud"] {
+            let reason = LogFilter::parse(garbage).err();
+            assert!(reason.is_some_and(|r| !r.is_empty()), "{garbage}");
+        }
+        for (target, level) in CASES {
+            assert_eq!(
+                writes(LogFilter::info(), target, level),
+                writes(EnvFilter::new("info").into(), target, level),
+                "{target} {level}"
+            );
+        }
     }
 }
