@@ -2,10 +2,10 @@
 //! registry), without the domain knowing about metrics.
 //!
 //! An [`Event`] carries only values that are safe as metric labels: configured names (the
-//! provider's id, a route's configured path prefix), stable reason codes and outcomes, counts
-//! and durations. Never a user id, session id or key, token, or a raw request path, so no
-//! recorder can leak one by accident. [`Events::record`] is synchronous and must not block: the
-//! use cases call it on their hot paths.
+//! provider's id, a route's configured path prefix), an endpoint's path from a fixed list,
+//! stable reason codes and outcomes, counts and durations. Never a user id, session id or key,
+//! token, or a raw request path, so no recorder can leak one by accident. [`Events::record`] is
+//! synchronous and must not block: the use cases call it on their hot paths.
 
 use std::time::Duration;
 
@@ -79,6 +79,16 @@ pub enum Event<'a> {
     ProxyRequest {
         /// The route's configured path prefix, never the request's path.
         route: &'a str,
+        /// The HTTP status code answered.
+        status: u16,
+        /// From the request's arrival to the answer's headers.
+        elapsed: Duration,
+    },
+    /// A request to one of the BFF's own endpoints (`/bff/...`) was answered.
+    EndpointRequest {
+        /// The endpoint's path below the BFF's prefix (`/user`), from the HTTP adapter's fixed
+        /// list, or `other` for a path that is none of them: never the request's own path.
+        endpoint: &'static str,
         /// The HTTP status code answered.
         status: u16,
         /// From the request's arrival to the answer's headers.

@@ -292,7 +292,9 @@ fn strip_prefix(uri: poem::http::Uri, prefix_len: usize) -> Option<poem::http::U
 /// - the settings and the use cases in the request's data, where the CSRF and session
 ///   extractors read them (the session extractors admit the session through the use cases);
 /// - the body capped and timed ([`cap_body`]);
-/// - errors as problems, and `Cache-Control: no-store` on every answer, problems included.
+/// - errors as problems, and `Cache-Control: no-store` on every answer, problems included;
+/// - the answer counted and timed ([`Event::EndpointRequest`](bff_domain::ports::Event), under
+///   the endpoint's [`endpoint_label`]).
 struct BffLayers<E> {
     inner: E,
     settings: Arc<HttpSettings>,
@@ -304,6 +306,8 @@ impl<E: Endpoint> Endpoint for BffLayers<E> {
     type Output = Response;
 
     async fn call(&self, mut req: poem::Request) -> poem::Result<Response> {
+        let started = std::time::Instant::now();
+        let endpoint = endpoint_label(req.uri().path());
         req.set_data(self.settings.clone());
         req.set_data(self.bff.clone());
         let mut resp = match cap_body(&self.inner, req, self.body_read_timeout).await {
@@ -314,8 +318,42 @@ impl<E: Endpoint> Endpoint for BffLayers<E> {
             header::CACHE_CONTROL,
             header::HeaderValue::from_static("no-store"),
         );
+        self.bff
+            .events()
+            .record(bff_domain::ports::Event::EndpointRequest {
+                endpoint,
+                status: resp.status().as_u16(),
+                elapsed: started.elapsed(),
+            });
         Ok(resp)
     }
+}
+
+/// The paths of the `/bff` endpoints below the prefix, as the OpenAPI document lists them (a
+/// test compares the two): the metric labels of their requests.
+const ENDPOINT_PATHS: [&str; 12] = [
+    "/login",
+    "/callback",
+    "/login/start",
+    "/login/end",
+    "/user",
+    "/session",
+    "/userinfo",
+    "/refresh",
+    "/logout",
+    "/logout/callback",
+    "/backchannel-logout",
+    "/frontchannel-logout",
+];
+
+/// The metric label of a request to `path` (below the BFF's prefix): the endpoint's own path,
+/// or `other` for any path that is not one, so what a client sends cannot add label values.
+fn endpoint_label(path: &str) -> &'static str {
+    ENDPOINT_PATHS
+        .iter()
+        .find(|endpoint| **endpoint == path)
+        .copied()
+        .unwrap_or("other")
 }
 
 /// The largest request body a `/bff` endpoint reads. Its JSON and form bodies are well under a
@@ -570,6 +608,38 @@ async fn readyz(checks: &[Arc<dyn ReadinessCheck>]) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_endpoint_labels_are_the_openapi_paths_and_nothing_else_is_one() {
+        // The committed document, which a test keeps equal to the generated one.
+        let document: serde_json::Value =
+            serde_json::from_str(include_str!("../openapi.json")).expect("openapi.json");
+        let mut documented: Vec<&str> = document["paths"]
+            .as_object()
+            .expect("paths")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut labels = ENDPOINT_PATHS.to_vec();
+        documented.sort_unstable();
+        labels.sort_unstable();
+        assert_eq!(labels, documented);
+        for path in ENDPOINT_PATHS {
+            assert_eq!(endpoint_label(path), path);
+        }
+        // A client's own paths never become a label: unknown, trailing slash, case, query.
+        for path in [
+            "/",
+            "",
+            "/users",
+            "/user/",
+            "/USER",
+            "/user?x=1",
+            "/login/start/x",
+        ] {
+            assert_eq!(endpoint_label(path), "other", "{path}");
+        }
+    }
 
     #[test]
     fn a_proxied_path_is_the_prefix_or_below_it_at_a_segment_boundary() {

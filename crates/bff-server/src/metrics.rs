@@ -64,6 +64,20 @@ struct ProxyLatencyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    // All static or a number: a `/bff` request allocates nothing to be counted.
+    endpoint: &'static str,
+    status: u16,
+    class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLatencyLabels {
+    endpoint: &'static str,
+    class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StoreLabels {
     // Static names: a store call allocates nothing to be counted.
     adapter: &'static str,
@@ -97,6 +111,8 @@ pub struct Metrics {
     proxy_requests: Family<ProxyLabels, Counter>,
     jwks_refetches: Family<ProviderOutcomeLabels, Counter>,
     proxy_latency: HistogramFamily<ProxyLatencyLabels>,
+    endpoint_requests: Family<EndpointLabels, Counter>,
+    endpoint_latency: HistogramFamily<EndpointLatencyLabels>,
     store_latency: HistogramFamily<StoreLabels>,
     store_errors: Family<StoreLabels, Counter>,
 }
@@ -128,6 +144,8 @@ impl Metrics {
             proxy_requests: Family::default(),
             jwks_refetches: Family::default(),
             proxy_latency: Family::new_with_constructor(latency_histogram),
+            endpoint_requests: Family::default(),
+            endpoint_latency: Family::new_with_constructor(latency_histogram),
             store_latency: Family::new_with_constructor(latency_histogram),
             store_errors: Family::default(),
             registry: Registry::default(),
@@ -189,6 +207,17 @@ impl Metrics {
             "API proxy requests until the answer's headers, by route prefix and status class",
             Unit::Seconds,
             metrics.proxy_latency.clone(),
+        );
+        registry.register(
+            "endpoint_requests",
+            "Requests to the BFF's own endpoints (/bff/...), by endpoint path below the prefix (other: none of them), status code and status class",
+            metrics.endpoint_requests.clone(),
+        );
+        registry.register_with_unit(
+            "endpoint_request_duration",
+            "Requests to the BFF's own endpoints until the answer's headers, by endpoint path and status class",
+            Unit::Seconds,
+            metrics.endpoint_latency.clone(),
         );
         registry.register_with_unit(
             "store_call_duration",
@@ -331,6 +360,23 @@ impl Events for Metrics {
                         route: route.to_owned(),
                         class,
                     })
+                    .observe(elapsed.as_secs_f64());
+            }
+            Event::EndpointRequest {
+                endpoint,
+                status,
+                elapsed,
+            } => {
+                let class = status_class(status);
+                self.endpoint_requests
+                    .get_or_create(&EndpointLabels {
+                        endpoint,
+                        status,
+                        class,
+                    })
+                    .inc();
+                self.endpoint_latency
+                    .get_or_create(&EndpointLatencyLabels { endpoint, class })
                     .observe(elapsed.as_secs_f64());
             }
             Event::JwksRefetched { provider, ok } => {

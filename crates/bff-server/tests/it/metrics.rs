@@ -1,6 +1,6 @@
 //! Prometheus `/metrics` on its own listener: scraped after a login, a refresh, a refused
-//! refresh, a JWKS refetch, a proxied call, a failed login and a store outage, the counters moved, and no label
-//! carries a session id, token, subject or raw path.
+//! refresh, a JWKS refetch, a proxied call, a failed login, an unknown `/bff` path and a store
+//! outage, the counters moved, and no label carries a session id, token, subject or raw path.
 
 use bff_server::ExtraListeners;
 use bff_test_op::{
@@ -117,8 +117,33 @@ async fn metrics_count_logins_refreshes_proxied_calls_and_carry_no_secret_label(
         .get(&format!("{}/bff/callback?state=forged&code=x", server.base))
         .await;
     assert_eq!(forged.status, 400, "{}", forged.body);
+    // A `/bff` path that is no endpoint: counted as `other`, its path in no label.
+    let unknown = browser
+        .get(&format!("{}/bff/no-such-endpoint-4f2a?x=1", server.base))
+        .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
 
     let text = scrape(&metrics).await;
+    // The BFF's own endpoints, by their path below the prefix, status and class.
+    let endpoint = |path: &'static str, status: &'static str, class: &'static str| {
+        sample(
+            &text,
+            "bff_endpoint_requests_total",
+            &[("endpoint", path), ("status", status), ("class", class)],
+        )
+    };
+    assert_eq!(endpoint("/callback", "200", "2xx"), 1.0, "{text}");
+    assert_eq!(endpoint("/callback", "400", "4xx"), 1.0, "{text}");
+    assert_eq!(endpoint("/refresh", "200", "2xx"), 1.0, "{text}");
+    assert_eq!(endpoint("other", "404", "4xx"), 1.0, "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            "bff_endpoint_request_duration_seconds_count",
+            &[("endpoint", "/callback"), ("class", "4xx")]
+        ),
+        1.0
+    );
     let provider = [("provider", "fake")];
     assert_eq!(
         sample(&text, "bff_logins_started_total", &provider),
@@ -233,6 +258,7 @@ async fn metrics_count_logins_refreshes_proxied_calls_and_carry_no_secret_label(
         "/api/orders/7",
         "secret=query",
         "/v1/orders",
+        "no-such-endpoint",
     ] {
         assert!(
             !text.contains(forbidden),

@@ -27,6 +27,9 @@ impl Events for Recorded {
             Event::BackchannelLogout { outcome } => format!("backchannel_logout {outcome}"),
             Event::ProxyRequest { route, status, .. } => format!("proxy {route} {status}"),
             Event::JwksRefetched { provider, ok } => format!("jwks {provider} {ok}"),
+            Event::EndpointRequest {
+                endpoint, status, ..
+            } => format!("endpoint {endpoint} {status}"),
         };
         self.0.lock().unwrap().push(line);
     }
