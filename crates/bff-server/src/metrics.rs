@@ -11,7 +11,7 @@
 //! each test's server in one process) counts on its own.
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -113,6 +113,9 @@ pub struct Metrics {
     proxy_latency: HistogramFamily<ProxyLatencyLabels>,
     endpoint_requests: Family<EndpointLabels, Counter>,
     endpoint_latency: HistogramFamily<EndpointLatencyLabels>,
+    /// The endpoint series already used, kept so that counting a `/bff` request is a short scan
+    /// instead of hashing two label sets behind the families' locks (see [`EndpointSeries`]).
+    endpoint_series: RwLock<Vec<EndpointSeries>>,
     store_latency: HistogramFamily<StoreLabels>,
     store_errors: Family<StoreLabels, Counter>,
 }
@@ -146,6 +149,7 @@ impl Metrics {
             proxy_latency: Family::new_with_constructor(latency_histogram),
             endpoint_requests: Family::default(),
             endpoint_latency: Family::new_with_constructor(latency_histogram),
+            endpoint_series: RwLock::default(),
             store_latency: Family::new_with_constructor(latency_histogram),
             store_errors: Family::default(),
             registry: Registry::default(),
@@ -274,6 +278,67 @@ impl Metrics {
     }
 }
 
+/// One endpoint and status's counter and latency histogram, taken from their families the first
+/// time a request gets that answer. Bounded: a dozen endpoint labels and `other`, times the
+/// statuses they answer.
+struct EndpointSeries {
+    endpoint: &'static str,
+    status: u16,
+    requests: Counter,
+    latency: Histogram,
+}
+
+impl Metrics {
+    /// Counts and times a request to a `/bff` endpoint.
+    fn endpoint_request(&self, endpoint: &'static str, status: u16, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let observe = |series: &EndpointSeries| {
+            series.requests.inc();
+            series.latency.observe(seconds);
+        };
+        let matches =
+            |series: &&EndpointSeries| series.status == status && series.endpoint == endpoint;
+        {
+            let kept = self
+                .endpoint_series
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(series) = kept.iter().find(matches) {
+                observe(series);
+                return;
+            }
+        }
+        let mut kept = self
+            .endpoint_series
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Another request may have added it meanwhile.
+        if let Some(series) = kept.iter().find(matches) {
+            observe(series);
+            return;
+        }
+        let class = status_class(status);
+        let series = EndpointSeries {
+            endpoint,
+            status,
+            requests: self
+                .endpoint_requests
+                .get_or_create(&EndpointLabels {
+                    endpoint,
+                    status,
+                    class,
+                })
+                .clone(),
+            latency: self
+                .endpoint_latency
+                .get_or_create(&EndpointLatencyLabels { endpoint, class })
+                .clone(),
+        };
+        observe(&series);
+        kept.push(series);
+    }
+}
+
 fn provider_label(provider: &bff_domain::ProviderId) -> ProviderLabel {
     ProviderLabel {
         provider: provider.as_str().to_owned(),
@@ -366,19 +431,7 @@ impl Events for Metrics {
                 endpoint,
                 status,
                 elapsed,
-            } => {
-                let class = status_class(status);
-                self.endpoint_requests
-                    .get_or_create(&EndpointLabels {
-                        endpoint,
-                        status,
-                        class,
-                    })
-                    .inc();
-                self.endpoint_latency
-                    .get_or_create(&EndpointLatencyLabels { endpoint, class })
-                    .observe(elapsed.as_secs_f64());
-            }
+            } => self.endpoint_request(endpoint, status, elapsed),
             Event::JwksRefetched { provider, ok } => {
                 self.jwks_refetches
                     .get_or_create(&ProviderOutcomeLabels {
@@ -635,6 +688,42 @@ mod tests {
     use bff_domain::testkit::{FakeStores, SeededRandom};
 
     use super::*;
+
+    /// Endpoint requests land in the series of their own endpoint and status, counted and timed,
+    /// whether the series was kept already or not.
+    #[test]
+    fn endpoint_requests_are_counted_by_endpoint_and_status() {
+        let metrics = Metrics::new();
+        let answers = [
+            ("/user", 200, 3),
+            ("/user", 401, 2),
+            ("/callback", 200, 1),
+            ("/callback", 502, 1),
+            ("other", 404, 4),
+        ];
+        // Interleaved, so kept series are found among others.
+        for round in 0..4 {
+            for (endpoint, status, times) in answers {
+                if round < times {
+                    metrics.endpoint_request(endpoint, status, Duration::from_millis(3));
+                }
+            }
+        }
+        let text = metrics.encode();
+        for line in [
+            r#"bff_endpoint_requests_total{endpoint="/user",status="200",class="2xx"} 3"#,
+            r#"bff_endpoint_requests_total{endpoint="/user",status="401",class="4xx"} 2"#,
+            r#"bff_endpoint_requests_total{endpoint="/callback",status="200",class="2xx"} 1"#,
+            r#"bff_endpoint_requests_total{endpoint="/callback",status="502",class="5xx"} 1"#,
+            r#"bff_endpoint_requests_total{endpoint="other",status="404",class="4xx"} 4"#,
+            r#"bff_endpoint_request_duration_seconds_count{endpoint="/user",class="2xx"} 3"#,
+            r#"bff_endpoint_request_duration_seconds_count{endpoint="/user",class="4xx"} 2"#,
+            r#"bff_endpoint_request_duration_seconds_count{endpoint="/callback",class="5xx"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
+        assert_eq!(metrics.endpoint_series.read().unwrap().len(), answers.len());
+    }
 
     /// Session reads, the call kept apart from the others for speed, are observed in the same
     /// series as every other call, and a failed one is counted as an error.
