@@ -97,8 +97,8 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
-/// The process's metrics. Cheap to share (`Arc`); recording takes no lock but the family's
-/// read lock.
+/// The process's metrics. Cheap to share (`Arc`); recording takes no lock but a read lock (a
+/// family's, or the kept request series').
 pub struct Metrics {
     registry: Registry,
     logins_started: Family<ProviderLabel, Counter>,
@@ -113,9 +113,9 @@ pub struct Metrics {
     proxy_latency: HistogramFamily<ProxyLatencyLabels>,
     endpoint_requests: Family<EndpointLabels, Counter>,
     endpoint_latency: HistogramFamily<EndpointLatencyLabels>,
-    /// The endpoint series already used, kept so that counting a `/bff` request is a short scan
-    /// instead of hashing two label sets behind the families' locks (see [`EndpointSeries`]).
-    endpoint_series: RwLock<Vec<EndpointSeries>>,
+    /// The series of proxied and `/bff` requests already used (see [`KeptSeries`]).
+    proxy_series: KeptSeries,
+    endpoint_series: KeptSeries,
     store_latency: HistogramFamily<StoreLabels>,
     store_errors: Family<StoreLabels, Counter>,
 }
@@ -149,7 +149,8 @@ impl Metrics {
             proxy_latency: Family::new_with_constructor(latency_histogram),
             endpoint_requests: Family::default(),
             endpoint_latency: Family::new_with_constructor(latency_histogram),
-            endpoint_series: RwLock::default(),
+            proxy_series: KeptSeries::default(),
+            endpoint_series: KeptSeries::default(),
             store_latency: Family::new_with_constructor(latency_histogram),
             store_errors: Family::default(),
             registry: Registry::default(),
@@ -278,64 +279,98 @@ impl Metrics {
     }
 }
 
-/// One endpoint and status's counter and latency histogram, taken from their families the first
-/// time a request gets that answer. Bounded: a dozen endpoint labels and `other`, times the
-/// statuses they answer.
-struct EndpointSeries {
-    endpoint: &'static str,
+/// The counter and latency histogram of each request series already used, by label (an API
+/// route's prefix, an endpoint's path) and status, taken from their families the first time a
+/// request gets that answer: counting a request is then a short scan under a read lock instead
+/// of hashing two label sets behind the families' locks (and, for a route, allocating its
+/// prefix twice). Bounded: the labels are configured or fixed, times the statuses answered.
+#[derive(Default)]
+struct KeptSeries(RwLock<Vec<RequestSeries>>);
+
+struct RequestSeries {
+    label: Box<str>,
     status: u16,
     requests: Counter,
     latency: Histogram,
 }
 
-impl Metrics {
-    /// Counts and times a request to a `/bff` endpoint.
-    fn endpoint_request(&self, endpoint: &'static str, status: u16, elapsed: Duration) {
+impl KeptSeries {
+    /// Counts and times one request answered `status` under `label`; `taken` gives a series'
+    /// counter and histogram from their families (with the status's class) the first time.
+    fn record(
+        &self,
+        label: &str,
+        status: u16,
+        elapsed: Duration,
+        taken: impl FnOnce(&'static str) -> (Counter, Histogram),
+    ) {
         let seconds = elapsed.as_secs_f64();
-        let observe = |series: &EndpointSeries| {
+        let observe = |series: &RequestSeries| {
             series.requests.inc();
             series.latency.observe(seconds);
         };
-        let matches =
-            |series: &&EndpointSeries| series.status == status && series.endpoint == endpoint;
+        let matches = |series: &&RequestSeries| series.status == status && *series.label == *label;
         {
-            let kept = self
-                .endpoint_series
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
+            let kept = self.0.read().unwrap_or_else(PoisonError::into_inner);
             if let Some(series) = kept.iter().find(matches) {
                 observe(series);
                 return;
             }
         }
-        let mut kept = self
-            .endpoint_series
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut kept = self.0.write().unwrap_or_else(PoisonError::into_inner);
         // Another request may have added it meanwhile.
         if let Some(series) = kept.iter().find(matches) {
             observe(series);
             return;
         }
-        let class = status_class(status);
-        let series = EndpointSeries {
-            endpoint,
+        let (requests, latency) = taken(status_class(status));
+        let series = RequestSeries {
+            label: label.into(),
             status,
-            requests: self
-                .endpoint_requests
-                .get_or_create(&EndpointLabels {
-                    endpoint,
-                    status,
-                    class,
-                })
-                .clone(),
-            latency: self
-                .endpoint_latency
-                .get_or_create(&EndpointLatencyLabels { endpoint, class })
-                .clone(),
+            requests,
+            latency,
         };
         observe(&series);
         kept.push(series);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+}
+
+impl Metrics {
+    /// Counts and times a request to a `/bff` endpoint.
+    fn endpoint_request(&self, endpoint: &'static str, status: u16, elapsed: Duration) {
+        self.endpoint_series
+            .record(endpoint, status, elapsed, |class| {
+                let requests = self.endpoint_requests.get_or_create(&EndpointLabels {
+                    endpoint,
+                    status,
+                    class,
+                });
+                let latency = self
+                    .endpoint_latency
+                    .get_or_create(&EndpointLatencyLabels { endpoint, class });
+                (requests.clone(), latency.clone())
+            });
+    }
+
+    /// Counts and times a proxied request.
+    fn proxy_request(&self, route: &str, status: u16, elapsed: Duration) {
+        self.proxy_series.record(route, status, elapsed, |class| {
+            let requests = self.proxy_requests.get_or_create(&ProxyLabels {
+                route: route.to_owned(),
+                status,
+                class,
+            });
+            let latency = self.proxy_latency.get_or_create(&ProxyLatencyLabels {
+                route: route.to_owned(),
+                class,
+            });
+            (requests.clone(), latency.clone())
+        });
     }
 }
 
@@ -411,22 +446,7 @@ impl Events for Metrics {
                 route,
                 status,
                 elapsed,
-            } => {
-                let class = status_class(status);
-                self.proxy_requests
-                    .get_or_create(&ProxyLabels {
-                        route: route.to_owned(),
-                        status,
-                        class,
-                    })
-                    .inc();
-                self.proxy_latency
-                    .get_or_create(&ProxyLatencyLabels {
-                        route: route.to_owned(),
-                        class,
-                    })
-                    .observe(elapsed.as_secs_f64());
-            }
+            } => self.proxy_request(route, status, elapsed),
             Event::EndpointRequest {
                 endpoint,
                 status,
@@ -722,7 +742,37 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} not in\n{text}");
         }
-        assert_eq!(metrics.endpoint_series.read().unwrap().len(), answers.len());
+        assert_eq!(metrics.endpoint_series.len(), answers.len());
+    }
+
+    /// Proxied requests too, by route prefix (a configured, not a static, string) and status.
+    #[test]
+    fn proxied_requests_are_counted_by_route_and_status() {
+        let metrics = Metrics::new();
+        for (route, status) in [
+            ("/api", 200),
+            ("/api/admin", 200),
+            ("/api", 502),
+            ("/api", 200),
+        ] {
+            let route = route.to_owned();
+            metrics.record(Event::ProxyRequest {
+                route: &route,
+                status,
+                elapsed: Duration::from_millis(20),
+            });
+        }
+        let text = metrics.encode();
+        for line in [
+            r#"bff_proxy_requests_total{route="/api",status="200",class="2xx"} 2"#,
+            r#"bff_proxy_requests_total{route="/api/admin",status="200",class="2xx"} 1"#,
+            r#"bff_proxy_requests_total{route="/api",status="502",class="5xx"} 1"#,
+            r#"bff_proxy_request_duration_seconds_count{route="/api",class="2xx"} 2"#,
+            r#"bff_proxy_request_duration_seconds_count{route="/api",class="5xx"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
+        assert_eq!(metrics.proxy_series.len(), 3);
     }
 
     /// Session reads, the call kept apart from the others for speed, are observed in the same
