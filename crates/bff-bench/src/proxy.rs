@@ -118,6 +118,31 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
+/// CPU time (user + system) of this process's children that have ended and been waited for, in
+/// clock ticks: across one `wrk` run (waited for by `Command::output`), what `wrk` spent.
+fn waited_children_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // cutime and cstime: the 16th and 17th fields of the line.
+    fields[13].parse::<u64>().unwrap() + fields[14].parse::<u64>().unwrap()
+}
+
+/// The whole machine's CPU time, in clock ticks summed over every CPU: in all, and idle (idle
+/// plus waiting for I/O), from the `cpu` line of `/proc/stat`.
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let line = stat.lines().find(|l| l.starts_with("cpu ")).unwrap();
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user already).
+    let total = fields.iter().take(8).sum();
+    (total, fields[3] + fields[4])
+}
+
 fn clock_ticks_per_second() -> f64 {
     let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
@@ -134,6 +159,13 @@ struct Figures {
     cpu_us: f64,
     /// CPU microseconds per request of the upstream, when it is behind the server.
     upstream_cpu_us: Option<f64>,
+    /// CPU microseconds per request of `wrk`.
+    wrk_cpu_us: f64,
+    /// The whole machine's CPU microseconds per request (every core, idle included): with the
+    /// cores always busy, throughput follows this, whoever spends it.
+    machine_us: f64,
+    /// The part of [`Self::machine_us`] no core was busy.
+    idle_us: f64,
 }
 
 /// `wrk`'s latency ("850.00us", "1.23ms", "1.02s") in milliseconds.
@@ -204,7 +236,9 @@ impl Load {
         self.wrk(self.warmup_secs, url, headers);
         before();
         let (server_before, upstream_before) = (cpu_ticks(server), upstream.map(cpu_ticks));
+        let (wrk_before, machine_before) = (waited_children_ticks(), machine_ticks());
         let text = self.wrk(self.secs, url, headers);
+        let (wrk_after, machine_after) = (waited_children_ticks(), machine_ticks());
         let (server_after, upstream_after) = (cpu_ticks(server), upstream.map(cpu_ticks));
         let requests: u64 = text
             .lines()
@@ -231,6 +265,9 @@ impl Load {
             upstream_cpu_us: upstream_before
                 .zip(upstream_after)
                 .map(|(before, after)| per_request(after - before)),
+            wrk_cpu_us: per_request(wrk_after - wrk_before),
+            machine_us: per_request(machine_after.0 - machine_before.0),
+            idle_us: per_request(machine_after.1 - machine_before.1),
         }
     }
 }
@@ -303,6 +340,32 @@ fn print_table(rows: &[Row], baseline: &Figures, baseline_name: &str) {
                 .map_or_else(|| "-".to_owned(), |u| format!("{u:.1}")),
             f.per_second / baseline.per_second,
             f.p99_ms / baseline.p99_ms,
+        );
+    }
+}
+
+/// Where the machine's CPU time went per request of each scenario: the load generator, the
+/// server and the upstream all share the cores, so a server that costs more also leaves less for
+/// the others, and their cost per request moves with its latency (fewer requests per wake-up).
+fn print_machine_table<'a>(rows: impl Iterator<Item = &'a Row>) {
+    println!(
+        "| scenario | server | upstream | wrk | rest (Redis, PostgreSQL, the log reader, ...) | idle | machine, µs/req |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for row in rows {
+        let f = &row.figures;
+        let upstream = f.upstream_cpu_us.unwrap_or(0.0);
+        let rest = f.machine_us - f.cpu_us - upstream - f.wrk_cpu_us - f.idle_us;
+        println!(
+            "| {} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            row.name,
+            f.cpu_us,
+            f.upstream_cpu_us
+                .map_or_else(|| "-".to_owned(), |u| format!("{u:.1}")),
+            f.wrk_cpu_us,
+            rest,
+            f.idle_us,
+            f.machine_us,
         );
     }
 }
@@ -464,6 +527,10 @@ pub(crate) fn run(args: &[String]) {
     println!("`GET /bff/user`:");
     println!();
     print_table(&user_rows, &user_rows[0].figures.clone(), "/healthz");
+    println!();
+    println!("Where the machine's CPU time went, µs per request (all cores):");
+    println!();
+    print_machine_table(proxy_rows.iter().chain(&user_rows));
     println!();
     for note in notes {
         println!("- {note}");
