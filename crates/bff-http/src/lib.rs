@@ -496,13 +496,17 @@ async fn log_request<E: Endpoint>(
         id = id.as_str(),
         trace_id = tracing::field::Empty
     );
-    if let Some(parent) = &parent {
+    let exported = if let Some(parent) = &parent {
         trace_context::adopt_parent(&span, parent);
+        trace_context::exported_trace_id(&span).is_some()
     } else if let Some(trace_id) = trace_context::exported_trace_id(&span) {
         span.record("trace_id", trace_id);
-    }
+        true
+    } else {
+        false
+    };
     req.extensions_mut()
-        .insert(trace_context::IncomingTrace(parent));
+        .insert(trace_context::IncomingTrace { parent, exported });
     // For the API proxy, which sends the upstream this id rather than the browser's.
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();

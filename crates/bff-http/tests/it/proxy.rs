@@ -459,13 +459,25 @@ async fn world_with(tweak: impl FnOnce(&mut BffPolicy)) -> World {
     ];
     let table = route_table(&configs, &["main", "other"], "/bff").unwrap();
     let proxy = ApiProxy::new(bff.clone(), settings.clone(), table, &Default::default()).unwrap();
-    let trusting = proxy.clone().with_trusted_proxies(TrustedProxies::new(
+    let loopback_proxy = TrustedProxies::new(
         vec![IpNetwork::parse("127.0.0.1").unwrap()],
         ForwardingHeaders::XForwarded,
-    ));
+    );
+    let trusting = proxy.clone().with_trusted_proxies(loopback_proxy.clone());
     let app = bff_http::app(bff.clone(), settings.clone(), Vec::new(), None, Some(proxy));
     let addr = serve(app).await;
-    let app = bff_http::app(bff.clone(), settings, Vec::new(), None, Some(trusting));
+    // Trusted by the proxy and by the rest of the app (a `traceparent` is believed too).
+    let trusting_settings = Arc::new(HttpSettings {
+        trusted_proxies: loopback_proxy,
+        ..(*settings).clone()
+    });
+    let app = bff_http::app(
+        bff.clone(),
+        trusting_settings,
+        Vec::new(),
+        None,
+        Some(trusting),
+    );
     let behind_proxy = serve(app).await;
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -706,6 +718,30 @@ async fn the_upstream_gets_the_users_token_and_none_of_the_browsers_credentials(
         1
     );
     assert_eq!(w.provider.refreshes.load(Ordering::SeqCst), 0);
+}
+
+/// A `traceparent` from a trusted proxy goes on to the upstream as it came (traces are not
+/// exported here); from anyone else none goes on, and `tracestate` never does.
+#[tokio::test]
+async fn a_trusted_traceparent_goes_upstream_unchanged_and_an_untrusted_one_not_at_all() {
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let w = world().await;
+    let id = login(&w).await;
+    for (addr, expected) in [(w.behind_proxy, Some(PARENT)), (w.addr, None)] {
+        let head = [
+            "GET /api/orders/items/7 HTTP/1.1".to_owned(),
+            "Host: app.example".into(),
+            format!("Cookie: {}", cookie(&id)),
+            "x-csrf: 1".into(),
+            format!("traceparent: {PARENT}"),
+            "tracestate: vendor=opaque".into(),
+        ];
+        let answer = raw_request(addr, &head.join("\r\n")).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let call = w.upstream.seen().last().cloned().unwrap();
+        assert_eq!(call.header("traceparent"), expected, "{addr}");
+        assert!(!call.has("tracestate"));
+    }
 }
 
 /// Behind a trusted proxy (loopback here), the upstream hears of the client that proxy vouches
