@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use bff_domain::ports::{SessionStore, StoreError};
+use bff_domain::ports::{LoginRef, SessionStore, StoreError};
 use bff_domain::testkit::store_contract::sample_session;
 use bff_domain::testkit::{FakeCipher, FakeProvider, FakeStores, FixedClock, SeededRandom};
 use bff_domain::{
@@ -170,6 +170,15 @@ impl SessionStore for Counting {
         self.inner
             .touch(key, last_seen_at, idle_expires_at, now)
             .await
+    }
+    async fn find_by_connection(
+        &self,
+        issuer: &str,
+        login: LoginRef<'_>,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.count();
+        self.inner.find_by_connection(issuer, login, now).await
     }
     async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError> {
         self.count();

@@ -51,6 +51,16 @@ impl StoreError {
     }
 }
 
+/// Which login at a provider a logout names: its provider session (`sid`), or, for a logout
+/// without one, its user (`sub`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRef<'a> {
+    /// The provider session id (`sid`).
+    Session(&'a str),
+    /// The subject (`sub`).
+    Subject(&'a str),
+}
+
 /// Server-side sessions.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
@@ -114,6 +124,19 @@ pub trait SessionStore: Send + Sync {
         &self,
         issuer: &str,
         subject: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError>;
+
+    /// Live sessions holding a connection (`Session::connections`) whose login was `login` at
+    /// `issuer` (the connection's ID token claims `iss`, and `sid` or `sub`). A session may be
+    /// returned whose connection has since changed: callers check the connection they act on.
+    ///
+    /// # Errors
+    /// `Unavailable` on store failure.
+    async fn find_by_connection(
+        &self,
+        issuer: &str,
+        login: LoginRef<'_>,
         now: Timestamp,
     ) -> Result<Vec<Session>, StoreError>;
 

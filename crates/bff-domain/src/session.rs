@@ -67,6 +67,19 @@ pub struct Connection {
     pub tokens: Sealed,
 }
 
+impl Connection {
+    /// Whether this connection's login was `login` at `issuer`: its ID token's `iss`, and its
+    /// `sid` or `sub`.
+    pub fn is_login(&self, issuer: &str, login: crate::ports::LoginRef<'_>) -> bool {
+        use crate::ports::LoginRef;
+        self.claims.issuer() == Some(issuer)
+            && match login {
+                LoginRef::Session(sid) => self.claims.session_id() == Some(sid),
+                LoginRef::Subject(subject) => self.claims.subject() == Some(subject),
+            }
+    }
+}
+
 /// What is left of a session id after its renewal, stored under the old key for the grace
 /// period: where the session went, and the nonce that turns the old id into the new one.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bff_domain::ports::{
-    Event, Events, Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError,
+    Event, Events, Lock, LoginRef, PendingLoginStore, ReplayCache, SessionStore, StoreError,
 };
 use bff_domain::{PendingLogin, RenewalAlias, Session, SessionKey, Timestamp};
 use poem::http::StatusCode;
@@ -590,6 +590,19 @@ impl SessionStore for Metered<dyn SessionStore> {
         self.timed(
             "find_by_provider_session",
             self.inner.find_by_provider_session(issuer, sid, now),
+        )
+        .await
+    }
+
+    async fn find_by_connection(
+        &self,
+        issuer: &str,
+        login: LoginRef<'_>,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.timed(
+            "find_by_connection",
+            self.inner.find_by_connection(issuer, login, now),
         )
         .await
     }

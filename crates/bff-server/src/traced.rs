@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bff_domain::ports::{
-    AuthorizationRequest, ClientToken, IdentityProvider, Lock, LogoutToken, PendingLoginStore,
-    ProviderError, ProviderLogin, ReplayCache, SessionStore, StoreError,
+    AuthorizationRequest, ClientToken, IdentityProvider, Lock, LoginRef, LogoutToken,
+    PendingLoginStore, ProviderError, ProviderLogin, ReplayCache, SessionStore, StoreError,
 };
 use bff_domain::{
     Claims, PendingLogin, Prompt, ProviderId, RenewalAlias, Secret, Session, SessionKey, Timestamp,
@@ -107,6 +107,19 @@ impl<S: SessionStore + ?Sized> SessionStore for TracedStore<S> {
         traced(
             self.span("session.find_by_provider_session"),
             self.inner.find_by_provider_session(issuer, sid, now),
+        )
+        .await
+    }
+
+    async fn find_by_connection(
+        &self,
+        issuer: &str,
+        login: LoginRef<'_>,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        traced(
+            self.span("session.find_by_connection"),
+            self.inner.find_by_connection(issuer, login, now),
         )
         .await
     }

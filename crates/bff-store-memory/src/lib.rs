@@ -4,7 +4,8 @@
 //! expire by the `now` the domain passes (idle and absolute for sessions, `expires_at` for pending
 //! logins and replay entries), expired entries are dropped lazily on read and in bounded batches
 //! by [`MemoryStore::sweep_expired`](bff_domain::ports::SessionStore::sweep_expired), and
-//! sessions are indexed by `(issuer, sid)` and `(issuer, sub)` so logout lookups do not scan.
+//! sessions are indexed by `(issuer, sid)` and `(issuer, sub)`, of their first login and of
+//! their connections' logins, so logout lookups do not scan.
 //!
 //! Nothing here survives a restart, and nothing is shared between processes: for several nodes
 //! use the Postgres and/or Redis adapters.
@@ -16,7 +17,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use bff_domain::ports::{Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError};
+use bff_domain::ports::{Lock, LoginRef, PendingLoginStore, ReplayCache, SessionStore, StoreError};
 use bff_domain::{PendingLogin, RenewalAlias, Session, SessionKey, Timestamp};
 
 type IndexKey = (String, String);
@@ -26,6 +27,29 @@ struct Sessions {
     by_key: HashMap<SessionKey, Session>,
     by_sid: HashMap<IndexKey, HashSet<SessionKey>>,
     by_subject: HashMap<IndexKey, HashSet<SessionKey>>,
+    /// The same two indexes for the logins of the sessions' connections (their ID tokens'
+    /// `iss` with `sid`, and with `sub`).
+    by_connected_sid: HashMap<IndexKey, HashSet<SessionKey>>,
+    by_connected_subject: HashMap<IndexKey, HashSet<SessionKey>>,
+}
+
+/// The connection index entries of `session`: `(iss, sid)` and `(iss, sub)` of each
+/// connection's login, where its claims have them.
+fn connection_entries(session: &Session) -> (Vec<IndexKey>, Vec<IndexKey>) {
+    let mut sids = Vec::new();
+    let mut subjects = Vec::new();
+    for connection in &session.connections {
+        let Some(issuer) = connection.claims.issuer() else {
+            continue;
+        };
+        if let Some(sid) = connection.claims.session_id() {
+            sids.push((issuer.to_owned(), sid.to_owned()));
+        }
+        if let Some(subject) = connection.claims.subject() {
+            subjects.push((issuer.to_owned(), subject.to_owned()));
+        }
+    }
+    (sids, subjects)
 }
 
 impl Sessions {
@@ -40,6 +64,19 @@ impl Sessions {
             .entry((session.issuer.clone(), session.subject.clone()))
             .or_default()
             .insert(session.key.clone());
+        let (sids, subjects) = connection_entries(&session);
+        for at in sids {
+            self.by_connected_sid
+                .entry(at)
+                .or_default()
+                .insert(session.key.clone());
+        }
+        for at in subjects {
+            self.by_connected_subject
+                .entry(at)
+                .or_default()
+                .insert(session.key.clone());
+        }
         self.by_key.insert(session.key.clone(), session);
     }
 
@@ -53,6 +90,13 @@ impl Sessions {
             (session.issuer.clone(), session.subject.clone()),
             key,
         );
+        let (sids, subjects) = connection_entries(&session);
+        for at in sids {
+            remove_from_index(&mut self.by_connected_sid, at, key);
+        }
+        for at in subjects {
+            remove_from_index(&mut self.by_connected_subject, at, key);
+        }
         Some(session)
     }
 
@@ -227,6 +271,29 @@ impl SessionStore for MemoryStore {
             &sessions.by_subject,
             &(issuer.to_owned(), subject.to_owned()),
         );
+        Ok(keys
+            .iter()
+            .filter_map(|k| sessions.live(k, now).map(|s| s.clone()))
+            .collect())
+    }
+
+    async fn find_by_connection(
+        &self,
+        issuer: &str,
+        login: LoginRef<'_>,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        let mut sessions = guard(&self.sessions)?;
+        let keys = match login {
+            LoginRef::Session(sid) => sessions.indexed(
+                &sessions.by_connected_sid,
+                &(issuer.to_owned(), sid.to_owned()),
+            ),
+            LoginRef::Subject(subject) => sessions.indexed(
+                &sessions.by_connected_subject,
+                &(issuer.to_owned(), subject.to_owned()),
+            ),
+        };
         Ok(keys
             .iter()
             .filter_map(|k| sessions.live(k, now).map(|s| s.clone()))

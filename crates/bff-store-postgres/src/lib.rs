@@ -17,7 +17,7 @@ mod records;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bff_domain::ports::{Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError};
+use bff_domain::ports::{Lock, LoginRef, PendingLoginStore, ReplayCache, SessionStore, StoreError};
 use bff_domain::{PendingLogin, RenewalAlias, Session, SessionKey, Timestamp};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Row};
@@ -318,6 +318,34 @@ impl SessionStore for PostgresStore {
                 sqlx::query(&sql)
                     .bind(issuer)
                     .bind(subject)
+                    .bind(now.unix_seconds())
+                    .fetch_all(&self.pool),
+            )
+            .await?;
+        rows.iter().map(row_to_session).collect()
+    }
+
+    async fn find_by_connection(
+        &self,
+        issuer: &str,
+        login: LoginRef<'_>,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        // Containment in the `connections` array, which the GIN index answers: an element whose
+        // claims hold that `iss` and that `sid` (or `sub`).
+        let claims = match login {
+            LoginRef::Session(sid) => serde_json::json!({"iss": issuer, "sid": sid}),
+            LoginRef::Subject(subject) => serde_json::json!({"iss": issuer, "sub": subject}),
+        };
+        let contained = serde_json::json!([{ "claims": claims }]);
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM bff_sessions WHERE connections @> $1 AND {LIVE} $2"
+        );
+        let rows = self
+            .bounded(
+                "find by connection",
+                sqlx::query(&sql)
+                    .bind(sqlx::types::Json(contained))
                     .bind(now.unix_seconds())
                     .fetch_all(&self.pool),
             )

@@ -30,7 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use bff_domain::ports::{Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError};
+use bff_domain::ports::{Lock, LoginRef, PendingLoginStore, ReplayCache, SessionStore, StoreError};
 use bff_domain::{
     Claims, ClientBinding, Connection, PendingLogin, ProviderId, RenewalAlias, RenewalNonce,
     ReturnUrl, Sealed, Session, SessionKey, Timestamp,
@@ -249,6 +249,33 @@ impl RedisStore {
         format!("{}sub:{}:{subject}", self.prefix, hex_sha256(issuer))
     }
 
+    /// The index set of the sessions whose connection's login was `login` at `issuer`.
+    fn connection_index(&self, issuer: &str, login: LoginRef<'_>) -> String {
+        let (kind, value) = match login {
+            LoginRef::Session(sid) => ("csid", sid),
+            LoginRef::Subject(subject) => ("csub", subject),
+        };
+        format!("{}{kind}:{}:{value}", self.prefix, hex_sha256(issuer))
+    }
+
+    /// The connection index sets `session` belongs in: `(iss, sid)` and `(iss, sub)` of each
+    /// connection's login, where its claims have them.
+    fn connection_indexes(&self, session: &Session) -> Vec<String> {
+        let mut sets = Vec::new();
+        for connection in &session.connections {
+            let Some(issuer) = connection.claims.issuer() else {
+                continue;
+            };
+            if let Some(sid) = connection.claims.session_id() {
+                sets.push(self.connection_index(issuer, LoginRef::Session(sid)));
+            }
+            if let Some(subject) = connection.claims.subject() {
+                sets.push(self.connection_index(issuer, LoginRef::Subject(subject)));
+            }
+        }
+        sets
+    }
+
     /// Runs `op` on a pooled connection within the timeout. A connection that failed at the
     /// connection level or timed out leaves the pool instead of going back, so the next call
     /// opens a fresh one rather than meeting the same dead socket.
@@ -425,6 +452,7 @@ impl SessionStore for RedisStore {
             .map(|sid| self.sid_index(&session.issuer, sid))
             .unwrap_or_default();
         let subject_index = self.subject_index(&session.issuer, &session.subject);
+        let connection_indexes = self.connection_indexes(session);
         let key = self.session_key(&session.key);
         let created: i64 = self
             .run("create", |mut c| async move {
@@ -432,6 +460,7 @@ impl SessionStore for RedisStore {
                     .key(key)
                     .key(sid_index)
                     .key(subject_index)
+                    .key(connection_indexes)
                     .arg(session.version)
                     .arg(session.idle_expires_at.unix_seconds())
                     .arg(session.absolute_expires_at.unix_seconds())
@@ -470,16 +499,20 @@ impl SessionStore for RedisStore {
     async fn update(&self, session: &Session, now: Timestamp) -> Result<u64, StoreError> {
         let rec = Self::record_json(session)?;
         let key = self.session_key(&session.key);
+        let connection_indexes = self.connection_indexes(session);
         let result: i64 = self
             .run("update", |mut c| async move {
                 self.update
                     .key(key)
+                    .key(connection_indexes)
                     .arg(session.version)
                     .arg(now.unix_seconds())
                     .arg(session.idle_expires_at.unix_seconds())
                     .arg(session.absolute_expires_at.unix_seconds())
                     .arg(session.last_seen_at.unix_seconds())
                     .arg(rec)
+                    .arg(session.key.as_str())
+                    .arg(session.absolute_expires_at.unix_seconds())
                     .invoke_async(&mut c)
                     .await
             })
@@ -604,6 +637,16 @@ impl SessionStore for RedisStore {
         now: Timestamp,
     ) -> Result<Vec<Session>, StoreError> {
         self.sessions_in(self.subject_index(issuer, subject), now)
+            .await
+    }
+
+    async fn find_by_connection(
+        &self,
+        issuer: &str,
+        login: LoginRef<'_>,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.sessions_in(self.connection_index(issuer, login), now)
             .await
     }
 

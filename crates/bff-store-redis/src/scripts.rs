@@ -1,11 +1,12 @@
 //! Lua scripts: each store operation that must be atomic runs as one script on the server.
 //!
 //! Sessions are hashes with the fields `v` (version), `idle`, `abs`, `last` (Unix seconds),
-//! `rec` (the rest, JSON), and `isid`/`isub` (the index sets the session is in). The key expires
+//! `rec` (the rest, JSON), and `isid`/`isub` (the index sets of its first login it is in; the
+//! sets of its connections' logins are not listed, their stale members are pruned on read). The key expires
 //! at the earlier of idle and absolute expiry; scripts also compare against the caller's `now`, so
 //! a session is gone the moment it expires even if Redis has not evicted it yet.
 
-/// KEYS: session, sid index ('' for none), subject index.
+/// KEYS: session, sid index ('' for none), subject index, then the connection index sets.
 /// ARGV: version, idle, abs, last, rec, member, index expiry.
 pub(crate) const CREATE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -20,11 +21,14 @@ local function index(set)
 end
 if KEYS[2] ~= '' then index(KEYS[2]) end
 index(KEYS[3])
+for i = 4, #KEYS do index(KEYS[i]) end
 return 1
 ";
 
-/// KEYS: session. ARGV: expected version, now, idle, abs, last, rec.
-/// Returns the new version, -1 when absent or expired, -2 on a version mismatch.
+/// KEYS: session, then the connection index sets. ARGV: expected version, now, idle, abs,
+/// last, rec, member, index expiry. Returns the new version, -1 when absent or expired, -2 on
+/// a version mismatch. A connection's set keeps the member after the connection is gone (the
+/// reader checks the session it finds); it expires with its longest-lived session.
 pub(crate) const UPDATE: &str = r"
 local h = redis.call('HMGET', KEYS[1], 'v', 'idle', 'abs', 'last')
 if not h[1] then return -1 end
@@ -35,6 +39,12 @@ local last = math.max(tonumber(h[4]), tonumber(ARGV[5]))
 local v = tonumber(h[1]) + 1
 redis.call('HSET', KEYS[1], 'v', v, 'idle', idle, 'abs', ARGV[4], 'last', last, 'rec', ARGV[6])
 redis.call('EXPIREAT', KEYS[1], math.min(idle, tonumber(ARGV[4])))
+for i = 2, #KEYS do
+  redis.call('SADD', KEYS[i], ARGV[7])
+  if redis.call('EXPIRETIME', KEYS[i]) < tonumber(ARGV[8]) then
+    redis.call('EXPIREAT', KEYS[i], ARGV[8])
+  end
+end
 return v
 ";
 

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bff_domain::ports::{SessionStore, StoreError};
+use bff_domain::ports::{LoginRef, SessionStore, StoreError};
 use bff_domain::{RenewalAlias, Session, SessionKey, Timestamp};
 
 /// A cache in front of a system of record.
@@ -159,6 +159,15 @@ impl SessionStore for TieredSessionStore {
         now: Timestamp,
     ) -> Result<Vec<Session>, StoreError> {
         self.record.find_by_provider_session(issuer, sid, now).await
+    }
+
+    async fn find_by_connection(
+        &self,
+        issuer: &str,
+        login: LoginRef<'_>,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.record.find_by_connection(issuer, login, now).await
     }
 
     async fn find_by_subject(

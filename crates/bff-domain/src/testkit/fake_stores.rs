@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::ports::{Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError};
+use crate::ports::{Lock, LoginRef, PendingLoginStore, ReplayCache, SessionStore, StoreError};
 use crate::{PendingLogin, RenewalAlias, Session, SessionKey, Timestamp};
 
 /// Simple stores for domain tests: a mutex around maps. Expiry is judged by the `now` each call
@@ -176,6 +176,25 @@ impl SessionStore for FakeStores {
             .unwrap()
             .values()
             .filter(|s| s.issuer == issuer && s.subject == subject && !s.is_expired(now))
+            .cloned()
+            .collect())
+    }
+
+    async fn find_by_connection(
+        &self,
+        issuer: &str,
+        login: LoginRef<'_>,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.check_up()?;
+        Ok(self
+            .sessions
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|s| {
+                !s.is_expired(now) && s.connections.iter().any(|c| c.is_login(issuer, login))
+            })
             .cloned()
             .collect())
     }

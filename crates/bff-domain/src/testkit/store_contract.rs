@@ -18,7 +18,7 @@ use futures_util::future::join_all;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::ports::{Lock, PendingLoginStore, ReplayCache, SessionStore, StoreError};
+use crate::ports::{Lock, LoginRef, PendingLoginStore, ReplayCache, SessionStore, StoreError};
 use crate::{
     BindingMode, Claims, ClientBindingPolicy, ClientContext, Connection, PendingLogin, ProviderId,
     RenewalAlias, RenewalNonce, ReturnUrl, Sealed, Session, SessionKey, Timestamp,
@@ -59,6 +59,7 @@ macro_rules! store_contract_tests {
             sweep_respects_the_batch
             concurrent_touches_keep_a_token_update
             connections_round_trip_and_are_version_checked
+            connections_are_found_by_their_login
             lifecycle_fields_round_trip
             renewal_aliases_are_put_once_and_expire
             pending_logins_are_taken_once
@@ -589,6 +590,118 @@ pub async fn connections_round_trip_and_are_version_checked(
     let stored = s.get(&session.key, later(now, 5)).await.unwrap().unwrap();
     assert!(stored.connections.is_empty(), "connections can be removed");
     s.delete(&session.key).await.unwrap();
+}
+
+/// A connection of provider `b` whose login was `subject` in provider session `sid` at
+/// `issuer`.
+fn connection_of(now: Timestamp, issuer: &str, subject: &str, sid: &str) -> Connection {
+    let serde_json::Value::Object(map) = json!({"iss": issuer, "sub": subject, "sid": sid}) else {
+        unreachable!()
+    };
+    Connection {
+        claims: Claims::new(map),
+        ..sample_connection(now, "b", 7)
+    }
+}
+
+/// The keys of the sessions `store` finds by a connection's `login` at `issuer`, sorted.
+async fn found(
+    store: &dyn SessionStore,
+    login: LoginRef<'_>,
+    issuer: &str,
+    at: Timestamp,
+) -> Vec<SessionKey> {
+    let mut keys: Vec<SessionKey> = store
+        .find_by_connection(issuer, login, at)
+        .await
+        .unwrap()
+        .into_iter()
+        // A store may return a session whose connection changed since (the port allows it).
+        .filter(|x| x.connections.iter().any(|c| c.is_login(issuer, login)))
+        .map(|x| x.key)
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Sessions are found by their connections' logins, `(iss, sid)` and `(iss, sub)`, whether the
+/// connection came with the session or was added by an update (a connect), and no longer once
+/// the session is deleted or expired. Never by the first login's: that is the other lookups'.
+pub async fn connections_are_found_by_their_login(stores: &ContractStores, now: Timestamp) {
+    let s = &stores.sessions;
+    let b = "https://b.example";
+    let sub = unique(now, "b-sub");
+    let (sid1, sid2) = (unique(now, "b-sid1"), unique(now, "b-sid2"));
+    let sorted = |mut keys: Vec<SessionKey>| {
+        keys.sort();
+        keys
+    };
+
+    // Created with its connection.
+    let mut first = sample_session(now, "https://a.example", "alice", None);
+    first.connections = vec![connection_of(now, b, &sub, &sid1)];
+    s.create(&first).await.unwrap();
+    // Connected by an update, as `connect=true` does.
+    let second = sample_session(now, "https://a.example", "bob", None);
+    s.create(&second).await.unwrap();
+    let mut connected = second.clone();
+    connected.connections = vec![connection_of(now, b, &sub, &sid2)];
+    s.update(&connected, now).await.unwrap();
+    // The same values as a first login at b, and as a connection at another issuer.
+    let primary_at_b = sample_session(now, b, &sub, Some(&sid1));
+    s.create(&primary_at_b).await.unwrap();
+    let mut elsewhere = sample_session(now, "https://a.example", "carol", None);
+    elsewhere.connections = vec![connection_of(now, "https://c.example", &sub, &sid1)];
+    s.create(&elsewhere).await.unwrap();
+
+    assert_eq!(
+        found(s.as_ref(), LoginRef::Session(&sid1), b, now).await,
+        vec![first.key.clone()],
+        "found by the connection's sid at its issuer only"
+    );
+    assert_eq!(
+        found(s.as_ref(), LoginRef::Session(&sid2), b, now).await,
+        vec![second.key.clone()],
+        "a connection added by an update is found"
+    );
+    assert_eq!(
+        found(s.as_ref(), LoginRef::Subject(&sub), b, now).await,
+        sorted(vec![first.key.clone(), second.key.clone()]),
+        "found by the connection's sub"
+    );
+
+    // Disconnected by an update: no longer a match.
+    let mut disconnected = s.get(&second.key, now).await.unwrap().unwrap();
+    disconnected.connections.clear();
+    s.update(&disconnected, now).await.unwrap();
+    assert!(
+        found(s.as_ref(), LoginRef::Session(&sid2), b, now)
+            .await
+            .is_empty()
+    );
+    // Deleted, and expired.
+    s.delete(&first.key).await.unwrap();
+    assert!(
+        found(s.as_ref(), LoginRef::Session(&sid1), b, now)
+            .await
+            .is_empty()
+    );
+    let mut late = sample_session(now, "https://a.example", "dave", None);
+    late.connections = vec![connection_of(now, b, &sub, &sid1)];
+    s.create(&late).await.unwrap();
+    assert_eq!(
+        found(s.as_ref(), LoginRef::Session(&sid1), b, now).await,
+        vec![late.key.clone()]
+    );
+    assert!(
+        found(s.as_ref(), LoginRef::Session(&sid1), b, later(now, 3601))
+            .await
+            .is_empty(),
+        "an expired session is not found"
+    );
+    for key in [&second.key, &primary_at_b.key, &elsewhere.key, &late.key] {
+        let _ = s.delete(key).await.unwrap();
+    }
 }
 
 fn sample_pending(now: Timestamp, state: &str) -> PendingLogin {

@@ -16,11 +16,11 @@
 //! never ends the session of another configured client at the same issuer, and never one at
 //! another issuer with the same `sub`.
 //!
-//! Not done: a logout from a provider that a session only *connected* (`Session::connections`)
-//! ends nothing. The stores index sessions by their first login's `(iss, sid)` and `(iss, sub)`
-//! only; finding sessions by a connection's needs index entries that every store keeps in step
-//! with each connect and each dropped connection, and a decision on the effect (drop that
-//! connection, or end the session).
+//! A logout from a provider that a session only *connected* (`Session::connections`) ends that
+//! connection: its tokens leave the session, found through the stores' connection index
+//! ([`SessionStore::find_by_connection`](crate::ports::SessionStore::find_by_connection)), and
+//! the session goes on, since its identity is the first login's, at another provider. Its
+//! routes for that provider then answer `provider_not_connected` until the user connects again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,8 +32,9 @@ use serde_json::Value;
 use super::Bff;
 use crate::ids::{ProviderId, hex_sha256};
 use crate::ports::{
-    Event, IdentityProvider, LogoutToken, ProviderError, SessionEndReason, StoreError,
+    Event, IdentityProvider, LoginRef, LogoutToken, ProviderError, SessionEndReason, StoreError,
 };
+use crate::session::Connection;
 use crate::time::Timestamp;
 
 /// How long after its `iat` a logout token without `exp` is accepted (and its `jti`
@@ -52,6 +53,9 @@ pub struct ProviderLogoutOutcome {
     /// How many sessions ended (zero when none was live: the answer is the same, so a caller
     /// learns nothing about which sessions exist).
     pub sessions_ended: u64,
+    /// How many connections ended in sessions that only connected this provider (the
+    /// sessions themselves go on).
+    pub connections_ended: u64,
 }
 
 /// Why a back-channel logout was refused. Nothing was deleted.
@@ -104,6 +108,8 @@ pub enum FrontchannelLogoutError {
 pub struct FrontchannelLogoutOutcome {
     /// How many sessions ended.
     pub sessions_ended: u64,
+    /// How many connections ended in sessions that only connected this provider.
+    pub connections_ended: u64,
     /// The provider's origin (`scheme://host[:port]` of its issuer): the only one allowed to
     /// frame the answer.
     pub provider_origin: String,
@@ -203,7 +209,7 @@ impl Bff {
         {
             return Err(BackchannelLogoutError::Replayed);
         }
-        let sessions_ended = self
+        let ended = self
             .end_provider_sessions(
                 std::slice::from_ref(&provider),
                 &token.issuer,
@@ -212,8 +218,11 @@ impl Bff {
                 now,
             )
             .await?;
-        self.sessions_ended(SessionEndReason::BackchannelLogout, sessions_ended);
-        Ok(ProviderLogoutOutcome { sessions_ended })
+        self.sessions_ended(SessionEndReason::BackchannelLogout, ended.sessions);
+        Ok(ProviderLogoutOutcome {
+            sessions_ended: ended.sessions,
+            connections_ended: ended.connections,
+        })
     }
 
     /// Ends the sessions of the provider session `sid` at `issuer` (the query of a
@@ -243,12 +252,13 @@ impl Bff {
         let sid = sid
             .filter(|s| !s.is_empty())
             .ok_or(FrontchannelLogoutError::MissingSid)?;
-        let sessions_ended = self
+        let ended = self
             .end_provider_sessions(&providers, issuer, Some(sid), None, now)
             .await?;
-        self.sessions_ended(SessionEndReason::FrontchannelLogout, sessions_ended);
+        self.sessions_ended(SessionEndReason::FrontchannelLogout, ended.sessions);
         Ok(FrontchannelLogoutOutcome {
-            sessions_ended,
+            sessions_ended: ended.sessions,
+            connections_ended: ended.connections,
             provider_origin,
         })
     }
@@ -264,23 +274,25 @@ impl Bff {
         sid: Option<&str>,
         subject: Option<&str>,
         now: Timestamp,
-    ) -> Result<u64, StoreError> {
-        let sessions = match (sid, subject) {
-            (Some(sid), _) => {
+    ) -> Result<Ended, StoreError> {
+        let (login, sessions) = match (sid, subject) {
+            (Some(sid), _) => (
+                LoginRef::Session(sid),
                 self.ports
                     .sessions
                     .find_by_provider_session(issuer, sid, now)
-                    .await?
-            }
-            (None, Some(subject)) => {
+                    .await?,
+            ),
+            (None, Some(subject)) => (
+                LoginRef::Subject(subject),
                 self.ports
                     .sessions
                     .find_by_subject(issuer, subject, now)
-                    .await?
-            }
-            (None, None) => return Ok(0),
+                    .await?,
+            ),
+            (None, None) => return Ok(Ended::default()),
         };
-        let mut ended = 0;
+        let mut ended = Ended::default();
         for session in sessions {
             // The stores already matched the index; these repeat it so that a store returning
             // too much can never end another user's session.
@@ -289,11 +301,72 @@ impl Bff {
                 && sid.is_none_or(|sid| session.provider_session_id.as_deref() == Some(sid))
                 && subject.is_none_or(|subject| session.subject == subject);
             if matches && self.ports.sessions.delete(&session.key).await? {
-                ended += 1;
+                ended.sessions += 1;
             }
         }
+        ended.connections = self.end_connections(providers, issuer, login, now).await?;
         Ok(ended)
     }
+
+    /// Drops the connections whose login was `login` at `issuer` from the sessions that made
+    /// them, for any of `providers`: that provider's tokens leave the session, and the session,
+    /// whose identity is another provider's login, goes on. Returns how many were dropped.
+    async fn end_connections(
+        &self,
+        providers: &[ProviderId],
+        issuer: &str,
+        login: LoginRef<'_>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let ends = |connection: &Connection| {
+            providers.contains(&connection.provider) && connection.is_login(issuer, login)
+        };
+        let mut dropped = 0;
+        for found in self
+            .ports
+            .sessions
+            .find_by_connection(issuer, login, now)
+            .await?
+        {
+            let mut session = found;
+            // A request may update the session meanwhile (a refresh): read it again and retry,
+            // a bounded number of times, so the logout is not lost to a busy session.
+            for _ in 0..UPDATE_ATTEMPTS {
+                let before = session.connections.len();
+                session.connections.retain(|c| !ends(c));
+                let removed = (before - session.connections.len()) as u64;
+                if removed == 0 {
+                    break;
+                }
+                match self.ports.sessions.update(&session, now).await {
+                    Ok(_) => {
+                        dropped += removed;
+                        break;
+                    }
+                    Err(StoreError::Conflict) => {
+                        match self.ports.sessions.get(&session.key, now).await? {
+                            Some(fresh) => session = fresh,
+                            None => break,
+                        }
+                    }
+                    // Ended meanwhile: nothing is left to drop.
+                    Err(StoreError::NotFound) => break,
+                    Err(other) => return Err(other),
+                }
+            }
+        }
+        Ok(dropped)
+    }
+}
+
+/// How many tries dropping a connection gets against concurrent updates of its session.
+const UPDATE_ATTEMPTS: usize = 8;
+
+/// What a provider's logout ended.
+#[derive(Debug, Default)]
+struct Ended {
+    sessions: u64,
+    connections: u64,
 }
 
 /// Validates `token` with the first of `candidates` (providers sharing its issuer) that

@@ -116,7 +116,8 @@ impl ProviderLogoutApi {
     /// Back-channel logout (OpenID Connect Back-Channel Logout 1.0), called by the provider
     /// server to server with the form field `logout_token`. No CSRF header: the signed token is
     /// the credential. Ends every session of the token's `sid`, or of its `sub` when it has no
-    /// `sid`, at the provider that issued it. `400 logout_token_invalid` (with the failed check
+    /// `sid`, at the provider that issued it, and drops that login's connection from sessions
+    /// that only connected the provider. `400 logout_token_invalid` (with the failed check
     /// in `reason`) when any check of section 2.6 fails or the `jti` was seen before; nothing
     /// is deleted then. `413 payload_too_large` above 16 KiB.
     #[oai(
@@ -132,6 +133,7 @@ impl ProviderLogoutApi {
         let outcome = self.bff.backchannel_logout(&form.0.logout_token).await?;
         tracing::info!(
             sessions_ended = outcome.sessions_ended,
+            connections_ended = outcome.connections_ended,
             "back-channel logout accepted"
         );
         Ok(BackchannelLogoutAnswer::Done("no-store".into()))
@@ -139,8 +141,8 @@ impl ProviderLogoutApi {
 
     /// Front-channel logout (OpenID Connect Front-Channel Logout 1.0), loaded by the provider's
     /// logout page in an iframe with its issuer and the provider session id. Ends every session
-    /// of that provider session and answers an empty page that only the provider's origin may
-    /// frame. `400 frontchannel_logout_invalid` when `iss` is not a configured issuer or `sid`
+    /// of that provider session (dropping it from sessions that only connected the provider)
+    /// and answers an empty page that only the provider's origin may frame. `400 frontchannel_logout_invalid` when `iss` is not a configured issuer or `sid`
     /// is missing.
     #[oai(
         path = "/frontchannel-logout",
@@ -158,6 +160,7 @@ impl ProviderLogoutApi {
             .await?;
         tracing::info!(
             sessions_ended = outcome.sessions_ended,
+            connections_ended = outcome.connections_ended,
             "front-channel logout accepted"
         );
         Ok(FrontchannelLogoutAnswer::Page(

@@ -2,7 +2,8 @@
 //! user's session and posts its logout token to the BFF, whose session is gone by the time the
 //! provider answers; on two nodes sharing Redis (and Postgres+Redis) the token reaching one node
 //! ends the session used on the other. Crafted logout tokens (the scriptable provider's key, a
-//! test key nobody published) are refused with nothing deleted, a replay on either node too.
+//! test key nobody published) are refused with nothing deleted, a replay on either node too. A
+//! provider the session only connected ends that connection, on every node.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -155,6 +156,97 @@ async fn two_nodes_end_the_session_through_the_back_channel(stores: &str) {
     );
 }
 
+/// Alice logs in at `a` on node B and connects `b`; then she signs out at `b`, whose logout
+/// token goes to node A. On node B the connection is gone (its routes are refused), and the
+/// session, whose identity is `a`'s login, goes on. `stores` is the nodes' shared store TOML.
+async fn a_connected_providers_logout_ends_the_connection_on_every_node(stores: &str) {
+    let node_a = reserve().await;
+    let node_b = reserve().await;
+    let redirects = [node_a.callback(), node_b.callback()];
+    let logout_returns = [node_a.logout_return(), node_b.logout_return()];
+    let idp_a = Idp::start_on_host("127.0.0.1", &redirects, &logout_returns);
+    let backchannel = format!("{}/bff/backchannel-logout", node_a.base);
+    let idp_b = Idp::start_with_env(
+        "127.0.0.2",
+        &redirects,
+        &logout_returns,
+        &[("IDP_BACKCHANNEL_LOGOUT_URI", &backchannel)],
+    );
+    let extra = format!(
+        "[providers.b]\nissuer = \"{}\"\nclient_id = \"bff-basic\"\nclient_secret = \"{CLIENT_SECRET}\"\n\n[[routes]]\npath = \"/api/b\"\nupstream = \"http://127.0.0.1:9/b\"\ntoken = \"user\"\nprovider = \"b\"\n{stores}",
+        idp_b.issuer
+    );
+    let (a_base, b_base) = (node_a.base.clone(), node_b.base.clone());
+    let _node_a = node_a
+        .serve(config_with(&a_base, &idp_a.issuer, &extra))
+        .await;
+    let server = node_b
+        .serve(config_with(&b_base, &idp_a.issuer, &extra))
+        .await;
+    let browser = Browser::new(&server.base);
+    let callback = redirect_login(&browser, &server, &idp_a, "/").await;
+    assert_eq!(callback.status, 200, "{}", callback.body);
+    let start = browser
+        .get(&format!(
+            "{}/bff/login?provider=b&connect=true",
+            server.base
+        ))
+        .await;
+    assert_eq!(start.status, 302, "{}", start.body);
+    let back = browser
+        .sign_in_at_provider(&start.location().unwrap(), &idp_b.issuer)
+        .await;
+    assert_eq!(browser.get(&back).await.status, 200);
+    let connected = |view: &Value| view["connectedProviders"].clone();
+    assert_eq!(
+        connected(&browser.api_get("/bff/session").await.json()),
+        json!(["b"])
+    );
+
+    sign_out_at_provider(&browser, &idp_b).await;
+    let view = browser.api_get("/bff/session").await;
+    assert_eq!(view.status, 200, "the session ended: {}", view.body);
+    assert_eq!(
+        connected(&view.json()),
+        json!([]),
+        "node B still holds b's tokens after b's logout reached node A"
+    );
+    let refused = browser.api_get("/api/b/orders").await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert_eq!(refused.problem_code(), "provider_not_connected");
+    let user = browser.api_get("/bff/user").await;
+    assert_eq!(user.status, 200, "{}", user.body);
+    assert_eq!(user.json()["iss"], idp_a.issuer.as_str());
+}
+
+#[tokio::test]
+async fn a_connected_providers_logout_ends_the_connection_on_redis() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let Some(redis) = bff_test_services::redis().await else {
+        return;
+    };
+    let stores = redis_store_toml(&redis);
+    a_connected_providers_logout_ends_the_connection_on_every_node(&stores).await;
+}
+
+#[tokio::test]
+async fn a_connected_providers_logout_ends_the_connection_on_postgres_and_redis() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let Some(pg) = bff_test_services::postgres().await else {
+        return;
+    };
+    let Some(redis) = bff_test_services::redis().await else {
+        return;
+    };
+    let stores = postgres_and_redis_toml(&pg, &redis);
+    a_connected_providers_logout_ends_the_connection_on_every_node(&stores).await;
+    pg.drop_schema().await;
+}
+
 #[tokio::test]
 async fn a_logout_token_reaching_one_node_ends_the_session_on_another_on_redis() {
     if !prerequisite("local OpenID Provider (node)", idp_available()) {
@@ -178,23 +270,7 @@ async fn a_logout_token_reaching_one_node_ends_the_session_on_another_on_postgre
     let Some(redis) = bff_test_services::redis().await else {
         return;
     };
-    let stores = format!(
-        r#"
-[store]
-kind = "postgres+redis"
-[store.postgres]
-url = "{url}"
-schema = "{schema}"
-migrate_on_start = true
-[store.redis]
-url = "{redis}"
-key_prefix = "{prefix}"
-"#,
-        url = pg.url,
-        schema = pg.schema,
-        redis = redis.url,
-        prefix = redis.prefix
-    );
+    let stores = postgres_and_redis_toml(&pg, &redis);
     two_nodes_end_the_session_through_the_back_channel(&stores).await;
     pg.drop_schema().await;
 }
@@ -487,6 +563,30 @@ async fn front_channel_logout_ends_the_session_of_that_provider_session() {
 }
 
 /// `[store]` on Postgres alone.
+/// Store TOML for sessions in Postgres behind the Redis cache.
+fn postgres_and_redis_toml(
+    pg: &bff_test_services::PostgresService,
+    redis: &bff_test_services::RedisService,
+) -> String {
+    format!(
+        r#"
+[store]
+kind = "postgres+redis"
+[store.postgres]
+url = "{url}"
+schema = "{schema}"
+migrate_on_start = true
+[store.redis]
+url = "{redis}"
+key_prefix = "{prefix}"
+"#,
+        url = pg.url,
+        schema = pg.schema,
+        redis = redis.url,
+        prefix = redis.prefix
+    )
+}
+
 fn postgres_store(pg: &bff_test_services::PostgresService) -> String {
     format!(
         "[store]\nkind = \"postgres\"\n[store.postgres]\nurl = \"{}\"\nschema = \"{}\"\nmigrate_on_start = true\n",

@@ -510,11 +510,24 @@ fn a_connection_copied_into_another_session_does_not_open() {
     );
 }
 
-/// Pins a documented limit (README, `provider_logout` module docs): the stores index sessions
-/// by their first login only, so a back-channel logout from a provider the session merely
-/// connected finds nothing to end. When that changes, this test changes with it.
+/// A back-channel logout token from `other` for `sub` (and `sid`, when given), with `jti`.
+fn other_logout_token(w: &World, jti: &str, sub: &str, sid: Option<&str>) -> String {
+    let now = crate::ports::Clock::now(w.clock.as_ref()).unix_seconds();
+    let mut claims = serde_json::json!({
+        "iss": OTHER_ISSUER, "aud": "other", "jti": jti, "iat": now - 5,
+        "exp": now + 120, "sub": sub,
+    });
+    if let Some(sid) = sid {
+        claims["sid"] = sid.into();
+    }
+    crate::testkit::FakeProvider::logout_token(&claims)
+}
+
+/// A back-channel logout from a provider the session only connected ends that connection: its
+/// tokens leave the session, whose identity and first login's tokens stay, and its routes then
+/// answer `provider_not_connected`.
 #[test]
-fn a_back_channel_logout_of_a_connected_provider_ends_nothing_yet() {
+fn a_back_channel_logout_of_a_connected_provider_ends_that_connection_only() {
     let w = world();
     let id = login(&w);
     connect(&w, &id);
@@ -526,15 +539,69 @@ fn a_back_channel_logout_of_a_connected_provider_ends_nothing_yet() {
         .subject()
         .unwrap()
         .to_owned();
-    let now = crate::ports::Clock::now(w.clock.as_ref()).unix_seconds();
-    let token = crate::testkit::FakeProvider::logout_token(&serde_json::json!({
-        "iss": OTHER_ISSUER, "aud": "other", "jti": "jti-connected", "iat": now - 5,
-        "exp": now + 120, "sub": subject,
-    }));
+    let primary_before = primary_tokens(&w, &id);
+
+    // Another user of `other`: nothing ends.
+    let stranger = other_logout_token(&w, "jti-stranger", "somebody-else", None);
+    let outcome = block_on(w.bff.backchannel_logout(&stranger)).unwrap();
+    assert_eq!((outcome.sessions_ended, outcome.connections_ended), (0, 0));
+    assert!(stored(&w, &id).unwrap().connection(&other_id()).is_some());
+
+    let token = other_logout_token(&w, "jti-connected", &subject, None);
     let outcome = block_on(w.bff.backchannel_logout(&token)).unwrap();
-    assert_eq!(outcome.sessions_ended, 0);
-    assert!(
-        stored(&w, &id).unwrap().connection(&other_id()).is_some(),
-        "the session and its connection live on"
+    assert_eq!(
+        outcome.sessions_ended, 0,
+        "the session is the first login's"
     );
+    assert_eq!(outcome.connections_ended, 1);
+    let after = stored(&w, &id).expect("the session lives on");
+    assert!(
+        after.connection(&other_id()).is_none(),
+        "the connection ended"
+    );
+    assert_eq!(
+        (&after.issuer, &after.subject),
+        (&connected.issuer, &connected.subject)
+    );
+    assert_eq!(primary_tokens(&w, &id), primary_before);
+    assert_not_connected(credential(&w, &id, "/b/x"));
+    // The first login's routes still work.
+    assert!(credential(&w, &id, "/a/x").is_ok());
+}
+
+/// With a `sid` in the connect's ID token, a back-channel logout of that provider session and a
+/// front-channel one both find the connection by it, and only a logout of that `sid` does.
+#[test]
+fn a_connected_provider_session_ends_by_its_sid_through_either_channel() {
+    for front in [false, true] {
+        let w = world();
+        w.other.script.lock().unwrap().sid = Some("other-sid-1".into());
+        let id = login(&w);
+        connect(&w, &id);
+        let subject = stored(&w, &id)
+            .unwrap()
+            .connection(&other_id())
+            .unwrap()
+            .claims
+            .subject()
+            .unwrap()
+            .to_owned();
+        let end = |sid: &str, jti: &str| {
+            if front {
+                block_on(w.bff.frontchannel_logout(Some(OTHER_ISSUER), Some(sid)))
+                    .unwrap()
+                    .connections_ended
+            } else {
+                let token = other_logout_token(&w, jti, &subject, Some(sid));
+                block_on(w.bff.backchannel_logout(&token))
+                    .unwrap()
+                    .connections_ended
+            }
+        };
+        assert_eq!(end("other-sid-2", "jti-1"), 0, "another provider session");
+        assert!(stored(&w, &id).unwrap().connection(&other_id()).is_some());
+        assert_eq!(end("other-sid-1", "jti-2"), 1, "front channel: {front}");
+        let after = stored(&w, &id).expect("the session lives on");
+        assert!(after.connection(&other_id()).is_none());
+    }
 }
