@@ -63,6 +63,14 @@ pub enum Event<'a> {
         /// How many.
         count: u64,
     },
+    /// `count` connections (`Session::connections`) ended for `reason`, their sessions kept:
+    /// a provider the sessions only connected logged the user out.
+    ConnectionsEnded {
+        /// Why.
+        reason: SessionEndReason,
+        /// How many.
+        count: u64,
+    },
     /// A back-channel logout request was answered.
     BackchannelLogout {
         /// `ok`, or a stable code: [`crate::BackchannelLogoutError::reason`].

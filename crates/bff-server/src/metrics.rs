@@ -107,6 +107,7 @@ pub struct Metrics {
     refreshes: Family<ProviderOutcomeLabels, Counter>,
     sessions_created: Family<ProviderLabel, Counter>,
     sessions_ended: Family<ReasonLabel, Counter>,
+    connections_ended: Family<ReasonLabel, Counter>,
     backchannel_logouts: Family<OutcomeLabel, Counter>,
     proxy_requests: Family<ProxyLabels, Counter>,
     jwks_refetches: Family<ProviderOutcomeLabels, Counter>,
@@ -143,6 +144,7 @@ impl Metrics {
             refreshes: Family::default(),
             sessions_created: Family::default(),
             sessions_ended: Family::default(),
+            connections_ended: Family::default(),
             backchannel_logouts: Family::default(),
             proxy_requests: Family::default(),
             jwks_refetches: Family::default(),
@@ -191,6 +193,11 @@ impl Metrics {
             "sessions_ended",
             "Sessions ended, by reason",
             metrics.sessions_ended.clone(),
+        );
+        registry.register(
+            "connections_ended",
+            "Connected providers dropped from sessions that go on, by reason",
+            metrics.connections_ended.clone(),
         );
         registry.register(
             "backchannel_logouts",
@@ -430,6 +437,13 @@ impl Events for Metrics {
             }
             Event::SessionsEnded { reason, count } => {
                 self.sessions_ended
+                    .get_or_create(&ReasonLabel {
+                        reason: reason.as_str().to_owned(),
+                    })
+                    .inc_by(count);
+            }
+            Event::ConnectionsEnded { reason, count } => {
+                self.connections_ended
                     .get_or_create(&ReasonLabel {
                         reason: reason.as_str().to_owned(),
                     })
@@ -756,6 +770,20 @@ mod tests {
             assert!(text.contains(line), "{line} not in\n{text}");
         }
         assert_eq!(metrics.endpoint_series.len(), answers.len());
+    }
+
+    /// Connections dropped from sessions that go on are counted apart from ended sessions.
+    #[test]
+    fn ended_connections_are_counted_by_reason() {
+        let metrics = Metrics::new();
+        metrics.record(Event::ConnectionsEnded {
+            reason: bff_domain::ports::SessionEndReason::BackchannelLogout,
+            count: 2,
+        });
+        let text = metrics.encode();
+        let line = r#"bff_connections_ended_total{reason="backchannel_logout"} 2"#;
+        assert!(text.contains(line), "{line} not in\n{text}");
+        assert!(!text.contains("bff_sessions_ended_total{"), "{text}");
     }
 
     /// Proxied requests too, by route prefix (a configured, not a static, string) and status.

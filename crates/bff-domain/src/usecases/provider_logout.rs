@@ -219,6 +219,7 @@ impl Bff {
             )
             .await?;
         self.sessions_ended(SessionEndReason::BackchannelLogout, ended.sessions);
+        self.connections_ended(SessionEndReason::BackchannelLogout, ended.connections);
         Ok(ProviderLogoutOutcome {
             sessions_ended: ended.sessions,
             connections_ended: ended.connections,
@@ -256,6 +257,7 @@ impl Bff {
             .end_provider_sessions(&providers, issuer, Some(sid), None, now)
             .await?;
         self.sessions_ended(SessionEndReason::FrontchannelLogout, ended.sessions);
+        self.connections_ended(SessionEndReason::FrontchannelLogout, ended.connections);
         Ok(FrontchannelLogoutOutcome {
             sessions_ended: ended.sessions,
             connections_ended: ended.connections,
@@ -304,11 +306,22 @@ impl Bff {
                 ended.sessions += 1;
             }
         }
-        ended.connections = self.end_connections(providers, issuer, login, now).await?;
+        ended.connections = self
+            .end_connections(providers, issuer, login, subject, now)
+            .await?;
         Ok(ended)
     }
 
-    /// Drops the connections whose login was `login` at `issuer` from the sessions that made
+    /// Records that `count` connections ended for `reason` (nothing for zero).
+    fn connections_ended(&self, reason: SessionEndReason, count: u64) {
+        if count > 0 {
+            self.events
+                .record(Event::ConnectionsEnded { reason, count });
+        }
+    }
+
+    /// Drops the connections whose login was `login` at `issuer` (of `subject` too, when the
+    /// logout names one beside its `sid`, as for a first login) from the sessions that made
     /// them, for any of `providers`: that provider's tokens leave the session, and the session,
     /// whose identity is another provider's login, goes on. Returns how many were dropped.
     async fn end_connections(
@@ -316,10 +329,13 @@ impl Bff {
         providers: &[ProviderId],
         issuer: &str,
         login: LoginRef<'_>,
+        subject: Option<&str>,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
         let ends = |connection: &Connection| {
-            providers.contains(&connection.provider) && connection.is_login(issuer, login)
+            providers.contains(&connection.provider)
+                && connection.is_login(issuer, login)
+                && subject.is_none_or(|subject| connection.claims.subject() == Some(subject))
         };
         let mut dropped = 0;
         for found in self

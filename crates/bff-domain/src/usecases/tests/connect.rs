@@ -528,7 +528,7 @@ fn other_logout_token(w: &World, jti: &str, sub: &str, sid: Option<&str>) -> Str
 /// answer `provider_not_connected`.
 #[test]
 fn a_back_channel_logout_of_a_connected_provider_ends_that_connection_only() {
-    let w = world();
+    let (w, events) = super::events::recorded_world();
     let id = login(&w);
     connect(&w, &id);
     let connected = stored(&w, &id).unwrap();
@@ -547,6 +547,7 @@ fn a_back_channel_logout_of_a_connected_provider_ends_that_connection_only() {
     assert_eq!((outcome.sessions_ended, outcome.connections_ended), (0, 0));
     assert!(stored(&w, &id).unwrap().connection(&other_id()).is_some());
 
+    events.take();
     let token = other_logout_token(&w, "jti-connected", &subject, None);
     let outcome = block_on(w.bff.backchannel_logout(&token)).unwrap();
     assert_eq!(
@@ -554,6 +555,13 @@ fn a_back_channel_logout_of_a_connected_provider_ends_that_connection_only() {
         "the session is the first login's"
     );
     assert_eq!(outcome.connections_ended, 1);
+    assert_eq!(
+        events.take(),
+        [
+            "connections_ended backchannel_logout 1",
+            "backchannel_logout ok"
+        ]
+    );
     let after = stored(&w, &id).expect("the session lives on");
     assert!(
         after.connection(&other_id()).is_none(),
@@ -600,6 +608,12 @@ fn a_connected_provider_session_ends_by_its_sid_through_either_channel() {
         };
         assert_eq!(end("other-sid-2", "jti-1"), 0, "another provider session");
         assert!(stored(&w, &id).unwrap().connection(&other_id()).is_some());
+        if !front {
+            // The right `sid` with another user's `sub`: not this login.
+            let token = other_logout_token(&w, "jti-3", "somebody-else", Some("other-sid-1"));
+            let outcome = block_on(w.bff.backchannel_logout(&token)).unwrap();
+            assert_eq!(outcome.connections_ended, 0);
+        }
         assert_eq!(end("other-sid-1", "jti-2"), 1, "front channel: {front}");
         let after = stored(&w, &id).expect("the session lives on");
         assert!(after.connection(&other_id()).is_none());

@@ -24,6 +24,9 @@ impl Events for Recorded {
             Event::SessionsEnded { reason, count } => {
                 format!("sessions_ended {} {count}", reason.as_str())
             }
+            Event::ConnectionsEnded { reason, count } => {
+                format!("connections_ended {} {count}", reason.as_str())
+            }
             Event::BackchannelLogout { outcome } => format!("backchannel_logout {outcome}"),
             Event::ProxyRequest { route, status, .. } => format!("proxy {route} {status}"),
             Event::JwksRefetched { provider, ok } => format!("jwks {provider} {ok}"),
@@ -42,7 +45,7 @@ impl Recorded {
     }
 }
 
-fn recorded_world() -> (World, Arc<Recorded>) {
+pub(super) fn recorded_world() -> (World, Arc<Recorded>) {
     let mut w = world();
     let events = Arc::new(Recorded::default());
     w.bff = w.bff.clone().with_events(events.clone());
