@@ -110,22 +110,25 @@ impl Drop for Server {
 
 /// CPU time (user + system, all threads) of process `pid`, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which may contain spaces) in parentheses: state is the
-    // 3rd field of the line, utime the 14th, stime the 15th.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    // utime and stime: the 14th and 15th fields of the line.
+    stat_tick_pair(&format!("/proc/{pid}/stat"), 11)
 }
 
 /// CPU time (user + system) of this process's children that have ended and been waited for, in
 /// clock ticks: across one `wrk` run (waited for by `Command::output`), what `wrk` spent.
 fn waited_children_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // cutime and cstime: the 16th and 17th fields of the line.
+    stat_tick_pair("/proc/self/stat", 13)
+}
+
+/// The sum of two adjacent tick counts in a `/proc/PID/stat` file, `index` counting from the
+/// field after the command name (which may contain spaces) in parentheses: the 3rd field, state,
+/// is index 0.
+fn stat_tick_pair(path: &str, index: usize) -> u64 {
+    let stat = std::fs::read_to_string(path).unwrap();
     let rest = &stat[stat.rfind(')').unwrap() + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // cutime and cstime: the 16th and 17th fields of the line.
-    fields[13].parse::<u64>().unwrap() + fields[14].parse::<u64>().unwrap()
+    fields[index].parse::<u64>().unwrap() + fields[index + 1].parse::<u64>().unwrap()
 }
 
 /// The whole machine's CPU time, in clock ticks summed over every CPU: in all, and idle (idle

@@ -5,6 +5,7 @@
 use crate::claims::Claims;
 use crate::client::ClientBinding;
 use crate::ids::{ProviderId, RenewalNonce, SessionKey};
+use crate::ports::LoginRef;
 use crate::time::Timestamp;
 use crate::vault::Sealed;
 
@@ -68,15 +69,23 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Whether this connection's login was `login` at `issuer`: its ID token's `iss`, and its
-    /// `sid` or `sub`.
-    pub fn is_login(&self, issuer: &str, login: crate::ports::LoginRef<'_>) -> bool {
-        use crate::ports::LoginRef;
-        self.claims.issuer() == Some(issuer)
-            && match login {
-                LoginRef::Session(sid) => self.claims.session_id() == Some(sid),
-                LoginRef::Subject(subject) => self.claims.subject() == Some(subject),
-            }
+    /// The logins this connection is found by ([`SessionStore::find_by_connection`]): its ID
+    /// token's `iss` with its `sid`, and with its `sub`, where the claims have them. Stores
+    /// index a session under each of its connections' logins.
+    ///
+    /// [`SessionStore::find_by_connection`]: crate::ports::SessionStore::find_by_connection
+    pub fn logins(&self) -> impl Iterator<Item = (&str, LoginRef<'_>)> {
+        let sid = self.claims.session_id().map(LoginRef::Session);
+        let subject = self.claims.subject().map(LoginRef::Subject);
+        self.claims
+            .issuer()
+            .into_iter()
+            .flat_map(move |issuer| sid.into_iter().chain(subject).map(move |l| (issuer, l)))
+    }
+
+    /// Whether this connection's login was `login` at `issuer` (one of [`Self::logins`]).
+    pub fn is_login(&self, issuer: &str, login: LoginRef<'_>) -> bool {
+        self.logins().any(|found| found == (issuer, login))
     }
 }
 

@@ -187,21 +187,23 @@ pub(crate) fn exported_trace_id(span: &tracing::Span) -> Option<String> {
 
 /// The `traceparent` for an upstream call made in the current span (see the module docs).
 pub(crate) fn outgoing_traceparent(incoming: IncomingTrace) -> Option<HeaderValue> {
-    if !incoming.exported {
-        // Without the span's context lookup (a subscriber downcast), nearly every request's case.
-        return HeaderValue::from_str(&incoming.parent?.header_value()).ok();
-    }
-    let context = tracing::Span::current().context();
-    let current = context.span().span_context().clone();
-    let value = if current.is_valid() {
-        format!(
+    // Without export (nearly every request) the span's context is not looked up at all: a
+    // subscriber downcast and a context built for nothing.
+    let current = incoming
+        .exported
+        .then(|| {
+            let context = tracing::Span::current().context();
+            context.span().span_context().clone()
+        })
+        .filter(SpanContext::is_valid);
+    let value = match current {
+        Some(current) => format!(
             "00-{}-{}-{:02x}",
             current.trace_id(),
             current.span_id(),
             current.trace_flags().to_u8() & 1
-        )
-    } else {
-        incoming.parent?.header_value()
+        ),
+        None => incoming.parent?.header_value(),
     };
     HeaderValue::from_str(&value).ok()
 }

@@ -284,6 +284,38 @@ impl Metrics {
             .get_or_create(&StoreLabels { adapter, operation })
             .inc();
     }
+
+    /// Counts and times a request to a `/bff` endpoint.
+    fn endpoint_request(&self, endpoint: &'static str, status: u16, elapsed: Duration) {
+        self.endpoint_series
+            .record(endpoint, status, elapsed, |class| {
+                let requests = self.endpoint_requests.get_or_create(&EndpointLabels {
+                    endpoint,
+                    status,
+                    class,
+                });
+                let latency = self
+                    .endpoint_latency
+                    .get_or_create(&EndpointLatencyLabels { endpoint, class });
+                (requests.clone(), latency.clone())
+            });
+    }
+
+    /// Counts and times a proxied request.
+    fn proxy_request(&self, route: &str, status: u16, elapsed: Duration) {
+        self.proxy_series.record(route, status, elapsed, |class| {
+            let requests = self.proxy_requests.get_or_create(&ProxyLabels {
+                route: route.to_owned(),
+                status,
+                class,
+            });
+            let latency = self.proxy_latency.get_or_create(&ProxyLatencyLabels {
+                route: route.to_owned(),
+                class,
+            });
+            (requests.clone(), latency.clone())
+        });
+    }
 }
 
 /// The counter and latency histogram of each request series already used, by label (an API
@@ -344,40 +376,6 @@ impl KeptSeries {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.0.read().unwrap_or_else(PoisonError::into_inner).len()
-    }
-}
-
-impl Metrics {
-    /// Counts and times a request to a `/bff` endpoint.
-    fn endpoint_request(&self, endpoint: &'static str, status: u16, elapsed: Duration) {
-        self.endpoint_series
-            .record(endpoint, status, elapsed, |class| {
-                let requests = self.endpoint_requests.get_or_create(&EndpointLabels {
-                    endpoint,
-                    status,
-                    class,
-                });
-                let latency = self
-                    .endpoint_latency
-                    .get_or_create(&EndpointLatencyLabels { endpoint, class });
-                (requests.clone(), latency.clone())
-            });
-    }
-
-    /// Counts and times a proxied request.
-    fn proxy_request(&self, route: &str, status: u16, elapsed: Duration) {
-        self.proxy_series.record(route, status, elapsed, |class| {
-            let requests = self.proxy_requests.get_or_create(&ProxyLabels {
-                route: route.to_owned(),
-                status,
-                class,
-            });
-            let latency = self.proxy_latency.get_or_create(&ProxyLatencyLabels {
-                route: route.to_owned(),
-                class,
-            });
-            (requests.clone(), latency.clone())
-        });
     }
 }
 

@@ -13,12 +13,13 @@
 //! Mutexes are `std::sync::Mutex` held only for map operations, never across an `.await`.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bff_domain::ports::{Lock, LoginRef, PendingLoginStore, ReplayCache, SessionStore, StoreError};
-use bff_domain::{PendingLogin, RenewalAlias, Session, SessionKey, Timestamp};
+use bff_domain::{Connection, PendingLogin, RenewalAlias, Session, SessionKey, Timestamp};
 
 type IndexKey = (String, String);
 
@@ -27,29 +28,28 @@ struct Sessions {
     by_key: HashMap<SessionKey, Session>,
     by_sid: HashMap<IndexKey, HashSet<SessionKey>>,
     by_subject: HashMap<IndexKey, HashSet<SessionKey>>,
-    /// The same two indexes for the logins of the sessions' connections (their ID tokens'
-    /// `iss` with `sid`, and with `sub`).
-    by_connected_sid: HashMap<IndexKey, HashSet<SessionKey>>,
-    by_connected_subject: HashMap<IndexKey, HashSet<SessionKey>>,
+    /// The sessions by their connections' logins ([`Connection::logins`]).
+    by_connection: HashMap<ConnectionIndexKey, HashSet<SessionKey>>,
 }
 
-/// The connection index entries of `session`: `(iss, sid)` and `(iss, sub)` of each
-/// connection's login, where its claims have them.
-fn connection_entries(session: &Session) -> (Vec<IndexKey>, Vec<IndexKey>) {
-    let mut sids = Vec::new();
-    let mut subjects = Vec::new();
-    for connection in &session.connections {
-        let Some(issuer) = connection.claims.issuer() else {
-            continue;
-        };
-        if let Some(sid) = connection.claims.session_id() {
-            sids.push((issuer.to_owned(), sid.to_owned()));
-        }
-        if let Some(subject) = connection.claims.subject() {
-            subjects.push((issuer.to_owned(), subject.to_owned()));
-        }
-    }
-    (sids, subjects)
+/// A connection's login as an index key: its issuer, `sid` or `sub`, and the value.
+type ConnectionIndexKey = (String, &'static str, String);
+
+fn connection_index_key(issuer: &str, login: LoginRef<'_>) -> ConnectionIndexKey {
+    let (kind, value) = match login {
+        LoginRef::Session(sid) => ("sid", sid),
+        LoginRef::Subject(subject) => ("sub", subject),
+    };
+    (issuer.to_owned(), kind, value.to_owned())
+}
+
+/// The connection index keys `session` belongs under.
+fn connection_entries(session: &Session) -> impl Iterator<Item = ConnectionIndexKey> + '_ {
+    session
+        .connections
+        .iter()
+        .flat_map(Connection::logins)
+        .map(|(issuer, login)| connection_index_key(issuer, login))
 }
 
 impl Sessions {
@@ -64,15 +64,8 @@ impl Sessions {
             .entry((session.issuer.clone(), session.subject.clone()))
             .or_default()
             .insert(session.key.clone());
-        let (sids, subjects) = connection_entries(&session);
-        for at in sids {
-            self.by_connected_sid
-                .entry(at)
-                .or_default()
-                .insert(session.key.clone());
-        }
-        for at in subjects {
-            self.by_connected_subject
+        for at in connection_entries(&session) {
+            self.by_connection
                 .entry(at)
                 .or_default()
                 .insert(session.key.clone());
@@ -90,12 +83,8 @@ impl Sessions {
             (session.issuer.clone(), session.subject.clone()),
             key,
         );
-        let (sids, subjects) = connection_entries(&session);
-        for at in sids {
-            remove_from_index(&mut self.by_connected_sid, at, key);
-        }
-        for at in subjects {
-            remove_from_index(&mut self.by_connected_subject, at, key);
+        for at in connection_entries(&session) {
+            remove_from_index(&mut self.by_connection, at, key);
         }
         Some(session)
     }
@@ -109,10 +98,10 @@ impl Sessions {
         self.by_key.get_mut(key)
     }
 
-    fn indexed(
+    fn indexed<K: Hash + Eq>(
         &self,
-        index: &HashMap<IndexKey, HashSet<SessionKey>>,
-        at: &IndexKey,
+        index: &HashMap<K, HashSet<SessionKey>>,
+        at: &K,
     ) -> Vec<SessionKey> {
         index
             .get(at)
@@ -121,9 +110,9 @@ impl Sessions {
     }
 }
 
-fn remove_from_index(
-    index: &mut HashMap<IndexKey, HashSet<SessionKey>>,
-    at: IndexKey,
+fn remove_from_index<K: Hash + Eq>(
+    index: &mut HashMap<K, HashSet<SessionKey>>,
+    at: K,
     key: &SessionKey,
 ) {
     if let Some(keys) = index.get_mut(&at) {
@@ -284,16 +273,10 @@ impl SessionStore for MemoryStore {
         now: Timestamp,
     ) -> Result<Vec<Session>, StoreError> {
         let mut sessions = guard(&self.sessions)?;
-        let keys = match login {
-            LoginRef::Session(sid) => sessions.indexed(
-                &sessions.by_connected_sid,
-                &(issuer.to_owned(), sid.to_owned()),
-            ),
-            LoginRef::Subject(subject) => sessions.indexed(
-                &sessions.by_connected_subject,
-                &(issuer.to_owned(), subject.to_owned()),
-            ),
-        };
+        let keys = sessions.indexed(
+            &sessions.by_connection,
+            &connection_index_key(issuer, login),
+        );
         Ok(keys
             .iter()
             .filter_map(|k| sessions.live(k, now).map(|s| s.clone()))

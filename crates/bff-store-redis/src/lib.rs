@@ -258,22 +258,15 @@ impl RedisStore {
         format!("{}{kind}:{}:{value}", self.prefix, hex_sha256(issuer))
     }
 
-    /// The connection index sets `session` belongs in: `(iss, sid)` and `(iss, sub)` of each
-    /// connection's login, where its claims have them.
+    /// The connection index sets `session` belongs in, one per login of each connection
+    /// ([`Connection::logins`]).
     fn connection_indexes(&self, session: &Session) -> Vec<String> {
-        let mut sets = Vec::new();
-        for connection in &session.connections {
-            let Some(issuer) = connection.claims.issuer() else {
-                continue;
-            };
-            if let Some(sid) = connection.claims.session_id() {
-                sets.push(self.connection_index(issuer, LoginRef::Session(sid)));
-            }
-            if let Some(subject) = connection.claims.subject() {
-                sets.push(self.connection_index(issuer, LoginRef::Subject(subject)));
-            }
-        }
-        sets
+        session
+            .connections
+            .iter()
+            .flat_map(Connection::logins)
+            .map(|(issuer, login)| self.connection_index(issuer, login))
+            .collect()
     }
 
     /// Runs `op` on a pooled connection within the timeout. A connection that failed at the

@@ -11,7 +11,7 @@ use bff_test_op::{CLIENT_ID, IssueTime, OP_SESSION_ID, Script, Signer, TestOp, b
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 
-use crate::stores::redis_store_toml;
+use crate::stores::{redis_store_toml, store_toml};
 use crate::support::*;
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -242,7 +242,7 @@ async fn a_connected_providers_logout_ends_the_connection_on_postgres_and_redis(
     let Some(redis) = bff_test_services::redis().await else {
         return;
     };
-    let stores = postgres_and_redis_toml(&pg, &redis);
+    let stores = store_toml(&pg, Some(&redis.url), &redis.prefix);
     a_connected_providers_logout_ends_the_connection_on_every_node(&stores).await;
     pg.drop_schema().await;
 }
@@ -270,7 +270,7 @@ async fn a_logout_token_reaching_one_node_ends_the_session_on_another_on_postgre
     let Some(redis) = bff_test_services::redis().await else {
         return;
     };
-    let stores = postgres_and_redis_toml(&pg, &redis);
+    let stores = store_toml(&pg, Some(&redis.url), &redis.prefix);
     two_nodes_end_the_session_through_the_back_channel(&stores).await;
     pg.drop_schema().await;
 }
@@ -563,30 +563,6 @@ async fn front_channel_logout_ends_the_session_of_that_provider_session() {
 }
 
 /// `[store]` on Postgres alone.
-/// Store TOML for sessions in Postgres behind the Redis cache.
-fn postgres_and_redis_toml(
-    pg: &bff_test_services::PostgresService,
-    redis: &bff_test_services::RedisService,
-) -> String {
-    format!(
-        r#"
-[store]
-kind = "postgres+redis"
-[store.postgres]
-url = "{url}"
-schema = "{schema}"
-migrate_on_start = true
-[store.redis]
-url = "{redis}"
-key_prefix = "{prefix}"
-"#,
-        url = pg.url,
-        schema = pg.schema,
-        redis = redis.url,
-        prefix = redis.prefix
-    )
-}
-
 fn postgres_store(pg: &bff_test_services::PostgresService) -> String {
     format!(
         "[store]\nkind = \"postgres\"\n[store.postgres]\nurl = \"{}\"\nschema = \"{}\"\nmigrate_on_start = true\n",
