@@ -450,6 +450,12 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub(crate) const REQUEST_ID: header::HeaderName =
     header::HeaderName::from_static(REQUEST_ID_HEADER);
 
+/// The target of the one log line each request gets when answered (its method, path, status
+/// and duration): an access log. `RUST_LOG=info,bff_http::access=off` leaves these lines out,
+/// for a deployment whose ingress logs requests already; the `request` span stays, so every
+/// other line a request causes still carries its id.
+pub const ACCESS_LOG_TARGET: &str = "bff_http::access";
+
 /// The id [`log_request`] gave the request, kept in its extensions.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestId(pub(crate) String);
@@ -519,6 +525,7 @@ async fn log_request<E: Endpoint>(
             None => E::call(&ep, req).await?.into_response(),
         };
         tracing::info!(
+            target: ACCESS_LOG_TARGET,
             method = method.as_str(),
             path = path.as_str(),
             status = resp.status().as_u16(),

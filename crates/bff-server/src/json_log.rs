@@ -10,7 +10,7 @@
 //! The lines are the ones the standard formatter wrote, so what reads them need not change:
 //!
 //! ```json
-//! {"timestamp":"2026-11-30T12:00:00.000000Z","level":"INFO","fields":{"message":"request","status":200},"target":"bff_http","spans":[{"id":"0193…","name":"request"}]}
+//! {"timestamp":"2026-11-30T12:00:00.000000Z","level":"INFO","fields":{"message":"request","status":200},"target":"bff_http::access","spans":[{"id":"0193…","name":"request"}]}
 //! ```
 //!
 //! `spans` lists the spans the event was logged in, outermost first, and is left out outside any

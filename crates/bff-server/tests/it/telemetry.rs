@@ -607,3 +607,107 @@ token = "user"
     );
     assert_no_secret(&text, &secrets);
 }
+
+/// A port on loopback that nothing listens on: a proxied call there fails at once.
+async fn closed_port() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn access_lines_can_be_left_out_and_other_lines_keep_the_request_id() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let reserved = reserve().await;
+    let idp = Idp::for_server(&reserved);
+    let routes = format!(
+        r#"
+[[routes]]
+path = "/api/down"
+upstream = "http://127.0.0.1:{port}/v1"
+token = "none"
+"#,
+        port = closed_port().await
+    );
+    let config = config_with(&reserved.base, &idp.issuer, &routes);
+    // The one filter directive an operator adds to drop the access log.
+    let filter = bff_server::telemetry::LogFilter::parse("info,bff_http::access=off").unwrap();
+    let logs = Captured::default();
+    let (subscriber, telemetry) = bff_server::telemetry::subscriber(
+        LogFormat::Json,
+        filter,
+        &TracingConfig::default(),
+        logs.clone(),
+    )
+    .unwrap();
+    let installed = tracing::subscriber::set_default(subscriber);
+    let server = reserved.serve(config).await;
+    let browser = Browser::new(&server.base);
+    let answered = |status: u16, resp: &reqwest::Response| {
+        assert_eq!(resp.status(), status);
+        resp.headers()["x-request-id"].to_str().unwrap().to_owned()
+    };
+    let down = browser
+        .http
+        .get(format!("{}/api/down/orders", server.base))
+        .header("x-csrf", "1")
+        .send()
+        .await
+        .unwrap();
+    let down_id = answered(502, &down);
+    let user = browser.api_get("/bff/user").await;
+    assert_eq!(user.status, 401);
+    drop(server);
+    drop(installed);
+    drop(telemetry);
+
+    let text = logs.text();
+    let lines = json_lines(&text);
+    assert!(
+        !lines.iter().any(|l| l["fields"]["message"] == "request"),
+        "an access line despite bff_http::access=off:\n{text}"
+    );
+    // The proxy's own warning is still written, inside the request's span.
+    let warning = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "upstream call failed")
+        .unwrap_or_else(|| panic!("no upstream warning:\n{text}"));
+    assert_eq!(warning["level"], "WARN");
+    assert_eq!(request_id_of(warning), Some(down_id.as_str()), "{text}");
+
+    // By default each request has its access line, under that target.
+    let reserved = reserve().await;
+    let config = config_with(&reserved.base, &idp.issuer, &routes);
+    let logs = Captured::default();
+    let (subscriber, telemetry) = bff_server::telemetry::subscriber(
+        LogFormat::Json,
+        EnvFilter::new("info"),
+        &TracingConfig::default(),
+        logs.clone(),
+    )
+    .unwrap();
+    let installed = tracing::subscriber::set_default(subscriber);
+    let server = reserved.serve(config).await;
+    let down = reqwest::Client::new()
+        .get(format!("{}/api/down/orders", server.base))
+        .header("x-csrf", "1")
+        .send()
+        .await
+        .unwrap();
+    let down_id = answered(502, &down);
+    drop(server);
+    drop(installed);
+    drop(telemetry);
+    let text = logs.text();
+    // (Besides the harness's own readiness probe.)
+    let access: Vec<serde_json::Value> = json_lines(&text)
+        .into_iter()
+        .filter(|l| l["fields"]["message"] == "request" && l["fields"]["path"] != "/healthz")
+        .collect();
+    assert_eq!(access.len(), 1, "{text}");
+    assert_eq!(access[0]["target"], bff_http::ACCESS_LOG_TARGET);
+    assert_eq!(access[0]["fields"]["status"], 502);
+    assert_eq!(access[0]["fields"]["path"], "/api/down/orders");
+    assert_eq!(request_id_of(&access[0]), Some(down_id.as_str()));
+}
