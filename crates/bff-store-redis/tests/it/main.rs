@@ -269,3 +269,87 @@ async fn a_dead_server_is_unavailable_within_the_timeout() {
     );
     assert!(store.check().await.is_err());
 }
+
+/// The members of the Redis set `key`, sorted.
+async fn set_members(c: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<String> {
+    let mut members: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(key)
+        .query_async(c)
+        .await
+        .unwrap();
+    members.sort();
+    members
+}
+
+/// A connection's index sets name only the sessions that hold it: an update that drops or
+/// changes the connection takes the session out of the old login's sets, one that keeps it
+/// leaves it in, and a delete takes it out of all of them.
+#[tokio::test]
+async fn connection_index_sets_lose_a_session_that_drops_the_connection_or_ends() {
+    use bff_domain::Claims;
+    use bff_domain::testkit::store_contract::sample_connection;
+    let Some((store, service)) = store().await else {
+        return;
+    };
+    let t = now();
+    let issuer = "https://b.example";
+    let connection = |sid: &str| {
+        let serde_json::Value::Object(claims) =
+            serde_json::json!({"iss": issuer, "sub": "bob", "sid": sid})
+        else {
+            unreachable!()
+        };
+        bff_domain::Connection {
+            claims: Claims::new(claims),
+            ..sample_connection(t, "b", 7)
+        }
+    };
+    let set =
+        |kind: &str, value: &str| format!("{}{kind}:{}:{value}", service.prefix, sha_hex(issuer));
+    let mut c = raw(&service.url).await;
+
+    let mut session = sample_session(t, "https://a.example", "alice", Some("sid-a"));
+    session.connections = vec![connection("sid-1")];
+    store.create(&session).await.unwrap();
+    let member = session.key.as_str().to_owned();
+    let mut other = sample_session(t, "https://a.example", "carol", None);
+    other.connections = vec![connection("sid-1")];
+    store.create(&other).await.unwrap();
+    let both = {
+        let mut both = vec![member.clone(), other.key.as_str().to_owned()];
+        both.sort();
+        both
+    };
+    assert_eq!(set_members(&mut c, &set("csid", "sid-1")).await, both);
+    assert_eq!(set_members(&mut c, &set("csub", "bob")).await, both);
+
+    // An update that keeps the connection keeps the session in its sets.
+    let mut kept = store.get(&session.key, t).await.unwrap().unwrap();
+    kept.last_seen_at = t.plus(Duration::from_secs(1));
+    store.update(&kept, t).await.unwrap();
+    assert_eq!(set_members(&mut c, &set("csid", "sid-1")).await, both);
+
+    // The connection's provider session changes: out of sid-1's set, into sid-2's, still bob's.
+    let mut moved = store.get(&session.key, t).await.unwrap().unwrap();
+    moved.connections = vec![connection("sid-2")];
+    store.update(&moved, t).await.unwrap();
+    let only_other = vec![other.key.as_str().to_owned()];
+    assert_eq!(set_members(&mut c, &set("csid", "sid-1")).await, only_other);
+    assert_eq!(
+        set_members(&mut c, &set("csid", "sid-2")).await,
+        vec![member.clone()]
+    );
+    assert_eq!(set_members(&mut c, &set("csub", "bob")).await, both);
+
+    // Disconnected: in no connection set any more; the other session is untouched.
+    let mut disconnected = store.get(&session.key, t).await.unwrap().unwrap();
+    disconnected.connections.clear();
+    store.update(&disconnected, t).await.unwrap();
+    assert!(set_members(&mut c, &set("csid", "sid-2")).await.is_empty());
+    assert_eq!(set_members(&mut c, &set("csub", "bob")).await, only_other);
+
+    // Deleted: the other session leaves every set it was in.
+    store.delete(&other.key).await.unwrap();
+    assert!(set_members(&mut c, &set("csid", "sid-1")).await.is_empty());
+    assert!(set_members(&mut c, &set("csub", "bob")).await.is_empty());
+}
