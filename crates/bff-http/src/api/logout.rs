@@ -12,7 +12,7 @@ use bff_domain::{Bff, LogoutError, LogoutOutcome};
 use poem::Request;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{Object, OpenApi};
 
 use super::{Redirect, Tag};
 use crate::cookies::{self, SessionCookie};
@@ -28,17 +28,6 @@ pub(crate) struct LogoutResponse {
     /// end-session endpoint or there was no session).
     #[oai(skip_serializing_if_is_none)]
     pub(crate) logout_url: Option<String>,
-}
-
-/// `POST /logout` answer: JSON or a redirect.
-#[derive(Debug, ApiResponse)]
-pub(crate) enum LogoutAnswer {
-    /// JSON for `Accept: application/json`.
-    #[oai(status = 200)]
-    Json(Json<LogoutResponse>),
-    /// A redirect for form posts.
-    #[oai(status = 302)]
-    Found(#[oai(header = "Location")] String),
 }
 
 /// The logout link for a session with `logout_guard` (the `bff:logout_url` claim of `/user`).
@@ -93,13 +82,6 @@ impl LogoutApi {
     }
 }
 
-fn wants_json(req: &Request) -> bool {
-    req.headers()
-        .get("accept")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/json"))
-}
-
 fn log_revocation(outcome: &LogoutOutcome) {
     if let Some(err) = &outcome.revocation_error {
         tracing::warn!(error = %error_chain(err), "refresh token revocation failed; session ended anyway");
@@ -130,24 +112,19 @@ impl LogoutApi {
         Ok(Redirect::Found(url.unwrap_or_else(|| "/".into())))
     }
 
-    /// Logout (API style): ends the session and answers `{logoutUrl}` for
-    /// `Accept: application/json`, else redirects there. Requires `x-csrf: 1` and an allowed
-    /// `Origin`.
+    /// Logout (API style): ends the session and answers `{logoutUrl}`, whatever the `Accept`
+    /// header says. Requires `x-csrf: 1` and an allowed `Origin`, which only script can send, so
+    /// it never redirects: a `fetch` would follow a `302` to the provider and fail there, with
+    /// the session already ended. A page logs out by navigating to `bff:logout_url` instead.
     #[oai(path = "/logout", method = "post", tag = "Tag::ApiDriven")]
     async fn logout(
         &self,
         _csrf: CsrfChecked,
         req: &Request,
         session: SessionCookie,
-    ) -> Result<LogoutAnswer, Problem> {
+    ) -> Result<Json<LogoutResponse>, Problem> {
         let logout_url = self.end_session(req, &session, None).await?;
-        if wants_json(req) {
-            Ok(LogoutAnswer::Json(Json(LogoutResponse { logout_url })))
-        } else {
-            Ok(LogoutAnswer::Found(
-                logout_url.unwrap_or_else(|| "/".into()),
-            ))
-        }
+        Ok(Json(LogoutResponse { logout_url }))
     }
 
     /// The provider's redirect back after logout (redirect style, the default

@@ -225,3 +225,30 @@ async fn an_error_that_ends_the_session_clears_its_cookie() {
     assert!(has_attribute(&line, "Max-Age=0"), "{line}");
     assert!(browser.cookie(&browser.settings.session_cookie).is_none());
 }
+
+/// `POST /logout` answers script with JSON whatever its `Accept` says (`fetch` sends `*/*` by
+/// default): a `302` would send the `fetch` after the provider's end-session URL, cross-origin,
+/// where it fails with the session already ended.
+#[tokio::test]
+async fn a_scripted_logout_gets_json_whatever_it_accepts() {
+    for accept in [None, Some("*/*"), Some("text/html")] {
+        let browser = Browser::new(true);
+        browser.log_in().await;
+        let mut headers = vec![("x-csrf", "1"), ("origin", crate::support::APP_ORIGIN)];
+        headers.extend(accept.map(|accept| ("accept", accept)));
+        let logout = browser
+            .send(poem::http::Method::POST, "/bff/logout", &headers, None)
+            .await;
+        assert_eq!(logout.status, StatusCode::OK, "{accept:?}: {}", logout.body);
+        assert_eq!(logout.location(), None, "{accept:?}");
+        let logout_url = logout.json()["logoutUrl"].as_str().unwrap().to_owned();
+        assert!(
+            query_param(&logout_url, "id_token_hint").is_some(),
+            "{accept:?}: {logout_url}"
+        );
+        assert!(
+            browser.cookie(&browser.settings.session_cookie).is_none(),
+            "{accept:?}: the session cookie stayed"
+        );
+    }
+}
