@@ -331,11 +331,13 @@ impl<E: Endpoint> Endpoint for BffLayers<E> {
 
 /// The paths of the `/bff` endpoints below the prefix, as the OpenAPI document lists them (a
 /// test compares the two): the metric labels of their requests.
-const ENDPOINT_PATHS: [&str; 12] = [
+const ENDPOINT_PATHS: [&str; 14] = [
     "/login",
     "/callback",
     "/login/start",
     "/login/end",
+    "/silent-login",
+    "/silent-login/callback",
     "/user",
     "/session",
     "/userinfo",

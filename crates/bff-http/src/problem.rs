@@ -96,6 +96,16 @@ fn title_for(status: StatusCode) -> String {
 }
 
 impl Problem {
+    /// A provider's OAuth `error` code as it may be echoed or logged: OAuth error codes are
+    /// short ASCII tokens, and anything else (which could carry anything) is `invalid`.
+    pub(crate) fn oauth_error_code(code: &str) -> &str {
+        if code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            code
+        } else {
+            "invalid"
+        }
+    }
+
     /// The problem as a response whose status is the problem's own, also for statuses no
     /// variant of the OpenAPI answer has (`408`, `431`, `504`): its `IntoResponse` picks the
     /// status from those variants.
@@ -351,20 +361,13 @@ impl From<LoginError> for Problem {
                 "issuer_missing",
                 "The identity provider always names itself in authorization responses and this one does not.",
             ),
-            LoginError::ProviderDenied(code) => {
-                // OAuth error codes are short ASCII tokens; anything else is not echoed.
-                let code = if code.len() <= 64
-                    && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
-                    code
-                } else {
-                    "invalid".into()
-                };
-                Self::bad_request(
-                    "provider_denied",
-                    format!("The identity provider answered with error '{code}'."),
-                )
-            }
+            LoginError::ProviderDenied { error, .. } => Self::bad_request(
+                "provider_denied",
+                format!(
+                    "The identity provider answered with error '{}'.",
+                    Self::oauth_error_code(&error)
+                ),
+            ),
             LoginError::MissingCode => {
                 Self::bad_request("missing_code", "The authorization response has no code.")
             }

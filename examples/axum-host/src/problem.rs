@@ -183,7 +183,7 @@ impl From<LoginError> for Problem {
                 "The authorization response does not name its issuer.",
             ),
             // The provider's error code is attacker-controllable text: logged, never echoed.
-            LoginError::ProviderDenied(_) => refused(
+            LoginError::ProviderDenied { .. } => refused(
                 "provider_denied",
                 "The identity provider did not grant the login.",
             ),
@@ -292,7 +292,10 @@ mod tests {
     async fn provider_supplied_text_is_never_echoed() {
         let hostile = "<script>alert(1)</script> eyJhbGciOi";
         for err in [
-            LoginError::ProviderDenied(hostile.into()),
+            LoginError::ProviderDenied {
+                error: hostile.into(),
+                return_url: bff_domain::ReturnUrl::parse_or_root(None).unwrap(),
+            },
             LoginError::IdTokenInvalid(hostile.into()),
             LoginError::CodeRejected(hostile.into()),
         ] {

@@ -123,9 +123,17 @@ pub enum LoginError {
     /// none.
     #[error("issuer missing from authorization response")]
     IssuerMissing,
-    /// The provider answered with an OAuth error (e.g. `access_denied`, `login_required`).
-    #[error("provider returned error {0}")]
-    ProviderDenied(String),
+    /// The provider answered with an OAuth error (e.g. `access_denied`, `login_required`), to
+    /// a login whose state, binding and issuer all checked out: `return_url` is where that
+    /// login wanted to go, for a host that sends the browser back there anyway (a silent
+    /// login's `login_required` is an answer, not a failure).
+    #[error("provider returned error {error}")]
+    ProviderDenied {
+        /// The OAuth `error` code, as the provider sent it.
+        error: String,
+        /// The login's return URL.
+        return_url: ReturnUrl,
+    },
     /// Neither `code` nor `error` was sent.
     #[error("authorization response without code")]
     MissingCode,
@@ -165,7 +173,7 @@ impl LoginError {
             Self::BindingMismatch => "login_binding_mismatch",
             Self::IssuerMismatch => "issuer_mismatch",
             Self::IssuerMissing => "issuer_missing",
-            Self::ProviderDenied(_) => "provider_denied",
+            Self::ProviderDenied { .. } => "provider_denied",
             Self::MissingCode => "missing_code",
             Self::IdTokenInvalid(_) => "id_token_invalid",
             Self::CodeRejected(_) => "code_rejected",
@@ -367,7 +375,10 @@ impl Bff {
             _ => {}
         }
         if let Some(error) = input.error {
-            return Err(LoginError::ProviderDenied(error));
+            return Err(LoginError::ProviderDenied {
+                error,
+                return_url: pending.return_url,
+            });
         }
         let code = input.code.ok_or(LoginError::MissingCode)?;
         if let Some(target) = &pending.connect_to {

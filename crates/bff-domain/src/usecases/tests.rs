@@ -256,7 +256,7 @@ fn callback_rejections_create_no_session() {
                 c.code = None;
                 c.error = Some("access_denied".into());
             },
-            |e| matches!(e, LoginError::ProviderDenied(code) if code == "access_denied"),
+            |e| matches!(e, LoginError::ProviderDenied { error, return_url } if error == "access_denied" && return_url.as_str() == "/orders"),
         ),
         (
             "no code",
@@ -266,7 +266,7 @@ fn callback_rejections_create_no_session() {
     ];
     for (name, tamper, expected) in cases {
         let w = world();
-        let (started, state) = start(&w, "/");
+        let (started, state) = start(&w, "/orders");
         let mut input = callback(&started, &state);
         tamper(&mut input);
         let err = block_on(w.bff.complete_login(input)).unwrap_err();

@@ -4,6 +4,12 @@
 //! Starting a login sets the short-lived login-binding cookie; finishing one takes it back,
 //! replaces the browser's previous session (if any) and sets the session cookie.
 //!
+//! Silent login (`GET /silent-login`, for a hidden iframe) is a redirect-style login with
+//! `prompt=none` whose return URL is `GET /silent-login/callback`: a page that tells its parent
+//! `{source: "bff-silent-login", isLoggedIn}` with `postMessage`. The provider's answer that it
+//! cannot sign the user in without a page (`login_required`, or any other error to a silent
+//! login whose state and binding checked out) goes to that page too, as `isLoggedIn: false`.
+//!
 //! `connect=true` (query of `GET /login`, field of `POST /login/start`) starts a login that adds
 //! the provider's tokens to the browser's live session instead (same user, same session id):
 //! without a live session both styles answer `401 no_session`, never an ordinary login that
@@ -12,11 +18,15 @@
 
 use std::sync::Arc;
 
-use bff_domain::{Bff, CompleteLogin, LoginStyle, Prompt, ProviderId, ReturnUrl, StartLogin};
+use base64::Engine as _;
+use bff_domain::{
+    Bff, CompleteLogin, LoginError, LoginStyle, Prompt, ProviderId, ReturnUrl, StartLogin,
+};
 use poem::Request;
 use poem_openapi::param::Query;
 use poem_openapi::payload::{Html, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use sha2::Digest as _;
 use url::Url;
 
 use super::{Redirect, Tag};
@@ -33,6 +43,22 @@ pub(crate) enum CallbackPage {
     #[oai(status = 200)]
     Hop(Html<String>, #[oai(header = "Referrer-Policy")] String),
 }
+
+/// `GET /silent-login/callback` answer.
+#[derive(Debug, ApiResponse)]
+pub(crate) enum SilentLoginPage {
+    /// The page that posts the result to its parent frame.
+    #[oai(status = 200)]
+    Page(
+        Html<String>,
+        /// Only the page's own script runs, and only the app origins may frame it.
+        #[oai(header = "Content-Security-Policy")]
+        String,
+    ),
+}
+
+/// Where a silent login returns to, below the prefix.
+const SILENT_CALLBACK: &str = "/silent-login/callback";
 
 /// `POST /login/start` body.
 #[derive(Debug, Object)]
@@ -162,7 +188,7 @@ impl LoginApi {
         req: &Request,
         session: &SessionCookie,
         mut input: CompleteLogin,
-    ) -> Result<ReturnUrl, Problem> {
+    ) -> Result<ReturnUrl, LoginError> {
         input.binding = cookies::take_binding(req, &self.settings);
         input.previous_session = session.id().cloned();
         input.client = cookies::client_context(req, &self.settings.trusted_proxies);
@@ -177,6 +203,54 @@ impl LoginApi {
         }
         Ok(done.return_url)
     }
+}
+
+impl LoginApi {
+    /// The return URL of a silent login.
+    fn silent_callback(&self) -> String {
+        format!("{}{SILENT_CALLBACK}", self.settings.prefix)
+    }
+
+    /// Whether the browser holds a live session; clears the cookie of one that has ended.
+    async fn is_logged_in(&self, session: &SessionCookie) -> Result<bool, Problem> {
+        let Some(id) = session.id() else {
+            return Ok(false);
+        };
+        match self.bff.current_session(id).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.ends_session() => {
+                session.clear();
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The silent-login result page: posts `{source: "bff-silent-login", isLoggedIn}` to its parent
+/// frame at each of `origins` (the browser delivers it only where the parent's origin is one of
+/// them), and the `Content-Security-Policy` that lets only that script run and only `origins`
+/// frame the page.
+fn silent_login_page(is_logged_in: bool, origins: &[String]) -> (String, String) {
+    let message = format!("{{source:\"bff-silent-login\",isLoggedIn:{is_logged_in}}}");
+    // Origins are validated configuration (scheme, host, port); written as JSON strings with
+    // `<` escaped all the same, so no value can close the script element.
+    let targets = serde_json::to_string(origins)
+        .unwrap_or_else(|_| "[]".into())
+        .replace('<', "\\u003c");
+    let script = format!(
+        "for(const o of {targets}){{try{{window.parent.postMessage({message},o)}}catch(e){{}}}}"
+    );
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&script));
+    let page = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Silent login</title></head>\
+         <body><script>{script}</script></body></html>"
+    );
+    let policy = format!(
+        "default-src 'none'; script-src 'sha256-{hash}'; frame-ancestors 'self' {}",
+        origins.join(" ")
+    );
+    (page, policy)
 }
 
 fn hop_page(return_url: &ReturnUrl) -> String {
@@ -245,7 +319,7 @@ impl LoginApi {
         let state = state.0.filter(|s| !s.is_empty()).ok_or_else(|| {
             Problem::bad_request("state_mismatch", "The authorization response has no state.")
         })?;
-        let return_url = self
+        let finished = self
             .finish(
                 req,
                 &session,
@@ -257,7 +331,22 @@ impl LoginApi {
                     ..CompleteLogin::default()
                 },
             )
-            .await?;
+            .await;
+        let return_url = match finished {
+            Ok(return_url) => return_url,
+            // A silent login the provider could not complete without a page: its result page
+            // says so to the app (`isLoggedIn: false`) instead of a problem nobody sees.
+            Err(LoginError::ProviderDenied { error, return_url })
+                if return_url.as_str() == self.silent_callback() =>
+            {
+                tracing::info!(
+                    oauth_error = %Problem::oauth_error_code(&error),
+                    "silent login not possible"
+                );
+                return_url
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(CallbackPage::Hop(
             Html(hop_page(&return_url)),
             "no-referrer".into(),
@@ -324,7 +413,7 @@ impl LoginApi {
         let code = param("code");
         let error = param("error");
         if let Some(state) = state.filter(|_| code.is_some() || error.is_some()) {
-            let return_url = self
+            let return_url: ReturnUrl = self
                 .finish(
                     req,
                     &session,
@@ -343,21 +432,52 @@ impl LoginApi {
                 return_url: Some(return_url.as_str().to_owned()),
             }));
         }
-        let is_logged_in = match session.id() {
-            None => false,
-            Some(id) => match self.bff.current_session(id).await {
-                Ok(_) => true,
-                Err(e) if e.ends_session() => {
-                    session.clear();
-                    false
-                }
-                Err(e) => return Err(e.into()),
-            },
-        };
         Ok(Json(EndLoginResponse {
-            is_logged_in,
+            is_logged_in: self.is_logged_in(&session).await?,
             handled: false,
             return_url: None,
         }))
+    }
+
+    /// Start a silent login (redirect style), for a hidden iframe: a login with
+    /// `prompt=none` whose return URL is `/silent-login/callback`. `302` to the provider's
+    /// authorization endpoint; sets the login-binding cookie. Whether or not the provider can
+    /// sign the user in without a page, the iframe ends on `/silent-login/callback`.
+    #[oai(path = "/silent-login", method = "get", tag = "Tag::Redirect")]
+    async fn silent_login(
+        &self,
+        req: &Request,
+        session: SessionCookie,
+        provider: Query<Option<String>>,
+    ) -> Result<Redirect, Problem> {
+        let input = self.start_input(
+            Some(&self.silent_callback()),
+            provider.0.as_deref(),
+            Some("none"),
+            LoginStyle::Redirect,
+        )?;
+        Ok(Redirect::Found(
+            self.start(req, input, false, &session).await?,
+        ))
+    }
+
+    /// Where a silent login ends: a page that posts
+    /// `{source: "bff-silent-login", isLoggedIn}` to its parent frame (for the app origins
+    /// only), `isLoggedIn` saying whether the browser now holds a live session. Only the app
+    /// origins may frame it.
+    #[oai(path = "/silent-login/callback", method = "get", tag = "Tag::Redirect")]
+    async fn silent_login_callback(
+        &self,
+        session: SessionCookie,
+    ) -> Result<SilentLoginPage, Problem> {
+        let is_logged_in = self.is_logged_in(&session).await?;
+        let origins: Vec<String> = self
+            .settings
+            .app_origins
+            .iter()
+            .filter_map(|origin| crate::settings::normalize_origin(origin))
+            .collect();
+        let (page, policy) = silent_login_page(is_logged_in, &origins);
+        Ok(SilentLoginPage::Page(Html(page), policy))
     }
 }

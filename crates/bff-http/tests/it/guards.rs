@@ -30,6 +30,9 @@ const fn guards(csrf: bool, session_required: bool) -> Guards {
 const EXPECTED: &[(&str, &str, Guards)] = &[
     ("GET", "/login", guards(false, false)),
     ("GET", "/callback", guards(false, false)),
+    // The navigations of a hidden iframe.
+    ("GET", "/silent-login", guards(false, false)),
+    ("GET", "/silent-login/callback", guards(false, false)),
     ("GET", "/logout", guards(false, false)),
     ("GET", "/logout/callback", guards(false, false)),
     ("GET", "/user", guards(true, true)),

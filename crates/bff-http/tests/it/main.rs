@@ -22,6 +22,7 @@ mod properties;
 mod provider_logout;
 mod proxy;
 mod request_ids;
+mod silent_login;
 mod support;
 
 #[test]

@@ -250,6 +250,11 @@ pub(crate) trait WalkProvider {
     fn origin_with_own_jwts(&self) -> Option<&str> {
         None
     }
+    /// Whether the provider sees its own session inside the app's iframe, so that a silent
+    /// login with it there signs in (the walk checks that it does).
+    fn signs_in_silently_in_a_frame(&self) -> bool {
+        true
+    }
     /// Refresh-token grants for the BFF's client the provider has answered so far.
     async fn refresh_grants(&self) -> u64;
     /// Goes through whatever the provider shows between the app's logout button and the way
@@ -553,6 +558,25 @@ impl WalkStores {
 /// The whole walk in a fresh headless Chromium against the app at `base`, which logs in at
 /// `provider`, keeps its sessions in `stores` and proxies `/api/demo` to `api`. On failure: a
 /// screenshot and the page's HTML under `target/e2e/`, paths printed.
+/// Runs README.md's silent login in the current page (a hidden iframe on `/bff/silent-login`)
+/// and returns what the iframe posted: `isLoggedIn`, or `"timeout"` after 10 s.
+async fn silent_login(c: &Client) -> serde_json::Value {
+    const SCRIPT: &str = "const done = arguments[0];
+        const frame = Object.assign(document.createElement('iframe'),
+            { hidden: true, src: '/bff/silent-login' });
+        const onMessage = (e) => {
+          if (e.origin === location.origin && e.source === frame.contentWindow
+              && e.data && e.data.source === 'bff-silent-login') {
+            removeEventListener('message', onMessage); frame.remove(); done(e.data.isLoggedIn);
+          }
+        };
+        addEventListener('message', onMessage);
+        setTimeout(() => done('timeout'), 10000);
+        document.body.append(frame);";
+    // Within WebDriver's default script timeout (30 s).
+    c.execute_async(SCRIPT, vec![]).await.unwrap()
+}
+
 pub(crate) async fn walk_the_sample_app(
     provider: &impl WalkProvider,
     base: &str,
@@ -714,6 +738,14 @@ pub(crate) async fn walk_the_sample_app(
             element_after_navigation(&c, Locator::Id("status"), Duration::from_secs(20)).await;
         wait_for_text(&status, LOGGED_IN_AS).await;
         assert_eq!(stores.sessions().await, 1);
+        // Silent login in a hidden iframe, as README.md shows it: with the provider's session
+        // the page tells the app `true` and a new session replaces the old one.
+        if provider.signs_in_silently_in_a_frame() {
+            assert_eq!(silent_login(&c).await, serde_json::json!(true));
+            assert_eq!(stores.sessions().await, 1, "the silent login's session");
+            let status = c.find(Locator::Id("status")).await.unwrap();
+            wait_for_text(&status, LOGGED_IN_AS).await;
+        }
         provider.end_session_at_provider(&c).await;
         assert_eq!(
             stores.sessions().await,
@@ -731,6 +763,9 @@ pub(crate) async fn walk_the_sample_app(
         c.goto(&format!("{base}/")).await.unwrap();
         let status = c.wait().for_element(Locator::Id("status")).await.unwrap();
         wait_for_text(&status, "Not logged in").await;
+        // Without a session at the provider, a silent login tells the app `false`.
+        assert_eq!(silent_login(&c).await, serde_json::json!(false));
+        assert_eq!(stores.sessions().await, 0);
         scan.page(&c, &mut log, "after the provider's logout").await;
     };
     let outcome = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(walk)).await;

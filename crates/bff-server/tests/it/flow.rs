@@ -342,3 +342,65 @@ fn hidden_inputs(html: &str) -> Vec<(String, String)> {
         .filter_map(|tag| Some((attribute(tag, "name")?, attribute(tag, "value")?)))
         .collect()
 }
+
+/// Silent login against the real provider: without a session at the provider, `prompt=none`
+/// comes back `login_required` and the result page says `isLoggedIn: false`; once the user has
+/// signed in there, a silent login signs in again without any page (a new session id) and the
+/// page says `true`.
+#[tokio::test]
+async fn silent_login_answers_the_parent_frame_with_and_without_a_provider_session() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let (idp, server, browser) = provider_and_server().await;
+    let silent = |browser: &Browser| {
+        let base = server.base.clone();
+        let issuer = idp.issuer.clone();
+        let browser = browser.clone();
+        async move {
+            let start = browser.get(&format!("{base}/bff/silent-login")).await;
+            assert_eq!(start.status, 302, "{}", start.body);
+            let authorize = start.location().unwrap();
+            assert_eq!(query_param(&authorize, "prompt").as_deref(), Some("none"));
+            // `prompt=none`: the provider answers with a redirect at once, never a page.
+            let back = browser.sign_in_at_provider(&authorize, &issuer).await;
+            assert!(back.starts_with(&format!("{base}/bff/callback?")), "{back}");
+            let hop = browser.get(&back).await;
+            assert_eq!(hop.status, 200, "{}", hop.body);
+            assert!(
+                hop.body.contains("url=/bff/silent-login/callback"),
+                "{}",
+                hop.body
+            );
+            let page = browser
+                .get(&format!("{base}/bff/silent-login/callback"))
+                .await;
+            assert_eq!(page.status, 200, "{}", page.body);
+            (back, hop.session_cookie(), page.body)
+        }
+    };
+
+    let (back, session, page) = silent(&browser).await;
+    assert_eq!(session, None, "a refused silent login set a session cookie");
+    assert_eq!(
+        query_param(&back, "error").as_deref(),
+        Some("login_required"),
+        "{back}"
+    );
+    assert!(page.contains("isLoggedIn:false"), "{page}");
+    assert_eq!(browser.api_get("/bff/user").await.status, 401);
+
+    let first = redirect_login(&browser, &server, &idp, "/")
+        .await
+        .session_cookie()
+        .expect("no session after login");
+    let (back, second, page) = silent(&browser).await;
+    assert!(query_param(&back, "code").is_some(), "{back}");
+    assert!(page.contains("isLoggedIn:true"), "{page}");
+    let second = second.expect("no session after the silent login");
+    assert_ne!(first, second, "a silent login starts a new session id");
+    let user = browser.api_get("/bff/user").await;
+    assert_eq!(user.status, 200, "{}", user.body);
+    assert_eq!(user.json()["sub"], "alice");
+    browser.assert_no_secrets_seen(&[]);
+}

@@ -277,6 +277,13 @@ impl WalkProvider for Keycloak {
         &self.issuer
     }
 
+    /// Not checked yet against Keycloak: whether its SSO cookies reach it inside an iframe over
+    /// plain HTTP has not been seen on a machine with a container engine. The walk still checks
+    /// that a silent login without a provider session answers `false`.
+    fn signs_in_silently_in_a_frame(&self) -> bool {
+        false
+    }
+
     fn client_secret(&self) -> &str {
         &self.client_secret
     }
