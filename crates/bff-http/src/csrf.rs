@@ -68,6 +68,74 @@ impl<'a> ApiExtractor<'a> for CsrfChecked {
     }
 }
 
+/// Who sent a `POST /logout` that passed its CSRF checks: script (`x-csrf: 1`, [`check`]) or
+/// a plain HTML form the user submitted ([`check_form_navigation`]), which cannot add a header.
+/// Registered as the same security scheme as [`CsrfChecked`]: a request with neither proof gets
+/// `403 csrf_failed` as there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScriptOrForm {
+    /// `x-csrf: 1` and, for this unsafe method, an app `Origin`.
+    Script,
+    /// A top-level form navigation from an app origin.
+    Form,
+}
+
+impl<'a> ApiExtractor<'a> for ScriptOrForm {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        CsrfChecked::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![SCHEME]
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let settings = request_settings(req)?;
+        if req.headers().contains_key("x-csrf") || !is_navigation(req) {
+            check(req, &settings)?;
+            Ok(Self::Script)
+        } else {
+            check_form_navigation(req, &settings)?;
+            Ok(Self::Form)
+        }
+    }
+}
+
+/// Whether the browser says `req` is a top-level navigation (`Sec-Fetch-Mode: navigate`, which
+/// script cannot set).
+fn is_navigation(req: &Request) -> bool {
+    req.headers()
+        .get("sec-fetch-mode")
+        .is_some_and(|v| v.as_bytes() == b"navigate")
+}
+
+/// The CSRF rule for a form the user submits, which cannot carry `x-csrf`: a navigation
+/// ([`is_navigation`]) whose `Origin` is one of the app origins. A cross-site page can submit a
+/// form too, but its `Origin` is its own; without `Origin` (or with `null`) it is refused.
+pub(crate) fn check_form_navigation(req: &Request, settings: &HttpSettings) -> Result<(), Problem> {
+    if !is_navigation(req) {
+        return Err(Problem::csrf("the x-csrf: 1 header is required"));
+    }
+    match req.headers().get("origin").and_then(|v| v.to_str().ok()) {
+        Some(origin) if settings.is_app_origin(origin) => Ok(()),
+        Some(_) => Err(Problem::csrf(
+            "the request comes from an origin that is not allowed",
+        )),
+        None => Err(Problem::csrf(
+            "a form needs an Origin header from an allowed origin",
+        )),
+    }
+}
+
 /// Checks the CSRF rules for `req`.
 pub(crate) fn check(req: &Request, settings: &HttpSettings) -> Result<(), Problem> {
     let header = req.headers().get("x-csrf").and_then(|v| v.to_str().ok());

@@ -1,6 +1,6 @@
 //! Logging out: by link (`GET /logout?sid=`, guarded by the session's logout guard), by API
-//! (`POST /logout`), and the provider's redirect back after RP-initiated logout
-//! (`GET /logout/callback?state=`).
+//! (`POST /logout` from script, or from a plain HTML form of the app), and the provider's
+//! redirect back after RP-initiated logout (`GET /logout/callback?state=`).
 //!
 //! Ending a session clears its cookie and, when the provider has an end-session endpoint, keeps
 //! the `state` sent there in the short-lived post-logout cookie; the return checks it, so only a
@@ -12,11 +12,11 @@ use bff_domain::{Bff, LogoutError, LogoutOutcome};
 use poem::Request;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::{Redirect, Tag};
 use crate::cookies::{self, SessionCookie};
-use crate::csrf::CsrfChecked;
+use crate::csrf::ScriptOrForm;
 use crate::problem::{Problem, error_chain};
 use crate::settings::HttpSettings;
 
@@ -28,6 +28,17 @@ pub(crate) struct LogoutResponse {
     /// end-session endpoint or there was no session).
     #[oai(skip_serializing_if_is_none)]
     pub(crate) logout_url: Option<String>,
+}
+
+/// `POST /logout` answer: JSON to script, a redirect to a form.
+#[derive(Debug, ApiResponse)]
+pub(crate) enum LogoutAnswer {
+    /// `{logoutUrl}` for script (`x-csrf: 1`), whatever its `Accept` says.
+    #[oai(status = 200)]
+    Json(Json<LogoutResponse>),
+    /// For a plain HTML form (a navigation): on to the provider's end-session URL, or `/`.
+    #[oai(status = 302)]
+    Found(#[oai(header = "Location")] String),
 }
 
 /// The logout link for a session with `logout_guard` (the `bff:logout_url` claim of `/user`).
@@ -112,19 +123,23 @@ impl LogoutApi {
         Ok(Redirect::Found(url.unwrap_or_else(|| "/".into())))
     }
 
-    /// Logout (API style): ends the session and answers `{logoutUrl}`, whatever the `Accept`
-    /// header says. Requires `x-csrf: 1` and an allowed `Origin`, which only script can send, so
-    /// it never redirects: a `fetch` would follow a `302` to the provider and fail there, with
-    /// the session already ended. A page logs out by navigating to `bff:logout_url` instead.
+    /// Logout (API style): ends the session. Script (`x-csrf: 1` and an allowed `Origin`)
+    /// gets `{logoutUrl}` whatever its `Accept` says, never a redirect: a `fetch` would follow
+    /// it to the provider and fail there, with the session already ended. A plain HTML form
+    /// (`Sec-Fetch-Mode: navigate` and an allowed `Origin`, no `x-csrf`) gets `302` to the
+    /// provider's end-session URL, or `/`.
     #[oai(path = "/logout", method = "post", tag = "Tag::ApiDriven")]
     async fn logout(
         &self,
-        _csrf: CsrfChecked,
+        caller: ScriptOrForm,
         req: &Request,
         session: SessionCookie,
-    ) -> Result<Json<LogoutResponse>, Problem> {
+    ) -> Result<LogoutAnswer, Problem> {
         let logout_url = self.end_session(req, &session, None).await?;
-        Ok(Json(LogoutResponse { logout_url }))
+        Ok(match caller {
+            ScriptOrForm::Script => LogoutAnswer::Json(Json(LogoutResponse { logout_url })),
+            ScriptOrForm::Form => LogoutAnswer::Found(logout_url.unwrap_or_else(|| "/".into())),
+        })
     }
 
     /// The provider's redirect back after logout (redirect style, the default

@@ -252,3 +252,88 @@ async fn a_scripted_logout_gets_json_whatever_it_accepts() {
         );
     }
 }
+
+/// What a browser sends when the user submits `<form method="post" action="/bff/logout">`.
+fn form_headers(origin: Option<&'static str>) -> Vec<(&'static str, &'static str)> {
+    let mut headers = vec![
+        ("sec-fetch-mode", "navigate"),
+        ("sec-fetch-site", "same-origin"),
+        ("accept", "text/html"),
+    ];
+    headers.extend(origin.map(|origin| ("origin", origin)));
+    headers
+}
+
+/// A plain HTML form of the app logs out like the link: a navigation with the app's `Origin`
+/// needs no `x-csrf`, and is answered with the redirect to the provider.
+#[tokio::test]
+async fn an_app_form_logs_out_with_a_redirect_to_the_provider() {
+    let browser = Browser::new(true);
+    browser.log_in().await;
+    let logout = browser
+        .send_bytes(
+            poem::http::Method::POST,
+            "/bff/logout",
+            &form_headers(Some(crate::support::APP_ORIGIN)),
+            Some(("application/x-www-form-urlencoded", Vec::new())),
+        )
+        .await;
+    assert_eq!(logout.status, StatusCode::FOUND, "{}", logout.body);
+    let location = logout.location().unwrap();
+    assert!(
+        query_param(&location, "id_token_hint").is_some(),
+        "{location}"
+    );
+    assert!(query_param(&location, "state").is_some(), "{location}");
+    assert!(browser.cookie(&browser.settings.session_cookie).is_none());
+    assert!(browser.cookie(&browser.settings.logout_cookie).is_some());
+    assert_eq!(
+        browser.api_get("/bff/user").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// Forms and scripts that are not the app's are refused before anything changes: another
+/// site's form (its own `Origin`, or `null`), a form without `Origin`, and requests without
+/// `x-csrf` that are no navigation (a `fetch`, or a browser that does not say).
+#[tokio::test]
+async fn forged_form_logouts_are_refused_and_change_nothing() {
+    let browser = Browser::new(true);
+    browser.log_in().await;
+    let mut cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        (
+            "another site's form",
+            form_headers(Some("https://evil.example")),
+        ),
+        ("a sandboxed form", form_headers(Some("null"))),
+        ("a form without Origin", form_headers(None)),
+    ];
+    let app = crate::support::APP_ORIGIN;
+    cases.push((
+        "a fetch without x-csrf",
+        vec![("sec-fetch-mode", "cors"), ("origin", app)],
+    ));
+    cases.push(("no Sec-Fetch-Mode, no x-csrf", vec![("origin", app)]));
+    for (name, headers) in cases {
+        let answer = browser
+            .send_bytes(
+                poem::http::Method::POST,
+                "/bff/logout",
+                &headers,
+                Some(("application/x-www-form-urlencoded", Vec::new())),
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{name}: {}",
+            answer.body
+        );
+        assert_eq!(answer.problem_code(), "csrf_failed", "{name}");
+        assert_eq!(
+            browser.api_get("/bff/user").await.status,
+            StatusCode::OK,
+            "{name}: the session ended"
+        );
+    }
+}
