@@ -341,6 +341,21 @@ pub trait IdentityProvider: Send + Sync {
         prompt: Option<Prompt>,
     ) -> Result<AuthorizationRequest, ProviderError>;
 
+    /// `request` as the browser is sent it. Unchanged by default; a provider that takes
+    /// pushed authorization requests (RFC 9126) sends the request's parameters to the provider
+    /// first and answers a URL that carries only the reference it got back, so no login
+    /// parameter passes through the browser. A wrapper of another provider must pass this on.
+    ///
+    /// # Errors
+    /// `Unavailable` when the provider cannot be reached; `Protocol` when it refuses the
+    /// request or answers something else than a reference.
+    async fn push_authorization_request(
+        &self,
+        request: AuthorizationRequest,
+    ) -> Result<AuthorizationRequest, ProviderError> {
+        Ok(request)
+    }
+
     /// Exchanges `code` and validates the ID token against `nonce` at `now`.
     ///
     /// # Errors

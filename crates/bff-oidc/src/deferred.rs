@@ -207,6 +207,13 @@ impl IdentityProvider for DeferredProvider {
         self.ready()?.authorization_request(redirect_uri, prompt)
     }
 
+    async fn push_authorization_request(
+        &self,
+        request: AuthorizationRequest,
+    ) -> Result<AuthorizationRequest, ProviderError> {
+        self.ready()?.push_authorization_request(request).await
+    }
+
     async fn exchange_code(
         &self,
         code: &str,

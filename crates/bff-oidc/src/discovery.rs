@@ -26,8 +26,12 @@ pub struct ProviderMetadata {
     pub end_session_endpoint: Option<String>,
     /// RFC 7009 revocation endpoint.
     pub revocation_endpoint: Option<String>,
-    /// RFC 9126 pushed authorization request endpoint (not used yet).
+    /// RFC 9126 pushed authorization request endpoint: used when the provider's
+    /// configuration asks for it or the provider requires it.
     pub pushed_authorization_request_endpoint: Option<String>,
+    /// RFC 9126 section 5: the provider accepts authorization requests only when pushed.
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
     /// The algorithms the provider signs ID tokens with.
     #[serde(default)]
     pub id_token_signing_alg_values_supported: Vec<String>,
@@ -146,6 +150,10 @@ fn check_endpoints(metadata: &ProviderMetadata) -> Result<(), String> {
             metadata.end_session_endpoint.as_ref(),
         ),
         ("revocation_endpoint", metadata.revocation_endpoint.as_ref()),
+        (
+            "pushed_authorization_request_endpoint",
+            metadata.pushed_authorization_request_endpoint.as_ref(),
+        ),
     ];
     for (name, value) in endpoints {
         let Some(value) = value else { continue };
@@ -182,6 +190,7 @@ mod tests {
             end_session_endpoint: None,
             revocation_endpoint: None,
             pushed_authorization_request_endpoint: None,
+            require_pushed_authorization_requests: false,
             authorization_response_iss_parameter_supported: false,
             id_token_signing_alg_values_supported: Vec::new(),
         }

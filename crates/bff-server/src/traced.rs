@@ -290,6 +290,17 @@ impl IdentityProvider for TracedProvider {
         self.inner.authorization_request(redirect_uri, prompt)
     }
 
+    async fn push_authorization_request(
+        &self,
+        request: AuthorizationRequest,
+    ) -> Result<AuthorizationRequest, ProviderError> {
+        traced(
+            self.span("push_authorization_request"),
+            self.inner.push_authorization_request(request),
+        )
+        .await
+    }
+
     async fn exchange_code(
         &self,
         code: &str,

@@ -285,6 +285,7 @@ impl Bff {
             LoginStyle::ApiDriven => &self.policy.app_redirect_url,
         };
         let request = provider.authorization_request(redirect_uri, input.prompt)?;
+        let request = provider.push_authorization_request(request).await?;
         let binding = LoginBinding::generate(self.ports.random.as_ref());
         let now = self.ports.clock.now();
         let expires_at = now.plus(self.policy.pending_login_ttl);

@@ -1,6 +1,7 @@
 //! The authorization request (OAuth 2.1 section 4.1.1, OIDC Core 3.1.2.1): a fresh `state`, a
 //! fresh `nonce` and a PKCE S256 challenge every time, the configured scopes with `openid`
-//! always among them, and `prompt` when asked for.
+//! always among them, and `prompt` when asked for; pushed to the provider first (RFC 9126)
+//! when the provider is set up for it ([`push`]).
 
 use std::borrow::Cow;
 
@@ -8,7 +9,9 @@ use bff_domain::ports::{AuthorizationRequest, ProviderError};
 use bff_domain::{Prompt, Secret};
 use oauth2::{CsrfToken, PkceCodeChallenge, RedirectUrl, Scope};
 
-use super::OAuthClient;
+use serde::Deserialize;
+
+use super::{OAuthClient, OidcProvider, token, unavailable};
 
 /// Bytes of entropy in `state` and `nonce` (256 bits each, base64url).
 const RANDOM_BYTES: u32 = 32;
@@ -44,5 +47,55 @@ pub(super) fn request(
         state: state.secret().clone(),
         nonce,
         pkce_verifier: Secret::new(verifier.secret().clone()),
+    })
+}
+
+/// A pushed authorization response (RFC 9126 section 2.2).
+#[derive(Deserialize)]
+struct PushedRequest {
+    request_uri: String,
+}
+
+/// Sends `request`'s parameters to the provider's pushed authorization request `endpoint`,
+/// authenticated as at the token endpoint (RFC 9126 section 2.1), and answers the request with
+/// a URL that carries only `client_id` and the `request_uri` the provider gave back (section
+/// 4). `state`, `nonce` and the PKCE verifier stay what they were: the provider received them.
+pub(super) async fn push(
+    provider: &OidcProvider,
+    endpoint: &str,
+    request: AuthorizationRequest,
+) -> Result<AuthorizationRequest, ProviderError> {
+    let mut url = url::Url::parse(&request.url)
+        .map_err(|e| ProviderError::Protocol(format!("authorization URL: {e}")))?;
+    let parameters: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let response = token::client_authenticated_post(provider, endpoint, parameters)
+        .send()
+        .await
+        .map_err(|e| unavailable(e.without_url()))?;
+    let status = response.status();
+    if !status.is_success() {
+        let code = token::error_code_of(response).await;
+        return Err(match code {
+            Some(code) => {
+                ProviderError::Protocol(format!("pushed authorization request refused: {code}"))
+            }
+            None if status.is_server_error() => unavailable(format!(
+                "pushed authorization request endpoint answered HTTP {status}"
+            )),
+            None => ProviderError::Protocol(format!(
+                "pushed authorization request endpoint answered HTTP {status}"
+            )),
+        });
+    }
+    let pushed: PushedRequest = response.json().await.map_err(|_| {
+        ProviderError::Protocol("pushed authorization response without request_uri".into())
+    })?;
+    url.set_query(None);
+    url.query_pairs_mut()
+        .append_pair("client_id", &provider.config.client_id)
+        .append_pair("request_uri", &pushed.request_uri);
+    Ok(AuthorizationRequest {
+        url: url.to_string(),
+        ..request
     })
 }

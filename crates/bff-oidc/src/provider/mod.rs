@@ -66,6 +66,8 @@ type OAuthClient = Client<
 /// A discovered provider: its metadata, an OAuth client for its endpoints, and its keys.
 pub struct OidcProvider {
     config: OidcProviderConfig,
+    /// Where authorization requests are pushed (RFC 9126), when they are.
+    par_endpoint: Option<String>,
     /// The ID token algorithms accepted: configured, or derived from the metadata.
     algorithms: Vec<Algorithm>,
     metadata: ProviderMetadata,
@@ -122,6 +124,25 @@ fn oauth_client(
         .set_revocation_url_option(revocation))
 }
 
+/// The pushed authorization request endpoint logins go through: the provider's, when the
+/// configuration turns pushed requests on or the provider requires them; an error when either
+/// does and the provider advertises none.
+fn par_endpoint(
+    config: &OidcProviderConfig,
+    metadata: &ProviderMetadata,
+) -> Result<Option<String>, DiscoveryError> {
+    if !config.pushed_authorization_requests && !metadata.require_pushed_authorization_requests {
+        return Ok(None);
+    }
+    match &metadata.pushed_authorization_request_endpoint {
+        Some(endpoint) => Ok(Some(endpoint.clone())),
+        None => Err(config_error(
+            "pushed_authorization_requests",
+            "the provider advertises no pushed_authorization_request_endpoint",
+        )),
+    }
+}
+
 impl OidcProvider {
     /// Checks `config`, fetches the discovery document of its issuer (which must name exactly
     /// that issuer) and loads the JWKS once. `http` should come from [`crate::http_client`]
@@ -139,6 +160,7 @@ impl OidcProvider {
         let metadata = discovery::fetch(&http, &config.issuer, config.http_timeout).await?;
         let algorithms = signing_algorithms::id_token_algorithms(&config, &metadata)?;
         let oauth = oauth_client(&config, &metadata)?;
+        let par_endpoint = par_endpoint(&config, &metadata)?;
         let jwks = JwksCache::load(
             http.clone(),
             metadata.jwks_uri.clone(),
@@ -153,6 +175,7 @@ impl OidcProvider {
         tracing::debug!(provider = %config.id, issuer = %config.issuer, "provider discovered");
         Ok(Self {
             config,
+            par_endpoint,
             algorithms,
             metadata,
             oauth,
@@ -273,6 +296,19 @@ impl IdentityProvider for OidcProvider {
         prompt: Option<Prompt>,
     ) -> Result<AuthorizationRequest, ProviderError> {
         authorization::request(&self.oauth, &self.config.scopes, redirect_uri, prompt)
+    }
+
+    async fn push_authorization_request(
+        &self,
+        request: AuthorizationRequest,
+    ) -> Result<AuthorizationRequest, ProviderError> {
+        match &self.par_endpoint {
+            None => Ok(request),
+            Some(endpoint) => {
+                self.within(authorization::push(self, endpoint, request))
+                    .await
+            }
+        }
     }
 
     async fn exchange_code(

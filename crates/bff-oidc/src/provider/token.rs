@@ -180,11 +180,39 @@ async fn revoke_over_http(
     endpoint: &str,
     token: &Secret,
 ) -> Result<(), ProviderError> {
-    let config = &provider.config;
-    let mut form = vec![
-        ("token", token.expose()),
-        ("token_type_hint", "refresh_token"),
+    let form = vec![
+        ("token".to_owned(), token.expose().to_owned()),
+        ("token_type_hint".to_owned(), "refresh_token".to_owned()),
     ];
+    let response = client_authenticated_post(provider, endpoint, form)
+        .send()
+        .await
+        .map_err(|e| unavailable(e.without_url()))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let code = error_code_of(response).await;
+    match code {
+        Some(code) => Err(ProviderError::Rejected(code)),
+        None if status.is_server_error() => Err(unavailable(format!(
+            "revocation endpoint answered HTTP {status}"
+        ))),
+        None => Err(ProviderError::Protocol(format!(
+            "revocation endpoint answered HTTP {status}"
+        ))),
+    }
+}
+
+/// A form `POST` of `form` to `endpoint`, authenticated as the client is at the token endpoint
+/// (`client_secret_basic` or `client_secret_post`), asking for JSON: revocation over plain HTTP
+/// and pushed authorization requests send it by hand.
+pub(super) fn client_authenticated_post(
+    provider: &OidcProvider,
+    endpoint: &str,
+    mut form: Vec<(String, String)>,
+) -> reqwest::RequestBuilder {
+    let config = &provider.config;
     let mut request = provider
         .http
         .post(endpoint)
@@ -200,33 +228,27 @@ async fn revoke_over_http(
             );
         }
         ClientAuthMethod::ClientSecretPost => {
-            form.push(("client_id", &config.client_id));
-            form.push(("client_secret", config.client_secret.expose()));
+            // Once: a pushed authorization request carries it already, and a provider may
+            // refuse a repeated parameter.
+            if !form.iter().any(|(name, _)| name == "client_id") {
+                form.push(("client_id".to_owned(), config.client_id.clone()));
+            }
+            form.push((
+                "client_secret".to_owned(),
+                config.client_secret.expose().to_owned(),
+            ));
         }
     }
-    let response = request
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| unavailable(e.without_url()))?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let code = response
+    request.form(&form)
+}
+
+/// The OAuth `error` code of an error response, when it has a well-formed one.
+pub(super) async fn error_code_of(response: reqwest::Response) -> Option<String> {
+    response
         .json::<Value>()
         .await
         .ok()
-        .and_then(|v| v.get("error").and_then(Value::as_str).map(safe_code));
-    match code {
-        Some(code) => Err(ProviderError::Rejected(code)),
-        None if status.is_server_error() => Err(unavailable(format!(
-            "revocation endpoint answered HTTP {status}"
-        ))),
-        None => Err(ProviderError::Protocol(format!(
-            "revocation endpoint answered HTTP {status}"
-        ))),
-    }
+        .and_then(|v| v.get("error").and_then(Value::as_str).map(safe_code))
 }
 
 /// The tokens of a token response; refuses token types other than `Bearer`, which is how the

@@ -242,3 +242,76 @@ async fn the_rfc_9207_iss_requirement_is_read_from_the_metadata() {
         );
     }
 }
+
+/// Pushed authorization requests (RFC 9126): turned on without an endpoint to push to, the
+/// provider is a configuration error; the endpoint must be a URL like every other one.
+#[tokio::test]
+async fn pushed_requests_need_an_advertised_endpoint() {
+    let op = default_op().await;
+    let mut config = op.config();
+    config.pushed_authorization_requests = true;
+    let err = OidcProvider::discover(config, client()).await.unwrap_err();
+    let DiscoveryError::Config(reason) = &err else {
+        panic!("{err}");
+    };
+    assert!(reason.contains("pushed_authorization_request"), "{reason}");
+
+    let op = start_op(Script {
+        metadata_overrides: json!({
+            "pushed_authorization_request_endpoint": "ftp://idp.example/par"
+        }),
+        ..Script::default()
+    })
+    .await;
+    let err = OidcProvider::discover(op.config(), client())
+        .await
+        .unwrap_err();
+    let DiscoveryError::Invalid { reason, .. } = &err else {
+        panic!("{err}");
+    };
+    assert!(
+        reason.contains("pushed_authorization_request_endpoint"),
+        "{reason}"
+    );
+}
+
+/// Whether a login's request is pushed: when configured, or when the provider requires it
+/// (`require_pushed_authorization_requests`), never otherwise. The test provider's endpoint
+/// answers `404`, so a pushed request shows as that refusal and an unpushed one comes back
+/// unchanged.
+#[tokio::test]
+async fn requests_are_pushed_when_configured_or_required_and_only_then() {
+    for (configured, required, pushed) in [
+        (false, false, false),
+        (true, false, true),
+        (false, true, true),
+    ] {
+        let probe = default_op().await;
+        let op = start_op(Script {
+            metadata_overrides: json!({
+                "pushed_authorization_request_endpoint": format!("{}/par", probe.issuer),
+                "require_pushed_authorization_requests": required,
+            }),
+            ..Script::default()
+        })
+        .await;
+        let mut config = op.config();
+        config.pushed_authorization_requests = configured;
+        let provider = op.provider_with(config).await;
+        let request = provider
+            .authorization_request("https://app.example/bff/callback", None)
+            .unwrap();
+        let url = request.url.clone();
+        match provider.push_authorization_request(request).await {
+            Ok(unchanged) => {
+                assert!(!pushed, "{configured} {required}: not pushed");
+                assert_eq!(unchanged.url, url);
+            }
+            Err(ProviderError::Protocol(reason)) => {
+                assert!(pushed, "{configured} {required}: pushed: {reason}");
+                assert!(reason.contains("HTTP 404"), "{reason}");
+            }
+            Err(other) => panic!("{configured} {required}: {other:?}"),
+        }
+    }
+}

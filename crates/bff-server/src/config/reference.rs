@@ -528,6 +528,16 @@ pub(crate) const SECTIONS: &[Section] = &[
                 doc: "Time limit of each call to the provider.",
             },
             Key {
+                name: "pushed_authorization_requests",
+                kind: "boolean",
+                default: Value("false"),
+                example: "true",
+                doc: "Send each login's parameters to the provider's pushed authorization \
+                      request endpoint (RFC 9126) first, so the browser carries only a \
+                      reference to them. The provider must advertise the endpoint; one that \
+                      requires pushed requests gets them whatever this says.",
+            },
+            Key {
                 name: "ca_file",
                 kind: "path",
                 default: Described("the built-in web PKI roots"),

@@ -404,3 +404,73 @@ async fn silent_login_answers_the_parent_frame_with_and_without_a_provider_sessi
     assert_eq!(user.json()["sub"], "alice");
     browser.assert_no_secrets_seen(&[]);
 }
+
+/// Pushed authorization requests (RFC 9126) against the real provider, for both ways of client
+/// authentication: the browser is sent to the provider with only `client_id` and the
+/// `request_uri` the provider gave back (no state, nonce, PKCE challenge or redirect URI in
+/// its hands), and the login completes as any other.
+#[tokio::test]
+async fn pushed_authorization_requests_keep_the_login_parameters_out_of_the_browser() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let reserved = reserve().await;
+    let idp = Idp::for_server(&reserved);
+    let config = config_with_env(
+        &reserved.base,
+        &idp.issuer,
+        "",
+        &[
+            (
+                "BFF_PROVIDERS__LOCAL__PUSHED_AUTHORIZATION_REQUESTS",
+                "true",
+            ),
+            ("BFF_PROVIDERS__POST__PUSHED_AUTHORIZATION_REQUESTS", "true"),
+        ],
+    );
+    let server = reserved.serve(config).await;
+    for (provider, client_id) in [("local", "bff-basic"), ("post", "bff-post")] {
+        let browser = Browser::new(&server.base);
+        let start = browser
+            .get(&format!(
+                "{}/bff/login?provider={provider}&returnUrl=/pushed",
+                server.base
+            ))
+            .await;
+        assert_eq!(start.status, 302, "{provider}: {}", start.body);
+        let authorize = start.location().unwrap();
+        let parameters: Vec<(String, String)> = url::Url::parse(&authorize)
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect();
+        let names: Vec<&str> = parameters.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["client_id", "request_uri"],
+            "{provider}: {authorize}"
+        );
+        assert_eq!(
+            query_param(&authorize, "client_id").as_deref(),
+            Some(client_id)
+        );
+        assert!(
+            query_param(&authorize, "request_uri")
+                .unwrap()
+                .starts_with("urn:ietf:params:oauth:request_uri:"),
+            "{provider}: {authorize}"
+        );
+        let callback = browser.sign_in_at_provider(&authorize, &idp.issuer).await;
+        assert!(
+            callback.starts_with(&format!("{}/bff/callback?", server.base)),
+            "{provider}: {callback}"
+        );
+        let landed = browser.get(&callback).await;
+        assert_eq!(landed.status, 200, "{provider}: {}", landed.body);
+        assert!(landed.body.contains("url=/pushed"), "{}", landed.body);
+        let user = browser.api_get("/bff/user").await;
+        assert_eq!(user.status, 200, "{provider}: {}", user.body);
+        assert_eq!(user.json()["sub"], "alice");
+        browser.assert_no_secrets_seen(&[]);
+    }
+}
