@@ -203,9 +203,7 @@ impl LoginApi {
         }
         Ok(done.return_url)
     }
-}
 
-impl LoginApi {
     /// The return URL of a silent login.
     fn silent_callback(&self) -> String {
         format!("{}{SILENT_CALLBACK}", self.settings.prefix)
