@@ -65,9 +65,18 @@ pub(super) async fn push(
     endpoint: &str,
     request: AuthorizationRequest,
 ) -> Result<AuthorizationRequest, ProviderError> {
-    let mut url = url::Url::parse(&request.url)
+    let url = url::Url::parse(&request.url)
         .map_err(|e| ProviderError::Protocol(format!("authorization URL: {e}")))?;
-    let parameters: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    // The endpoint's own query (RFC 6749 section 3.1 allows one) stays in the browser's URL;
+    // the request's parameters are the rest.
+    let mut authorize = url::Url::parse(&provider.metadata.authorization_endpoint)
+        .map_err(|e| ProviderError::Protocol(format!("authorization endpoint: {e}")))?;
+    let own: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
+    let parameters: Vec<(String, String)> = url
+        .query_pairs()
+        .into_owned()
+        .filter(|pair| !own.contains(pair))
+        .collect();
     let response = token::client_authenticated_post(provider, endpoint, parameters)
         .send()
         .await
@@ -90,12 +99,12 @@ pub(super) async fn push(
     let pushed: PushedRequest = response.json().await.map_err(|_| {
         ProviderError::Protocol("pushed authorization response without request_uri".into())
     })?;
-    url.set_query(None);
-    url.query_pairs_mut()
+    authorize
+        .query_pairs_mut()
         .append_pair("client_id", &provider.config.client_id)
         .append_pair("request_uri", &pushed.request_uri);
     Ok(AuthorizationRequest {
-        url: url.to_string(),
+        url: authorize.to_string(),
         ..request
     })
 }
