@@ -103,11 +103,6 @@ pub(crate) fn set_binding(
 
 /// The login binding from the request's cookie, expiring the cookie: whatever the outcome of
 /// the login, the binding has done its job.
-/// Whether `req` carries a login-binding cookie at all (without taking it).
-pub(crate) fn has_binding(req: &Request, settings: &HttpSettings) -> bool {
-    req.cookie().get(&settings.binding_cookie).is_some()
-}
-
 pub(crate) fn take_binding(req: &Request, settings: &HttpSettings) -> Option<LoginBinding> {
     let binding = req
         .cookie()

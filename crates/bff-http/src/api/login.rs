@@ -60,10 +60,6 @@ pub(crate) enum SilentLoginPage {
 /// Where a silent login returns to, below the prefix.
 const SILENT_CALLBACK: &str = "/silent-login/callback";
 
-/// The query parameter that marks a callback the BFF's own hop page sent again (see
-/// `callback`): never a second hop.
-const HOP_PARAM: &str = "bff_hop";
-
 /// `POST /login/start` body.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
@@ -258,17 +254,12 @@ fn silent_login_page(is_logged_in: bool, origins: &[String]) -> (String, String)
 fn hop_page(return_url: &ReturnUrl) -> String {
     // The return URL is a validated local path without quotes, spaces or control characters;
     // it is still escaped for the attribute.
-    hop_page_to(return_url.as_str(), "Signed in.")
-}
-
-/// A same-origin page that says `text` and moves on to the local `target` (path and query).
-fn hop_page_to(target: &str, text: &str) -> String {
-    let target = html_escape(target);
+    let target = html_escape(return_url.as_str());
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\">\
          <meta http-equiv=\"refresh\" content=\"0;url={target}\">\
          <title>Signing in…</title></head>\
-         <body><p>{text} <a href=\"{target}\">Continue</a>.</p></body></html>"
+         <body><p>Signed in. <a href=\"{target}\">Continue</a>.</p></body></html>"
     )
 }
 
@@ -326,32 +317,6 @@ impl LoginApi {
         let state = state.0.filter(|s| !s.is_empty()).ok_or_else(|| {
             Problem::bad_request("state_mismatch", "The authorization response has no state.")
         })?;
-        // No binding cookie in an iframe (a silent login): the provider's cross-site redirect
-        // made the callback a cross-site request, and browsers keep `SameSite=Lax` cookies
-        // from those. Asking again from a page of this origin makes it same-site; a second
-        // miss is refused below as always. A top-level callback gets the cookie, so one
-        // without is refused at once.
-        let in_iframe = req
-            .headers()
-            .get("sec-fetch-dest")
-            .is_some_and(|v| v.as_bytes() == b"iframe");
-        // The marker is the BFF's own, not part of the documented interface.
-        let asked_again = req.uri().query().is_some_and(|query| {
-            query
-                .split('&')
-                .any(|pair| pair.split('=').next() == Some(HOP_PARAM))
-        });
-        if in_iframe && !asked_again && !cookies::has_binding(req, &self.settings) {
-            let prefix = &self.settings.prefix;
-            let again = match req.uri().query() {
-                Some(query) => format!("{prefix}/callback?{query}&{HOP_PARAM}=1"),
-                None => format!("{prefix}/callback?{HOP_PARAM}=1"),
-            };
-            return Ok(CallbackPage::Hop(
-                Html(hop_page_to(&again, "Signing in…")),
-                "no-referrer".into(),
-            ));
-        }
         let finished = self
             .finish(
                 req,
