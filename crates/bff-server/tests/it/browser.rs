@@ -179,6 +179,32 @@ async fn chromium_logs_in_and_the_first_page_is_logged_in() {
     result.unwrap();
 }
 
+/// Silent login with the provider on another site than the app, in a real browser, without a
+/// session there: the provider's `login_required` comes back into the iframe through a
+/// cross-site redirect, and the callback must still see the BFF's `SameSite=Lax`
+/// login-binding cookie (the frame is the app's own site) to turn it into the page's `false`;
+/// a refused callback would leave the app waiting for its timeout.
+#[tokio::test]
+async fn chromium_silent_login_with_a_provider_on_another_site_answers_the_app() {
+    if !prerequisite("local OpenID Provider (node)", idp_available())
+        || !prerequisite("headless Chromium", browser_available())
+    {
+        return;
+    }
+    let (_idp, server, _) = provider_on_host_and_server("127.0.0.2").await;
+    let (_driver, c, profile) = chromium().await;
+    let result = async {
+        c.goto(&format!("{}/", server.base)).await?;
+        let status = c.wait().for_element(Locator::Id("status")).await?;
+        wait_for_text(&status, "Not logged in").await;
+        Ok::<_, fantoccini::error::CmdError>(crate::browser_app::silent_login(&c).await)
+    }
+    .await;
+    let _ = c.close().await;
+    let _ = std::fs::remove_dir_all(&profile);
+    assert_eq!(result.unwrap(), serde_json::json!(false));
+}
+
 /// The element `locator` finds once the page stops navigating, waiting up to `timeout`: after a
 /// redirect chain (provider, callback, app) a lookup can land mid-navigation, which chromedriver
 /// answers "aborted by navigation" instead of waiting; that is retried, anything else fails.

@@ -560,7 +560,7 @@ impl WalkStores {
 /// screenshot and the page's HTML under `target/e2e/`, paths printed.
 /// Runs README.md's silent login in the current page (a hidden iframe on `/bff/silent-login`)
 /// and returns what the iframe posted: `isLoggedIn`, or `"timeout"` after 10 s.
-async fn silent_login(c: &Client) -> serde_json::Value {
+pub(crate) async fn silent_login(c: &Client) -> serde_json::Value {
     const SCRIPT: &str = "const done = arguments[0];
         const frame = Object.assign(document.createElement('iframe'),
             { hidden: true, src: '/bff/silent-login' });
