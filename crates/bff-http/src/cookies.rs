@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use bff_domain::{
     AdmissionError, Bff, BindingCheck, ClientContext, LoginBinding, PostLogoutState, SessionId,
+    SessionView,
 };
 use poem::http::{HeaderMap, HeaderValue, header};
 use poem::web::cookie::{Cookie, CookieJar, SameSite};
@@ -175,6 +176,23 @@ impl SessionCookie {
             &self.settings.session_cookie,
             SameSite::Strict,
         );
+    }
+
+    /// The browser's live session, if it has one: `None` without a cookie, and `None` with the
+    /// cookie cleared when the session it names has ended. Other failures (a store that is
+    /// down) are problems.
+    pub(crate) async fn current(&self, bff: &Bff) -> Result<Option<SessionView>, Problem> {
+        let Some(id) = self.id() else {
+            return Ok(None);
+        };
+        match bff.current_session(id).await {
+            Ok(view) => Ok(Some(view)),
+            Err(e) if e.ends_session() => {
+                self.clear();
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The problem for `err`, clearing the cookie first when `err` means the session is over.

@@ -208,21 +208,6 @@ impl LoginApi {
     fn silent_callback(&self) -> String {
         format!("{}{SILENT_CALLBACK}", self.settings.prefix)
     }
-
-    /// Whether the browser holds a live session; clears the cookie of one that has ended.
-    async fn is_logged_in(&self, session: &SessionCookie) -> Result<bool, Problem> {
-        let Some(id) = session.id() else {
-            return Ok(false);
-        };
-        match self.bff.current_session(id).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.ends_session() => {
-                session.clear();
-                Ok(false)
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
 }
 
 /// The silent-login result page: posts `{source: "bff-silent-login", isLoggedIn}` to its parent
@@ -431,7 +416,7 @@ impl LoginApi {
             }));
         }
         Ok(Json(EndLoginResponse {
-            is_logged_in: self.is_logged_in(&session).await?,
+            is_logged_in: session.current(&self.bff).await?.is_some(),
             handled: false,
             return_url: None,
         }))
@@ -468,7 +453,7 @@ impl LoginApi {
         &self,
         session: SessionCookie,
     ) -> Result<SilentLoginPage, Problem> {
-        let is_logged_in = self.is_logged_in(&session).await?;
+        let is_logged_in = session.current(&self.bff).await?.is_some();
         let origins: Vec<String> = self
             .settings
             .app_origins

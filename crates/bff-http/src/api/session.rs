@@ -157,17 +157,8 @@ impl SessionApi {
         _csrf: CsrfChecked,
         session: SessionCookie,
     ) -> Result<Json<SessionResponse>, Problem> {
-        let not_logged_in = Json(SessionResponse {
-            is_logged_in: false,
-            expires_at: None,
-            provider: None,
-            connected_providers: None,
-        });
-        let Some(id) = session.id() else {
-            return Ok(not_logged_in);
-        };
-        match self.bff.current_session(id).await {
-            Ok(view) => Ok(Json(SessionResponse {
+        Ok(Json(match session.current(&self.bff).await? {
+            Some(view) => SessionResponse {
                 is_logged_in: true,
                 expires_at: Some(view.expires_at.unix_seconds()),
                 provider: Some(view.provider.as_str().to_owned()),
@@ -177,13 +168,14 @@ impl SessionApi {
                         .map(|p| p.as_str().to_owned())
                         .collect(),
                 ),
-            })),
-            Err(e) if e.ends_session() => {
-                session.clear();
-                Ok(not_logged_in)
-            }
-            Err(e) => Err(e.into()),
-        }
+            },
+            None => SessionResponse {
+                is_logged_in: false,
+                expires_at: None,
+                provider: None,
+                connected_providers: None,
+            },
+        }))
     }
 
     /// The user's claims: the ID token's, plus the provider's userinfo endpoint when configured.
