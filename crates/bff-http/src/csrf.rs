@@ -118,21 +118,28 @@ fn is_navigation(req: &Request) -> bool {
         .is_some_and(|v| v.as_bytes() == b"navigate")
 }
 
-/// The CSRF rule for a form the user submits, which cannot carry `x-csrf`: a navigation
-/// ([`is_navigation`]) whose `Origin` is one of the app origins. A cross-site page can submit a
-/// form too, but its `Origin` is its own; without `Origin` (or with `null`) it is refused.
-pub(crate) fn check_form_navigation(req: &Request, settings: &HttpSettings) -> Result<(), Problem> {
-    if !is_navigation(req) {
-        return Err(Problem::csrf("the x-csrf: 1 header is required"));
+/// The CSRF rule for a navigation (a form the user submits, which cannot carry `x-csrf`): its
+/// `Origin` must be one of the app origins. A cross-site page can submit a form too, but its
+/// `Origin` is its own; without `Origin` (or with `null`) it is refused.
+fn check_form_navigation(req: &Request, settings: &HttpSettings) -> Result<(), Problem> {
+    if has_app_origin(req, settings)? {
+        Ok(())
+    } else {
+        Err(Problem::csrf(
+            "a form needs an Origin header from an allowed origin",
+        ))
     }
+}
+
+/// Whether `req` names an app origin in `Origin`: `false` without the header, refused with
+/// any other origin.
+fn has_app_origin(req: &Request, settings: &HttpSettings) -> Result<bool, Problem> {
     match req.headers().get("origin").and_then(|v| v.to_str().ok()) {
-        Some(origin) if settings.is_app_origin(origin) => Ok(()),
+        Some(origin) if settings.is_app_origin(origin) => Ok(true),
         Some(_) => Err(Problem::csrf(
             "the request comes from an origin that is not allowed",
         )),
-        None => Err(Problem::csrf(
-            "a form needs an Origin header from an allowed origin",
-        )),
+        None => Ok(false),
     }
 }
 
@@ -146,24 +153,19 @@ pub(crate) fn check(req: &Request, settings: &HttpSettings) -> Result<(), Proble
     if safe {
         return Ok(());
     }
-    match req.headers().get("origin").and_then(|v| v.to_str().ok()) {
-        Some(origin) if settings.is_app_origin(origin) => Ok(()),
-        Some(_) => Err(Problem::csrf(
-            "the request comes from an origin that is not allowed",
-        )),
-        None => {
-            let site = req
-                .headers()
-                .get("sec-fetch-site")
-                .and_then(|v| v.to_str().ok());
-            if site == Some("same-origin") {
-                Ok(())
-            } else {
-                Err(Problem::csrf(
-                    "an Origin header from an allowed origin is required",
-                ))
-            }
-        }
+    if has_app_origin(req, settings)? {
+        return Ok(());
+    }
+    let site = req
+        .headers()
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok());
+    if site == Some("same-origin") {
+        Ok(())
+    } else {
+        Err(Problem::csrf(
+            "an Origin header from an allowed origin is required",
+        ))
     }
 }
 
