@@ -614,13 +614,14 @@ async fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-#[tokio::test]
-async fn access_lines_can_be_left_out_and_other_lines_keep_the_request_id() {
-    if !prerequisite("local OpenID Provider (node)", idp_available()) {
-        return;
-    }
+/// Serves a route to a closed port with the JSON log lines `filter` lets through, sends it a
+/// proxied call (`502`) and `GET /bff/user` (`401`), and returns the proxied call's request
+/// id and the lines written.
+async fn lines_of_a_failed_call(
+    idp: &Idp,
+    filter: impl Into<bff_server::telemetry::LogFilter>,
+) -> (String, String) {
     let reserved = reserve().await;
-    let idp = Idp::for_server(&reserved);
     let routes = format!(
         r#"
 [[routes]]
@@ -631,8 +632,6 @@ token = "none"
         port = closed_port().await
     );
     let config = config_with(&reserved.base, &idp.issuer, &routes);
-    // The one filter directive an operator adds to drop the access log.
-    let filter = bff_server::telemetry::LogFilter::parse("info,bff_http::access=off").unwrap();
     let logs = Captured::default();
     let (subscriber, telemetry) = bff_server::telemetry::subscriber(
         LogFormat::Json,
@@ -644,10 +643,6 @@ token = "none"
     let installed = tracing::subscriber::set_default(subscriber);
     let server = reserved.serve(config).await;
     let browser = Browser::new(&server.base);
-    let answered = |status: u16, resp: &reqwest::Response| {
-        assert_eq!(resp.status(), status);
-        resp.headers()["x-request-id"].to_str().unwrap().to_owned()
-    };
     let down = browser
         .http
         .get(format!("{}/api/down/orders", server.base))
@@ -655,14 +650,24 @@ token = "none"
         .send()
         .await
         .unwrap();
-    let down_id = answered(502, &down);
-    let user = browser.api_get("/bff/user").await;
-    assert_eq!(user.status, 401);
+    assert_eq!(down.status(), 502);
+    let down_id = down.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(browser.api_get("/bff/user").await.status, 401);
     drop(server);
     drop(installed);
     drop(telemetry);
+    (down_id, logs.text())
+}
 
-    let text = logs.text();
+#[tokio::test]
+async fn access_lines_can_be_left_out_and_other_lines_keep_the_request_id() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let idp = Idp::for_server(&reserve().await);
+    // The one filter directive an operator adds to drop the access log.
+    let filter = bff_server::telemetry::LogFilter::parse("info,bff_http::access=off").unwrap();
+    let (down_id, text) = lines_of_a_failed_call(&idp, filter).await;
     let lines = json_lines(&text);
     assert!(
         !lines.iter().any(|l| l["fields"]["message"] == "request"),
@@ -677,37 +682,23 @@ token = "none"
     assert_eq!(request_id_of(warning), Some(down_id.as_str()), "{text}");
 
     // By default each request has its access line, under that target.
-    let reserved = reserve().await;
-    let config = config_with(&reserved.base, &idp.issuer, &routes);
-    let logs = Captured::default();
-    let (subscriber, telemetry) = bff_server::telemetry::subscriber(
-        LogFormat::Json,
-        EnvFilter::new("info"),
-        &TracingConfig::default(),
-        logs.clone(),
-    )
-    .unwrap();
-    let installed = tracing::subscriber::set_default(subscriber);
-    let server = reserved.serve(config).await;
-    let down = reqwest::Client::new()
-        .get(format!("{}/api/down/orders", server.base))
-        .header("x-csrf", "1")
-        .send()
-        .await
-        .unwrap();
-    let down_id = answered(502, &down);
-    drop(server);
-    drop(installed);
-    drop(telemetry);
-    let text = logs.text();
-    // (Besides the harness's own readiness probe.)
+    let (down_id, text) = lines_of_a_failed_call(&idp, EnvFilter::new("info")).await;
     let access: Vec<serde_json::Value> = json_lines(&text)
         .into_iter()
-        .filter(|l| l["fields"]["message"] == "request" && l["fields"]["path"] != "/healthz")
+        .filter(|l| l["fields"]["message"] == "request")
         .collect();
-    assert_eq!(access.len(), 1, "{text}");
-    assert_eq!(access[0]["target"], bff_http::ACCESS_LOG_TARGET);
-    assert_eq!(access[0]["fields"]["status"], 502);
-    assert_eq!(access[0]["fields"]["path"], "/api/down/orders");
-    assert_eq!(request_id_of(&access[0]), Some(down_id.as_str()));
+    let paths: Vec<&str> = access
+        .iter()
+        .filter_map(|l| l["fields"]["path"].as_str())
+        .collect();
+    // (The harness's own readiness probe first.)
+    assert_eq!(
+        paths,
+        ["/healthz", "/api/down/orders", "/bff/user"],
+        "{text}"
+    );
+    let down = &access[1];
+    assert_eq!(down["target"], bff_http::ACCESS_LOG_TARGET);
+    assert_eq!(down["fields"]["status"], 502);
+    assert_eq!(request_id_of(down), Some(down_id.as_str()));
 }
