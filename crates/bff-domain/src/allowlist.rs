@@ -12,7 +12,7 @@
 //! prefix, plus the query exactly as received; the query never takes part in matching.
 //!
 //! A malformed or hostile target is refused as [`ProxyRefusal::PathNotAllowed`] (code
-//! `path_not_allowed`) with a [`TargetDefect`] that has its own code. Each defect exists because
+//! `route_not_allowed`, reason the defect's own code) with a [`TargetDefect`]. Each defect exists because
 //! some parser between here and the upstream would read the target differently from this rule:
 //! - `target_too_long`: bounds the work done on hostile input.
 //! - `not_origin_form`: an absolute URL (`http://host/...`), `*` or `host:port` names a host,
@@ -984,15 +984,28 @@ pub enum ProxyRefusal {
 }
 
 impl ProxyRefusal {
-    /// The stable code: `path_not_allowed`, `no_route`, `method_not_allowed`,
-    /// `insufficient_scope` or `provider_not_connected`.
+    /// The stable code: `route_not_allowed` for every refusal of the allowlist itself (the
+    /// contract's one code for "this request may not go upstream"; [`reason`](Self::reason)
+    /// says which rule), `insufficient_scope` or `provider_not_connected`.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::PathNotAllowed(_) => "path_not_allowed",
-            Self::NoRoute => "no_route",
-            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::PathNotAllowed(_) | Self::NoRoute | Self::MethodNotAllowed { .. } => {
+                "route_not_allowed"
+            }
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::ProviderNotConnected { .. } => "provider_not_connected",
+        }
+    }
+
+    /// Which allowlist rule refused a `route_not_allowed`: the target's defect
+    /// ([`TargetDefect::code`]), `no_route` or `method_not_allowed`. `None` for the other codes,
+    /// which need no further reason.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Self::PathNotAllowed(defect) => Some(defect.code()),
+            Self::NoRoute => Some("no_route"),
+            Self::MethodNotAllowed { .. } => Some("method_not_allowed"),
+            Self::InsufficientScope { .. } | Self::ProviderNotConnected { .. } => None,
         }
     }
 }

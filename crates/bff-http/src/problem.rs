@@ -31,7 +31,8 @@ pub(crate) struct ProblemDetails {
     /// Stable machine-readable code.
     pub(crate) code: String,
     /// The check that failed, for codes that name one (`logout_token_invalid`: `iss`, `aud`,
-    /// `jti`, `replayed`, ...).
+    /// `jti`, `replayed`, ...; `route_not_allowed`: `dot_segment`, `no_route`,
+    /// `method_not_allowed`, ...).
     #[oai(skip_serializing_if_is_none)]
     pub(crate) reason: Option<String>,
     /// Per-dependency results (readiness only).
@@ -119,20 +120,7 @@ impl Problem {
     /// The HTTP status the body carries (the proxy answers `504` through a `502`-class
     /// variant and sets this status on the response).
     pub(crate) fn status(&self) -> StatusCode {
-        let body = match self {
-            Self::BadRequest(b)
-            | Self::Unauthorized(b)
-            | Self::Forbidden(b)
-            | Self::NotFound(b)
-            | Self::MethodNotAllowed(b)
-            | Self::Conflict(b)
-            | Self::PayloadTooLarge(b)
-            | Self::UnsupportedMediaType(b)
-            | Self::Internal(b)
-            | Self::BadGateway(b)
-            | Self::Unavailable(b, _) => b,
-        };
-        StatusCode::from_u16(body.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        StatusCode::from_u16(self.details().status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// A problem with `status`, `code` and `detail`.
@@ -192,11 +180,45 @@ impl Problem {
         } else {
             "invalid"
         };
-        let mut problem = Self::bad_request(code, detail);
-        if let Self::BadRequest(body) = &mut problem {
-            body.0.reason = Some(reason.to_owned());
+        Self::bad_request(code, detail).with_reason(reason)
+    }
+
+    /// The same problem naming the failed check `reason` (a name of this program's own).
+    fn with_reason(mut self, reason: &str) -> Self {
+        self.details_mut().reason = Some(reason.to_owned());
+        self
+    }
+
+    fn details(&self) -> &ProblemDetails {
+        match self {
+            Self::BadRequest(b)
+            | Self::Unauthorized(b)
+            | Self::Forbidden(b)
+            | Self::NotFound(b)
+            | Self::MethodNotAllowed(b)
+            | Self::Conflict(b)
+            | Self::PayloadTooLarge(b)
+            | Self::UnsupportedMediaType(b)
+            | Self::Internal(b)
+            | Self::BadGateway(b)
+            | Self::Unavailable(b, _) => &b.0,
         }
-        problem
+    }
+
+    fn details_mut(&mut self) -> &mut ProblemDetails {
+        match self {
+            Self::BadRequest(b)
+            | Self::Unauthorized(b)
+            | Self::Forbidden(b)
+            | Self::NotFound(b)
+            | Self::MethodNotAllowed(b)
+            | Self::Conflict(b)
+            | Self::PayloadTooLarge(b)
+            | Self::UnsupportedMediaType(b)
+            | Self::Internal(b)
+            | Self::BadGateway(b)
+            | Self::Unavailable(b, _) => &mut b.0,
+        }
     }
 
     /// `413 payload_too_large`.
@@ -554,7 +576,8 @@ impl From<bff_domain::allowlist::ProxyRefusal> for Problem {
     fn from(refusal: bff_domain::allowlist::ProxyRefusal) -> Self {
         use bff_domain::allowlist::ProxyRefusal;
         let code = refusal.code();
-        match refusal {
+        let reason = refusal.reason();
+        let problem = match refusal {
             ProxyRefusal::PathNotAllowed(defect) => Self::bad_request(
                 code,
                 format!(
@@ -587,6 +610,10 @@ impl From<bff_domain::allowlist::ProxyRefusal> for Problem {
                     "This API route needs the provider '{required}' connected to the session (log in with connect=true)."
                 ),
             ),
+        };
+        match reason {
+            Some(reason) => problem.with_reason(reason),
+            None => problem,
         }
     }
 }

@@ -4,9 +4,9 @@
 //!
 //! A plain poem endpoint, outside the OpenAPI document. For each request under a route's prefix:
 //! 1. The raw request target (as received, before any routing rewrote it) is resolved by the
-//!    domain's [`RouteTable`]; a refusal answers problem+json with the refusal's stable code
-//!    (`400 path_not_allowed`, `404 no_route`, `405 method_not_allowed` with `Allow`) and no
-//!    upstream call.
+//!    domain's [`RouteTable`]; a refusal answers problem+json `route_not_allowed` with the rule
+//!    as its `reason` (`400` for a hostile target, its defect as the reason; `404 no_route`;
+//!    `405 method_not_allowed` with `Allow`) and no upstream call.
 //! 2. CSRF: `x-csrf: 1`, plus the `Origin` check for unsafe methods ([`csrf::check`]), on every
 //!    route, `none` routes included: the BFF sits where the browser cannot, often next to
 //!    internal APIs, so a cross-site page must not be able to make it call them either.
@@ -232,16 +232,11 @@ fn refusal_answer(refusal: ProxyRefusal) -> Response {
         ),
         _ => None,
     };
-    match &refusal {
-        ProxyRefusal::PathNotAllowed(defect) => {
-            tracing::info!(
-                code = refusal.code(),
-                defect = defect.code(),
-                "proxy refused"
-            )
-        }
-        _ => tracing::info!(code = refusal.code(), "proxy refused"),
-    }
+    tracing::info!(
+        code = refusal.code(),
+        reason = refusal.reason(),
+        "proxy refused"
+    );
     let mut response = answer(refusal.into());
     if let Some(value) = allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
         response.headers_mut().insert(header::ALLOW, value);

@@ -206,7 +206,8 @@ fn methods_a_route_does_not_allow_are_refused_with_the_allowed_ones() {
             allowed: allowed.clone(),
         };
         assert_eq!(got.as_ref().err(), Some(&expected), "{method} {target}");
-        assert_eq!(expected.code(), "method_not_allowed");
+        assert_eq!(expected.code(), "route_not_allowed");
+        assert_eq!(expected.reason(), Some("method_not_allowed"));
     }
     // A path defect is reported before the method: the target is never looked up.
     assert_eq!(
@@ -600,26 +601,32 @@ fn refusal_codes_are_stable() {
     ];
     for (defect, code) in defects {
         assert_eq!(defect.code(), code);
-        assert_eq!(ProxyRefusal::from(defect).code(), "path_not_allowed");
+        assert_eq!(ProxyRefusal::from(defect).code(), "route_not_allowed");
+        assert_eq!(ProxyRefusal::from(defect).reason(), Some(code));
     }
     let provider = ProviderId::parse("partner").unwrap();
+    // (refusal, code, reason)
     let refusals = [
-        (ProxyRefusal::NoRoute, "no_route"),
+        (ProxyRefusal::NoRoute, "route_not_allowed", Some("no_route")),
         (
             ProxyRefusal::MethodNotAllowed { allowed: vec![] },
-            "method_not_allowed",
+            "route_not_allowed",
+            Some("method_not_allowed"),
         ),
         (
             ProxyRefusal::InsufficientScope { missing: vec![] },
             "insufficient_scope",
+            None,
         ),
         (
             ProxyRefusal::ProviderNotConnected { required: provider },
             "provider_not_connected",
+            None,
         ),
     ];
-    for (refusal, code) in refusals {
+    for (refusal, code, reason) in refusals {
         assert_eq!(refusal.code(), code);
+        assert_eq!(refusal.reason(), reason);
     }
 }
 

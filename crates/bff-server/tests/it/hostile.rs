@@ -75,19 +75,19 @@ fn cases(base: &str) -> Vec<Case> {
             name: "proxy path traversal",
             request: head("/api/things/..%2f..%2fadmin", csrf),
             status: 400,
-            code: Some("path_not_allowed"),
+            code: Some("route_not_allowed"),
         },
         Case {
             name: "proxy double-encoded dot segment",
             request: head("/api/things/%252e%252e/admin", csrf),
             status: 400,
-            code: Some("path_not_allowed"),
+            code: Some("route_not_allowed"),
         },
         Case {
             name: "absolute-form target",
             request: head("http://evil.example/api/things/x", csrf),
             status: 400,
-            code: Some("path_not_allowed"),
+            code: Some("route_not_allowed"),
         },
         Case {
             name: "1 MB header",

@@ -427,7 +427,7 @@ async fn proxied_calls_carry_alices_token_and_nothing_of_the_browser() {
         let (status, response) = raw_get(&server.base, target, &session).await;
         assert_eq!(status, 400, "{target}: {response}");
         assert!(
-            response.contains("application/problem+json") && response.contains("path_not_allowed"),
+            response.contains("application/problem+json") && response.contains("route_not_allowed"),
             "{target}: {response}"
         );
         assert!(!response.contains(&token), "{target}: {response}");
