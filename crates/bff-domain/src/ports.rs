@@ -221,6 +221,15 @@ pub trait ReplayCache: Send + Sync {
         expires_at: Timestamp,
         now: Timestamp,
     ) -> Result<bool, StoreError>;
+
+    /// Takes back `value`, so that it is new again: for a use case that recorded a value and
+    /// then could not finish its work (a back-channel logout whose session store failed), so
+    /// that the sender's retry is not refused as a replay. Forgetting an absent value is not an
+    /// error.
+    ///
+    /// # Errors
+    /// `Unavailable` on store failure.
+    async fn forget(&self, value: &str) -> Result<(), StoreError>;
 }
 
 /// Short leases for single-flight work across processes (token refresh).

@@ -703,6 +703,10 @@ impl ReplayCache for Metered<dyn ReplayCache> {
         )
         .await
     }
+
+    async fn forget(&self, value: &str) -> Result<(), StoreError> {
+        self.timed("replay_forget", self.inner.forget(value)).await
+    }
 }
 
 #[async_trait]

@@ -217,6 +217,10 @@ impl<S: ReplayCache + ?Sized> ReplayCache for TracedStore<S> {
         )
         .await
     }
+
+    async fn forget(&self, value: &str) -> Result<(), StoreError> {
+        traced(self.span("replay.forget"), self.inner.forget(value)).await
+    }
 }
 
 #[async_trait]

@@ -387,6 +387,11 @@ impl ReplayCache for MemoryStore {
             }
         }
     }
+
+    async fn forget(&self, value: &str) -> Result<(), StoreError> {
+        guard(&self.replay)?.remove(value);
+        Ok(())
+    }
 }
 
 #[async_trait]

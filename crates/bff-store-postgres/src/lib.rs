@@ -545,6 +545,17 @@ impl ReplayCache for PostgresStore {
             .await?;
         Ok(done.rows_affected() > 0)
     }
+
+    async fn forget(&self, value: &str) -> Result<(), StoreError> {
+        self.bounded(
+            "replay forget",
+            sqlx::query("DELETE FROM bff_replay WHERE value = $1")
+                .bind(value)
+                .execute(&self.pool),
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 /// Milliseconds since the epoch by the database clock, in SQL.

@@ -767,6 +767,16 @@ impl ReplayCache for RedisStore {
             .await?;
         Ok(inserted == 1)
     }
+
+    async fn forget(&self, value: &str) -> Result<(), StoreError> {
+        let key = format!("{}r:{}", self.prefix, hex_sha256(value));
+        let _removed: i64 = self
+            .run("replay forget", |mut c| async move {
+                redis::cmd("DEL").arg(key).query_async(&mut c).await
+            })
+            .await?;
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -280,6 +280,12 @@ impl ReplayCache for FakeStores {
             }
         }
     }
+
+    async fn forget(&self, value: &str) -> Result<(), StoreError> {
+        self.check_up()?;
+        self.replay.lock().unwrap().remove(value);
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -65,6 +65,7 @@ macro_rules! store_contract_tests {
             pending_logins_are_taken_once
             pending_connect_logins_keep_their_session
             replay_cache_inserts_once
+            replay_cache_forgets
             leases_belong_to_their_owner
         ] }
     };
@@ -896,6 +897,29 @@ pub async fn replay_cache_inserts_once(stores: &ContractStores, now: Timestamp) 
             .unwrap(),
         "after expiry the value is new again"
     );
+}
+
+/// A forgotten value is new again, and only that value is; forgetting an absent one is fine.
+pub async fn replay_cache_forgets(stores: &ContractStores, now: Timestamp) {
+    let r = &stores.replay;
+    let (value, other) = (unique(now, "jti"), unique(now, "jti"));
+    for v in [&value, &other] {
+        assert!(r.insert_if_absent(v, later(now, 60), now).await.unwrap());
+    }
+    r.forget(&value).await.unwrap();
+    assert!(
+        r.insert_if_absent(&value, later(now, 60), now)
+            .await
+            .unwrap(),
+        "a forgotten value is new again"
+    );
+    assert!(
+        !r.insert_if_absent(&other, later(now, 60), now)
+            .await
+            .unwrap(),
+        "another value is still remembered"
+    );
+    r.forget(&unique(now, "jti")).await.unwrap();
 }
 
 /// Leases: one owner at a time; only the owner releases.

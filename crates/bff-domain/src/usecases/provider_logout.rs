@@ -161,9 +161,10 @@ impl Bff {
     /// # Errors
     /// `InvalidToken` naming the failed check; `Replayed`; `Provider` when the provider's keys
     /// cannot be reached; nothing is deleted on these. `Store`: when the store fails while
-    /// sessions are being ended, those not reached yet stay, and the `jti` counts as used, so
-    /// the provider's retry of that token is refused as a replay. (Not handled yet: the
-    /// `ReplayCache` port has no way to take a value back.)
+    /// sessions are being ended, those not reached yet stay, and the `jti` is taken back
+    /// ([`ReplayCache::forget`](crate::ports::ReplayCache::forget)), so the provider's retry of
+    /// that token ends them (unless the replay cache failed too, when the retry is refused as a
+    /// replay).
     pub async fn backchannel_logout(
         &self,
         logout_token: &str,
@@ -201,15 +202,16 @@ impl Bff {
             .unwrap_or_else(|| token.issued_at.plus(LOGOUT_TOKEN_LIFETIME_WITHOUT_EXP))
             .max(now)
             .plus(REPLAY_MARGIN);
+        let jti = replay_value(&token);
         if !self
             .ports
             .replay
-            .insert_if_absent(&replay_value(&token), remember_until, now)
+            .insert_if_absent(&jti, remember_until, now)
             .await?
         {
             return Err(BackchannelLogoutError::Replayed);
         }
-        let ended = self
+        let ended = match self
             .end_provider_sessions(
                 std::slice::from_ref(&provider),
                 &token.issuer,
@@ -217,7 +219,17 @@ impl Bff {
                 token.subject.as_deref(),
                 now,
             )
-            .await?;
+            .await
+        {
+            Ok(ended) => ended,
+            Err(err) => {
+                // The logout did not finish: the provider's retry of this token must not be
+                // refused as a replay. If the cache cannot forget either, that is the outcome
+                // the error already reports (the store is failing), so its own error is dropped.
+                let _ = self.ports.replay.forget(&jti).await;
+                return Err(err.into());
+            }
+        };
         self.sessions_ended(SessionEndReason::BackchannelLogout, ended.sessions);
         self.connections_ended(SessionEndReason::BackchannelLogout, ended.connections);
         Ok(ProviderLogoutOutcome {

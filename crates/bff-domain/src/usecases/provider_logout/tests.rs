@@ -246,6 +246,34 @@ fn a_replayed_jti_is_refused_by_every_node_until_long_after_expiry() {
 }
 
 #[test]
+fn a_logout_the_store_broke_off_is_finished_by_the_providers_retry() {
+    use std::sync::atomic::Ordering;
+    let w = populated();
+    let logout = token(json!({"sid": null}));
+    w.stores.fail_deletes.store(true, Ordering::SeqCst);
+    let broken = block_on(w.node().backchannel_logout(&logout));
+    assert!(
+        matches!(broken, Err(BackchannelLogoutError::Store(_))),
+        "{broken:?}"
+    );
+    assert_eq!(w.live(), EVERYONE, "the store ended nothing");
+    // The store is back; the provider sends the same token again (OIDC Back-Channel Logout
+    // section 2.8: a failed delivery may be retried).
+    w.stores.fail_deletes.store(false, Ordering::SeqCst);
+    let retried = block_on(w.node().backchannel_logout(&logout)).unwrap();
+    assert_eq!(retried.sessions_ended, 2);
+    assert_eq!(
+        w.live(),
+        ["main/bob/s-b", "other/alice/s-a", "second/alice/s-a2"]
+    );
+    // Once it has done its work, the token is a replay like any other.
+    assert_eq!(
+        refusal(block_on(w.node().backchannel_logout(&logout))),
+        "replayed"
+    );
+}
+
+#[test]
 fn the_same_jti_from_another_issuer_is_another_token() {
     let w = populated();
     block_on(w.node().backchannel_logout(&token(json!({})))).unwrap();
