@@ -593,6 +593,11 @@ impl SessionStore for Metered<dyn SessionStore> {
         self.timed("delete", self.inner.delete(key)).await
     }
 
+    async fn delete_many(&self, keys: &[SessionKey]) -> Result<u64, StoreError> {
+        self.timed("delete_many", self.inner.delete_many(keys))
+            .await
+    }
+
     async fn find_by_provider_session(
         &self,
         issuer: &str,

@@ -98,6 +98,14 @@ impl<S: SessionStore + ?Sized> SessionStore for TracedStore<S> {
         traced(self.span("session.delete"), self.inner.delete(key)).await
     }
 
+    async fn delete_many(&self, keys: &[SessionKey]) -> Result<u64, StoreError> {
+        traced(
+            self.span("session.delete_many"),
+            self.inner.delete_many(keys),
+        )
+        .await
+    }
+
     async fn find_by_provider_session(
         &self,
         issuer: &str,

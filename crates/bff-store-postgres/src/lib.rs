@@ -57,6 +57,9 @@ const SESSION_COLUMNS: &str = "session_key, provider, issuer, subject, provider_
 /// `true` when live at `$n` (the row's earlier expiry is after now).
 const LIVE: &str = "LEAST(idle_expires_at, absolute_expires_at) >";
 
+/// Sessions per `DELETE` statement of `delete_many`.
+pub const DELETE_MANY_BATCH: usize = 1000;
+
 fn unavailable(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |e| StoreError::unavailable(format!("postgres {what}: {}", describe(&e)))
 }
@@ -278,6 +281,25 @@ impl SessionStore for PostgresStore {
             )
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_many(&self, keys: &[SessionKey]) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        // One statement per batch: each stays within the statement timeout however many
+        // sessions a logout ends.
+        for batch in keys.chunks(DELETE_MANY_BATCH) {
+            let batch: Vec<&str> = batch.iter().map(SessionKey::as_str).collect();
+            let done = self
+                .bounded(
+                    "delete many",
+                    sqlx::query("DELETE FROM bff_sessions WHERE session_key = ANY($1)")
+                        .bind(batch)
+                        .execute(&self.pool),
+                )
+                .await?;
+            deleted += done.rows_affected();
+        }
+        Ok(deleted)
     }
 
     async fn find_by_provider_session(

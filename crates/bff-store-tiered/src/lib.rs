@@ -135,6 +135,12 @@ impl SessionStore for TieredSessionStore {
         Ok(existed)
     }
 
+    async fn delete_many(&self, keys: &[SessionKey]) -> Result<u64, StoreError> {
+        let existed = self.record.delete_many(keys).await?;
+        self.cache.delete_many(keys).await?;
+        Ok(existed)
+    }
+
     async fn put_renewal(
         &self,
         old: &SessionKey,

@@ -56,6 +56,7 @@ macro_rules! store_contract_tests {
             touch_slides_forward_only
             idle_and_absolute_expiry
             lookup_and_delete_by_sid_and_subject
+            delete_many_deletes_exactly_those
             sweep_respects_the_batch
             concurrent_touches_keep_a_token_update
             connections_round_trip_and_are_version_checked
@@ -458,6 +459,54 @@ pub async fn lookup_and_delete_by_sid_and_subject(stores: &ContractStores, now: 
             .unwrap(),
         1
     );
+}
+
+/// `delete_many` deletes the sessions named, counts those that existed, and leaves the rest
+/// (and their index entries) alone; past any batch size a store uses, for reads by subject too.
+pub async fn delete_many_deletes_exactly_those(stores: &ContractStores, now: Timestamp) {
+    let s = &stores.sessions;
+    let issuer = "https://many.example";
+    let sub = unique(now, "sub");
+    let sessions: Vec<Session> = (0..1203)
+        .map(|_| sample_session(now, issuer, &sub, None))
+        .collect();
+    for session in &sessions {
+        s.create(session).await.unwrap();
+    }
+    assert_eq!(
+        s.find_by_subject(issuer, &sub, now).await.unwrap().len(),
+        sessions.len(),
+        "all of them are found, past any batch size of a store's reads"
+    );
+    let (kept, doomed) = sessions.split_at(2);
+    let absent = sample_session(now, issuer, &sub, None).key;
+    let mut keys: Vec<SessionKey> = doomed.iter().map(|x| x.key.clone()).collect();
+    keys.push(absent);
+    assert_eq!(
+        s.delete_many(&keys).await.unwrap(),
+        doomed.len() as u64,
+        "every named session that existed, and not the absent one"
+    );
+    for session in doomed.iter().step_by(97) {
+        assert!(s.get(&session.key, now).await.unwrap().is_none());
+    }
+    let mut left: Vec<SessionKey> = s
+        .find_by_subject(issuer, &sub, now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.key)
+        .collect();
+    left.sort();
+    let mut expected: Vec<SessionKey> = kept.iter().map(|x| x.key.clone()).collect();
+    expected.sort();
+    assert_eq!(left, expected, "the others stay, and only they are indexed");
+    assert_eq!(
+        s.delete_many(&keys).await.unwrap(),
+        0,
+        "a second time: none"
+    );
+    assert_eq!(s.delete_many(&[]).await.unwrap(), 0);
 }
 
 /// `sweep_expired` never removes more than the batch per call and keeps live sessions.

@@ -30,7 +30,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use super::Bff;
-use crate::ids::{ProviderId, hex_sha256};
+use crate::ids::{ProviderId, SessionKey, hex_sha256};
 use crate::ports::{
     Event, IdentityProvider, LoginRef, LogoutToken, ProviderError, SessionEndReason, StoreError,
 };
@@ -306,22 +306,27 @@ impl Bff {
             ),
             (None, None) => return Ok(Ended::default()),
         };
-        let mut ended = Ended::default();
-        for session in sessions {
-            // The stores already matched the index; these repeat it so that a store returning
-            // too much can never end another user's session.
-            let matches = session.issuer == issuer
-                && providers.contains(&session.provider)
-                && sid.is_none_or(|sid| session.provider_session_id.as_deref() == Some(sid))
-                && subject.is_none_or(|subject| session.subject == subject);
-            if matches && self.ports.sessions.delete(&session.key).await? {
-                ended.sessions += 1;
-            }
-        }
-        ended.connections = self
+        // The stores already matched the index; this repeats it so that a store returning too
+        // much can never end another user's session.
+        let keys: Vec<SessionKey> = sessions
+            .into_iter()
+            .filter(|session| {
+                session.issuer == issuer
+                    && providers.contains(&session.provider)
+                    && sid.is_none_or(|sid| session.provider_session_id.as_deref() == Some(sid))
+                    && subject.is_none_or(|subject| session.subject == subject)
+            })
+            .map(|session| session.key)
+            .collect();
+        // One call for them all: a user signed in on many devices is a few round trips.
+        let sessions = self.ports.sessions.delete_many(&keys).await?;
+        let connections = self
             .end_connections(providers, issuer, login, subject, now)
             .await?;
-        Ok(ended)
+        Ok(Ended {
+            sessions,
+            connections,
+        })
     }
 
     /// Records that `count` connections ended for `reason` (nothing for zero).
