@@ -207,6 +207,10 @@ pub struct RouteSpec {
     pub forward_set_cookie: bool,
     /// Whether WebSocket upgrades are proxied.
     pub websocket: bool,
+    /// Whether `GET` and `HEAD` need the CSRF header like every other method (the default).
+    /// `false`, for a `none` route only, lets a plain link, `<img>` or `<script>` load the
+    /// route; other methods are checked as always.
+    pub csrf_on_reads: bool,
     /// Headers added to every upstream request. Values may be API keys, so they are secrets.
     pub extra_headers: Vec<(String, Secret)>,
     /// The largest request body the route forwards, in bytes; `None` for no limit. A larger
@@ -237,6 +241,7 @@ impl RouteSpec {
             total_timeout: DEFAULT_TOTAL_TIMEOUT,
             forward_set_cookie: false,
             websocket: false,
+            csrf_on_reads: true,
             extra_headers: Vec::new(),
             max_body_bytes: None,
         }
@@ -277,6 +282,7 @@ pub struct Route {
     total_timeout: Duration,
     forward_set_cookie: bool,
     websocket: bool,
+    csrf_on_reads: bool,
     extra_headers: Vec<ExtraHeader>,
     max_body_bytes: Option<u64>,
 }
@@ -443,6 +449,13 @@ pub enum RouteError {
         /// The route's prefix.
         prefix: String,
     },
+    /// Reads without the CSRF header on a route that sends a credential: a cross-site page
+    /// could then make the BFF call the API with the user's or its own token.
+    #[error("route {prefix:?}: csrf_on_reads = false needs token = \"none\"")]
+    ReadsWithoutCsrfNeedNoToken {
+        /// The route's prefix.
+        prefix: String,
+    },
     /// An extra header name is not an RFC 9110 token.
     #[error("route {prefix:?}: extra header name {name:?} is not a valid header name")]
     ExtraHeaderName {
@@ -526,6 +539,9 @@ impl Route {
         if spec.websocket && !methods.contains(&Method::GET) {
             return Err(RouteError::WebsocketWithoutGet { prefix });
         }
+        if !spec.csrf_on_reads && spec.token != TokenPolicy::None {
+            return Err(RouteError::ReadsWithoutCsrfNeedNoToken { prefix });
+        }
         let extra_headers = validate_extra_headers(&prefix, spec.extra_headers)?;
         Ok(Self {
             prefix,
@@ -539,6 +555,7 @@ impl Route {
             total_timeout: spec.total_timeout,
             forward_set_cookie: spec.forward_set_cookie,
             websocket: spec.websocket,
+            csrf_on_reads: spec.csrf_on_reads,
             extra_headers,
             max_body_bytes: spec.max_body_bytes,
         })
@@ -597,6 +614,12 @@ impl Route {
     /// Whether WebSocket upgrades are proxied.
     pub fn websocket(&self) -> bool {
         self.websocket
+    }
+
+    /// Whether `GET` and `HEAD` need the CSRF header (always, but on a `none` route that
+    /// lets plain links and `<img>`s load it).
+    pub fn csrf_on_reads(&self) -> bool {
+        self.csrf_on_reads
     }
 
     /// Headers added to every upstream request.

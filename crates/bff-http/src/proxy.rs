@@ -9,7 +9,9 @@
 //!    `405 method_not_allowed` with `Allow`) and no upstream call.
 //! 2. CSRF: `x-csrf: 1`, plus the `Origin` check for unsafe methods ([`csrf::check`]), on every
 //!    route, `none` routes included: the BFF sits where the browser cannot, often next to
-//!    internal APIs, so a cross-site page must not be able to make it call them either.
+//!    internal APIs, so a cross-site page must not be able to make it call them either. A
+//!    `none` route configured with `csrf_on_reads = false` takes `GET` and `HEAD` without it
+//!    (plain links and `<img>`s), and checks every other method as always.
 //! 3. The credential comes from [`Bff::upstream_credential`] (the user's token, the BFF's own
 //!    client-credentials token, or none, as the route says): no session on a `user` route is a
 //!    JSON `401` (never a redirect: the caller is script), a refused refresh ends the session
@@ -217,6 +219,11 @@ fn raw_target(req: &Request) -> String {
 
 /// A problem as a response whose status is the problem's own: `504` has no variant of its own
 /// in [`Problem`], whose OpenAPI surface belongs to the `/bff` endpoints.
+/// `GET` or `HEAD`: what a link, an `<img>` or a `<script>` sends.
+fn is_read(method: &poem::http::Method) -> bool {
+    method == poem::http::Method::GET || method == poem::http::Method::HEAD
+}
+
 fn answer(problem: Problem) -> Response {
     problem.into_response_with_own_status()
 }
@@ -260,6 +267,9 @@ impl Inner {
         let upgrade = websocket::is_upgrade(&req);
         let checked = if upgrade {
             websocket::check(&req, target.route(), &self.settings)
+        } else if !target.route().csrf_on_reads() && is_read(req.method()) {
+            // A `none` route opened to plain links and `<img>`s: no credential goes upstream.
+            Ok(())
         } else {
             csrf::check(&req, &self.settings)
         };

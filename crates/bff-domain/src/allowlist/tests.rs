@@ -928,6 +928,22 @@ fn invalid_route_specs_are_refused_for_the_right_reason() {
             },
             RouteError::WebsocketWithoutGet { prefix: p() },
         ),
+        // Reads without the CSRF header, on routes that carry a credential.
+        (
+            RouteSpec {
+                csrf_on_reads: false,
+                ..base_spec()
+            },
+            RouteError::ReadsWithoutCsrfNeedNoToken { prefix: p() },
+        ),
+        (
+            RouteSpec {
+                csrf_on_reads: false,
+                token: TokenPolicy::Client,
+                ..base_spec()
+            },
+            RouteError::ReadsWithoutCsrfNeedNoToken { prefix: p() },
+        ),
         // Extra headers.
         (
             with_header("", "v"),
@@ -1088,7 +1104,15 @@ fn valid_specs_keep_every_setting() {
     assert!(configured.websocket());
     assert!(configured.extra_headers().is_empty());
 
+    let open_reads = route(RouteSpec {
+        token: TokenPolicy::None,
+        csrf_on_reads: false,
+        ..base_spec()
+    });
+    assert!(!open_reads.csrf_on_reads());
+
     let defaults = route(base_spec());
+    assert!(defaults.csrf_on_reads());
     assert_eq!(defaults.token(), TokenPolicy::User);
     assert_eq!(defaults.connect_timeout(), DEFAULT_CONNECT_TIMEOUT);
     assert_eq!(defaults.total_timeout(), DEFAULT_TOTAL_TIMEOUT);

@@ -36,6 +36,7 @@ const OPERATIONS_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 /// timeout_ms = 10000                      # default 30000, the whole exchange
 /// forward_set_cookie = false
 /// websocket = false                       # proxy WebSocket upgrades (needs GET)
+/// csrf_on_reads = true                    # false (token = "none" only): GET/HEAD need no x-csrf
 /// headers = { "x-api-key" = "…" }         # added to every upstream request
 /// max_body_bytes = 10485760               # default: no limit; larger bodies are 413
 /// ca_file = "/etc/bff/internal-ca.pem"    # default: the built-in web PKI roots
@@ -72,6 +73,11 @@ pub struct ProxyRouteConfig {
     /// Whether WebSocket upgrades are proxied.
     #[serde(default)]
     pub websocket: bool,
+    /// Whether `GET` and `HEAD` need the `x-csrf` header like other methods (default `true`).
+    /// `false` is for `token = "none"` routes only: plain links, `<img>`s and `<script>`s can
+    /// then load the route, while other methods still need `x-csrf` and an app `Origin`.
+    #[serde(default = "default_csrf_on_reads")]
+    pub csrf_on_reads: bool,
     /// Headers added to every upstream request. Values may be API keys: never shown.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -83,6 +89,10 @@ pub struct ProxyRouteConfig {
     /// instead of the built-in web PKI roots (see [`super::trust`]).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+}
+
+fn default_csrf_on_reads() -> bool {
+    true
 }
 
 impl fmt::Debug for ProxyRouteConfig {
@@ -98,6 +108,7 @@ impl fmt::Debug for ProxyRouteConfig {
             .field("timeout_ms", &self.timeout_ms)
             .field("forward_set_cookie", &self.forward_set_cookie)
             .field("websocket", &self.websocket)
+            .field("csrf_on_reads", &self.csrf_on_reads)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("max_body_bytes", &self.max_body_bytes)
             .field("ca_file", &self.ca_file)
@@ -215,6 +226,7 @@ impl ProxyRouteConfig {
             .map_or(DEFAULT_TOTAL_TIMEOUT, Duration::from_millis);
         spec.forward_set_cookie = self.forward_set_cookie;
         spec.websocket = self.websocket;
+        spec.csrf_on_reads = self.csrf_on_reads;
         spec.max_body_bytes = self.max_body_bytes;
         spec.extra_headers = self
             .headers
@@ -294,6 +306,7 @@ mod tests {
             timeout_ms: None,
             forward_set_cookie: false,
             websocket: false,
+            csrf_on_reads: true,
             headers: BTreeMap::new(),
             max_body_bytes: None,
             ca_file: None,
@@ -387,6 +400,8 @@ mod tests {
         let health = route("/healthz");
         let mut bad_upstream = route("/api/u");
         bad_upstream.upstream = "https://user:pw@api.internal".into();
+        let mut open_reads = route("/api/open");
+        open_reads.csrf_on_reads = false;
         let all = errors(&[
             typo,
             socket,
@@ -395,6 +410,7 @@ mod tests {
             reserved,
             health,
             bad_upstream,
+            open_reads,
         ]);
         let expected = [
             r#"route "/api/typo": token must be one of"#,
@@ -404,6 +420,7 @@ mod tests {
             r#"route "/bff/api": the path overlaps "/bff""#,
             r#"route "/healthz": the path overlaps "/healthz""#,
             r#"route "/api/u": the upstream URL must not contain a user name"#,
+            r#"route "/api/open": csrf_on_reads = false needs token = "none""#,
         ];
         assert_eq!(all.len(), expected.len(), "{all:#?}");
         for (line, start) in all.iter().zip(expected) {

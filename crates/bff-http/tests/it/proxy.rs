@@ -351,6 +351,7 @@ fn route(path: &str, upstream: &str, token: &str) -> ProxyRouteConfig {
         timeout_ms: Some(10_000),
         forward_set_cookie: false,
         websocket: false,
+        csrf_on_reads: true,
         headers: BTreeMap::new(),
         max_body_bytes: None,
         ca_file: None,
@@ -436,6 +437,8 @@ async fn world_with(tweak: impl FnOnce(&mut BffPolicy)) -> World {
     capped.max_body_bytes = Some(CAPPED_LIMIT);
     let mut live = route("/api/live", &format!("{up}/ws"), "user");
     live.websocket = true;
+    let mut assets = route("/api/assets", &format!("{up}/public"), "none");
+    assets.csrf_on_reads = false;
     let mut reports = route("/api/reports", &format!("{up}/reports"), "client");
     reports.required_scopes = vec!["reports.read".into()];
     let configs = vec![
@@ -444,6 +447,7 @@ async fn world_with(tweak: impl FnOnce(&mut BffPolicy)) -> World {
         route("/api/either", &format!("{up}/either"), "user_or_client"),
         route("/api/orders", &format!("{up}/v1"), "user"),
         route("/api/public", &format!("{up}/public"), "none"),
+        assets,
         scoped,
         profile,
         other_provider,
@@ -883,6 +887,68 @@ async fn a_none_route_sends_no_token_even_with_a_session() {
     assert_eq!(answer.status, 403);
     assert_eq!(answer.code(), "csrf_failed");
     assert_eq!(w.upstream.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn a_none_route_open_to_reads_takes_links_and_still_refuses_cross_site_writes() {
+    let w = world().await;
+    let id = login(&w).await;
+    // What an `<img>` or a link sends: no `x-csrf`, the session cookie, and from another site
+    // even (`Sec-Fetch-Site: cross-site`): it loads, and carries no token or cookie upstream.
+    for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+        let answer = Answer::of(
+            w.browser
+                .request(method.clone(), format!("{}/api/assets/logo.png", w.base))
+                .header("cookie", cookie(&id))
+                .header("sec-fetch-site", "cross-site")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{method}: {}", answer.body);
+    }
+    let seen = w.upstream.seen();
+    assert_eq!(seen.len(), 2);
+    for call in &seen {
+        assert_eq!(call.target, "/public/logo.png");
+        assert!(
+            !call.has("authorization") && !call.has("cookie"),
+            "{call:#?}"
+        );
+    }
+    // Writes are checked as on every route: without `x-csrf`, or from another origin, refused.
+    let no_header = w
+        .browser
+        .post(format!("{}/api/assets/upload", w.base))
+        .header("origin", APP_ORIGIN)
+        .body("x");
+    let other_origin = w
+        .browser
+        .post(format!("{}/api/assets/upload", w.base))
+        .header("x-csrf", "1")
+        .header("origin", "https://evil.example")
+        .body("x");
+    for request in [no_header, other_origin] {
+        let answer = Answer::of(request.send().await.unwrap()).await;
+        assert_eq!(answer.status, 403, "{}", answer.body);
+        assert_eq!(answer.code(), "csrf_failed");
+    }
+    // The ordinary `none` route beside it still wants `x-csrf` on reads.
+    let answer = Answer::of(
+        w.browser
+            .get(format!("{}/api/public/logo.png", w.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, 403);
+    assert_eq!(
+        w.upstream.seen().len(),
+        2,
+        "no write and no refused read went upstream"
+    );
 }
 
 #[tokio::test]

@@ -630,6 +630,15 @@ pub(crate) const SECTIONS: &[Section] = &[
                 doc: "Proxy WebSocket upgrades (needs `GET`; the upgrade needs an app `Origin`).",
             },
             Key {
+                name: "csrf_on_reads",
+                kind: "boolean",
+                default: Value("true"),
+                example: "true",
+                doc: "Whether `GET` and `HEAD` need `x-csrf: 1` like other methods. `false` only \
+                      with `token = \"none\"`: plain links, `<img>`s and `<script>`s can load the \
+                      route; other methods are checked as always.",
+            },
+            Key {
                 name: "headers",
                 kind: "table of header name to value",
                 default: Value("{}"),
