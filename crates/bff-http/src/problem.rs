@@ -125,7 +125,7 @@ impl Problem {
 
     /// A problem with `status`, `code` and `detail`.
     pub(crate) fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
-        Self::build(status, code, detail.into(), None)
+        Self::build(status, code, detail.into(), None, None)
     }
 
     /// A problem with extra `checks` data (readiness).
@@ -135,13 +135,14 @@ impl Problem {
         detail: &str,
         checks: serde_json::Value,
     ) -> Self {
-        Self::build(status, code, detail.to_owned(), Some(checks))
+        Self::build(status, code, detail.to_owned(), None, Some(checks))
     }
 
     fn build(
         status: StatusCode,
         code: &str,
         detail: String,
+        reason: Option<&str>,
         checks: Option<serde_json::Value>,
     ) -> Self {
         let body = Json(ProblemDetails {
@@ -150,7 +151,7 @@ impl Problem {
             status: status.as_u16(),
             detail,
             code: code.to_owned(),
-            reason: None,
+            reason: reason.map(str::to_owned),
             checks,
             instance: None,
         });
@@ -169,24 +170,30 @@ impl Problem {
         }
     }
 
-    /// `400` with `code` and the failed check `reason`. Reasons come from this program's own
-    /// check names; anything that does not look like one is not echoed.
+    /// `400` with `code` and the failed check `reason` (see [`Problem::because`]).
     pub(crate) fn bad_request_because(code: &str, reason: &str, detail: impl Into<String>) -> Self {
+        Self::because(StatusCode::BAD_REQUEST, code, reason, detail)
+    }
+
+    /// A problem with `status`, `code`, `detail` and the failed check `reason`. Reasons come
+    /// from this program's own check names; anything that does not look like one is not echoed.
+    pub(crate) fn because(
+        status: StatusCode,
+        code: &str,
+        reason: &str,
+        detail: impl Into<String>,
+    ) -> Self {
         let reason = if !reason.is_empty()
             && reason.len() <= 32
-            && reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            && reason
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         {
             reason
         } else {
             "invalid"
         };
-        Self::bad_request(code, detail).with_reason(reason)
-    }
-
-    /// The same problem naming the failed check `reason` (a name of this program's own).
-    fn with_reason(mut self, reason: &str) -> Self {
-        self.details_mut().reason = Some(reason.to_owned());
-        self
+        Self::build(status, code, detail.into(), Some(reason), None)
     }
 
     fn details(&self) -> &ProblemDetails {
@@ -202,22 +209,6 @@ impl Problem {
             | Self::Internal(b)
             | Self::BadGateway(b)
             | Self::Unavailable(b, _) => &b.0,
-        }
-    }
-
-    fn details_mut(&mut self) -> &mut ProblemDetails {
-        match self {
-            Self::BadRequest(b)
-            | Self::Unauthorized(b)
-            | Self::Forbidden(b)
-            | Self::NotFound(b)
-            | Self::MethodNotAllowed(b)
-            | Self::Conflict(b)
-            | Self::PayloadTooLarge(b)
-            | Self::UnsupportedMediaType(b)
-            | Self::Internal(b)
-            | Self::BadGateway(b)
-            | Self::Unavailable(b, _) => &mut b.0,
         }
     }
 
@@ -577,43 +568,36 @@ impl From<bff_domain::allowlist::ProxyRefusal> for Problem {
         use bff_domain::allowlist::ProxyRefusal;
         let code = refusal.code();
         let reason = refusal.reason();
-        let problem = match refusal {
-            ProxyRefusal::PathNotAllowed(defect) => Self::bad_request(
-                code,
-                format!(
-                    "The request target is not allowed: {defect} ({}).",
-                    defect.code()
-                ),
+        let (status, detail) = match refusal {
+            ProxyRefusal::PathNotAllowed(defect) => (
+                StatusCode::BAD_REQUEST,
+                format!("The request target is not allowed: {defect}."),
             ),
-            ProxyRefusal::NoRoute => Self::new(
+            ProxyRefusal::NoRoute => (
                 StatusCode::NOT_FOUND,
-                code,
-                "No API route serves this path.",
+                "No API route serves this path.".to_owned(),
             ),
-            ProxyRefusal::MethodNotAllowed { .. } => Self::new(
+            ProxyRefusal::MethodNotAllowed { .. } => (
                 StatusCode::METHOD_NOT_ALLOWED,
-                code,
-                "This API route does not allow the method; see Allow.",
+                "This API route does not allow the method; see Allow.".to_owned(),
             ),
-            ProxyRefusal::InsufficientScope { missing } => Self::new(
+            ProxyRefusal::InsufficientScope { missing } => (
                 StatusCode::FORBIDDEN,
-                code,
                 format!(
                     "The access token lacks scopes this API route requires: {}.",
                     missing.join(" ")
                 ),
             ),
-            ProxyRefusal::ProviderNotConnected { required } => Self::new(
+            ProxyRefusal::ProviderNotConnected { required } => (
                 StatusCode::UNAUTHORIZED,
-                code,
                 format!(
                     "This API route needs the provider '{required}' connected to the session (log in with connect=true)."
                 ),
             ),
         };
         match reason {
-            Some(reason) => problem.with_reason(reason),
-            None => problem,
+            Some(reason) => Self::because(status, code, reason, detail),
+            None => Self::new(status, code, detail),
         }
     }
 }
