@@ -231,6 +231,11 @@ impl RedisStore {
         self.prefixed("s:", key.as_str())
     }
 
+    /// A replay cache value's key: its hash, so a value of any length or content is a plain key.
+    fn replay_key(&self, value: &str) -> String {
+        format!("{}r:{}", self.prefix, hex_sha256(value))
+    }
+
     fn renewal_key(&self, old: &SessionKey) -> String {
         self.prefixed("r:", old.as_str())
     }
@@ -800,7 +805,7 @@ impl ReplayCache for RedisStore {
         expires_at: Timestamp,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let key = format!("{}r:{}", self.prefix, hex_sha256(value));
+        let key = self.replay_key(value);
         let inserted: i64 = self
             .run("replay insert", |mut c| async move {
                 self.replay
@@ -815,7 +820,7 @@ impl ReplayCache for RedisStore {
     }
 
     async fn forget(&self, value: &str) -> Result<(), StoreError> {
-        let key = format!("{}r:{}", self.prefix, hex_sha256(value));
+        let key = self.replay_key(value);
         let _removed: i64 = self
             .run("replay forget", |mut c| async move {
                 redis::cmd("DEL").arg(key).query_async(&mut c).await
