@@ -12,8 +12,9 @@
 //! prefix, plus the query exactly as received; the query never takes part in matching.
 //!
 //! A malformed or hostile target is refused as [`ProxyRefusal::PathNotAllowed`] (code
-//! `route_not_allowed`, reason the defect's own code) with a [`TargetDefect`]. Each defect exists because
-//! some parser between here and the upstream would read the target differently from this rule:
+//! `route_not_allowed`, reason the defect's own code) with a [`TargetDefect`]. Each defect
+//! exists because some parser between here and the upstream would read the target differently
+//! from this rule:
 //! - `target_too_long`: bounds the work done on hostile input.
 //! - `not_origin_form`: an absolute URL (`http://host/...`), `*` or `host:port` names a host,
 //!   and only the route picks the host.

@@ -5,8 +5,8 @@
 //! A plain poem endpoint, outside the OpenAPI document. For each request under a route's prefix:
 //! 1. The raw request target (as received, before any routing rewrote it) is resolved by the
 //!    domain's [`RouteTable`]; a refusal answers problem+json `route_not_allowed` with the rule
-//!    as its `reason` (`400` for a hostile target, its defect as the reason; `404 no_route`;
-//!    `405 method_not_allowed` with `Allow`) and no upstream call.
+//!    as its `reason` (`400` for a hostile target, its defect as the reason; `404`, reason
+//!    `no_route`; `405`, reason `method_not_allowed`, with `Allow`) and no upstream call.
 //! 2. CSRF: `x-csrf: 1`, plus the `Origin` check for unsafe methods ([`csrf::check`]), on every
 //!    route, `none` routes included: the BFF sits where the browser cannot, often next to
 //!    internal APIs, so a cross-site page must not be able to make it call them either. A
@@ -217,13 +217,13 @@ fn raw_target(req: &Request) -> String {
         .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned())
 }
 
-/// A problem as a response whose status is the problem's own: `504` has no variant of its own
-/// in [`Problem`], whose OpenAPI surface belongs to the `/bff` endpoints.
 /// `GET` or `HEAD`: what a link, an `<img>` or a `<script>` sends.
 fn is_read(method: &poem::http::Method) -> bool {
     method == poem::http::Method::GET || method == poem::http::Method::HEAD
 }
 
+/// A problem as a response whose status is the problem's own: `504` has no variant of its own
+/// in [`Problem`], whose OpenAPI surface belongs to the `/bff` endpoints.
 fn answer(problem: Problem) -> Response {
     problem.into_response_with_own_status()
 }
