@@ -307,6 +307,20 @@ impl RedisStore {
         }
     }
 
+    /// What `get` answers for the hash's [`SESSION_FIELDS`]: `None` when there is no hash (all
+    /// fields missing) or the session has expired at `now`.
+    fn live_session(
+        key: &SessionKey,
+        fields: SessionFields,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        if fields.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let session = Self::session_from_fields(key, fields)?;
+        Ok((!session.is_expired(now)).then_some(session))
+    }
+
     /// The session from its hash's [`SESSION_FIELDS`], in that order.
     fn session_from_fields(key: &SessionKey, fields: SessionFields) -> Result<Session, StoreError> {
         let [version, idle, absolute, last, record] = fields;
@@ -420,15 +434,9 @@ impl RedisStore {
                 })
                 .await?;
             for ((member, key), fields) in batch.iter().zip(replies) {
-                if fields.iter().all(Option::is_none) {
-                    dead.push(member.clone());
-                    continue;
-                }
-                let session = Self::session_from_fields(key, fields)?;
-                if session.is_expired(now) {
-                    dead.push(member.clone());
-                } else {
-                    live.push(session);
+                match Self::live_session(key, fields, now)? {
+                    Some(session) => live.push(session),
+                    None => dead.push(member.clone()),
                 }
             }
         }
@@ -510,11 +518,7 @@ impl SessionStore for RedisStore {
                     .await
             })
             .await?;
-        if fields.iter().all(Option::is_none) {
-            return Ok(None);
-        }
-        let session = Self::session_from_fields(key, fields)?;
-        Ok((!session.is_expired(now)).then_some(session))
+        Self::live_session(key, fields, now)
     }
 
     async fn update(&self, session: &Session, now: Timestamp) -> Result<u64, StoreError> {
