@@ -38,6 +38,9 @@ pub enum SettingError {
     /// An unknown token endpoint authentication method.
     #[error("must be client_secret_basic or client_secret_post, got {0:?}")]
     ClientAuth(String),
+    /// An unknown `pushed_authorization_requests` value.
+    #[error("must be \"if_offered\", \"always\" or \"off\" (or true or false), got {0:?}")]
+    PushedAuthorization(String),
     /// Algorithms that may not sign ID tokens.
     #[error(
         "{} not allowed (use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA; never none or HS*)",
@@ -179,6 +182,82 @@ impl TryFrom<String> for ClientAuthMethod {
     }
 }
 
+/// When a login pushes its parameters to the provider first (RFC 9126, pushed authorization
+/// requests), so the browser carries only a reference to them (`client_id` and `request_uri`):
+/// no redirect URI, scope, state, nonce or PKCE challenge it could read or change.
+///
+/// Whatever this says, a provider whose metadata sets `require_pushed_authorization_requests`
+/// gets pushed requests: a login without them would only fail there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PushedAuthorization {
+    /// `if_offered` (the default): push when the provider advertises a
+    /// `pushed_authorization_request_endpoint`, send the parameters in the URL when it does not.
+    /// ASP.NET Core's default (`UseIfAvailable`) since .NET 9.
+    #[default]
+    IfOffered,
+    /// `always` (or `true`): push every login; a provider that advertises no endpoint is a
+    /// configuration error at discovery.
+    Always,
+    /// `off` (or `false`): only when the provider requires it.
+    Off,
+}
+
+impl PushedAuthorization {
+    /// The name the configuration file uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IfOffered => "if_offered",
+            Self::Always => "always",
+            Self::Off => "off",
+        }
+    }
+}
+
+impl FromStr for PushedAuthorization {
+    type Err = SettingError;
+
+    /// The three names, and `true` and `false`, this key's values before it had three (and
+    /// what an environment variable holds when it sets a boolean).
+    fn from_str(name: &str) -> Result<Self, SettingError> {
+        match name {
+            "if_offered" => Ok(Self::IfOffered),
+            "always" | "true" => Ok(Self::Always),
+            "off" | "false" => Ok(Self::Off),
+            other => Err(SettingError::PushedAuthorization(other.to_owned())),
+        }
+    }
+}
+
+impl From<bool> for PushedAuthorization {
+    fn from(push: bool) -> Self {
+        if push { Self::Always } else { Self::Off }
+    }
+}
+
+impl<'de> Deserialize<'de> for PushedAuthorization {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Names;
+
+        impl serde::de::Visitor<'_> for Names {
+            type Value = PushedAuthorization;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"if_offered\", \"always\", \"off\", true or false")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, push: bool) -> Result<Self::Value, E> {
+                Ok(push.into())
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Self::Value, E> {
+                name.parse().map_err(E::custom)
+            }
+        }
+
+        deserializer.deserialize_any(Names)
+    }
+}
+
 /// An ID token signing algorithm that may be configured, by its JOSE name. HMAC (a shared
 /// secret checked against a public JWKS) and `none` are not among them.
 pub fn parse_algorithm(name: &str) -> Option<Algorithm> {
@@ -272,12 +351,11 @@ pub struct ProviderSection {
         deserialize_with = "positive_seconds"
     )]
     pub http_timeout: Duration,
-    /// `pushed_authorization_requests`: send each login's parameters to the provider's
-    /// pushed authorization request endpoint (RFC 9126) first, so the browser carries only a
-    /// reference to them; the provider must advertise the endpoint. Default off; a provider
-    /// whose metadata requires it gets it anyway.
+    /// `pushed_authorization_requests`: when each login's parameters go to the provider's
+    /// pushed authorization request endpoint (RFC 9126) first; default `if_offered` (see
+    /// [`PushedAuthorization`]).
     #[serde(default)]
-    pub pushed_authorization_requests: bool,
+    pub pushed_authorization_requests: PushedAuthorization,
     /// `ca_file`: a PEM file of the CA certificates the provider's HTTPS certificate is
     /// verified against, instead of the built-in web PKI roots (a provider under a private CA).
     /// Read when the configuration is.
@@ -518,9 +596,9 @@ pub struct OidcProviderConfig {
     pub jwks_refetch_interval: Duration,
     /// Call the userinfo endpoint (when the provider has one).
     pub userinfo: bool,
-    /// Push every authorization request (RFC 9126); the provider must advertise the endpoint.
-    /// A provider that requires pushed requests gets them either way.
-    pub pushed_authorization_requests: bool,
+    /// When authorization requests are pushed (RFC 9126): by default when the provider offers
+    /// it. A provider that requires pushed requests gets them whatever this says.
+    pub pushed_authorization_requests: PushedAuthorization,
 }
 
 impl OidcProviderConfig {
@@ -533,7 +611,8 @@ impl OidcProviderConfig {
 
     /// A configuration with the defaults: `client_secret_basic`, scope `openid`, no
     /// post-logout redirect, [`OidcProviderConfig::default_algorithms`], 60 s skew, 10 s
-    /// timeout, 30 s JWKS refetch interval, no userinfo call.
+    /// timeout, 30 s JWKS refetch interval, no userinfo call, pushed authorization requests when
+    /// the provider offers them.
     pub fn new(
         id: ProviderId,
         issuer: impl Into<String>,
@@ -553,7 +632,7 @@ impl OidcProviderConfig {
             http_timeout: Self::DEFAULT_HTTP_TIMEOUT,
             jwks_refetch_interval: Self::DEFAULT_JWKS_REFETCH_INTERVAL,
             userinfo: false,
-            pushed_authorization_requests: false,
+            pushed_authorization_requests: PushedAuthorization::IfOffered,
         }
     }
 
@@ -752,6 +831,56 @@ mod tests {
         );
         assert_eq!(c.clock_skew, Duration::from_secs(5));
         assert_eq!(c.http_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn pushed_requests_are_used_when_offered_unless_configured_otherwise() {
+        assert_eq!(
+            config().pushed_authorization_requests,
+            PushedAuthorization::IfOffered
+        );
+        let read = |value: serde_json::Value| {
+            section(with("pushed_authorization_requests", value))
+                .map(|s| s.pushed_authorization_requests)
+        };
+        assert_eq!(
+            section(minimal()).unwrap().pushed_authorization_requests,
+            PushedAuthorization::IfOffered
+        );
+        for (value, expected) in [
+            (
+                serde_json::json!("if_offered"),
+                PushedAuthorization::IfOffered,
+            ),
+            (serde_json::json!("always"), PushedAuthorization::Always),
+            (serde_json::json!("off"), PushedAuthorization::Off),
+            // The values before there were three, from a file or from a variable.
+            (serde_json::json!(true), PushedAuthorization::Always),
+            (serde_json::json!(false), PushedAuthorization::Off),
+            (serde_json::json!("true"), PushedAuthorization::Always),
+            (serde_json::json!("false"), PushedAuthorization::Off),
+        ] {
+            assert_eq!(read(value.clone()), Ok(expected), "{value}");
+        }
+        for value in [
+            serde_json::json!("yes"),
+            serde_json::json!("Always"),
+            serde_json::json!(""),
+            serde_json::json!(1),
+        ] {
+            let err = read(value.clone()).unwrap_err();
+            assert!(
+                err.contains("if_offered") && err.contains("always") && err.contains("off"),
+                "{value}: {err}"
+            );
+        }
+        for kind in [
+            PushedAuthorization::IfOffered,
+            PushedAuthorization::Always,
+            PushedAuthorization::Off,
+        ] {
+            assert_eq!(kind.as_str().parse::<PushedAuthorization>(), Ok(kind));
+        }
     }
 
     #[test]

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 pub use config::{
     CaCertificates, ClientAuthMethod, HttpUrl, Issuer, OidcProviderConfig, ProviderSection,
-    SettingError, parse_algorithm,
+    PushedAuthorization, SettingError, parse_algorithm,
 };
 pub use deferred::{DeferredProvider, NotDiscovered, RetryBackoff};
 pub use discovery::{DiscoveryError, ProviderMetadata};

@@ -42,7 +42,7 @@ use oauth2::{
     EndpointSet, RevocationUrl, StandardRevocableToken, TokenUrl,
 };
 
-use crate::config::{ClientAuthMethod, OidcProviderConfig};
+use crate::config::{ClientAuthMethod, OidcProviderConfig, PushedAuthorization};
 use crate::discovery::{self, DiscoveryError, ProviderMetadata};
 use crate::id_token::{self, Expectations, Grant, IdTokenProblem};
 use crate::jwks::JwksCache;
@@ -124,17 +124,24 @@ fn oauth_client(
         .set_revocation_url_option(revocation))
 }
 
-/// The pushed authorization request endpoint logins go through: the provider's, when the
-/// configuration turns pushed requests on or the provider requires them; an error when either
-/// does and the provider advertises none.
+/// The pushed authorization request endpoint logins go through, if any (see
+/// [`PushedAuthorization`]): the provider's, when it advertises one and the configuration does
+/// not turn pushed requests off, or when the provider requires them. An error when the
+/// configuration says `always` or the provider requires them, and it advertises none.
 fn par_endpoint(
     config: &OidcProviderConfig,
     metadata: &ProviderMetadata,
 ) -> Result<Option<String>, DiscoveryError> {
-    if !config.pushed_authorization_requests && !metadata.require_pushed_authorization_requests {
+    let offered = metadata.pushed_authorization_request_endpoint.as_ref();
+    let wanted = match config.pushed_authorization_requests {
+        PushedAuthorization::IfOffered => offered.is_some(),
+        PushedAuthorization::Always => true,
+        PushedAuthorization::Off => false,
+    };
+    if !wanted && !metadata.require_pushed_authorization_requests {
         return Ok(None);
     }
-    match &metadata.pushed_authorization_request_endpoint {
+    match offered {
         Some(endpoint) => Ok(Some(endpoint.clone())),
         None => Err(config_error(
             "pushed_authorization_requests",
@@ -172,7 +179,12 @@ impl OidcProvider {
             url: metadata.jwks_uri.clone(),
             reason,
         })?;
-        tracing::debug!(provider = %config.id, issuer = %config.issuer, "provider discovered");
+        tracing::info!(
+            provider = %config.id,
+            issuer = %config.issuer,
+            pushed_authorization_requests = par_endpoint.is_some(),
+            "provider discovered"
+        );
         Ok(Self {
             config,
             par_endpoint,

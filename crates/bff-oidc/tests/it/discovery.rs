@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bff_domain::ports::{IdentityProvider as _, ProviderError};
-use bff_oidc::{Algorithm, DiscoveryError, OidcProvider};
+use bff_oidc::{Algorithm, DiscoveryError, OidcProvider, PushedAuthorization};
 use serde_json::{Value, json};
 
 use crate::op::{
@@ -249,7 +249,7 @@ async fn the_rfc_9207_iss_requirement_is_read_from_the_metadata() {
 async fn pushed_requests_need_an_advertised_endpoint() {
     let op = default_op().await;
     let mut config = op.config();
-    config.pushed_authorization_requests = true;
+    config.pushed_authorization_requests = PushedAuthorization::Always;
     let err = OidcProvider::discover(config, client()).await.unwrap_err();
     let DiscoveryError::Config(reason) = &err else {
         panic!("{err}");
@@ -275,23 +275,33 @@ async fn pushed_requests_need_an_advertised_endpoint() {
     );
 }
 
-/// Whether a login's request is pushed: when configured, or when the provider requires it
-/// (`require_pushed_authorization_requests`), never otherwise. The test provider's endpoint
-/// answers `404`, so a pushed request shows as that refusal and an unpushed one comes back
-/// unchanged.
+/// Whether a login's request is pushed: by default when the provider offers it, always when
+/// configured so, never when turned off, and whatever the configuration says when the provider
+/// requires it (`require_pushed_authorization_requests`). The test provider's endpoint answers
+/// `404`, so a pushed request shows as that refusal and an unpushed one comes back unchanged.
 #[tokio::test]
-async fn requests_are_pushed_when_configured_or_required_and_only_then() {
-    for (configured, required, pushed) in [
-        (false, false, false),
-        (true, false, true),
-        (false, true, true),
+async fn requests_are_pushed_when_offered_unless_off_and_always_when_required() {
+    use PushedAuthorization::{Always, IfOffered, Off};
+    // (configured, offered, required, pushed)
+    for (configured, offered, required, pushed) in [
+        (IfOffered, true, false, true),
+        (IfOffered, false, false, false),
+        (IfOffered, true, true, true),
+        (Always, true, false, true),
+        (Always, true, true, true),
+        (Off, true, false, false),
+        (Off, false, false, false),
+        (Off, true, true, true),
     ] {
+        let case = format!("{configured:?}, offered {offered}, required {required}");
         let probe = default_op().await;
+        let mut metadata = json!({ "require_pushed_authorization_requests": required });
+        if offered {
+            metadata["pushed_authorization_request_endpoint"] =
+                json!(format!("{}/par", probe.issuer));
+        }
         let op = start_op(Script {
-            metadata_overrides: json!({
-                "pushed_authorization_request_endpoint": format!("{}/par", probe.issuer),
-                "require_pushed_authorization_requests": required,
-            }),
+            metadata_overrides: metadata,
             ..Script::default()
         })
         .await;
@@ -304,14 +314,39 @@ async fn requests_are_pushed_when_configured_or_required_and_only_then() {
         let url = request.url.clone();
         match provider.push_authorization_request(request).await {
             Ok(unchanged) => {
-                assert!(!pushed, "{configured} {required}: not pushed");
+                assert!(!pushed, "{case}: not pushed");
                 assert_eq!(unchanged.url, url);
             }
             Err(ProviderError::Protocol(reason)) => {
-                assert!(pushed, "{configured} {required}: pushed: {reason}");
+                assert!(pushed, "{case}: pushed: {reason}");
                 assert!(reason.contains("HTTP 404"), "{reason}");
             }
-            Err(other) => panic!("{configured} {required}: {other:?}"),
+            Err(other) => panic!("{case}: {other:?}"),
         }
+    }
+}
+
+/// A provider that requires pushed requests and advertises no endpoint to push to cannot be
+/// logged in at, whatever the configuration says: a configuration error at discovery, not a
+/// login that fails at the provider.
+#[tokio::test]
+async fn a_provider_requiring_pushed_requests_without_an_endpoint_is_refused() {
+    for configured in [
+        PushedAuthorization::IfOffered,
+        PushedAuthorization::Always,
+        PushedAuthorization::Off,
+    ] {
+        let op = start_op(Script {
+            metadata_overrides: json!({ "require_pushed_authorization_requests": true }),
+            ..Script::default()
+        })
+        .await;
+        let mut config = op.config();
+        config.pushed_authorization_requests = configured;
+        let err = OidcProvider::discover(config, client()).await.unwrap_err();
+        let DiscoveryError::Config(reason) = &err else {
+            panic!("{configured:?}: {err}");
+        };
+        assert!(reason.contains("pushed_authorization_request"), "{reason}");
     }
 }

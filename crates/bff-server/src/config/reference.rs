@@ -529,13 +529,15 @@ pub(crate) const SECTIONS: &[Section] = &[
             },
             Key {
                 name: "pushed_authorization_requests",
-                kind: "boolean",
-                default: Value("false"),
-                example: "true",
-                doc: "Send each login's parameters to the provider's pushed authorization \
+                kind: "`if_offered`, `always` or `off`",
+                default: Value(r#""if_offered""#),
+                example: r#""always""#,
+                doc: "When each login's parameters go to the provider's pushed authorization \
                       request endpoint (RFC 9126) first, so the browser carries only a \
-                      reference to them. The provider must advertise the endpoint; one that \
-                      requires pushed requests gets them whatever this says.",
+                      reference to them: `if_offered` when the provider advertises the \
+                      endpoint, `always` (the provider must advertise it), `off` never. A \
+                      provider that requires pushed requests gets them whatever this says. \
+                      `true` and `false`, its earlier values, mean `always` and `off`.",
             },
             Key {
                 name: "ca_file",

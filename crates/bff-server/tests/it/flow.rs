@@ -167,14 +167,9 @@ async fn api_driven_login_session_userinfo_refresh_logout() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(
-        query_param(&authorization_url, "code_challenge_method").as_deref(),
-        Some("S256")
-    );
-    assert_eq!(
-        query_param(&authorization_url, "redirect_uri").as_deref(),
-        Some(format!("{}/", server.base).as_str())
-    );
+    // The provider offers pushed requests, so the parameters went there: the app holds only
+    // a reference to them. That the redirect URI pushed is the app page shows below.
+    assert_pushed(&authorization_url);
 
     // The provider returns to the app page; the app hands its URL to the BFF.
     let page_url = browser
@@ -361,8 +356,9 @@ async fn silent_login_answers_the_parent_frame_with_and_without_a_provider_sessi
             let start = browser.get(&format!("{base}/bff/silent-login")).await;
             assert_eq!(start.status, 302, "{}", start.body);
             let authorize = start.location().unwrap();
-            assert_eq!(query_param(&authorize, "prompt").as_deref(), Some("none"));
-            // `prompt=none`: the provider answers with a redirect at once, never a page.
+            assert_pushed(&authorize);
+            // `prompt=none`, pushed with the rest: the provider answers with a redirect at
+            // once, never a page.
             let back = browser.sign_in_at_provider(&authorize, &issuer).await;
             assert!(back.starts_with(&format!("{base}/bff/callback?")), "{back}");
             let hop = browser.get(&back).await;
@@ -405,31 +401,45 @@ async fn silent_login_answers_the_parent_frame_with_and_without_a_provider_sessi
     browser.assert_no_secrets_seen(&[]);
 }
 
-/// Pushed authorization requests (RFC 9126) against the real provider, for both ways of client
-/// authentication: the browser is sent to the provider with only `client_id` and the
-/// `request_uri` the provider gave back (no state, nonce, PKCE challenge or redirect URI in
-/// its hands), and the login completes as any other.
+/// Pushed authorization requests (RFC 9126) against the real provider, which offers them:
+/// by default (`local`, `client_secret_basic`) and when configured `always` (`post`,
+/// `client_secret_post`), the browser is sent to the provider with only `client_id` and the
+/// `request_uri` the provider gave back (no state, nonce, PKCE challenge or redirect URI in its
+/// hands), and the login completes as any other. Turned `off`, the parameters are in the URL.
 #[tokio::test]
 async fn pushed_authorization_requests_keep_the_login_parameters_out_of_the_browser() {
     if !prerequisite("local OpenID Provider (node)", idp_available()) {
         return;
     }
-    let reserved = reserve().await;
-    let idp = Idp::for_server(&reserved);
+    let (first, second) = (reserve().await, reserve().await);
+    let idp = Idp::start_on_host(
+        "127.0.0.1",
+        &[first.callback(), second.callback()],
+        &[first.logout_return(), second.logout_return()],
+    );
     let config = config_with_env(
-        &reserved.base,
+        &first.base,
         &idp.issuer,
         "",
-        &[
-            (
-                "BFF_PROVIDERS__LOCAL__PUSHED_AUTHORIZATION_REQUESTS",
-                "true",
-            ),
-            ("BFF_PROVIDERS__POST__PUSHED_AUTHORIZATION_REQUESTS", "true"),
-        ],
+        &[(
+            "BFF_PROVIDERS__POST__PUSHED_AUTHORIZATION_REQUESTS",
+            "always",
+        )],
     );
-    let server = reserved.serve(config).await;
-    for (provider, client_id) in [("local", "bff-basic"), ("post", "bff-post")] {
+    let pushing = first.serve(config).await;
+    let config = config_with_env(
+        &second.base,
+        &idp.issuer,
+        "",
+        &[("BFF_PROVIDERS__LOCAL__PUSHED_AUTHORIZATION_REQUESTS", "off")],
+    );
+    let not_pushing = second.serve(config).await;
+    for (server, provider, client_id, pushed) in [
+        (&pushing, "local", "bff-basic", true),
+        (&pushing, "post", "bff-post", true),
+        (&not_pushing, "local", "bff-basic", false),
+    ] {
+        let case = format!("{provider}, pushed {pushed}");
         let browser = Browser::new(&server.base);
         let start = browser
             .get(&format!(
@@ -437,39 +447,31 @@ async fn pushed_authorization_requests_keep_the_login_parameters_out_of_the_brow
                 server.base
             ))
             .await;
-        assert_eq!(start.status, 302, "{provider}: {}", start.body);
+        assert_eq!(start.status, 302, "{case}: {}", start.body);
         let authorize = start.location().unwrap();
-        let parameters: Vec<(String, String)> = url::Url::parse(&authorize)
-            .unwrap()
-            .query_pairs()
-            .into_owned()
-            .collect();
-        let names: Vec<&str> = parameters.iter().map(|(name, _)| name.as_str()).collect();
-        assert_eq!(
-            names,
-            ["client_id", "request_uri"],
-            "{provider}: {authorize}"
-        );
         assert_eq!(
             query_param(&authorize, "client_id").as_deref(),
-            Some(client_id)
+            Some(client_id),
+            "{case}"
         );
-        assert!(
-            query_param(&authorize, "request_uri")
-                .unwrap()
-                .starts_with("urn:ietf:params:oauth:request_uri:"),
-            "{provider}: {authorize}"
-        );
+        if pushed {
+            assert_pushed(&authorize);
+        } else {
+            for name in ["state", "nonce", "code_challenge", "redirect_uri"] {
+                assert!(query_param(&authorize, name).is_some(), "{case}: {name}");
+            }
+            assert_eq!(query_param(&authorize, "request_uri"), None, "{case}");
+        }
         let callback = browser.sign_in_at_provider(&authorize, &idp.issuer).await;
         assert!(
             callback.starts_with(&format!("{}/bff/callback?", server.base)),
-            "{provider}: {callback}"
+            "{case}: {callback}"
         );
         let landed = browser.get(&callback).await;
-        assert_eq!(landed.status, 200, "{provider}: {}", landed.body);
+        assert_eq!(landed.status, 200, "{case}: {}", landed.body);
         assert!(landed.body.contains("url=/pushed"), "{}", landed.body);
         let user = browser.api_get("/bff/user").await;
-        assert_eq!(user.status, 200, "{provider}: {}", user.body);
+        assert_eq!(user.status, 200, "{case}: {}", user.body);
         assert_eq!(user.json()["sub"], "alice");
         browser.assert_no_secrets_seen(&[]);
     }

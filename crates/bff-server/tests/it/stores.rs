@@ -292,8 +292,14 @@ where
     let reserved = reserve().await;
     let idp = Idp::for_server(&reserved);
     let base = reserved.base.clone();
+    // Pushed requests off (the provider offers them): the challenge is in the authorize URL.
     let server = reserved
-        .serve(config_with(&base, &idp.issuer, stores))
+        .serve(config_with_env(
+            &base,
+            &idp.issuer,
+            stores,
+            &[("BFF_PROVIDERS__LOCAL__PUSHED_AUTHORIZATION_REQUESTS", "off")],
+        ))
         .await;
     let browser = Browser::new(&server.base);
     let start = browser.get(&format!("{}/bff/login", server.base)).await;

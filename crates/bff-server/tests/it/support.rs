@@ -390,6 +390,24 @@ impl Reserved {
     }
 }
 
+/// Checks that `authorize` is a pushed authorization request's URL (RFC 9126): nothing but
+/// `client_id` and the provider's `request_uri`, as the server sends by default to a provider
+/// that offers pushed requests, which the local provider does.
+pub fn assert_pushed(authorize: &str) {
+    let names: Vec<String> = url::Url::parse(authorize)
+        .unwrap()
+        .query_pairs()
+        .map(|(name, _)| name.into_owned())
+        .collect();
+    assert_eq!(names, ["client_id", "request_uri"], "{authorize}");
+    assert!(
+        query_param(authorize, "request_uri")
+            .unwrap()
+            .starts_with("urn:ietf:params:oauth:request_uri:"),
+        "{authorize}"
+    );
+}
+
 /// Configuration for a server at `base` with the local provider (two clients: basic and post).
 pub fn config(base: &str, issuer: &str) -> Config {
     config_with(base, issuer, "")
