@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bff_domain::ports::SessionStore;
 use bff_domain::testkit::{FakeCipher, FakeProvider, FakeStores, FixedClock, SeededRandom};
 use bff_domain::{Bff, BffPolicy, BffPorts, ProviderId, Providers, SessionLifetime};
 use bff_http::HttpSettings;
@@ -40,10 +41,18 @@ pub fn settings(secure: bool) -> HttpSettings {
 
 /// The use cases over the testkit's fakes and `provider`.
 pub fn bff(provider: Arc<FakeProvider>) -> Arc<Bff> {
+    bff_with_sessions(provider, |stores| stores)
+}
+
+/// [`bff`] with its session store made by `sessions` from the fakes (a wrapper around them).
+pub fn bff_with_sessions(
+    provider: Arc<FakeProvider>,
+    sessions: impl FnOnce(Arc<FakeStores>) -> Arc<dyn SessionStore>,
+) -> Arc<Bff> {
     let stores = Arc::new(FakeStores::default());
     Arc::new(Bff::new(
         BffPorts {
-            sessions: stores.clone(),
+            sessions: sessions(stores.clone()),
             pending_logins: stores.clone(),
             locks: stores.clone(),
             replay: stores,
@@ -162,16 +171,15 @@ impl Browser {
     /// A fresh browser at a fresh app.
     pub fn new(secure: bool) -> Browser {
         let provider = Arc::new(FakeProvider::new("main", ISSUER));
+        Self::at(bff(provider.clone()), provider, secure)
+    }
+
+    /// A fresh browser at the app over `bff`, whose provider is `provider`.
+    pub fn at(bff: Arc<Bff>, provider: Arc<FakeProvider>, secure: bool) -> Browser {
         let settings = settings(secure);
-        let app = bff_http::app(
-            bff(provider.clone()),
-            Arc::new(settings.clone()),
-            Vec::new(),
-            None,
-            None,
-        )
-        .map_to_response()
-        .boxed();
+        let app = bff_http::app(bff, Arc::new(settings.clone()), Vec::new(), None, None)
+            .map_to_response()
+            .boxed();
         Browser {
             app,
             provider,
