@@ -184,7 +184,7 @@ impl TryFrom<String> for ClientAuthMethod {
 
 /// When a login pushes its parameters to the provider first (RFC 9126, pushed authorization
 /// requests), so the browser carries only a reference to them (`client_id` and `request_uri`):
-/// no redirect URI, scope, state, nonce or PKCE challenge it could read or change.
+/// no redirect URI, scope, nonce or PKCE challenge it could read or change.
 ///
 /// Whatever this says, a provider whose metadata sets `require_pushed_authorization_requests`
 /// gets pushed requests: a login without them would only fail there.
