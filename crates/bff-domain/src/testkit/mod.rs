@@ -147,6 +147,8 @@ impl Cipher for FakeCipher {
 pub struct Script {
     pub exchange_error: Option<fn() -> ProviderError>,
     pub refresh_error: Option<fn() -> ProviderError>,
+    /// Revoking a refresh token fails with this (the token is recorded in `revoked` either way).
+    pub revoke_error: Option<fn() -> ProviderError>,
     /// Times `refresh` yields before answering, as a slow provider would (lets a test run a
     /// second request while the first one holds the refresh lease).
     pub refresh_yields: u32,
@@ -349,7 +351,10 @@ impl IdentityProvider for FakeProvider {
             .lock()
             .unwrap()
             .push(refresh_token.expose().to_owned());
-        Ok(())
+        match self.script.lock().unwrap().revoke_error {
+            Some(error) => Err(error()),
+            None => Ok(()),
+        }
     }
 
     async fn userinfo(

@@ -10,7 +10,8 @@
 //! A user is `(issuer, subject)`; without an issuer the use cases look at every configured
 //! provider's issuer. Revoking one session looks it up among that user's sessions only (the cost
 //! is that user's session count, never a scan of the store). Revoking revokes the refresh tokens
-//! at the provider best effort, as logout does: the sessions are gone either way.
+//! at the providers best effort, the first login's and every connected provider's, as logout
+//! does: the sessions are gone either way.
 //!
 //! Each session shows the user-agent summary recorded at login (`"Firefox 133 on Linux"`: fixed
 //! words and a short version, never the header). A handle follows the session key, so it changes
@@ -18,9 +19,12 @@
 
 use std::collections::BTreeSet;
 
+use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
+
 use super::Bff;
 use crate::ids::{ProviderId, hex_sha256};
-use crate::ports::{SessionEndReason, StoreError};
+use crate::ports::{ProviderError, SessionEndReason, StoreError};
 use crate::secret::constant_time_eq;
 use crate::session::Session;
 use crate::time::Timestamp;
@@ -33,6 +37,10 @@ const MAX_IDENTIFIER_LEN: usize = 255;
 
 /// Hex digits in a [`SessionHandle`] (128 bits).
 const HANDLE_CHARS: usize = 32;
+
+/// How many refresh tokens revoking all of a user's sessions revokes at once: a user with many
+/// sessions is not revoked one provider round trip after another, nor all at once.
+const CONCURRENT_REVOCATIONS: usize = 8;
 
 /// An opaque name for one session in the admin API, derived from the session key (see the module
 /// docs). It is not a credential and not a store key.
@@ -98,8 +106,8 @@ pub struct SessionSummary {
 pub struct Revoked {
     /// Sessions deleted.
     pub sessions: u64,
-    /// Refresh tokens the provider did not confirm revoking (unreachable, refused); the
-    /// sessions are deleted anyway.
+    /// Refresh tokens (the first login's and connected providers') the providers did not
+    /// confirm revoking (unreachable, refused); the sessions are deleted anyway.
     pub revocation_failures: u64,
 }
 
@@ -201,7 +209,7 @@ impl Bff {
     }
 
     /// Revokes the session of `subject` (at `issuer`, or any configured issuer) with `handle`,
-    /// and its refresh token at the provider, best effort.
+    /// and its refresh tokens at the providers, best effort (see [`Self::admin_revoke_all`]).
     ///
     /// # Errors
     /// `InvalidSubject`, `InvalidIssuer`; `NoSuchSession` when none of the user's live sessions
@@ -232,7 +240,8 @@ impl Bff {
     }
 
     /// Revokes every session of `subject` (at `issuer`, or every configured issuer) and their
-    /// refresh tokens at the provider, best effort.
+    /// refresh tokens at the providers, the first login's and every connected provider's,
+    /// best effort.
     ///
     /// # Errors
     /// `InvalidSubject`, `InvalidIssuer`; `Store` (sessions deleted before stay deleted).
@@ -259,26 +268,35 @@ impl Bff {
         })
     }
 
-    /// Revokes the refresh tokens of deleted `sessions` one after another; returns how many the
-    /// provider did not confirm. Tokens that no longer open and providers no longer configured
+    /// Revokes the refresh tokens of deleted `sessions`, the first login's and every connected
+    /// provider's, as logout does, [`CONCURRENT_REVOCATIONS`] at a time; returns how many the
+    /// providers did not confirm. Tokens that no longer open and providers no longer configured
     /// are skipped (nothing to revoke with).
     async fn revoke_refresh_tokens(&self, sessions: &[Session]) -> u64 {
-        let mut failures = 0;
+        // Boxed in a loop rather than through iterator closures: closures over borrowed sessions
+        // make the future's `Send` proof fail for the HTTP handlers that await it.
+        let mut revocations: Vec<BoxFuture<'_, Option<ProviderError>>> = Vec::new();
         for session in sessions {
-            let Some(provider) = self.providers.get(Some(&session.provider)) else {
-                continue;
-            };
-            let Ok(tokens) = vault::open(self.ports.cipher.as_ref(), &session.key, &session.tokens)
-            else {
-                continue;
-            };
-            if let Some(refresh_token) = &tokens.refresh_token
-                && provider.revoke_refresh_token(refresh_token).await.is_err()
-            {
-                failures += 1;
+            revocations.push(Box::pin(self.revoke_first_login(session)));
+            for connection in &session.connections {
+                revocations.push(Box::pin(self.revoke_connection(&session.key, connection)));
             }
         }
-        failures
+        futures_util::stream::iter(revocations)
+            .buffer_unordered(CONCURRENT_REVOCATIONS)
+            .fold(0, |failures, failed| {
+                std::future::ready(failures + u64::from(failed.is_some()))
+            })
+            .await
+    }
+
+    /// Revokes the refresh token of a deleted session's first login, when it has one, its tokens
+    /// open and its provider is still configured; the provider's error if it failed.
+    async fn revoke_first_login(&self, session: &Session) -> Option<ProviderError> {
+        let provider = self.providers.get(Some(&session.provider))?;
+        let tokens = vault::open(self.ports.cipher.as_ref(), &session.key, &session.tokens).ok()?;
+        let refresh_token = tokens.refresh_token.as_ref()?;
+        provider.revoke_refresh_token(refresh_token).await.err()
     }
 }
 

@@ -115,7 +115,7 @@ impl Bff {
 
     /// Revokes the refresh token of a connection of the session `key`, when it has one, its
     /// tokens open and its provider is still configured; the provider's error if it failed.
-    async fn revoke_connection(
+    pub(super) async fn revoke_connection(
         &self,
         key: &SessionKey,
         connection: &Connection,

@@ -95,7 +95,8 @@ struct SessionList {
 struct RevokedSessions {
     /// Sessions revoked.
     revoked: u64,
-    /// Refresh tokens the provider did not confirm revoking (the sessions are gone anyway).
+    /// Refresh tokens (of the first login and of connected providers) the providers did not
+    /// confirm revoking (the sessions are gone anyway).
     revocation_failures: u64,
 }
 

@@ -458,6 +458,43 @@ fn logout_revokes_every_connected_providers_refresh_token() {
     assert!(outcome.logout_url.unwrap().starts_with(super::ISSUER));
 }
 
+/// An operator revoking a user's sessions revokes what logout would: the first login's
+/// refresh token and every connected provider's, and counts the ones a provider refused.
+#[test]
+fn admin_revocation_revokes_every_connected_providers_refresh_token() {
+    let w = world();
+    let first = login(&w);
+    connect(&w, &first);
+    let second = login(&w);
+    w.other.script.lock().unwrap().revoke_error =
+        Some(|| ProviderError::Unavailable("down".into()));
+    let revoked = block_on(w.bff.admin_revoke_all("alice", None)).unwrap();
+    assert_eq!(revoked.sessions, 2);
+    assert_eq!(
+        revoked.revocation_failures, 1,
+        "the connected provider's refusal"
+    );
+    let mut first_logins = w.provider.revoked.lock().unwrap().clone();
+    first_logins.sort();
+    assert_eq!(first_logins, ["refresh-2", "refresh-4"]);
+    assert_eq!(
+        w.other.revoked.lock().unwrap().clone(),
+        vec!["other-refresh-2".to_owned()]
+    );
+    assert!(stored(&w, &first).is_none());
+    assert!(stored(&w, &second).is_none());
+
+    // One session by its handle: its connection too.
+    let w = world();
+    let id = login(&w);
+    connect(&w, &id);
+    let listed = block_on(w.bff.admin_list_sessions("alice", None)).unwrap();
+    let revoked = block_on(w.bff.admin_revoke_session("alice", None, &listed[0].handle)).unwrap();
+    assert_eq!((revoked.sessions, revoked.revocation_failures), (1, 0));
+    assert_eq!(w.provider.revoked.lock().unwrap().len(), 1);
+    assert_eq!(w.other.revoked.lock().unwrap().len(), 1);
+}
+
 #[test]
 fn a_refused_refresh_of_a_connection_drops_only_that_connection() {
     let w = world();
