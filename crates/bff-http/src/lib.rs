@@ -5,7 +5,8 @@
 //! and turns their outcomes into responses: the endpoints by concern (`api`), cookies and the
 //! session extractors (`cookies`), the CSRF extractor (`csrf`), and every error as
 //! `application/problem+json` from one mapping (`problem`). The operators' admin API (`admin`)
-//! is a separate app with its own OpenAPI document, for its own listener.
+//! is a separate app with its own OpenAPI document, for its own listener. Logouts and
+//! revocations run to their end even when their caller goes away (`finish`).
 //!
 //! Its public surface is the list of re-exports below; the modules are private.
 //!
@@ -21,6 +22,7 @@ mod api;
 mod cookies;
 mod cors;
 mod csrf;
+mod finish;
 mod problem;
 mod proxy;
 mod server;

@@ -28,6 +28,7 @@ use poem_openapi::{Object, OpenApi, OpenApiService, Tags};
 
 pub use auth::{AdminCredential, InvalidAdminCredential};
 
+use crate::finish::to_the_end;
 use crate::problem::Problem;
 use auth::AdminAuth;
 
@@ -155,7 +156,8 @@ impl AdminApi {
     }
 
     /// Revokes every session of user `sub` (at `iss`, else at every configured issuer) and their
-    /// refresh tokens at the provider (best effort). Needs the admin bearer token.
+    /// refresh tokens at the providers, the first login's and connected providers' (best
+    /// effort). Needs the admin bearer token.
     #[oai(path = "/sessions", method = "delete", tag = "Tag::Sessions")]
     async fn revoke_all(
         &self,
@@ -163,16 +165,23 @@ impl AdminApi {
         sub: Query<String>,
         iss: Query<Option<String>>,
     ) -> Result<Json<RevokedSessions>, Problem> {
-        let revoked = self.bff.admin_revoke_all(&sub, iss.as_deref()).await?;
-        tracing::info!(
-            admin = auth.who(),
-            action = "revoke_all_sessions",
-            sub = sub.0.as_str(),
-            iss = iss.as_deref().unwrap_or("*"),
-            count = revoked.sessions,
-            revocation_failures = revoked.revocation_failures,
-            "admin action"
-        );
+        let (bff, admin, sub, iss) = (self.bff.clone(), auth.who().to_owned(), sub.0, iss.0);
+        // To the end, audit line included: deleted sessions' refresh tokens can be revoked
+        // only now.
+        let revoked = to_the_end("an admin revocation", async move {
+            let revoked = bff.admin_revoke_all(&sub, iss.as_deref()).await?;
+            tracing::info!(
+                admin = admin.as_str(),
+                action = "revoke_all_sessions",
+                sub = sub.as_str(),
+                iss = iss.as_deref().unwrap_or("*"),
+                count = revoked.sessions,
+                revocation_failures = revoked.revocation_failures,
+                "admin action"
+            );
+            Ok::<_, Problem>(revoked)
+        })
+        .await??;
         Ok(Json(RevokedSessions {
             revoked: revoked.sessions,
             revocation_failures: revoked.revocation_failures,
@@ -180,7 +189,7 @@ impl AdminApi {
     }
 
     /// Revokes the session with `handle` among user `sub`'s (at `iss`, else at every configured
-    /// issuer) and its refresh token at the provider (best effort). `404 no_such_session` when
+    /// issuer) and its refresh tokens at the providers (best effort). `404 no_such_session` when
     /// none has it. Needs the admin bearer token.
     #[oai(path = "/sessions/:handle", method = "delete", tag = "Tag::Sessions")]
     async fn revoke_one(
@@ -191,21 +200,25 @@ impl AdminApi {
         iss: Query<Option<String>>,
     ) -> Result<Json<RevokedSessions>, Problem> {
         let handle = SessionHandle::parse(&handle)?;
-        let revoked = self
-            .bff
-            .admin_revoke_session(&sub, iss.as_deref(), &handle)
-            .await?;
-        // The handle is logged: it names the session in the listing, and opens nothing.
-        tracing::info!(
-            admin = auth.who(),
-            action = "revoke_session",
-            sub = sub.0.as_str(),
-            iss = iss.as_deref().unwrap_or("*"),
-            handle = handle.as_str(),
-            count = revoked.sessions,
-            revocation_failures = revoked.revocation_failures,
-            "admin action"
-        );
+        let (bff, admin, sub, iss) = (self.bff.clone(), auth.who().to_owned(), sub.0, iss.0);
+        let revoked = to_the_end("an admin revocation", async move {
+            let revoked = bff
+                .admin_revoke_session(&sub, iss.as_deref(), &handle)
+                .await?;
+            // The handle is logged: it names the session in the listing, and opens nothing.
+            tracing::info!(
+                admin = admin.as_str(),
+                action = "revoke_session",
+                sub = sub.as_str(),
+                iss = iss.as_deref().unwrap_or("*"),
+                handle = handle.as_str(),
+                count = revoked.sessions,
+                revocation_failures = revoked.revocation_failures,
+                "admin action"
+            );
+            Ok::<_, Problem>(revoked)
+        })
+        .await??;
         Ok(Json(RevokedSessions {
             revoked: revoked.sessions,
             revocation_failures: revoked.revocation_failures,

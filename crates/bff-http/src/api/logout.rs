@@ -17,6 +17,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use super::{Redirect, Tag};
 use crate::cookies::{self, SessionCookie};
 use crate::csrf::ScriptOrForm;
+use crate::finish::to_the_end;
 use crate::problem::{Problem, error_chain};
 use crate::settings::HttpSettings;
 
@@ -75,11 +76,19 @@ impl LogoutApi {
     ) -> Result<Option<String>, Problem> {
         let outcome = match session.id() {
             None => None,
-            Some(id) => match self.bff.logout(id, guard).await {
-                Ok(outcome) => Some(outcome),
-                Err(LogoutError::NoSession) => None,
-                Err(e) => return Err(e.into()),
-            },
+            Some(id) => {
+                // To the end: once the session is deleted, only this call can still revoke its
+                // refresh tokens.
+                let (bff, id, guard) = (self.bff.clone(), id.clone(), guard.map(str::to_owned));
+                let ended = to_the_end("a logout", async move {
+                    bff.logout(&id, guard.as_deref()).await
+                });
+                match ended.await? {
+                    Ok(outcome) => Some(outcome),
+                    Err(LogoutError::NoSession) => None,
+                    Err(e) => return Err(e.into()),
+                }
+            }
         };
         session.clear();
         let Some(outcome) = outcome else {

@@ -12,13 +12,11 @@
 //! The token is never logged: refusals log the check's name, successes how many sessions
 //! ended.
 //!
-//! Both run their use case to the end on a task of its own ([`to_the_end`]): the HTTP server
-//! drops a request's handler when the client goes away, and a provider that gives up waiting
-//! (its own timeout, a restart) must not leave a logout half done. A back-channel logout cut
-//! off after its `jti` was recorded would leave sessions alive and refuse the provider's retry
-//! as a replay; a front-channel one has no retry at all.
+//! Both run their use case to the end on a task of its own ([`to_the_end`]): a provider that
+//! gives up waiting (its own timeout, a restart) must not leave a logout half done. A
+//! back-channel logout cut off after its `jti` was recorded would leave sessions alive and
+//! refuse the provider's retry as a replay; a front-channel one has no retry at all.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use bff_domain::Bff;
@@ -27,21 +25,10 @@ use poem_openapi::param::Query;
 use poem_openapi::payload::{Form, Html};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
-use tracing::Instrument as _;
 
 use super::Tag;
+use crate::finish::to_the_end;
 use crate::problem::Problem;
-
-/// Runs `work` on a task of its own, in the request's span, and waits for it: when the caller
-/// stops waiting (the client went away and the server dropped the handler), the work still
-/// finishes.
-async fn to_the_end<T: Send + 'static>(
-    work: impl Future<Output = T> + Send + 'static,
-) -> Result<T, Problem> {
-    tokio::spawn(work.in_current_span())
-        .await
-        .map_err(|err| Problem::internal("a provider logout", &err))
-}
 
 /// The largest back-channel logout request body read: a logout token is a JWS of a few hundred
 /// bytes to a few kilobytes (an RSA-4096 signature alone is 684 characters).
@@ -151,7 +138,7 @@ impl ProviderLogoutApi {
     ) -> Result<BackchannelLogoutAnswer, Problem> {
         let bff = self.bff.clone();
         let token = form.0.logout_token;
-        to_the_end(async move {
+        to_the_end("a provider logout", async move {
             let outcome = bff.backchannel_logout(&token).await?;
             tracing::info!(
                 sessions_ended = outcome.sessions_ended,
@@ -179,7 +166,7 @@ impl ProviderLogoutApi {
         sid: Query<Option<String>>,
     ) -> Result<FrontchannelLogoutAnswer, Problem> {
         let bff = self.bff.clone();
-        let outcome = to_the_end(async move {
+        let outcome = to_the_end("a provider logout", async move {
             let outcome = bff
                 .frontchannel_logout(iss.0.as_deref(), sid.0.as_deref())
                 .await?;

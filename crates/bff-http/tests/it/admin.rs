@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bff_domain::ports::SessionStore;
 use bff_domain::testkit::{FakeCipher, FakeProvider, FakeStores, FixedClock, SeededRandom};
 use bff_domain::{
     Bff, BffPolicy, BffPorts, CompleteLogin, LoginStyle, ProviderId, Providers, ReturnUrl,
@@ -15,7 +16,7 @@ use poem::http::{Method, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Request};
 use sha2::{Digest, Sha256};
 
-use crate::support::{APP_ORIGIN, Answer, ISSUER};
+use crate::support::{APP_ORIGIN, Answer, HeldDeletes, ISSUER};
 
 const TOKEN: &str = "admin-token-for-tests-0123456789";
 
@@ -33,11 +34,16 @@ struct World {
 }
 
 fn world() -> World {
+    world_over(|stores| stores)
+}
+
+/// [`world`] with its session store made by `sessions` from the fakes (a wrapper around them).
+fn world_over(sessions: impl FnOnce(Arc<FakeStores>) -> Arc<dyn SessionStore>) -> World {
     let stores = Arc::new(FakeStores::default());
     let provider = Arc::new(FakeProvider::new("main", ISSUER));
     let bff = Arc::new(Bff::new(
         BffPorts {
-            sessions: stores.clone(),
+            sessions: sessions(stores.clone()),
             pending_logins: stores.clone(),
             locks: stores.clone(),
             replay: stores.clone(),
@@ -407,4 +413,37 @@ async fn the_admin_document_is_served_and_every_operation_needs_the_bearer() {
         }
     }
     assert_eq!(operations, 3);
+}
+
+/// A revocation whose operator goes away while the store is deleting (the admin tool timed
+/// out; the server then drops the request's handler) still deletes the sessions and revokes
+/// their refresh tokens, which nothing could revoke once the sessions are gone.
+#[tokio::test]
+async fn a_revocation_whose_caller_goes_away_still_revokes_the_refresh_tokens() {
+    let held = std::sync::OnceLock::<Arc<HeldDeletes>>::new();
+    let w = Arc::new(world_over(|stores| {
+        let store = HeldDeletes::around(stores);
+        held.set(store.clone()).ok().unwrap();
+        store
+    }));
+    let held = held.get().unwrap().clone();
+    let ids = [w.login_as("alice").await, w.login_as("alice").await];
+    let caller = {
+        let w = w.clone();
+        tokio::spawn(async move {
+            w.admin(Method::DELETE, "/admin/sessions?sub=alice").await;
+        })
+    };
+    held.abort_while_deleting(caller).await;
+
+    let mut revoked = 0;
+    for _ in 0..200 {
+        revoked = w.provider.revoked.lock().unwrap().len();
+        if revoked == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(revoked, 2, "refresh tokens revoked");
+    assert!(ids.iter().all(|id| !w.live(id)), "a session lives on");
 }

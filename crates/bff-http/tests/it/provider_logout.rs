@@ -2,18 +2,13 @@
 //! cap, problem codes naming the failed check, `no-store`) and the front-channel page (its
 //! `frame-ancestors`), ending the session a browser holds.
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use bff_domain::ports::{LoginRef, SessionStore, StoreError};
-use bff_domain::testkit::{FakeProvider, FakeStores};
-use bff_domain::{RenewalAlias, Session, SessionKey, Timestamp};
+use bff_domain::testkit::FakeProvider;
 use poem::http::{Method, StatusCode, header};
 use serde_json::{Value, json};
-use tokio::sync::{Notify, Semaphore};
 
-use crate::support::{Answer, Browser, ISSUER, bff_with_sessions};
+use crate::support::{Answer, Browser, ISSUER, browser_with_held_deletes};
 
 const NOW: i64 = 1_700_000_000;
 
@@ -240,106 +235,6 @@ async fn front_channel_logout_of_an_unknown_issuer_or_without_sid_is_refused() {
     assert_eq!(browser.api_get("/bff/user").await.status, StatusCode::OK);
 }
 
-/// A session store whose deletes wait until the test lets them go on, telling it when one has
-/// started: a store slow enough for the provider to give up waiting.
-struct HeldDeletes {
-    inner: Arc<FakeStores>,
-    started: Notify,
-    go_on: Semaphore,
-}
-
-impl HeldDeletes {
-    async fn hold(&self) {
-        self.started.notify_one();
-        let _go = self.go_on.acquire().await.unwrap();
-    }
-}
-
-#[async_trait]
-impl SessionStore for HeldDeletes {
-    async fn create(&self, session: &Session) -> Result<(), StoreError> {
-        self.inner.create(session).await
-    }
-    async fn get(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Session>, StoreError> {
-        self.inner.get(key, now).await
-    }
-    async fn update(&self, session: &Session, now: Timestamp) -> Result<u64, StoreError> {
-        self.inner.update(session, now).await
-    }
-    async fn touch(
-        &self,
-        key: &SessionKey,
-        last_seen_at: Timestamp,
-        idle_expires_at: Timestamp,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.inner
-            .touch(key, last_seen_at, idle_expires_at, now)
-            .await
-    }
-    async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError> {
-        self.hold().await;
-        self.inner.delete(key).await
-    }
-    async fn delete_many(&self, keys: &[SessionKey]) -> Result<u64, StoreError> {
-        self.hold().await;
-        self.inner.delete_many(keys).await
-    }
-    async fn find_by_provider_session(
-        &self,
-        issuer: &str,
-        sid: &str,
-        now: Timestamp,
-    ) -> Result<Vec<Session>, StoreError> {
-        self.inner.find_by_provider_session(issuer, sid, now).await
-    }
-    async fn find_by_subject(
-        &self,
-        issuer: &str,
-        subject: &str,
-        now: Timestamp,
-    ) -> Result<Vec<Session>, StoreError> {
-        self.inner.find_by_subject(issuer, subject, now).await
-    }
-    async fn find_by_connection(
-        &self,
-        issuer: &str,
-        login: LoginRef<'_>,
-        now: Timestamp,
-    ) -> Result<Vec<Session>, StoreError> {
-        self.inner.find_by_connection(issuer, login, now).await
-    }
-    async fn delete_by_provider_session(&self, issuer: &str, sid: &str) -> Result<u64, StoreError> {
-        self.hold().await;
-        self.inner.delete_by_provider_session(issuer, sid).await
-    }
-    async fn delete_by_subject(&self, issuer: &str, subject: &str) -> Result<u64, StoreError> {
-        self.hold().await;
-        self.inner.delete_by_subject(issuer, subject).await
-    }
-    async fn put_renewal(
-        &self,
-        old: &SessionKey,
-        alias: &RenewalAlias,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        self.inner.put_renewal(old, alias, now).await
-    }
-    async fn get_renewal(
-        &self,
-        old: &SessionKey,
-        now: Timestamp,
-    ) -> Result<Option<RenewalAlias>, StoreError> {
-        self.inner.get_renewal(old, now).await
-    }
-    async fn sweep_expired(&self, now: Timestamp, batch: u32) -> Result<u64, StoreError> {
-        self.inner.sweep_expired(now, batch).await
-    }
-    async fn check(&self) -> Result<(), StoreError> {
-        self.inner.check().await
-    }
-}
-
 /// A provider logout whose caller goes away while the store is still deleting (the provider's
 /// HTTP client gave up; the server then drops the request's handler) still ends the session,
 /// for the back-channel and the front-channel call alike. Without that, a back-channel logout
@@ -348,19 +243,7 @@ impl SessionStore for HeldDeletes {
 #[tokio::test]
 async fn a_provider_logout_whose_caller_goes_away_still_ends_the_session() {
     for channel in ["back", "front"] {
-        let provider = Arc::new(FakeProvider::new("main", ISSUER));
-        let held = Arc::new(OnceLock::<Arc<HeldDeletes>>::new());
-        let bff = bff_with_sessions(provider.clone(), |stores| {
-            let store = Arc::new(HeldDeletes {
-                inner: stores,
-                started: Notify::new(),
-                go_on: Semaphore::new(0),
-            });
-            held.set(store.clone()).ok().unwrap();
-            store
-        });
-        let held = held.get().unwrap().clone();
-        let browser = Arc::new(Browser::at(bff, provider, true));
+        let (browser, held) = browser_with_held_deletes();
         browser.provider.script.lock().unwrap().sid = Some("op-session-1".into());
         browser.log_in().await;
         assert_eq!(browser.api_get("/bff/user").await.status, StatusCode::OK);
@@ -384,13 +267,7 @@ async fn a_provider_logout_whose_caller_goes_away_still_ends_the_session() {
                 }
             })
         };
-        // The logout is deleting; its caller goes away, then the store goes on.
-        tokio::time::timeout(Duration::from_secs(10), held.started.notified())
-            .await
-            .unwrap_or_else(|_| panic!("{channel}: no delete started"));
-        caller.abort();
-        assert!(caller.await.unwrap_err().is_cancelled(), "{channel}");
-        held.go_on.add_permits(Semaphore::MAX_PERMITS / 2);
+        held.abort_while_deleting(caller).await;
 
         browser.set_cookie(&browser.settings.session_cookie, &session);
         let mut status = StatusCode::OK;
