@@ -9,6 +9,11 @@
 //!
 //! `prometheus-client` keeps the registry a value (no process-wide global), so each server (and
 //! each test's server in one process) counts on its own.
+//!
+//! `/metrics` answers OpenMetrics text to a scraper that asks for it in `Accept` (Prometheus
+//! does), and the classic Prometheus text format (0.0.4) to everything else, as the official
+//! client libraries do: the same samples, without what older parsers refuse (`# EOF`, `# UNIT`,
+//! the `info` type).
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
@@ -478,18 +483,87 @@ impl Events for Metrics {
     }
 }
 
-/// The `/metrics` app for the metrics listener: `GET /metrics` answers the registry as text;
-/// anything else `404`.
+/// The `/metrics` app for the metrics listener: `GET /metrics` answers the registry as text,
+/// OpenMetrics when `Accept` asks for it, else the classic Prometheus format; anything else
+/// `404`.
 pub fn metrics_app(metrics: Arc<Metrics>) -> impl Endpoint {
     Route::new().at("/metrics", get(scrape)).data(metrics)
 }
 
 #[handler]
-fn scrape(metrics: poem::web::Data<&Arc<Metrics>>) -> Response {
+fn scrape(req: &poem::Request, metrics: poem::web::Data<&Arc<Metrics>>) -> Response {
+    let (content_type, text) = if accepts_open_metrics(req.headers()) {
+        (
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.encode(),
+        )
+    } else {
+        (
+            "text/plain; version=0.0.4; charset=utf-8",
+            classic_text(&metrics.encode()),
+        )
+    };
     Response::builder()
         .status(StatusCode::OK)
-        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(metrics.encode())
+        .content_type(content_type)
+        .body(text)
+}
+
+/// Whether `Accept` names `application/openmetrics-text` with a quality above zero.
+fn accepts_open_metrics(headers: &poem::http::HeaderMap) -> bool {
+    headers
+        .get_all(poem::http::header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|entry| {
+            let mut parts = entry.split(';').map(str::trim);
+            let media_type = parts.next().unwrap_or_default();
+            let refused = parts.any(|parameter| {
+                parameter
+                    .strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            media_type.eq_ignore_ascii_case("application/openmetrics-text") && !refused
+        })
+}
+
+/// OpenMetrics text (as [`Metrics::encode`] writes it) in the classic Prometheus text format
+/// 0.0.4: a counter family's `# HELP` and `# TYPE` name its `_total` samples, the `info`
+/// family is a `gauge` named as its `_info` sample, and the `# UNIT` and `# EOF` lines are left
+/// out. Samples and label values are written alike in both formats.
+fn classic_text(open_metrics: &str) -> String {
+    let mut renamed: std::collections::HashMap<&str, (String, &str)> =
+        std::collections::HashMap::new();
+    for line in open_metrics.lines() {
+        let Some((name, kind)) = line
+            .strip_prefix("# TYPE ")
+            .and_then(|rest| rest.split_once(' '))
+        else {
+            continue;
+        };
+        match kind {
+            "counter" => renamed.insert(name, (format!("{name}_total"), "counter")),
+            "info" => renamed.insert(name, (format!("{name}_info"), "gauge")),
+            _ => None,
+        };
+    }
+    let mut out = String::with_capacity(open_metrics.len());
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let rewritten = ["# HELP ", "# TYPE "].into_iter().find_map(|prefix| {
+            let (name, rest) = line.strip_prefix(prefix)?.split_once(' ')?;
+            let (classic, kind) = renamed.get(name)?;
+            let rest = if prefix == "# TYPE " { *kind } else { rest };
+            Some(format!("{prefix}{classic} {rest}"))
+        });
+        out.push_str(rewritten.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }
 
 /// A store port timed and counted: every call observes `bff_store_call_duration_seconds` and,
@@ -745,6 +819,83 @@ mod tests {
 
     /// Endpoint requests land in the series of their own endpoint and status, counted and timed,
     /// whether the series was kept already or not.
+    /// The classic rendering carries every sample of the OpenMetrics one, unchanged, and each
+    /// sample's family is declared under the sample's own name with a classic type.
+    #[test]
+    fn the_classic_format_has_the_same_samples_under_classic_declarations() {
+        let metrics = Metrics::new();
+        metrics.endpoint_request("/user", 200, Duration::from_millis(3));
+        let open_metrics = metrics.encode();
+        let classic = classic_text(&open_metrics);
+        let samples = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|line| !line.starts_with('#'))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert!(!samples(&open_metrics).is_empty());
+        assert_eq!(samples(&classic), samples(&open_metrics));
+        assert!(
+            !classic.contains("# EOF") && !classic.contains("# UNIT "),
+            "{classic}"
+        );
+        let declared: Vec<(&str, &str)> = classic
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE ")?.split_once(' '))
+            .collect();
+        assert!(declared.contains(&("bff_endpoint_requests_total", "counter")));
+        assert!(declared.contains(&("bff_build_info", "gauge")));
+        assert!(
+            declared.contains(&("bff_endpoint_request_duration_seconds", "histogram")),
+            "{classic}"
+        );
+        for (name, kind) in &declared {
+            assert!(
+                ["counter", "gauge", "histogram"].contains(kind),
+                "{name} {kind}"
+            );
+            let help = format!("# HELP {name} ");
+            assert!(classic.contains(&help), "no {help}");
+        }
+        for sample in samples(&classic) {
+            let name = sample.split(['{', ' ']).next().unwrap();
+            assert!(
+                declared.iter().any(|(family, kind)| name == *family
+                    || (*kind == "histogram"
+                        && ["_bucket", "_sum", "_count"]
+                            .iter()
+                            .any(|suffix| name == format!("{family}{suffix}")))),
+                "{sample} has no declaration"
+            );
+        }
+    }
+
+    #[test]
+    fn open_metrics_is_what_accept_asks_for_with_a_quality_above_zero() {
+        use poem::http::{HeaderMap, HeaderValue, header};
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+            version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        for (accept, open_metrics) in [
+            (Some(prometheus), true),
+            (Some("Application/OpenMetrics-Text"), true),
+            (
+                Some("text/plain, application/openmetrics-text; q=0.2"),
+                true,
+            ),
+            (None, false),
+            (Some("*/*"), false),
+            (Some("text/plain;version=0.0.4"), false),
+            (Some("application/openmetrics-text;q=0"), false),
+            (Some("application/openmetrics-textual"), false),
+        ] {
+            let mut headers = HeaderMap::new();
+            if let Some(accept) = accept {
+                headers.insert(header::ACCEPT, HeaderValue::from_static(accept));
+            }
+            assert_eq!(accepts_open_metrics(&headers), open_metrics, "{accept:?}");
+        }
+    }
+
     #[test]
     fn endpoint_requests_are_counted_by_endpoint_and_status() {
         let metrics = Metrics::new();

@@ -704,8 +704,9 @@ pub(crate) const SECTIONS: &[Section] = &[
     },
     Section {
         path: "metrics",
-        doc: "Prometheus metrics (OpenMetrics text) on their own listener; off unless `listen` \
-              is set. No label carries a user, session, token or raw path.",
+        doc: "Prometheus metrics (OpenMetrics text when asked for, else the classic text \
+              format) on their own listener; off unless `listen` is set. No label carries a \
+              user, session, token or raw path.",
         keys: &[Key {
             name: "listen",
             kind: "socket address",

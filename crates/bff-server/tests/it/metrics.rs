@@ -31,10 +31,22 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// What Prometheus asks for.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,\
+    application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// Scrapes as Prometheus does (OpenMetrics), and checks that a scraper asking for nothing in
+/// particular gets the classic text format.
 async fn scrape(metrics_base: &str) -> String {
-    let response = reqwest::get(format!("{metrics_base}/metrics"))
-        .await
-        .unwrap();
+    let http = reqwest::Client::new();
+    let get = |accept: Option<&'static str>| {
+        let mut request = http.get(format!("{metrics_base}/metrics"));
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        request.send()
+    };
+    let response = get(Some(PROMETHEUS_ACCEPT)).await.unwrap();
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"]
         .to_str()
@@ -46,6 +58,17 @@ async fn scrape(metrics_base: &str) -> String {
     );
     let text = response.text().await.unwrap();
     assert!(text.trim_end().ends_with("# EOF"), "{text}");
+
+    let classic = get(None).await.unwrap();
+    assert_eq!(classic.status(), 200);
+    let content_type = classic.headers()["content-type"].to_str().unwrap();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    let classic = classic.text().await.unwrap();
+    assert!(!classic.contains("# EOF"), "{classic}");
+    assert!(classic.contains("# TYPE bff_build_info gauge"), "{classic}");
     text
 }
 
