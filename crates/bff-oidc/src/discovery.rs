@@ -26,8 +26,8 @@ pub struct ProviderMetadata {
     pub end_session_endpoint: Option<String>,
     /// RFC 7009 revocation endpoint.
     pub revocation_endpoint: Option<String>,
-    /// RFC 9126 pushed authorization request endpoint: used when the provider's
-    /// configuration asks for it or the provider requires it.
+    /// RFC 9126 pushed authorization request endpoint: used when advertised, unless the
+    /// provider's configuration turns pushed requests off (`PushedAuthorization`).
     pub pushed_authorization_request_endpoint: Option<String>,
     /// RFC 9126 section 5: the provider accepts authorization requests only when pushed.
     #[serde(default)]
@@ -38,6 +38,10 @@ pub struct ProviderMetadata {
     /// RFC 9207: every authorization response carries `iss`.
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
+    /// How clients may authenticate at the token endpoint; absent means `client_secret_basic`
+    /// only (OIDC Discovery section 3).
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
 }
 
 /// Discovery failed.
@@ -193,6 +197,7 @@ mod tests {
             require_pushed_authorization_requests: false,
             authorization_response_iss_parameter_supported: false,
             id_token_signing_alg_values_supported: Vec::new(),
+            token_endpoint_auth_methods_supported: None,
         }
     }
 

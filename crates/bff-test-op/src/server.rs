@@ -157,6 +157,7 @@ fn discovery(Data(op): Data<&Arc<Shared>>) -> Json<Value> {
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256", "RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
     });
     merge(&mut doc, &s.metadata_overrides);
     Json(doc)

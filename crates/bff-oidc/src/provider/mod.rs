@@ -150,6 +150,31 @@ fn par_endpoint(
     }
 }
 
+/// Refuses a configured client authentication that the provider's
+/// `token_endpoint_auth_methods_supported` leaves out: every code exchange would fail there with
+/// `invalid_client`, so the start says so instead of the first login. A provider that lists
+/// nothing is not judged (OIDC Discovery makes that `client_secret_basic` only, but providers
+/// that accept more do not always say so).
+fn check_client_auth(
+    config: &OidcProviderConfig,
+    metadata: &ProviderMetadata,
+) -> Result<(), DiscoveryError> {
+    let wanted = config.client_auth.as_str();
+    let Some(supported) = &metadata.token_endpoint_auth_methods_supported else {
+        return Ok(());
+    };
+    if supported.iter().any(|method| method == wanted) {
+        return Ok(());
+    }
+    Err(config_error(
+        "client_auth",
+        format!(
+            "the provider does not accept {wanted} at its token endpoint (it advertises: {})",
+            supported.join(", ")
+        ),
+    ))
+}
+
 impl OidcProvider {
     /// Checks `config`, fetches the discovery document of its issuer (which must name exactly
     /// that issuer) and loads the JWKS once. `http` should come from [`crate::http_client`]
@@ -166,6 +191,7 @@ impl OidcProvider {
         config.validate()?;
         let metadata = discovery::fetch(&http, &config.issuer, config.http_timeout).await?;
         let algorithms = signing_algorithms::id_token_algorithms(&config, &metadata)?;
+        check_client_auth(&config, &metadata)?;
         let oauth = oauth_client(&config, &metadata)?;
         let par_endpoint = par_endpoint(&config, &metadata)?;
         let jwks = JwksCache::load(

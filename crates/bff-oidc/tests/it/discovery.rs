@@ -350,3 +350,55 @@ async fn a_provider_requiring_pushed_requests_without_an_endpoint_is_refused() {
         assert!(reason.contains("pushed_authorization_request"), "{reason}");
     }
 }
+
+/// A client authentication the provider's `token_endpoint_auth_methods_supported` leaves out
+/// is a configuration error at discovery, naming what the provider accepts; one it lists, or a
+/// provider that lists nothing, is fine.
+#[tokio::test]
+async fn a_client_authentication_the_provider_does_not_list_is_refused() {
+    use bff_oidc::ClientAuthMethod::{ClientSecretBasic, ClientSecretPost};
+    // (configured, advertised, accepted)
+    for (configured, advertised, accepted) in [
+        (
+            ClientSecretPost,
+            Some(json!(["client_secret_basic"])),
+            false,
+        ),
+        (ClientSecretBasic, Some(json!(["private_key_jwt"])), false),
+        (ClientSecretBasic, Some(json!([])), false),
+        (
+            ClientSecretPost,
+            Some(json!(["private_key_jwt", "client_secret_post"])),
+            true,
+        ),
+        (
+            ClientSecretBasic,
+            Some(json!(["client_secret_basic"])),
+            true,
+        ),
+        (ClientSecretPost, None, true),
+    ] {
+        let case = format!("{configured:?} against {advertised:?}");
+        // `null` takes the test provider's own list out of its metadata.
+        let metadata =
+            json!({ "token_endpoint_auth_methods_supported": advertised.unwrap_or(Value::Null) });
+        let op = start_op(Script {
+            metadata_overrides: metadata,
+            ..Script::default()
+        })
+        .await;
+        let mut config = op.config();
+        config.client_auth = configured;
+        match OidcProvider::discover(config, client()).await {
+            Ok(_) => assert!(accepted, "{case}: accepted"),
+            Err(DiscoveryError::Config(reason)) => {
+                assert!(!accepted, "{case}: refused: {reason}");
+                assert!(
+                    reason.contains("client_auth") && reason.contains(configured.as_str()),
+                    "{case}: {reason}"
+                );
+            }
+            Err(other) => panic!("{case}: {other}"),
+        }
+    }
+}

@@ -487,7 +487,9 @@ pub(crate) const SECTIONS: &[Section] = &[
                 kind: "`client_secret_basic` or `client_secret_post`",
                 default: Value(r#""client_secret_basic""#),
                 example: r#""client_secret_post""#,
-                doc: "How the client authenticates at the token endpoint.",
+                doc: "How the client authenticates at the token endpoint. A method the \
+                      provider's `token_endpoint_auth_methods_supported` leaves out stops the \
+                      start with what it accepts.",
             },
             Key {
                 name: "scopes",
