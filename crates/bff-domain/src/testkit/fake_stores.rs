@@ -3,11 +3,12 @@
 //! contract suite against them. The real in-process adapter is `bff-store-memory`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 
 use crate::ports::{Lock, LoginRef, PendingLoginStore, ReplayCache, SessionStore, StoreError};
 use crate::{PendingLogin, RenewalAlias, Session, SessionKey, Timestamp};
@@ -29,9 +30,30 @@ pub struct FakeStores {
     pub fail: AtomicBool,
     /// Only session deletes fail (a store that breaks halfway through a use case).
     pub fail_deletes: AtomicBool,
+    /// Awaited before every session delete: a store slow enough for a test to act while a use
+    /// case is deleting (the HTTP tests hold deletes there while their caller goes away).
+    pub delete_gate: Mutex<Option<DeleteGate>>,
+}
+
+/// What [`FakeStores::delete_gate`] awaits: a new future per delete.
+#[derive(Clone)]
+pub struct DeleteGate(pub Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>);
+
+impl std::fmt::Debug for DeleteGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeleteGate")
+    }
 }
 
 impl FakeStores {
+    async fn pass_delete_gate(&self) {
+        // Cloned out: the lock is not held across the wait.
+        let gate = self.delete_gate.lock().unwrap().clone();
+        if let Some(DeleteGate(wait)) = gate {
+            wait().await;
+        }
+    }
+
     fn check_up(&self) -> Result<(), StoreError> {
         if self.fail.load(Ordering::SeqCst) {
             Err(StoreError::unavailable("store down (fake)"))
@@ -105,6 +127,7 @@ impl SessionStore for FakeStores {
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        self.pass_delete_gate().await;
         self.check_up()?;
         if self.fail_deletes.load(Ordering::SeqCst) {
             return Err(StoreError::unavailable("delete failed (fake)"));
@@ -200,6 +223,7 @@ impl SessionStore for FakeStores {
     }
 
     async fn delete_by_provider_session(&self, issuer: &str, sid: &str) -> Result<u64, StoreError> {
+        self.pass_delete_gate().await;
         self.check_up()?;
         let mut map = self.sessions.lock().unwrap();
         let before = map.len();
@@ -208,6 +232,7 @@ impl SessionStore for FakeStores {
     }
 
     async fn delete_by_subject(&self, issuer: &str, subject: &str) -> Result<u64, StoreError> {
+        self.pass_delete_gate().await;
         self.check_up()?;
         let mut map = self.sessions.lock().unwrap();
         let before = map.len();

@@ -10,7 +10,7 @@
 mod fake_stores;
 pub mod store_contract;
 
-pub use fake_stores::FakeStores;
+pub use fake_stores::{DeleteGate, FakeStores};
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bff_domain::ports::SessionStore;
 use bff_domain::testkit::{FakeCipher, FakeProvider, FakeStores, FixedClock, SeededRandom};
 use bff_domain::{
     Bff, BffPolicy, BffPorts, CompleteLogin, LoginStyle, ProviderId, Providers, ReturnUrl,
@@ -16,7 +15,7 @@ use poem::http::{Method, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Request};
 use sha2::{Digest, Sha256};
 
-use crate::support::{APP_ORIGIN, Answer, HeldDeletes, ISSUER};
+use crate::support::{APP_ORIGIN, Answer, HeldDeletes, ISSUER, eventually};
 
 const TOKEN: &str = "admin-token-for-tests-0123456789";
 
@@ -34,16 +33,11 @@ struct World {
 }
 
 fn world() -> World {
-    world_over(|stores| stores)
-}
-
-/// [`world`] with its session store made by `sessions` from the fakes (a wrapper around them).
-fn world_over(sessions: impl FnOnce(Arc<FakeStores>) -> Arc<dyn SessionStore>) -> World {
     let stores = Arc::new(FakeStores::default());
     let provider = Arc::new(FakeProvider::new("main", ISSUER));
     let bff = Arc::new(Bff::new(
         BffPorts {
-            sessions: sessions(stores.clone()),
+            sessions: stores.clone(),
             pending_logins: stores.clone(),
             locks: stores.clone(),
             replay: stores.clone(),
@@ -420,13 +414,8 @@ async fn the_admin_document_is_served_and_every_operation_needs_the_bearer() {
 /// their refresh tokens, which nothing could revoke once the sessions are gone.
 #[tokio::test]
 async fn a_revocation_whose_caller_goes_away_still_revokes_the_refresh_tokens() {
-    let held = std::sync::OnceLock::<Arc<HeldDeletes>>::new();
-    let w = Arc::new(world_over(|stores| {
-        let store = HeldDeletes::around(stores);
-        held.set(store.clone()).ok().unwrap();
-        store
-    }));
-    let held = held.get().unwrap().clone();
+    let w = Arc::new(world());
+    let held = HeldDeletes::on(&w.stores);
     let ids = [w.login_as("alice").await, w.login_as("alice").await];
     let caller = {
         let w = w.clone();
@@ -436,14 +425,9 @@ async fn a_revocation_whose_caller_goes_away_still_revokes_the_refresh_tokens() 
     };
     held.abort_while_deleting(caller).await;
 
-    let mut revoked = 0;
-    for _ in 0..200 {
-        revoked = w.provider.revoked.lock().unwrap().len();
-        if revoked == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(revoked, 2, "refresh tokens revoked");
+    eventually("both refresh tokens are revoked", || {
+        w.provider.revoked.lock().unwrap().len() == 2
+    })
+    .await;
     assert!(ids.iter().all(|id| !w.live(id)), "a session lives on");
 }

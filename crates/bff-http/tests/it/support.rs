@@ -1,16 +1,13 @@
 //! The app over the domain's fakes, and a cookie-keeping client that calls it in process.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use bff_domain::ports::{LoginRef, SessionStore, StoreError};
-use bff_domain::testkit::{FakeCipher, FakeProvider, FakeStores, FixedClock, SeededRandom};
-use bff_domain::{
-    Bff, BffPolicy, BffPorts, ProviderId, Providers, RenewalAlias, Session, SessionKey,
-    SessionLifetime, Timestamp,
+use bff_domain::testkit::{
+    DeleteGate, FakeCipher, FakeProvider, FakeStores, FixedClock, SeededRandom,
 };
+use bff_domain::{Bff, BffPolicy, BffPorts, ProviderId, Providers, SessionLifetime};
 use bff_http::HttpSettings;
 use poem::endpoint::BoxEndpoint;
 use poem::http::{HeaderMap, Method, StatusCode, header};
@@ -46,18 +43,14 @@ pub fn settings(secure: bool) -> HttpSettings {
 
 /// The use cases over the testkit's fakes and `provider`.
 pub fn bff(provider: Arc<FakeProvider>) -> Arc<Bff> {
-    bff_with_sessions(provider, |stores| stores)
+    bff_over(provider, Arc::new(FakeStores::default()))
 }
 
-/// [`bff`] with its session store made by `sessions` from the fakes (a wrapper around them).
-pub fn bff_with_sessions(
-    provider: Arc<FakeProvider>,
-    sessions: impl FnOnce(Arc<FakeStores>) -> Arc<dyn SessionStore>,
-) -> Arc<Bff> {
-    let stores = Arc::new(FakeStores::default());
+/// [`bff`] over `stores`, which the test keeps to look into or to slow down.
+pub fn bff_over(provider: Arc<FakeProvider>, stores: Arc<FakeStores>) -> Arc<Bff> {
     Arc::new(Bff::new(
         BffPorts {
-            sessions: sessions(stores.clone()),
+            sessions: stores.clone(),
             pending_logins: stores.clone(),
             locks: stores.clone(),
             replay: stores,
@@ -79,27 +72,29 @@ pub fn bff_with_sessions(
     ))
 }
 
-/// A session store whose deletes wait until the test lets them go on, telling it when one has
-/// started: a store slow enough for the provider to give up waiting.
+/// Session deletes held until the test lets them go on, telling it when one has started: a
+/// store slow enough for a caller to give up waiting ([`FakeStores::delete_gate`]).
 pub struct HeldDeletes {
-    inner: Arc<FakeStores>,
-    pub started: Notify,
-    pub go_on: Semaphore,
+    started: Notify,
+    go_on: Semaphore,
 }
 
 impl HeldDeletes {
-    /// `stores` with their deletes held.
-    pub fn around(stores: Arc<FakeStores>) -> Arc<Self> {
-        Arc::new(Self {
-            inner: stores,
+    /// Holds every session delete of `stores` from now on.
+    pub fn on(stores: &FakeStores) -> Arc<Self> {
+        let held = Arc::new(Self {
             started: Notify::new(),
             go_on: Semaphore::new(0),
-        })
-    }
-
-    async fn hold(&self) {
-        self.started.notify_one();
-        let _go = self.go_on.acquire().await.unwrap();
+        });
+        let gate = held.clone();
+        *stores.delete_gate.lock().unwrap() = Some(DeleteGate(Arc::new(move || {
+            let held = gate.clone();
+            Box::pin(async move {
+                held.started.notify_one();
+                let _go = held.go_on.acquire().await.unwrap();
+            })
+        })));
+        held
     }
 
     /// Waits until a delete has started, aborts `caller` (the client went away; the server
@@ -114,102 +109,24 @@ impl HeldDeletes {
     }
 }
 
-#[async_trait]
-impl SessionStore for HeldDeletes {
-    async fn create(&self, session: &Session) -> Result<(), StoreError> {
-        self.inner.create(session).await
-    }
-    async fn get(&self, key: &SessionKey, now: Timestamp) -> Result<Option<Session>, StoreError> {
-        self.inner.get(key, now).await
-    }
-    async fn update(&self, session: &Session, now: Timestamp) -> Result<u64, StoreError> {
-        self.inner.update(session, now).await
-    }
-    async fn touch(
-        &self,
-        key: &SessionKey,
-        last_seen_at: Timestamp,
-        idle_expires_at: Timestamp,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.inner
-            .touch(key, last_seen_at, idle_expires_at, now)
-            .await
-    }
-    async fn delete(&self, key: &SessionKey) -> Result<bool, StoreError> {
-        self.hold().await;
-        self.inner.delete(key).await
-    }
-    async fn delete_many(&self, keys: &[SessionKey]) -> Result<u64, StoreError> {
-        self.hold().await;
-        self.inner.delete_many(keys).await
-    }
-    async fn find_by_provider_session(
-        &self,
-        issuer: &str,
-        sid: &str,
-        now: Timestamp,
-    ) -> Result<Vec<Session>, StoreError> {
-        self.inner.find_by_provider_session(issuer, sid, now).await
-    }
-    async fn find_by_subject(
-        &self,
-        issuer: &str,
-        subject: &str,
-        now: Timestamp,
-    ) -> Result<Vec<Session>, StoreError> {
-        self.inner.find_by_subject(issuer, subject, now).await
-    }
-    async fn find_by_connection(
-        &self,
-        issuer: &str,
-        login: LoginRef<'_>,
-        now: Timestamp,
-    ) -> Result<Vec<Session>, StoreError> {
-        self.inner.find_by_connection(issuer, login, now).await
-    }
-    async fn delete_by_provider_session(&self, issuer: &str, sid: &str) -> Result<u64, StoreError> {
-        self.hold().await;
-        self.inner.delete_by_provider_session(issuer, sid).await
-    }
-    async fn delete_by_subject(&self, issuer: &str, subject: &str) -> Result<u64, StoreError> {
-        self.hold().await;
-        self.inner.delete_by_subject(issuer, subject).await
-    }
-    async fn put_renewal(
-        &self,
-        old: &SessionKey,
-        alias: &RenewalAlias,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        self.inner.put_renewal(old, alias, now).await
-    }
-    async fn get_renewal(
-        &self,
-        old: &SessionKey,
-        now: Timestamp,
-    ) -> Result<Option<RenewalAlias>, StoreError> {
-        self.inner.get_renewal(old, now).await
-    }
-    async fn sweep_expired(&self, now: Timestamp, batch: u32) -> Result<u64, StoreError> {
-        self.inner.sweep_expired(now, batch).await
-    }
-    async fn check(&self) -> Result<(), StoreError> {
-        self.inner.check().await
-    }
+/// A fresh browser at an app whose session deletes are held, and the fakes it runs on.
+pub fn browser_with_held_deletes() -> (Arc<Browser>, Arc<HeldDeletes>, Arc<FakeStores>) {
+    let provider = Arc::new(FakeProvider::new("main", ISSUER));
+    let stores = Arc::new(FakeStores::default());
+    let held = HeldDeletes::on(&stores);
+    let bff = bff_over(provider.clone(), stores.clone());
+    (Arc::new(Browser::at(bff, provider, true)), held, stores)
 }
 
-/// A fresh browser at an app whose session deletes are held by the returned store.
-pub fn browser_with_held_deletes() -> (Arc<Browser>, Arc<HeldDeletes>) {
-    let provider = Arc::new(FakeProvider::new("main", ISSUER));
-    let held = Arc::new(OnceLock::<Arc<HeldDeletes>>::new());
-    let bff = bff_with_sessions(provider.clone(), |stores| {
-        let store = HeldDeletes::around(stores);
-        held.set(store.clone()).ok().unwrap();
-        store
-    });
-    let held = held.get().unwrap().clone();
-    (Arc::new(Browser::at(bff, provider, true)), held)
+/// Waits up to 2 s for `done`, checking every 10 ms: for work the test no longer awaits.
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("not done within 2 s: {what}");
 }
 
 /// The OpenAPI document of the endpoints.
