@@ -202,17 +202,6 @@ pub enum PushedAuthorization {
     Off,
 }
 
-impl PushedAuthorization {
-    /// The name the configuration file uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::IfOffered => "if_offered",
-            Self::Always => "always",
-            Self::Off => "off",
-        }
-    }
-}
-
 impl FromStr for PushedAuthorization {
     type Err = SettingError;
 
@@ -873,13 +862,6 @@ mod tests {
                 err.contains("if_offered") && err.contains("always") && err.contains("off"),
                 "{value}: {err}"
             );
-        }
-        for kind in [
-            PushedAuthorization::IfOffered,
-            PushedAuthorization::Always,
-            PushedAuthorization::Off,
-        ] {
-            assert_eq!(kind.as_str().parse::<PushedAuthorization>(), Ok(kind));
         }
     }
 

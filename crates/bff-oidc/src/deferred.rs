@@ -162,7 +162,8 @@ async fn retry_discovery(
         tokio::time::sleep(backoff.delay(attempt)).await;
         match OidcProvider::discover(provider.config.clone(), http.clone()).await {
             Ok(discovered) => {
-                tracing::info!(provider = %provider.config.id, attempt, "provider discovered");
+                // `discover` wrote the `info` line already; the failed attempts are warnings.
+                tracing::debug!(provider = %provider.config.id, attempt, "provider discovered");
                 let discovered = discovered.with_events(provider.events.clone());
                 let _ = provider.discovered.set(Arc::new(discovered));
                 return;
