@@ -26,6 +26,20 @@ if (redirectUris.length === 0) {
   process.exit(2);
 }
 const postLogoutRedirectUris = list(env.IDP_POST_LOGOUT_REDIRECT_URIS);
+// The public keys of the `bff-jwt` client (private_key_jwt), as a JWKS; no such client without.
+let clientJwks;
+if (env.IDP_CLIENT_JWKS) {
+  try {
+    clientJwks = JSON.parse(env.IDP_CLIENT_JWKS);
+  } catch {
+    console.error('IDP_CLIENT_JWKS must be a JWKS (JSON with a "keys" array)');
+    process.exit(2);
+  }
+  if (!Array.isArray(clientJwks?.keys) || clientJwks.keys.length === 0) {
+    console.error('IDP_CLIENT_JWKS must be a JWKS (JSON with a "keys" array)');
+    process.exit(2);
+  }
+}
 const backchannelLogoutUri = env.IDP_BACKCHANNEL_LOGOUT_URI;
 
 // The test users.
@@ -92,7 +106,6 @@ async function renderError(ctx, out) {
 function clientFor(clientId, secret, method) {
   const client = {
     client_id: clientId,
-    client_secret: secret,
     token_endpoint_auth_method: method,
     grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
     response_types: ['code'],
@@ -100,6 +113,7 @@ function clientFor(clientId, secret, method) {
     post_logout_redirect_uris: postLogoutRedirectUris,
     id_token_signed_response_alg: 'RS256',
   };
+  if (secret) client.client_secret = secret;
   if (backchannelLogoutUri) {
     client.backchannel_logout_uri = backchannelLogoutUri;
     client.backchannel_logout_session_required = true;
@@ -140,6 +154,9 @@ const configuration = {
   clients: [
     clientFor('bff-basic', 'bff-basic-secret', 'client_secret_basic'),
     clientFor('bff-post', 'bff-post-secret', 'client_secret_post'),
+    ...(clientJwks
+      ? [{ ...clientFor('bff-jwt', undefined, 'private_key_jwt'), jwks: clientJwks }]
+      : []),
   ],
   jwks: { keys: [signingKey] },
   // Plain http://127.0.0.1: no `secure` attribute (the defaults, spelled out). Keys are per process.

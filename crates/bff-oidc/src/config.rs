@@ -16,6 +16,7 @@ use bff_domain::{ProviderId, Secret};
 use jsonwebtoken::Algorithm;
 use serde::{Deserialize, Deserializer};
 
+use crate::client_assertion::{AssertionAudience, ClientAssertionKey};
 use crate::discovery::DiscoveryError;
 use crate::id_token;
 
@@ -36,7 +37,7 @@ pub enum SettingError {
     #[error("{0:?} must have no query or fragment")]
     QueryOrFragment(String),
     /// An unknown token endpoint authentication method.
-    #[error("must be client_secret_basic or client_secret_post, got {0:?}")]
+    #[error("must be client_secret_basic, client_secret_post or private_key_jwt, got {0:?}")]
     ClientAuth(String),
     /// An unknown `pushed_authorization_requests` value.
     #[error("must be \"if_offered\", \"always\" or \"off\" (or true or false), got {0:?}")]
@@ -150,6 +151,9 @@ pub enum ClientAuthMethod {
     ClientSecretBasic,
     /// Form parameters (`client_secret_post`).
     ClientSecretPost,
+    /// A JWT signed with the client's private key (`private_key_jwt`, see
+    /// [`ClientAssertionKey`]); no client secret.
+    PrivateKeyJwt,
 }
 
 impl ClientAuthMethod {
@@ -158,7 +162,13 @@ impl ClientAuthMethod {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
+    }
+
+    /// Whether the client authenticates with a client secret.
+    pub fn uses_secret(self) -> bool {
+        !matches!(self, Self::PrivateKeyJwt)
     }
 }
 
@@ -169,6 +179,7 @@ impl FromStr for ClientAuthMethod {
         match name {
             "client_secret_basic" => Ok(Self::ClientSecretBasic),
             "client_secret_post" => Ok(Self::ClientSecretPost),
+            "private_key_jwt" => Ok(Self::PrivateKeyJwt),
             other => Err(SettingError::ClientAuth(other.to_owned())),
         }
     }
@@ -307,12 +318,27 @@ pub struct ProviderSection {
     /// `client_id`, not empty.
     #[serde(deserialize_with = "non_empty")]
     pub client_id: String,
-    /// `client_secret`, not empty (better set through the environment).
-    #[serde(deserialize_with = "client_secret")]
-    pub client_secret: Secret,
-    /// `client_auth`: `client_secret_basic` (default) or `client_secret_post`.
+    /// `client_secret`, not empty (better set through the environment): required with the
+    /// secret methods of `client_auth`, refused with `private_key_jwt` (see
+    /// [`ProviderSection::credential_problems`]).
+    #[serde(default, deserialize_with = "client_secret")]
+    pub client_secret: Option<Secret>,
+    /// `client_auth`: `client_secret_basic` (default), `client_secret_post` or
+    /// `private_key_jwt`.
     #[serde(default)]
     pub client_auth: ClientAuthMethod,
+    /// `private_key_file`: the PEM file of the client's private key, for `private_key_jwt`
+    /// (required then, refused otherwise). Read and checked when the configuration is.
+    #[serde(default, deserialize_with = "private_key_file")]
+    pub private_key_file: Option<ClientAssertionKey>,
+    /// `private_key_id`: the `kid` the key's public half is registered under at the provider,
+    /// sent in each assertion's header; left out, no `kid` is sent.
+    #[serde(default, deserialize_with = "optional_non_empty")]
+    pub private_key_id: Option<String>,
+    /// `client_assertion_audience`: what a `private_key_jwt` assertion's `aud` names: `issuer`
+    /// (the default) or `token_endpoint` (see [`AssertionAudience`]).
+    #[serde(default)]
+    pub client_assertion_audience: AssertionAudience,
     /// `scopes`; default `openid`, `profile`, `email`. `openid` is always added.
     #[serde(default = "default_scopes", deserialize_with = "scopes")]
     pub scopes: Vec<String>,
@@ -398,6 +424,15 @@ impl fmt::Debug for CaCertificates {
     }
 }
 
+fn private_key_file<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ClientAssertionKey>, D::Error> {
+    let path = PathBuf::deserialize(deserializer)?;
+    ClientAssertionKey::read(&path)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
 fn ca_file<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<CaCertificates>, D::Error> {
     let path = PathBuf::deserialize(deserializer)?;
     CaCertificates::read(&path)
@@ -406,6 +441,53 @@ fn ca_file<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<CaCertif
 }
 
 impl ProviderSection {
+    /// The keys whose values do not go together with `client_auth`, each with what is wrong:
+    /// a secret method without `client_secret`, `private_key_jwt` without `private_key_file`,
+    /// and a key of the other kind of authentication (set but unused, it would mislead).
+    pub fn credential_problems(&self) -> Vec<(&'static str, String)> {
+        let method = self.client_auth.as_str();
+        let mut problems = Vec::new();
+        if self.client_auth.uses_secret() {
+            if self.client_secret.is_none() {
+                problems.push((
+                    "client_secret",
+                    format!(
+                        "is required with client_auth = {method:?} (or use client_auth = \
+                         \"private_key_jwt\" with a private_key_file)"
+                    ),
+                ));
+            }
+            for (key, set) in [
+                ("private_key_file", self.private_key_file.is_some()),
+                ("private_key_id", self.private_key_id.is_some()),
+            ] {
+                if set {
+                    problems.push((
+                        key,
+                        format!(
+                            "is used only with client_auth = \"private_key_jwt\", not with \
+                             {method:?}"
+                        ),
+                    ));
+                }
+            }
+        } else {
+            if self.private_key_file.is_none() {
+                problems.push((
+                    "private_key_file",
+                    format!("is required with client_auth = {method:?}"),
+                ));
+            }
+            if self.client_secret.is_some() {
+                problems.push((
+                    "client_secret",
+                    format!("is not used with client_auth = {method:?}: leave it out"),
+                ));
+            }
+        }
+        problems
+    }
+
     /// The client configuration for provider `id`. `default_post_logout_redirect_uri` applies
     /// when the section names none; `userinfo` says whether to call the userinfo endpoint.
     pub fn to_config(
@@ -414,8 +496,18 @@ impl ProviderSection {
         default_post_logout_redirect_uri: &str,
         userinfo: bool,
     ) -> OidcProviderConfig {
+        // A section with `credential_problems` fails `OidcProviderConfig::validate` instead.
+        let private_key = self
+            .private_key_file
+            .clone()
+            .map(|key| match &self.private_key_id {
+                Some(id) => key.with_key_id(id.clone()),
+                None => key,
+            });
         OidcProviderConfig {
             client_auth: self.client_auth,
+            private_key,
+            client_assertion_audience: self.client_assertion_audience,
             scopes: self.scopes.clone(),
             post_logout_redirect_uri: Some(
                 self.post_logout_redirect_uri
@@ -432,7 +524,9 @@ impl ProviderSection {
                 id,
                 self.issuer.as_str(),
                 self.client_id.clone(),
-                self.client_secret.clone(),
+                self.client_secret
+                    .clone()
+                    .unwrap_or_else(|| Secret::new("")),
             )
         }
     }
@@ -445,6 +539,9 @@ impl fmt::Debug for ProviderSection {
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret)
             .field("client_auth", &self.client_auth)
+            .field("private_key_file", &self.private_key_file)
+            .field("private_key_id", &self.private_key_id)
+            .field("client_assertion_audience", &self.client_assertion_audience)
             .field("scopes", &self.scopes)
             .field("post_logout_redirect_uri", &self.post_logout_redirect_uri)
             .field("id_token_algorithms", &self.id_token_algorithms)
@@ -479,9 +576,15 @@ fn non_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Er
     Ok(value)
 }
 
+fn optional_non_empty<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    non_empty(deserializer).map(Some)
+}
+
 /// A client secret: a non-empty string. A value of another type is refused without being
 /// echoed, since it may be the secret itself.
-fn client_secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
+fn client_secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Secret>, D::Error> {
     struct SecretVisitor;
     impl serde::de::Visitor<'_> for SecretVisitor {
         type Value = Secret;
@@ -522,7 +625,7 @@ fn client_secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Secret, D
         }
     }
     // `any`: a deserializer then hands a number to the visitor rather than describing it itself.
-    deserializer.deserialize_any(SecretVisitor)
+    deserializer.deserialize_any(SecretVisitor).map(Some)
 }
 
 fn scopes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
@@ -563,10 +666,15 @@ pub struct OidcProviderConfig {
     pub issuer: String,
     /// Client id.
     pub client_id: String,
-    /// Client secret (redacted in `Debug`).
+    /// Client secret (redacted in `Debug`), for the secret methods of `client_auth`; empty
+    /// with `private_key_jwt`.
     pub client_secret: Secret,
     /// Token endpoint authentication.
     pub client_auth: ClientAuthMethod,
+    /// The private key of `private_key_jwt`; `None` with the secret methods.
+    pub private_key: Option<ClientAssertionKey>,
+    /// What a `private_key_jwt` assertion's `aud` names.
+    pub client_assertion_audience: AssertionAudience,
     /// Scopes (`openid` is added when missing).
     pub scopes: Vec<String>,
     /// `post_logout_redirect_uri` for RP-initiated logout.
@@ -614,6 +722,8 @@ impl OidcProviderConfig {
             client_id: client_id.into(),
             client_secret,
             client_auth: ClientAuthMethod::ClientSecretBasic,
+            private_key: None,
+            client_assertion_audience: AssertionAudience::Issuer,
             scopes: vec!["openid".to_owned()],
             post_logout_redirect_uri: None,
             allowed_algorithms: None,
@@ -623,6 +733,16 @@ impl OidcProviderConfig {
             userinfo: false,
             pushed_authorization_requests: PushedAuthorization::IfOffered,
         }
+    }
+
+    /// The same configuration authenticating with `private_key_jwt` and `key` instead of a
+    /// client secret (which is emptied).
+    #[must_use]
+    pub fn with_private_key_jwt(mut self, key: ClientAssertionKey) -> Self {
+        self.client_auth = ClientAuthMethod::PrivateKeyJwt;
+        self.client_secret = Secret::new("");
+        self.private_key = Some(key);
+        self
     }
 
     /// The default algorithm allowlist: RS256, PS256, ES256, ES384, EdDSA.
@@ -641,7 +761,9 @@ impl OidcProviderConfig {
     /// # Errors
     /// [`DiscoveryError::Config`] when the algorithm allowlist is empty or names an HMAC
     /// algorithm, the issuer is not an absolute `http(s)` URL without query and fragment, the
-    /// client id is empty, a scope contains whitespace, the post-logout redirect URI is not an
+    /// client id is empty, the credential does not fit `client_auth` (a non-empty secret for
+    /// the secret methods and no private key; a private key and no secret for
+    /// `private_key_jwt`), a scope contains whitespace, the post-logout redirect URI is not an
     /// http(s) URL, or the HTTP timeout is zero: the rules [`ProviderSection`] applies when
     /// the configuration file is read.
     pub fn validate(&self) -> Result<(), DiscoveryError> {
@@ -660,6 +782,31 @@ impl OidcProviderConfig {
         Issuer::parse(&self.issuer).map_err(|e| config_error("issuer", e))?;
         if self.client_id.is_empty() {
             return Err(config_error("client_id", SettingError::Empty));
+        }
+        let method = self.client_auth.as_str();
+        if self.client_auth.uses_secret() {
+            if self.client_secret.expose().is_empty() {
+                return Err(config_error("client_secret", SettingError::Empty));
+            }
+            if self.private_key.is_some() {
+                return Err(config_error(
+                    "private_key",
+                    format!("is used only with private_key_jwt, not with {method}"),
+                ));
+            }
+        } else {
+            if self.private_key.is_none() {
+                return Err(config_error(
+                    "private_key",
+                    format!("is required with {method}"),
+                ));
+            }
+            if !self.client_secret.expose().is_empty() {
+                return Err(config_error(
+                    "client_secret",
+                    format!("is not used with {method}: leave it empty"),
+                ));
+            }
         }
         check_scopes(&self.scopes).map_err(|e| config_error("scopes", e))?;
         if let Some(uri) = &self.post_logout_redirect_uri {
@@ -680,6 +827,8 @@ impl fmt::Debug for OidcProviderConfig {
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret)
             .field("client_auth", &self.client_auth)
+            .field("private_key", &self.private_key)
+            .field("client_assertion_audience", &self.client_assertion_audience)
             .field("scopes", &self.scopes)
             .field("post_logout_redirect_uri", &self.post_logout_redirect_uri)
             .field("allowed_algorithms", &self.allowed_algorithms)
@@ -869,8 +1018,8 @@ mod tests {
     fn hostile_section_values_are_refused_with_their_reason() {
         let cases = [
             (
-                with("client_auth", "private_key_jwt".into()),
-                "must be client_secret_basic or client_secret_post, got \"private_key_jwt\"",
+                with("client_auth", "client_secret_jwt".into()),
+                "must be client_secret_basic, client_secret_post or private_key_jwt, got \"client_secret_jwt\"",
             ),
             (
                 with(
@@ -909,6 +1058,85 @@ mod tests {
             let message = section(value).unwrap_err();
             assert!(message.contains(expected), "{expected}: {message}");
         }
+    }
+
+    #[test]
+    fn the_credential_keys_must_fit_the_client_authentication() {
+        let key_file = bff_test_services::client_key::ClientKey::generate()
+            .write_private_pem("bff-oidc-section-key");
+        let key_path = serde_json::json!(key_file.display().to_string());
+        let private_key_jwt = |changes: serde_json::Value| {
+            let mut s = minimal();
+            s.as_object_mut().unwrap().remove("client_secret");
+            s["client_auth"] = "private_key_jwt".into();
+            s["private_key_file"] = key_path.clone();
+            for (k, v) in changes.as_object().unwrap() {
+                if v.is_null() {
+                    s.as_object_mut().unwrap().remove(k);
+                } else {
+                    s[k] = v.clone();
+                }
+            }
+            s
+        };
+        let without_secret = {
+            let mut s = minimal();
+            s.as_object_mut().unwrap().remove("client_secret");
+            s
+        };
+        // (section, the keys reported)
+        let cases: Vec<(serde_json::Value, Vec<&str>)> = vec![
+            (minimal(), vec![]),
+            (with("client_auth", "client_secret_post".into()), vec![]),
+            (private_key_jwt(serde_json::json!({})), vec![]),
+            (
+                private_key_jwt(serde_json::json!({"private_key_id": "k1"})),
+                vec![],
+            ),
+            (without_secret, vec!["client_secret"]),
+            (
+                private_key_jwt(serde_json::json!({"private_key_file": null})),
+                vec!["private_key_file"],
+            ),
+            (
+                private_key_jwt(serde_json::json!({"client_secret": "s3cret"})),
+                vec!["client_secret"],
+            ),
+            (
+                with("private_key_file", key_path.clone()),
+                vec!["private_key_file"],
+            ),
+            (with("private_key_id", "k1".into()), vec!["private_key_id"]),
+        ];
+        for (value, expected) in cases {
+            let s = section(value.clone()).unwrap();
+            let problems = s.credential_problems();
+            let keys: Vec<&str> = problems.iter().map(|(key, _)| *key).collect();
+            assert_eq!(keys, expected, "{value}: {problems:?}");
+            for (_, message) in &problems {
+                assert!(!message.contains("s3cret"), "{message}");
+            }
+        }
+        // A valid `private_key_jwt` section becomes a configuration that validates, with the
+        // key named as configured and no secret.
+        let s = section(private_key_jwt(serde_json::json!({"private_key_id": "k1"}))).unwrap();
+        let c = s.to_config(
+            ProviderId::parse("main").unwrap(),
+            "https://app.example/",
+            false,
+        );
+        c.validate().unwrap();
+        assert_eq!(c.client_auth, ClientAuthMethod::PrivateKeyJwt);
+        assert_eq!(c.private_key.as_ref().unwrap().key_id(), Some("k1"));
+        assert_eq!(c.client_secret.expose(), "");
+        // A key file that holds no key is refused when the section is read, naming the file.
+        std::fs::write(&key_file, "not a key").unwrap();
+        let message = section(private_key_jwt(serde_json::json!({}))).unwrap_err();
+        assert!(
+            message.contains("no usable private key") && message.contains("bff-oidc-section-key"),
+            "{message}"
+        );
+        std::fs::remove_file(&key_file).unwrap();
     }
 
     #[test]

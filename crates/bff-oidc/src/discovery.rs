@@ -42,6 +42,10 @@ pub struct ProviderMetadata {
     /// only (OIDC Discovery section 3).
     #[serde(default)]
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// The algorithms the provider accepts for `private_key_jwt` assertions; absent when it
+    /// does not say.
+    #[serde(default)]
+    pub token_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
 }
 
 /// Discovery failed.
@@ -198,6 +202,7 @@ mod tests {
             authorization_response_iss_parameter_supported: false,
             id_token_signing_alg_values_supported: Vec::new(),
             token_endpoint_auth_methods_supported: None,
+            token_endpoint_auth_signing_alg_values_supported: None,
         }
     }
 

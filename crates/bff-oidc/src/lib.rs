@@ -5,6 +5,8 @@
 //! provider unreachable at start-up, and [`http_client`]. Inside:
 //!
 //! - `config`: one provider's client configuration, checked before any network call.
+//! - `client_assertion`: `private_key_jwt` client authentication, the signed JWT sent instead
+//!   of a client secret.
 //! - `discovery`: the provider metadata document (its `issuer` must equal the configured one).
 //! - `deferred`: [`DeferredProvider`], a provider unreachable at start-up: `Unavailable` until
 //!   a background task's discovery (capped exponential backoff) succeeds.
@@ -20,6 +22,7 @@
 //! Architecture invariant: no store adapter; no token, code, verifier or secret is logged or put
 //! into an error message.
 
+mod client_assertion;
 mod config;
 mod deferred;
 mod discovery;
@@ -30,6 +33,9 @@ mod provider;
 
 use std::time::Duration;
 
+pub use client_assertion::{
+    ASSERTION_LIFETIME_SECS, AssertionAudience, ClientAssertionKey, KeyKind,
+};
 pub use config::{
     CaCertificates, ClientAuthMethod, HttpUrl, Issuer, OidcProviderConfig, ProviderSection,
     PushedAuthorization, SettingError, parse_algorithm,

@@ -192,15 +192,17 @@ fn status_of(requirement: Requirement, config: &Config) -> Status {
 }
 
 fn confidential_client(config: &Config) -> Status {
-    // The configuration cannot describe a public client: `client_secret` is required and
-    // never empty. Listed per provider so the report shows how each authenticates.
+    // The configuration cannot describe a public client: every provider needs a non-empty
+    // `client_secret` or, with `private_key_jwt`, a private key. Listed per provider so the
+    // report shows how each authenticates.
     let how: Vec<String> = config
         .providers
         .iter()
         .map(|(name, provider)| format!("{name} ({})", provider.client_auth.as_str()))
         .collect();
     Status::Met(format!(
-        "every provider authenticates at its token endpoint with a client secret: {}",
+        "every provider authenticates at its token endpoint with a client secret or a private \
+         key: {}",
         how.join(", ")
     ))
 }

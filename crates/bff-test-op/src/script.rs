@@ -112,7 +112,8 @@ impl Default for Script {
 /// What the token or revocation endpoint saw.
 #[derive(Clone, Debug)]
 pub struct TokenCall {
-    /// `basic`, `post`, or a description when both or neither were used.
+    /// `basic`, `post`, `private_key_jwt` (an assertion and no secret), or a description when
+    /// both secrets or none were used.
     pub auth: String,
     /// The client id, from whichever authentication was used.
     pub client_id: String,

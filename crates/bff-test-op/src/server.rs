@@ -224,7 +224,9 @@ fn authorize(Data(op): Data<&Arc<Shared>>, Query(query): Query<Vec<(String, Stri
     Redirect::see_other(url.to_string()).into_response()
 }
 
-/// Client authentication as the endpoint saw it: (method, client id, client secret).
+/// Client authentication as the endpoint saw it: (method, client id, client secret). A
+/// `private_key_jwt` assertion is recorded as `private_key_jwt` with no secret; the assertion
+/// itself stays in the form for the test to verify.
 fn client_auth(headers: &HeaderMap, form: &[(String, String)]) -> (String, String, String) {
     let basic = headers
         .get("authorization")
@@ -233,6 +235,13 @@ fn client_auth(headers: &HeaderMap, form: &[(String, String)]) -> (String, Strin
         .map(|b| String::from_utf8(STANDARD.decode(b).unwrap()).unwrap());
     let param = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let post_secret = param("client_secret");
+    if basic.is_none() && post_secret.is_none() && param("client_assertion").is_some() {
+        return (
+            "private_key_jwt".into(),
+            param("client_id").unwrap_or_default(),
+            String::new(),
+        );
+    }
     match (basic, post_secret) {
         (Some(basic), None) => {
             let (id, secret) = basic.split_once(':').unwrap();

@@ -1,5 +1,5 @@
-//! Real PostgreSQL and Redis servers for tests, and an HTTPS server under a private CA
-//! ([`tls`]).
+//! Real PostgreSQL and Redis servers for tests, an HTTPS server under a private CA ([`tls`]),
+//! and client key pairs for `private_key_jwt` ([`client_key`]).
 //!
 //! Order of preference for each service:
 //! 1. the server named by `BFF_TEST_POSTGRES_URL` / `BFF_TEST_REDIS_URL` (explicit wins);
@@ -26,6 +26,7 @@ use testcontainers_modules::redis::Redis;
 use testcontainers_modules::testcontainers::ContainerAsync;
 use testcontainers_modules::testcontainers::runners::AsyncRunner;
 
+pub mod client_key;
 pub mod tls;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);

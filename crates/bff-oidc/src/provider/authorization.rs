@@ -77,7 +77,7 @@ pub(super) async fn push(
         .into_owned()
         .filter(|pair| !own.contains(pair))
         .collect();
-    let response = token::client_authenticated_post(provider, endpoint, parameters)
+    let response = token::client_authenticated_post(provider, endpoint, parameters)?
         .send()
         .await
         .map_err(|e| unavailable(e.without_url()))?;

@@ -42,6 +42,7 @@ use oauth2::{
     EndpointSet, RevocationUrl, StandardRevocableToken, TokenUrl,
 };
 
+use crate::client_assertion::{AssertionAudience, ClientAssertion};
 use crate::config::{ClientAuthMethod, OidcProviderConfig, PushedAuthorization};
 use crate::discovery::{self, DiscoveryError, ProviderMetadata};
 use crate::id_token::{self, Expectations, Grant, IdTokenProblem};
@@ -68,6 +69,8 @@ pub struct OidcProvider {
     config: OidcProviderConfig,
     /// Where authorization requests are pushed (RFC 9126), when they are.
     par_endpoint: Option<String>,
+    /// The signer of `private_key_jwt` assertions, with that client authentication.
+    assertion: Option<ClientAssertion>,
     /// The ID token algorithms accepted: configured, or derived from the metadata.
     algorithms: Vec<Algorithm>,
     metadata: ProviderMetadata,
@@ -107,11 +110,19 @@ fn oauth_client(
         .map(|u| RevocationUrl::new(u.clone()))
         .transpose()
         .map_err(|e| config_error("revocation_endpoint", e))?;
-    Ok(Client::new(ClientId::new(config.client_id.clone()))
-        .set_client_secret(ClientSecret::new(config.client_secret.expose().to_owned()))
+    let mut client = Client::new(ClientId::new(config.client_id.clone()));
+    if config.client_auth.uses_secret() {
+        client =
+            client.set_client_secret(ClientSecret::new(config.client_secret.expose().to_owned()));
+    }
+    Ok(client
         .set_auth_type(match config.client_auth {
             ClientAuthMethod::ClientSecretBasic => AuthType::BasicAuth,
-            ClientAuthMethod::ClientSecretPost => AuthType::RequestBody,
+            // `client_id` in the body and, for `private_key_jwt`, no secret: each request adds
+            // its assertion (`token::client_assertion`).
+            ClientAuthMethod::ClientSecretPost | ClientAuthMethod::PrivateKeyJwt => {
+                AuthType::RequestBody
+            }
         })
         .set_auth_uri(
             AuthUrl::new(metadata.authorization_endpoint.clone())
@@ -175,6 +186,33 @@ fn check_client_auth(
     ))
 }
 
+/// The `private_key_jwt` signer for `config`'s key at the provider `metadata` describes: the
+/// key's algorithm that the provider accepts, the audience as configured. `None` with the
+/// secret methods.
+fn client_assertion(
+    config: &OidcProviderConfig,
+    metadata: &ProviderMetadata,
+) -> Result<Option<ClientAssertion>, DiscoveryError> {
+    let (ClientAuthMethod::PrivateKeyJwt, Some(key)) = (config.client_auth, &config.private_key)
+    else {
+        return Ok(None);
+    };
+    let audience = match config.client_assertion_audience {
+        AssertionAudience::Issuer => metadata.issuer.clone(),
+        AssertionAudience::TokenEndpoint => metadata.token_endpoint.clone(),
+    };
+    ClientAssertion::bind(
+        key.clone(),
+        &config.client_id,
+        metadata
+            .token_endpoint_auth_signing_alg_values_supported
+            .as_deref(),
+        audience,
+    )
+    .map(Some)
+    .map_err(|e| config_error("private_key", e))
+}
+
 impl OidcProvider {
     /// Checks `config`, fetches the discovery document of its issuer (which must name exactly
     /// that issuer) and loads the JWKS once. `http` should come from [`crate::http_client`]
@@ -193,6 +231,7 @@ impl OidcProvider {
         let algorithms = signing_algorithms::id_token_algorithms(&config, &metadata)?;
         check_client_auth(&config, &metadata)?;
         let oauth = oauth_client(&config, &metadata)?;
+        let assertion = client_assertion(&config, &metadata)?;
         let par_endpoint = par_endpoint(&config, &metadata)?;
         let jwks = JwksCache::load(
             http.clone(),
@@ -209,11 +248,14 @@ impl OidcProvider {
             provider = %config.id,
             issuer = %config.issuer,
             pushed_authorization_requests = par_endpoint.is_some(),
+            client_auth = config.client_auth.as_str(),
+            client_assertion_alg = assertion.as_ref().map_or("", ClientAssertion::algorithm_name),
             "provider discovered"
         );
         Ok(Self {
             config,
             par_endpoint,
+            assertion,
             algorithms,
             metadata,
             oauth,

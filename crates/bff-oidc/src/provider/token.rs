@@ -1,7 +1,8 @@
 //! The token endpoint and RFC 7009 revocation: the code exchange (with the PKCE verifier),
 //! refresh, the client-credentials grant (the BFF's own token for API routes), and revoking a
-//! refresh token, with the configured client authentication (`client_secret_basic` or
-//! `client_secret_post`).
+//! refresh token, with the configured client authentication (`client_secret_basic`,
+//! `client_secret_post`, or `private_key_jwt`: a fresh signed assertion in every request's form,
+//! see `crate::client_assertion`).
 //!
 //! Answers become a [`TokenSet`] or a [`ClientToken`] (only `Bearer` tokens: that is how the BFF
 //! forwards them); the caller validates any ID token in it. OAuth `error` codes become `Rejected(code)` when
@@ -63,13 +64,18 @@ pub(super) async fn exchange_code(
 ) -> Result<TokenSet, ProviderError> {
     let redirect = RedirectUrl::new(redirect_uri.to_owned())
         .map_err(|e| ProviderError::Protocol(format!("bad redirect_uri: {e}")))?;
+    let assertion = client_assertion(provider)?;
     let response = provider
         .within(async {
-            provider
+            let mut request = provider
                 .oauth
                 .exchange_code(AuthorizationCode::new(code.to_owned()))
                 .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()))
-                .set_redirect_uri(Cow::Owned(redirect))
+                .set_redirect_uri(Cow::Owned(redirect));
+            for (name, value) in assertion {
+                request = request.add_extra_param(name, value);
+            }
+            request
                 .request_async(&provider.http)
                 .await
                 .map_err(token_error)
@@ -102,11 +108,14 @@ pub(super) async fn refresh(
     now: Timestamp,
 ) -> Result<TokenSet, ProviderError> {
     let token = RefreshToken::new(refresh_token.expose().to_owned());
+    let assertion = client_assertion(provider)?;
     let response = provider
         .within(async {
-            provider
-                .oauth
-                .exchange_refresh_token(&token)
+            let mut request = provider.oauth.exchange_refresh_token(&token);
+            for (name, value) in assertion {
+                request = request.add_extra_param(name, value);
+            }
+            request
                 .request_async(&provider.http)
                 .await
                 .map_err(token_error)
@@ -123,12 +132,17 @@ pub(super) async fn client_credentials(
     scopes: &[String],
     now: Timestamp,
 ) -> Result<ClientToken, ProviderError> {
+    let assertion = client_assertion(provider)?;
     let response = provider
         .within(async {
-            provider
+            let mut request = provider
                 .oauth
                 .exchange_client_credentials()
-                .add_scopes(scopes.iter().cloned().map(Scope::new))
+                .add_scopes(scopes.iter().cloned().map(Scope::new));
+            for (name, value) in assertion {
+                request = request.add_extra_param(name, value);
+            }
+            request
                 .request_async(&provider.http)
                 .await
                 .map_err(token_error)
@@ -157,10 +171,13 @@ pub(super) async fn revoke_refresh_token(
     }
     let token =
         StandardRevocableToken::RefreshToken(RefreshToken::new(refresh_token.expose().to_owned()));
-    let request = provider
+    let mut request = provider
         .oauth
         .revoke_token(token)
         .map_err(|e| ProviderError::Protocol(format!("revocation: {e}")))?;
+    for (name, value) in client_assertion(provider)? {
+        request = request.add_extra_param(name, value);
+    }
     provider
         .within(async {
             request
@@ -184,7 +201,7 @@ async fn revoke_over_http(
         ("token".to_owned(), token.expose().to_owned()),
         ("token_type_hint".to_owned(), "refresh_token".to_owned()),
     ];
-    let response = client_authenticated_post(provider, endpoint, form)
+    let response = client_authenticated_post(provider, endpoint, form)?
         .send()
         .await
         .map_err(|e| unavailable(e.without_url()))?;
@@ -204,14 +221,26 @@ async fn revoke_over_http(
     }
 }
 
+/// The form parameters of a fresh `private_key_jwt` assertion for one request; none when the
+/// client authenticates with a secret.
+fn client_assertion(provider: &OidcProvider) -> Result<Vec<(&'static str, String)>, ProviderError> {
+    match &provider.assertion {
+        Some(assertion) => assertion.sign().map(Vec::from),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// A form `POST` of `form` to `endpoint`, authenticated as the client is at the token endpoint
-/// (`client_secret_basic` or `client_secret_post`), asking for JSON: revocation over plain HTTP
-/// and pushed authorization requests send it by hand.
+/// (`client_secret_basic`, `client_secret_post` or `private_key_jwt`), asking for JSON:
+/// revocation over plain HTTP and pushed authorization requests send it by hand.
+///
+/// # Errors
+/// When a `private_key_jwt` assertion cannot be signed.
 pub(super) fn client_authenticated_post(
     provider: &OidcProvider,
     endpoint: &str,
     mut form: Vec<(String, String)>,
-) -> reqwest::RequestBuilder {
+) -> Result<reqwest::RequestBuilder, ProviderError> {
     let config = &provider.config;
     let mut request = provider
         .http
@@ -238,8 +267,16 @@ pub(super) fn client_authenticated_post(
                 config.client_secret.expose().to_owned(),
             ));
         }
+        ClientAuthMethod::PrivateKeyJwt => {
+            if !form.iter().any(|(name, _)| name == "client_id") {
+                form.push(("client_id".to_owned(), config.client_id.clone()));
+            }
+            for (name, value) in client_assertion(provider)? {
+                form.push((name.to_owned(), value));
+            }
+        }
     }
-    request.form(&form)
+    Ok(request.form(&form))
 }
 
 /// The OAuth `error` code of an error response, when it has a well-formed one.

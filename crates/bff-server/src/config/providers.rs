@@ -39,7 +39,15 @@ pub(crate) fn read(reader: &mut Reader<'_>, value: Option<toml::Value>) -> Provi
         let id = ProviderId::parse(&name)
             .map_err(|e| reader.problem(&section_path, e.to_string()))
             .ok();
-        let section = reader.read::<ProviderSection>(&section_path, table);
+        let section = reader
+            .read::<ProviderSection>(&section_path, table)
+            .filter(|section| {
+                let problems = section.credential_problems();
+                for (key, message) in &problems {
+                    reader.problem(&section_path.key(key), message.clone());
+                }
+                problems.is_empty()
+            });
         match (id, section, sections.as_mut()) {
             (Some(id), Some(section), Some(all)) => {
                 all.insert(id, section);

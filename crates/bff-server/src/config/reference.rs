@@ -36,13 +36,16 @@ pub(crate) struct Key {
 pub(crate) enum Default {
     /// The configuration is refused.
     Required,
+    /// The configuration is refused when the words say (it depends on another key); the
+    /// annotated example sets it, as for [`Default::Required`].
+    RequiredWhen(&'static str),
     /// This TOML value applies.
     Value(&'static str),
     /// Described in words (it depends on other keys, or means "off").
     Described(&'static str),
 }
 
-use Default::{Described, Required, Value};
+use Default::{Described, Required, RequiredWhen, Value};
 
 /// Every table, in the order the reference shows them.
 pub(crate) const SECTIONS: &[Section] = &[
@@ -477,19 +480,54 @@ pub(crate) const SECTIONS: &[Section] = &[
             Key {
                 name: "client_secret",
                 kind: "string, not empty",
-                default: Required,
+                default: RequiredWhen("with `client_secret_basic` and `client_secret_post`"),
                 example: r#""change-me""#,
-                doc: "The client secret (the BFF is a confidential client). Never shown; better \
-                      set through the environment.",
+                doc: "The client secret (the BFF is a confidential client), with \
+                      `client_secret_basic` and `client_secret_post`; left out with \
+                      `private_key_jwt`, which uses `private_key_file` instead. Never shown; \
+                      better set through the environment.",
             },
             Key {
                 name: "client_auth",
-                kind: "`client_secret_basic` or `client_secret_post`",
+                kind: "`client_secret_basic`, `client_secret_post` or `private_key_jwt`",
                 default: Value(r#""client_secret_basic""#),
                 example: r#""client_secret_post""#,
-                doc: "How the client authenticates at the token endpoint. A method the \
-                      provider's `token_endpoint_auth_methods_supported` leaves out stops the \
-                      start with what it accepts.",
+                doc: "How the client authenticates at the token, revocation and pushed \
+                      authorization request endpoints: with the client secret, or \
+                      (`private_key_jwt`, RFC 7523) with a short-lived JWT signed by \
+                      `private_key_file`, so the provider holds no secret that logs the client \
+                      in. A method the provider's `token_endpoint_auth_methods_supported` leaves \
+                      out stops the start with what it accepts.",
+            },
+            Key {
+                name: "private_key_file",
+                kind: "path",
+                default: Described("none; required with `private_key_jwt`"),
+                example: r#""/run/secrets/bff-client-key.pem""#,
+                doc: "PEM file of the client's private key for `private_key_jwt`: RSA (signs \
+                      RS256, or PS256 when the provider takes only that), EC P-256 (ES256), EC \
+                      P-384 (ES384) or Ed25519 (EdDSA), as PKCS#8 or the RSA and EC forms of \
+                      OpenSSL. Register its public half (a JWKS) with the provider. Read at \
+                      start: a file that cannot be read or holds no such key stops the server, \
+                      as does an algorithm the provider's \
+                      `token_endpoint_auth_signing_alg_values_supported` leaves out.",
+            },
+            Key {
+                name: "private_key_id",
+                kind: "string, not empty",
+                default: Described("none: assertions carry no `kid`"),
+                example: r#""bff-2026-12""#,
+                doc: "The `kid` the public key is registered under at the provider, sent in each \
+                      assertion's header (providers with several keys for a client need it).",
+            },
+            Key {
+                name: "client_assertion_audience",
+                kind: "`issuer` or `token_endpoint`",
+                default: Value(r#""issuer""#),
+                example: r#""token_endpoint""#,
+                doc: "What a `private_key_jwt` assertion's `aud` names: the provider's issuer \
+                      identifier (what FAPI 2.0 and the update of RFC 7523 ask for), or its \
+                      token endpoint URL, for providers that accept only that.",
             },
             Key {
                 name: "scopes",
@@ -771,6 +809,7 @@ fn heading(path: &str) -> String {
 fn default_text(default: &Default) -> String {
     match default {
         Required => "required".into(),
+        RequiredWhen(when) => format!("required {when}"),
         Value(v) => format!("`{v}`"),
         Described(d) => (*d).into(),
     }
@@ -861,7 +900,7 @@ pub(crate) fn example_toml() -> String {
             // Required keys set to their example; the others commented out, at their default
             // when it is a value.
             match (&key.default, optional_table) {
-                (Required, false) => {
+                (Required | RequiredWhen(_), false) => {
                     let _ = writeln!(out, "{} = {}", key.name, key.example);
                 }
                 (Value(default), _) => {
@@ -908,7 +947,8 @@ mod tests {
         for section in SECTIONS {
             let table = table_at(&mut root, section.path);
             for key in section.keys {
-                let needed = matches!(key.default, Required) || section.path == "admin";
+                let needed =
+                    matches!(key.default, Required | RequiredWhen(_)) || section.path == "admin";
                 if needed {
                     table.insert(key.name.into(), value(key.example));
                 }
@@ -990,15 +1030,27 @@ mod tests {
         let ca_file =
             std::env::temp_dir().join(format!("bff-reference-ca-{}.pem", std::process::id()));
         std::fs::write(&ca_file, bff_test_services::tls::ca_certificate_pem()).unwrap();
+        // So is `private_key_file`, which goes with `private_key_jwt` and no secret.
+        let key_file = bff_test_services::client_key::ClientKey::generate()
+            .write_private_pem("bff-reference-client-key");
         for section in SECTIONS {
             for key in section.keys {
                 let mut root = full_table();
-                let example = if key.name == "ca_file" {
-                    toml::Value::String(ca_file.display().to_string())
-                } else {
-                    value(key.example)
+                let example = match key.name {
+                    "ca_file" => toml::Value::String(ca_file.display().to_string()),
+                    "private_key_file" => toml::Value::String(key_file.display().to_string()),
+                    _ => value(key.example),
                 };
-                table_at(&mut root, section.path).insert(key.name.into(), example);
+                let table = table_at(&mut root, section.path);
+                if matches!(key.name, "private_key_file" | "private_key_id") {
+                    table.remove("client_secret");
+                    table.insert("client_auth".into(), value(r#""private_key_jwt""#));
+                    table.insert(
+                        "private_key_file".into(),
+                        toml::Value::String(key_file.display().to_string()),
+                    );
+                }
+                table.insert(key.name.into(), example);
                 if let Err(e) = parse(&root) {
                     panic!("{}.{} = {}: {e}", section.path, key.name, key.example);
                 }

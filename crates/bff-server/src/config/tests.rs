@@ -134,7 +134,7 @@ fn env_overrides_nested_values_and_types() {
     ]);
     let config = Config::from_toml_str(&valid(), env).unwrap();
     let main = &config.providers[&main_id()];
-    assert_eq!(main.client_secret.expose(), "from-env");
+    assert_eq!(main.client_secret.as_ref().unwrap().expose(), "from-env");
     assert_eq!(main.scopes, ["openid", "email"]);
     assert_eq!(config.session.idle_timeout_secs, 90);
     assert!(config.session.fetch_userinfo);
@@ -148,7 +148,7 @@ fn env_values_for_string_fields_stay_strings_whatever_they_look_like() {
     ]);
     let config = Config::from_toml_str(&valid(), env).unwrap();
     let main = &config.providers[&main_id()];
-    assert_eq!(main.client_secret.expose(), "123456");
+    assert_eq!(main.client_secret.as_ref().unwrap().expose(), "123456");
     assert_eq!(main.client_id, "true");
     // [store.redis] without a url is incomplete, but the prefix itself was read as a string.
     let message = problems(
@@ -199,10 +199,66 @@ fn bad_environment_values_name_their_variable() {
     );
     assert!(
         message.contains(
-            "providers.main.client_auth (BFF_PROVIDERS__MAIN__CLIENT_AUTH): must be client_secret_basic or client_secret_post, got \"x\""
+            "providers.main.client_auth (BFF_PROVIDERS__MAIN__CLIENT_AUTH): must be client_secret_basic, client_secret_post or private_key_jwt, got \"x\""
         ),
         "{message}"
     );
+}
+
+#[test]
+fn a_credential_that_does_not_fit_client_auth_is_named_with_its_variable() {
+    let key_file =
+        bff_test_services::client_key::ClientKey::generate().write_private_pem("bff-config-key");
+    // `private_key_jwt` with the secret still set and no key file.
+    let got = lines(
+        &valid(),
+        env(&[("BFF_PROVIDERS__MAIN__CLIENT_AUTH", "private_key_jwt")]),
+    );
+    assert_eq!(
+        got,
+        [
+            "providers.main.private_key_file (BFF_PROVIDERS__MAIN__PRIVATE_KEY_FILE): is required with client_auth = \"private_key_jwt\"",
+            "providers.main.client_secret (BFF_PROVIDERS__MAIN__CLIENT_SECRET): is not used with client_auth = \"private_key_jwt\": leave it out",
+        ]
+    );
+    assert!(!got.concat().contains("s3cret"));
+    // A key file with a secret method.
+    let path = key_file.display().to_string();
+    let got = lines(
+        &valid(),
+        env(&[("BFF_PROVIDERS__MAIN__PRIVATE_KEY_FILE", path.as_str())]),
+    );
+    assert_eq!(
+        got,
+        [
+            "providers.main.private_key_file (BFF_PROVIDERS__MAIN__PRIVATE_KEY_FILE): is used only with client_auth = \"private_key_jwt\", not with \"client_secret_basic\""
+        ]
+    );
+    // No secret and no other way.
+    let got = lines(
+        &valid().replace("client_secret = \"s3cret\"\n", ""),
+        no_env(),
+    );
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("providers.main.client_secret (BFF_PROVIDERS__MAIN__CLIENT_SECRET): is required with client_auth = \"client_secret_basic\""),
+        "{got:?}"
+    );
+    // The whole `private_key_jwt` setting from the environment is valid.
+    let text = valid().replace("client_secret = \"s3cret\"\n", "");
+    let config = Config::from_toml_str(
+        &text,
+        env(&[
+            ("BFF_PROVIDERS__MAIN__CLIENT_AUTH", "private_key_jwt"),
+            ("BFF_PROVIDERS__MAIN__PRIVATE_KEY_FILE", path.as_str()),
+            ("BFF_PROVIDERS__MAIN__PRIVATE_KEY_ID", "k1"),
+        ]),
+    )
+    .unwrap();
+    let main = &config.providers[&main_id()];
+    assert_eq!(main.client_auth, ClientAuthMethod::PrivateKeyJwt);
+    assert_eq!(main.private_key_id.as_deref(), Some("k1"));
+    std::fs::remove_file(&key_file).unwrap();
 }
 
 #[test]
@@ -329,7 +385,7 @@ client_secret = "o"
         "vault_keys[1].key (BFF_VAULT_KEYS): is not valid base64",
         "providers.Other (BFF_PROVIDERS__OTHER): provider names are 1 to 64 characters of a-z, 0-9, '-' and '_'",
         "providers.Other.issuer (BFF_PROVIDERS__OTHER__ISSUER): is required",
-        "providers.main.client_auth (BFF_PROVIDERS__MAIN__CLIENT_AUTH): must be client_secret_basic or client_secret_post, got \"x\"",
+        "providers.main.client_auth (BFF_PROVIDERS__MAIN__CLIENT_AUTH): must be client_secret_basic, client_secret_post or private_key_jwt, got \"x\"",
         "providers.main.client_id (BFF_PROVIDERS__MAIN__CLIENT_ID): must not be empty",
         "providers.main.http_timeout_secs (BFF_PROVIDERS__MAIN__HTTP_TIMEOUT_SECS): must be greater than zero",
         "providers.main.id_token_algorithms (BFF_PROVIDERS__MAIN__ID_TOKEN_ALGORITHMS): \"HS256\", \"none\" not allowed (use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA; never none or HS*)",
@@ -1066,7 +1122,7 @@ mod properties {
             );
             prop_assert!(config.is_ok(), "{value:?}: {:?}", config.err());
             let config = config.unwrap();
-            prop_assert_eq!(config.providers[&main_id()].client_secret.expose(), value.as_str());
+            prop_assert_eq!(config.providers[&main_id()].client_secret.as_ref().unwrap().expose(), value.as_str());
         }
 
         /// Arbitrary text as the configuration file: a syntax error or a list of problems,

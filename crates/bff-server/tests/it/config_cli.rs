@@ -154,7 +154,7 @@ fn every_wrong_key_is_reported_with_its_variable() {
     let (code, out) = check(&broken, &[("BFF_SESSION__IDLE_TIMEOUT_SECS", "0")]);
     assert_eq!(code, 2, "{out}");
     for line in [
-        "  - providers.main.client_auth (BFF_PROVIDERS__MAIN__CLIENT_AUTH): must be client_secret_basic or client_secret_post, got \"x\"",
+        "  - providers.main.client_auth (BFF_PROVIDERS__MAIN__CLIENT_AUTH): must be client_secret_basic, client_secret_post or private_key_jwt, got \"x\"",
         "  - providers.main.id_token_algorithms (BFF_PROVIDERS__MAIN__ID_TOKEN_ALGORITHMS): \"HS256\" not allowed",
         "  - session.idle_timeout_secs (BFF_SESSION__IDLE_TIMEOUT_SECS): must be greater than zero",
     ] {

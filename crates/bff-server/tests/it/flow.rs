@@ -476,3 +476,94 @@ async fn pushed_authorization_requests_keep_the_login_parameters_out_of_the_brow
         browser.assert_no_secrets_seen(&[]);
     }
 }
+
+/// `private_key_jwt` against the real provider, which verifies each assertion against the
+/// client's registered public key and refuses a `jti` it has seen: the pushed authorization
+/// request, the code exchange, a refresh and logout all authenticate with the key alone (the
+/// client has no secret at the provider). A BFF holding a key the provider does not know cannot
+/// even start a login.
+#[tokio::test]
+async fn a_client_authenticated_by_its_private_key_logs_in_refreshes_and_logs_out() {
+    use bff_test_services::client_key::ClientKey;
+
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let key = ClientKey::generate();
+    let jwks = format!(r#"{{"keys":[{}]}}"#, key.public_jwk("bff-k1"));
+    let (registered, unknown) = (reserve().await, reserve().await);
+    let idp = Idp::start_with_env(
+        "127.0.0.1",
+        &[registered.callback(), unknown.callback()],
+        &[registered.logout_return(), unknown.logout_return()],
+        &[("IDP_CLIENT_JWKS", &jwks)],
+    );
+    let jwt_provider = |key_file: &std::path::Path| {
+        format!(
+            r#"
+[providers.jwt]
+issuer = "{}"
+client_id = "bff-jwt"
+client_auth = "private_key_jwt"
+private_key_file = "{}"
+private_key_id = "bff-k1"
+"#,
+            idp.issuer,
+            key_file.display()
+        )
+    };
+    let key_file = key.write_private_pem("bff-flow-client-key");
+    let config = config_with(&registered.base, &idp.issuer, &jwt_provider(&key_file));
+    let server = registered.serve(config).await;
+    let browser = Browser::new(&server.base);
+
+    let start = browser
+        .get(&format!("{}/bff/login?provider=jwt", server.base))
+        .await;
+    assert_eq!(start.status, 302, "{}", start.body);
+    let authorize = start.location().unwrap();
+    assert_eq!(
+        query_param(&authorize, "client_id").as_deref(),
+        Some("bff-jwt")
+    );
+    // Pushed, so the provider has checked one assertion already.
+    assert_pushed(&authorize);
+    let callback = browser.sign_in_at_provider(&authorize, &idp.issuer).await;
+    let landed = browser.get(&callback).await;
+    assert_eq!(landed.status, 200, "{}", landed.body);
+    let session = browser.api_get("/bff/session").await;
+    assert_eq!(session.json()["provider"], "jwt", "{}", session.body);
+    assert_eq!(browser.api_get("/bff/user").await.json()["sub"], "alice");
+    // Two refreshes: each needs an assertion with a `jti` the provider has not seen.
+    for _ in 0..2 {
+        let refreshed = browser.api_post("/bff/refresh", None).await;
+        assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    }
+    let logout = browser.api_post("/bff/logout", None).await;
+    assert_eq!(logout.status, 200, "{}", logout.body);
+    assert_eq!(browser.api_get("/bff/user").await.status, 401);
+    {
+        // The answers carry no token (the logout URL's `id_token_hint` aside, as above).
+        let mut seen = browser.seen_from_bff.lock().unwrap();
+        seen.retain(|s| !s.contains("logoutUrl"));
+    }
+    browser.assert_no_secrets_seen(&[]);
+
+    // Another key, same client id: the provider refuses the pushed request's assertion.
+    let stranger = ClientKey::generate().write_private_pem("bff-flow-stranger-key");
+    let config = config_with(&unknown.base, &idp.issuer, &jwt_provider(&stranger));
+    let server = unknown.serve(config).await;
+    let browser = Browser::new(&server.base);
+    let refused = browser
+        .get(&format!("{}/bff/login?provider=jwt", server.base))
+        .await;
+    assert_ne!(refused.status, 302, "{}", refused.body);
+    assert!(
+        refused.status >= 500,
+        "{}: {}",
+        refused.status,
+        refused.body
+    );
+    std::fs::remove_file(&key_file).unwrap();
+    std::fs::remove_file(&stranger).unwrap();
+}

@@ -451,11 +451,14 @@ fn the_walk_configures_bff_server_with_the_realms_client_as_compose_does() {
         compose_bff_env("BFF_PROVIDERS__KEYCLOAK__CLIENT_ID")
     );
     assert_eq!(
-        provider.client_secret.expose(),
+        provider.client_secret.as_ref().unwrap().expose(),
         text(&client["secret"], "secret")
     );
     let secret_file = std::fs::read_to_string(docker_file("secrets/bff_client_secret")).unwrap();
-    assert_eq!(provider.client_secret.expose(), secret_file.trim());
+    assert_eq!(
+        provider.client_secret.as_ref().unwrap().expose(),
+        secret_file.trim()
+    );
     // The URLs the BFF sends the browser to Keycloak with are the ones the realm allows.
     let allowed = client["redirectUris"].as_array().unwrap();
     assert!(allowed.contains(&json!(format!("{bff_base}/bff/callback"))));

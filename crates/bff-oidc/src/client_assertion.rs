@@ -1,0 +1,284 @@
+//! `private_key_jwt` client authentication (OIDC Core section 9, RFC 7523 section 2.2): instead
+//! of a shared secret, the client proves itself with a short-lived JWT signed by its own private
+//! key, whose public half the provider knows (registered as a JWKS). Nothing the provider keeps
+//! can log the client in; FAPI 2.0 asks for this or mutual TLS.
+//!
+//! [`ClientAssertionKey`] is the key, read from PEM when the configuration is loaded (RSA, EC
+//! P-256 or P-384, Ed25519), with the `kid` the provider registered it under.
+//! [`ClientAssertion`] is that key bound at discovery to one provider: the signing algorithm (the
+//! key's, among those the provider accepts) and the audience. Each call to the token, revocation
+//! or pushed authorization request endpoint gets a fresh assertion ([`ClientAssertion::sign`]):
+//! `iss` and `sub` the client id, `aud` the provider's issuer identifier (or, when configured, its
+//! token endpoint), `iat` now, `exp` [`ASSERTION_LIFETIME_SECS`] later, and a random `jti`, so a
+//! provider that remembers `jti`s refuses a replayed one.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bff_domain::ports::ProviderError;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+
+/// How long an assertion is good for: long enough for one call, with the provider's clock a
+/// little off, and short enough that a captured one is soon useless (it is single-use anyway
+/// where the provider checks `jti`).
+pub const ASSERTION_LIFETIME_SECS: u64 = 60;
+
+/// The `client_assertion_type` of a JWT assertion (RFC 7523 section 2.2).
+pub(crate) const JWT_BEARER_ASSERTION: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The kind of a private key, which decides the algorithms it can sign with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// RSA: `RS256` or `PS256`.
+    Rsa,
+    /// EC on P-256: `ES256`.
+    EcP256,
+    /// EC on P-384: `ES384`.
+    EcP384,
+    /// Ed25519: `EdDSA`.
+    Ed25519,
+}
+
+impl KeyKind {
+    /// The algorithms this kind of key signs with, the preferred first: `RS256` before `PS256`
+    /// because every provider that takes RSA assertions takes `RS256`.
+    pub fn algorithms(self) -> &'static [Algorithm] {
+        match self {
+            Self::Rsa => &[Algorithm::RS256, Algorithm::PS256],
+            Self::EcP256 => &[Algorithm::ES256],
+            Self::EcP384 => &[Algorithm::ES384],
+            Self::Ed25519 => &[Algorithm::EdDSA],
+        }
+    }
+}
+
+/// The client's private key for `private_key_jwt`. Its `Debug` shows where it came from, its
+/// kind and `kid`, never the key.
+#[derive(Clone)]
+pub struct ClientAssertionKey {
+    source: Option<PathBuf>,
+    kind: KeyKind,
+    key_id: Option<String>,
+    key: EncodingKey,
+}
+
+impl ClientAssertionKey {
+    /// The key in `pem`: PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE KEY`) or SEC1 (`EC PRIVATE
+    /// KEY`); RSA, EC on P-256 or P-384, or Ed25519. The key signs once here, so a key that
+    /// parses but cannot sign is refused now rather than at the first login.
+    ///
+    /// # Errors
+    /// A message saying what the PEM does not hold; it never quotes the PEM.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
+        let candidates = [
+            (KeyKind::Rsa, EncodingKey::from_rsa_pem(pem)),
+            (KeyKind::EcP256, EncodingKey::from_ec_pem(pem)),
+            (KeyKind::EcP384, EncodingKey::from_ec_pem(pem)),
+            (KeyKind::Ed25519, EncodingKey::from_ed_pem(pem)),
+        ];
+        for (kind, key) in candidates {
+            let Ok(key) = key else { continue };
+            let alg = kind.algorithms()[0];
+            // An EC key parses as either curve; only signing tells which one it is on.
+            if jsonwebtoken::encode(&Header::new(alg), &TrialClaims { trial: true }, &key).is_ok() {
+                return Ok(Self {
+                    source: None,
+                    kind,
+                    key_id: None,
+                    key,
+                });
+            }
+        }
+        Err(
+            "holds no usable private key (expected PEM: an RSA, EC P-256, EC P-384 or Ed25519 \
+             private key, as PKCS#8 \"PRIVATE KEY\", \"RSA PRIVATE KEY\" or \"EC PRIVATE KEY\")"
+                .to_owned(),
+        )
+    }
+
+    /// The key in the PEM file at `path` (see [`ClientAssertionKey::from_pem`]).
+    ///
+    /// # Errors
+    /// The file cannot be read or holds no usable key; the message names the file.
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let shown = path.display();
+        let pem = std::fs::read(path).map_err(|e| format!("{shown:?} cannot be read: {e}"))?;
+        let mut key = Self::from_pem(&pem).map_err(|e| format!("{shown:?} {e}"))?;
+        key.source = Some(path.to_path_buf());
+        Ok(key)
+    }
+
+    /// The same key, named `key_id` (the `kid` its public half is registered under at the
+    /// provider, sent in each assertion's header so the provider picks that key).
+    #[must_use]
+    pub fn with_key_id(mut self, key_id: impl Into<String>) -> Self {
+        self.key_id = Some(key_id.into());
+        self
+    }
+
+    /// What kind of key this is.
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// The `kid` sent with each assertion, if any.
+    pub fn key_id(&self) -> Option<&str> {
+        self.key_id.as_deref()
+    }
+}
+
+impl fmt::Debug for ClientAssertionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientAssertionKey")
+            .field("source", &self.source)
+            .field("kind", &self.kind)
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a client assertion's `aud` names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssertionAudience {
+    /// The provider's issuer identifier (the default): what RFC 7523's update and FAPI 2.0 ask
+    /// for, since an assertion for a token endpoint URL can be replayed by whoever serves a URL
+    /// the client was tricked into trusting.
+    #[default]
+    Issuer,
+    /// The provider's token endpoint URL, for providers that accept nothing else (OIDC Core's
+    /// original wording).
+    TokenEndpoint,
+}
+
+/// A [`ClientAssertionKey`] bound to one discovered provider.
+#[derive(Clone)]
+pub(crate) struct ClientAssertion {
+    key: ClientAssertionKey,
+    algorithm: Algorithm,
+    client_id: String,
+    audience: String,
+}
+
+impl fmt::Debug for ClientAssertion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientAssertion")
+            .field("key", &self.key)
+            .field("algorithm", &self.algorithm)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The claims of a client assertion.
+#[derive(Serialize)]
+struct AssertionClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    iat: u64,
+    exp: u64,
+    jti: String,
+}
+
+/// The JOSE name of one of the algorithms a [`KeyKind`] signs with.
+fn jose_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::RS256 => "RS256",
+        Algorithm::PS256 => "PS256",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::EdDSA => "EdDSA",
+        // Not among any key kind's algorithms.
+        _ => "unsupported",
+    }
+}
+
+#[derive(Serialize)]
+struct TrialClaims {
+    trial: bool,
+}
+
+impl ClientAssertion {
+    /// `key` for `client_id` at a provider that accepts `accepted` algorithms (its
+    /// `token_endpoint_auth_signing_alg_values_supported`; `None` when it does not say, which
+    /// takes the key's preferred one), with `audience` in `aud`.
+    ///
+    /// # Errors
+    /// A message naming the key's algorithms and the provider's when none of the key's is
+    /// accepted.
+    pub(crate) fn bind(
+        key: ClientAssertionKey,
+        client_id: &str,
+        accepted: Option<&[String]>,
+        audience: String,
+    ) -> Result<Self, String> {
+        let algorithms = key.kind.algorithms();
+        let algorithm = match accepted {
+            None => Some(algorithms[0]),
+            Some(accepted) => algorithms
+                .iter()
+                .copied()
+                .find(|alg| accepted.iter().any(|name| name == jose_name(*alg))),
+        };
+        let Some(algorithm) = algorithm else {
+            return Err(format!(
+                "the provider accepts client assertions signed with {} only, and this {:?} key \
+                 signs with {}",
+                accepted.unwrap_or_default().join(", "),
+                key.kind,
+                algorithms
+                    .iter()
+                    .map(|alg| jose_name(*alg))
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+            ));
+        };
+        Ok(Self {
+            key,
+            algorithm,
+            client_id: client_id.to_owned(),
+            audience,
+        })
+    }
+
+    /// The JOSE name of the algorithm assertions are signed with.
+    pub(crate) fn algorithm_name(&self) -> &'static str {
+        jose_name(self.algorithm)
+    }
+
+    /// A fresh assertion: the form parameters `client_assertion_type` and `client_assertion`.
+    ///
+    /// # Errors
+    /// `ProviderError::Protocol` when signing fails (the key signed at load, so this is not
+    /// expected) or the clock is before 1970.
+    pub(crate) fn sign(&self) -> Result<[(&'static str, String); 2], ProviderError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| ProviderError::Protocol("the system clock is before 1970".into()))?
+            .as_secs();
+        let claims = AssertionClaims {
+            iss: &self.client_id,
+            sub: &self.client_id,
+            aud: &self.audience,
+            iat: now,
+            exp: now + ASSERTION_LIFETIME_SECS,
+            // 128 random bits, base64url: unique per assertion.
+            jti: oauth2::CsrfToken::new_random().secret().clone(),
+        };
+        let mut header = Header::new(self.algorithm);
+        header.kid = self.key.key_id.clone();
+        let assertion = jsonwebtoken::encode(&header, &claims, &self.key.key)
+            .map_err(|e| ProviderError::Protocol(format!("signing the client assertion: {e}")))?;
+        Ok([
+            ("client_assertion_type", JWT_BEARER_ASSERTION.to_owned()),
+            ("client_assertion", assertion),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,215 @@
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::{DecodingKey, Validation};
+use serde_json::Value;
+
+use super::*;
+
+/// The RSA test key of the test provider, as PKCS#1 PEM.
+fn rsa_pem() -> String {
+    let der = bff_test_op::fixture("rsa_private_pkcs1_der_b64");
+    let lines: Vec<&str> = der
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n",
+        lines.join("\n")
+    )
+}
+
+fn rsa_public() -> DecodingKey {
+    DecodingKey::from_rsa_pem(bff_test_op::fixture("rsa_public_pem").as_bytes()).unwrap()
+}
+
+/// A fresh key pair for `alg`: (private PKCS#8 PEM, public key to verify with).
+fn generated(alg: &'static rcgen::SignatureAlgorithm) -> (String, DecodingKey) {
+    let pair = rcgen::KeyPair::generate_for(alg).unwrap();
+    let public = pair.public_key_pem();
+    let decoding = if alg == &rcgen::PKCS_ED25519 {
+        DecodingKey::from_ed_pem(public.as_bytes()).unwrap()
+    } else {
+        DecodingKey::from_ec_pem(public.as_bytes()).unwrap()
+    };
+    (pair.serialize_pem(), decoding)
+}
+
+/// The claims of `assertion` once its signature (`key`, `alg`) and `aud` are checked.
+fn verified(assertion: &str, key: &DecodingKey, alg: Algorithm, audience: &str) -> Value {
+    let mut validation = Validation::new(alg);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    jsonwebtoken::decode::<Value>(assertion, key, &validation)
+        .unwrap()
+        .claims
+}
+
+#[test]
+fn every_kind_of_key_is_recognised_and_signs_with_its_algorithm() {
+    let (p256, p256_public) = generated(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let (p384, p384_public) = generated(&rcgen::PKCS_ECDSA_P384_SHA384);
+    let (ed, ed_public) = generated(&rcgen::PKCS_ED25519);
+    let cases = [
+        (rsa_pem(), rsa_public(), KeyKind::Rsa, Algorithm::RS256),
+        (p256, p256_public, KeyKind::EcP256, Algorithm::ES256),
+        (p384, p384_public, KeyKind::EcP384, Algorithm::ES384),
+        (ed, ed_public, KeyKind::Ed25519, Algorithm::EdDSA),
+    ];
+    for (pem, public, kind, alg) in cases {
+        let key = ClientAssertionKey::from_pem(pem.as_bytes()).unwrap();
+        assert_eq!(key.kind(), kind);
+        let assertion =
+            ClientAssertion::bind(key, "bff", None, "https://idp.example".into()).unwrap();
+        assert_eq!(assertion.algorithm, alg, "{kind:?}");
+        let [(type_name, type_value), (name, jwt)] = assertion.sign().unwrap();
+        assert_eq!(type_name, "client_assertion_type");
+        assert_eq!(type_value, JWT_BEARER_ASSERTION);
+        assert_eq!(name, "client_assertion");
+        let claims = verified(&jwt, &public, alg, "https://idp.example");
+        assert_eq!(claims["iss"], "bff");
+        assert_eq!(claims["sub"], "bff");
+        // Another key of the same kind does not verify it.
+        if kind == KeyKind::EcP256 {
+            let (_, other) = generated(&rcgen::PKCS_ECDSA_P256_SHA256);
+            let mut validation = Validation::new(alg);
+            validation.set_audience(&["https://idp.example"]);
+            assert!(jsonwebtoken::decode::<Value>(&jwt, &other, &validation).is_err());
+        }
+    }
+}
+
+#[test]
+fn an_assertion_is_short_lived_unique_and_names_its_key() {
+    let key = ClientAssertionKey::from_pem(rsa_pem().as_bytes())
+        .unwrap()
+        .with_key_id("bff-2026");
+    let assertion =
+        ClientAssertion::bind(key, "bff", None, "https://idp.example/token".into()).unwrap();
+    let mut ids = HashSet::new();
+    for _ in 0..20 {
+        let [_, (_, jwt)] = assertion.sign().unwrap();
+        let header = jsonwebtoken::decode_header(&jwt).unwrap();
+        assert_eq!(header.kid.as_deref(), Some("bff-2026"));
+        let claims = verified(
+            &jwt,
+            &rsa_public(),
+            Algorithm::RS256,
+            "https://idp.example/token",
+        );
+        let iat = claims["iat"].as_u64().unwrap();
+        let exp = claims["exp"].as_u64().unwrap();
+        assert_eq!(exp - iat, ASSERTION_LIFETIME_SECS);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(iat.abs_diff(now) <= 5, "iat {iat} is not now ({now})");
+        let jti = claims["jti"].as_str().unwrap().to_owned();
+        assert!(
+            jti.len() >= 20,
+            "jti {jti:?} is too short to be unguessable"
+        );
+        assert!(ids.insert(jti), "a jti repeated");
+    }
+}
+
+#[test]
+fn an_rsa_key_signs_with_the_algorithm_the_provider_accepts() {
+    let key = || ClientAssertionKey::from_pem(rsa_pem().as_bytes()).unwrap();
+    let names = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    // (the provider's list, the algorithm chosen or `None` for a refusal)
+    let cases: [(Option<Vec<String>>, Option<Algorithm>); 5] = [
+        (None, Some(Algorithm::RS256)),
+        (
+            Some(names(&["RS256", "PS256", "ES256"])),
+            Some(Algorithm::RS256),
+        ),
+        (Some(names(&["PS256", "ES256"])), Some(Algorithm::PS256)),
+        (Some(names(&["ES256", "EdDSA"])), None),
+        (Some(Vec::new()), None),
+    ];
+    for (accepted, expected) in cases {
+        let bound = ClientAssertion::bind(key(), "bff", accepted.as_deref(), "x".into());
+        match expected {
+            Some(alg) => assert_eq!(bound.unwrap().algorithm, alg, "{accepted:?}"),
+            None => {
+                let message = bound.unwrap_err();
+                assert!(
+                    message.contains("RS256 or PS256"),
+                    "{accepted:?}: {message}"
+                );
+            }
+        }
+    }
+    // A PS256 assertion verifies as PS256.
+    let ps = ClientAssertion::bind(key(), "bff", Some(&names(&["PS256"])), "aud".into()).unwrap();
+    let [_, (_, jwt)] = ps.sign().unwrap();
+    verified(&jwt, &rsa_public(), Algorithm::PS256, "aud");
+}
+
+#[test]
+fn what_is_not_a_private_key_is_refused_without_being_quoted() {
+    let public = bff_test_op::fixture("rsa_public_pem");
+    let cases: [(&str, &[u8]); 4] = [
+        ("empty", b""),
+        ("not PEM", b"client-secret-looking-text"),
+        ("a public key", public.as_bytes()),
+        (
+            "a certificate block",
+            b"-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n",
+        ),
+    ];
+    for (what, pem) in cases {
+        let message = ClientAssertionKey::from_pem(pem).unwrap_err();
+        assert!(
+            message.contains("no usable private key"),
+            "{what}: {message}"
+        );
+        assert!(
+            !message.contains("client-secret-looking-text"),
+            "{what}: {message}"
+        );
+    }
+    // A PKCS#8 block whose key is cut in half.
+    let (pem, _) = generated(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = STANDARD.decode(body).unwrap();
+    let cut = STANDARD.encode(&der[..der.len() / 2]);
+    let broken = format!("-----BEGIN PRIVATE KEY-----\n{cut}\n-----END PRIVATE KEY-----\n");
+    assert!(ClientAssertionKey::from_pem(broken.as_bytes()).is_err());
+}
+
+#[test]
+fn a_key_file_is_named_in_errors_and_debug_shows_no_key_material() {
+    let dir = std::env::temp_dir().join(format!("bff-assertion-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("client.pem");
+    let (pem, _) = generated(&rcgen::PKCS_ECDSA_P256_SHA256);
+    std::fs::write(&path, &pem).unwrap();
+    let key = ClientAssertionKey::read(&path).unwrap().with_key_id("k");
+    let shown = format!("{key:?}");
+    assert!(
+        shown.contains("client.pem") && shown.contains("EcP256"),
+        "{shown}"
+    );
+    let body_line = pem.lines().nth(1).unwrap();
+    assert!(!shown.contains(body_line), "{shown}");
+
+    let missing = ClientAssertionKey::read(&dir.join("missing.pem")).unwrap_err();
+    assert!(
+        missing.contains("missing.pem") && missing.contains("cannot be read"),
+        "{missing}"
+    );
+    std::fs::write(&path, "nonsense").unwrap();
+    let broken = ClientAssertionKey::read(&path).unwrap_err();
+    assert!(
+        broken.contains("client.pem") && broken.contains("no usable private key"),
+        "{broken}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

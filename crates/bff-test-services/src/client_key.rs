@@ -1,0 +1,58 @@
+//! A client's key pair for `private_key_jwt` tests: the private key as PEM, as the BFF reads
+//! it from `private_key_file`, and the public key as a JWK, as a provider registers it.
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// A fresh EC P-256 key pair (`ES256`).
+pub struct ClientKey {
+    pair: rcgen::KeyPair,
+}
+
+impl std::fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientKey").finish_non_exhaustive()
+    }
+}
+
+impl ClientKey {
+    /// A new key pair.
+    pub fn generate() -> Self {
+        Self {
+            pair: rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+                .expect("an EC P-256 key pair"),
+        }
+    }
+
+    /// The private key, PKCS#8 PEM.
+    pub fn private_pem(&self) -> String {
+        self.pair.serialize_pem()
+    }
+
+    /// The private key written to a fresh file under the system's temporary folder.
+    pub fn write_private_pem(&self, label: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("{}.pem", crate::unique(label)));
+        std::fs::write(&path, self.private_pem()).expect("writing the client key");
+        path
+    }
+
+    /// The public key, SubjectPublicKeyInfo PEM.
+    pub fn public_pem(&self) -> String {
+        self.pair.public_key_pem()
+    }
+
+    /// The public key as a JWK (JSON text) under `kid`.
+    pub fn public_jwk(&self, kid: &str) -> String {
+        // The uncompressed point: 0x04, then x and y, 32 bytes each.
+        let point = self.pair.public_key_raw();
+        assert_eq!(point.len(), 65, "an uncompressed P-256 point");
+        let (x, y) = point[1..].split_at(32);
+        format!(
+            r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}","kid":"{kid}","use":"sig","alg":"ES256"}}"#,
+            URL_SAFE_NO_PAD.encode(x),
+            URL_SAFE_NO_PAD.encode(y),
+        )
+    }
+}
