@@ -1,3 +1,7 @@
+//! The client assertion key and signer against independent verification: every key kind
+//! parses and signs with its algorithm, each assertion verifies with the public half and
+//! carries fresh, short-lived claims, and what is not a usable key is refused.
+
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
