@@ -343,6 +343,17 @@ pub enum ProviderError {
     Unavailable(#[source] BoxError),
 }
 
+impl ProviderError {
+    /// Whether the provider said the grant itself is dead: `invalid_grant` (RFC 6749 section
+    /// 5.2: the code or refresh token is invalid, expired, revoked or was issued to another
+    /// client). Any other refusal (`invalid_client`, `unauthorized_client`, `invalid_scope`,
+    /// ...) is about how this server asked, a configuration to fix, and says nothing about
+    /// the user's grant: a session outlives it.
+    pub fn is_dead_grant(&self) -> bool {
+        matches!(self, Self::Rejected(code) if code == "invalid_grant")
+    }
+}
+
 /// One configured OpenID Provider, as the domain uses it.
 #[async_trait]
 pub trait IdentityProvider: Send + Sync {

@@ -140,7 +140,8 @@ pub enum LoginError {
     /// The ID token failed validation.
     #[error("ID token invalid: {0}")]
     IdTokenInvalid(String),
-    /// The token endpoint refused the code.
+    /// The token endpoint refused the code (`invalid_grant`); its other refusals are
+    /// `Provider`.
     #[error("token endpoint refused: {0}")]
     CodeRejected(String),
     /// The provider failed.
@@ -188,7 +189,9 @@ impl From<ProviderError> for LoginError {
     fn from(e: ProviderError) -> Self {
         match e {
             ProviderError::IdTokenInvalid(reason) => Self::IdTokenInvalid(reason),
-            ProviderError::Rejected(code) => Self::CodeRejected(code),
+            // The code is bad (expired, used, another client's, a wrong PKCE verifier); any
+            // other refusal is about this server's request (`invalid_client`), not the code.
+            ProviderError::Rejected(code) if code == "invalid_grant" => Self::CodeRejected(code),
             other => Self::Provider(other),
         }
     }

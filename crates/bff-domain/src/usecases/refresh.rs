@@ -42,7 +42,8 @@ pub enum RefreshError {
     /// The session has no refresh token: log in again.
     #[error("no refresh token")]
     NoRefreshToken,
-    /// The provider refused the refresh token; the session has been ended.
+    /// The provider refused the refresh token (`invalid_grant`); the session has been ended.
+    /// Its other refusals (`invalid_client`, ...) are `Provider`, and the session stays.
     #[error("refresh refused: {0}")]
     Refused(String),
     /// The session's tokens no longer open; the session has been ended.
@@ -265,20 +266,22 @@ impl Bff {
             provider_id,
             match &refreshed {
                 Ok(_) => RefreshResult::Refreshed,
-                Err(ProviderError::Rejected(_)) => RefreshResult::Refused,
+                Err(e) if e.is_dead_grant() => RefreshResult::Refused,
                 Err(_) => RefreshResult::Failed,
             },
         );
         let fresh = match refreshed {
             Ok(fresh) => fresh,
-            Err(ProviderError::Rejected(code)) if primary => {
+            // Only `invalid_grant` ends anything: a provider refusing this server's client
+            // authentication (a rotated secret or key) must not log every user out.
+            Err(ProviderError::Rejected(code)) if primary && code == "invalid_grant" => {
                 // The grant is dead: the session can no longer call APIs, so end it.
                 if self.ports.sessions.delete(&session.key).await? {
                     self.sessions_ended(SessionEndReason::RefreshRefused, 1);
                 }
                 return Err(RefreshError::Refused(code));
             }
-            Err(ProviderError::Rejected(_)) => {
+            Err(e) if e.is_dead_grant() => {
                 // A connected provider's grant is dead: drop that connection; the session and
                 // its identity go on, and the app can connect the provider again.
                 let refused = session.connection(provider_id).map(|c| c.tokens.clone());

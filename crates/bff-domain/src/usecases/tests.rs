@@ -520,6 +520,69 @@ fn a_refused_refresh_ends_the_session() {
 }
 
 #[test]
+fn only_a_dead_grant_ends_the_session_other_refusals_keep_it() {
+    // (the provider's refusal, whether the session is ended)
+    let cases: [(fn() -> ProviderError, bool); 5] = [
+        (|| ProviderError::Rejected("invalid_grant".into()), true),
+        // This server's client authentication or request: a rotated secret or key must not
+        // log every user out.
+        (|| ProviderError::Rejected("invalid_client".into()), false),
+        (
+            || ProviderError::Rejected("unauthorized_client".into()),
+            false,
+        ),
+        (|| ProviderError::Rejected("invalid_scope".into()), false),
+        (|| ProviderError::Rejected("invalid_request".into()), false),
+    ];
+    for (refusal, ends) in cases {
+        let w = world();
+        let id = login(&w);
+        w.provider.script.lock().unwrap().refresh_error = Some(refusal);
+        let err = block_on(w.bff.refresh(&id)).unwrap_err();
+        assert_eq!(err.ends_session(), ends, "{err:?}");
+        assert_eq!(session_count(&w), usize::from(!ends), "{err:?}");
+        if ends {
+            assert!(matches!(err, RefreshError::Refused(_)), "{err:?}");
+            continue;
+        }
+        assert!(
+            matches!(&err, RefreshError::Provider(e) if !e.is_dead_grant()),
+            "{err:?}"
+        );
+        // Once the provider accepts again (the configuration fixed), the same session refreshes.
+        w.provider.script.lock().unwrap().refresh_error = None;
+        block_on(w.bff.refresh(&id)).unwrap();
+    }
+}
+
+#[test]
+fn only_invalid_grant_at_the_code_exchange_is_a_rejected_code() {
+    type Case = (fn() -> ProviderError, &'static str);
+    let cases: [Case; 3] = [
+        (
+            || ProviderError::Rejected("invalid_grant".into()),
+            "code_rejected",
+        ),
+        (
+            || ProviderError::Rejected("invalid_client".into()),
+            "provider_error",
+        ),
+        (
+            || ProviderError::Rejected("unauthorized_client".into()),
+            "provider_error",
+        ),
+    ];
+    for (refusal, reason) in cases {
+        let w = world();
+        w.provider.script.lock().unwrap().exchange_error = Some(refusal);
+        let (started, state) = start(&w, "/");
+        let err = block_on(w.bff.complete_login(callback(&started, &state))).unwrap_err();
+        assert_eq!(err.reason(), reason, "{err:?}");
+        assert_eq!(session_count(&w), 0);
+    }
+}
+
+#[test]
 fn a_refresh_stuck_elsewhere_is_waited_for_then_refused_not_repeated() {
     let w = world();
     let id = login(&w);

@@ -1255,6 +1255,43 @@ async fn a_refused_refresh_is_401_and_clears_the_cookie() {
     assert!(w.stores.sessions.lock().unwrap().is_empty());
 }
 
+/// A refresh the provider refuses for a reason other than a dead grant (here the BFF's own
+/// client authentication, as after a botched secret or key rotation) answers `502` and keeps
+/// the session and its cookie: fixing the configuration brings every user back without a login.
+#[tokio::test]
+async fn a_refresh_refused_for_the_clients_credentials_keeps_the_session() {
+    let w = world().await;
+    let id = login(&w).await;
+    w.provider.script.lock().unwrap().refresh_error =
+        Some(|| ProviderError::Rejected("invalid_client".into()));
+    w.clock.0.store(T0 + 250, Ordering::SeqCst);
+    let call = || async {
+        Answer::of(
+            app_call(&w, reqwest::Method::GET, "/api/orders/1", &id)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    };
+    let answer = call().await;
+    assert_eq!(answer.status, 502, "{}", answer.body);
+    assert_eq!(answer.code(), "provider_error");
+    assert!(
+        answer.all("set-cookie").is_empty(),
+        "{:?}",
+        answer.all("set-cookie")
+    );
+    answer.assert_no_token();
+    assert!(w.upstream.seen().is_empty());
+    assert_eq!(w.stores.sessions.lock().unwrap().len(), 1);
+    // The provider accepts again: the same cookie's call is refreshed and goes through.
+    w.provider.script.lock().unwrap().refresh_error = None;
+    let answer = call().await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(w.upstream.seen().len(), 1);
+}
+
 #[tokio::test]
 async fn client_routes_carry_the_bffs_own_token_fetched_once() {
     let w = world().await;
