@@ -516,6 +516,28 @@ fn a_refused_refresh_of_a_connection_drops_only_that_connection() {
 }
 
 #[test]
+fn a_connection_refresh_refused_for_the_clients_credentials_keeps_the_connection() {
+    let w = world();
+    let id = login(&w);
+    connect(&w, &id);
+    w.other.script.lock().unwrap().refresh_error =
+        Some(|| ProviderError::Rejected("invalid_client".into()));
+    w.clock.advance(Duration::from_secs(275));
+    let err = credential(&w, &id, "/b/x").unwrap_err();
+    assert!(
+        matches!(&err, ProxyError::Token(RefreshError::Provider(e)) if !e.is_dead_grant()),
+        "{err:?}"
+    );
+    assert!(!err.ends_session());
+    let session = stored(&w, &id).expect("the session goes on");
+    assert_eq!(session.connections.len(), 1, "the connection is kept");
+    // The provider accepts again: the same connection refreshes.
+    w.other.script.lock().unwrap().refresh_error = None;
+    assert!(credential(&w, &id, "/b/x").is_ok());
+    assert_eq!(w.other.refreshes.load(Ordering::SeqCst), 2);
+}
+
+#[test]
 fn a_connection_copied_into_another_session_does_not_open() {
     let w = world();
     let victim = login(&w);
