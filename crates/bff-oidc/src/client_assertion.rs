@@ -73,6 +73,17 @@ impl ClientAssertionKey {
     /// # Errors
     /// A message saying what the PEM does not hold; it never quotes the PEM.
     pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
+        let text = std::str::from_utf8(pem).unwrap_or_default();
+        if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+            return Err(
+                "holds an encrypted private key: store it decrypted (`openssl pkey -in \
+                        KEY -out PLAIN`) in a file only the server can read"
+                    .to_owned(),
+            );
+        }
+        if text.contains("-----BEGIN EC PRIVATE KEY-----") {
+            return Self::from_sec1_pem(text);
+        }
         let candidates = [
             (KeyKind::Rsa, EncodingKey::from_rsa_pem(pem)),
             (KeyKind::EcP256, EncodingKey::from_ec_pem(pem)),
@@ -80,10 +91,10 @@ impl ClientAssertionKey {
             (KeyKind::Ed25519, EncodingKey::from_ed_pem(pem)),
         ];
         for (kind, key) in candidates {
-            let Ok(key) = key else { continue };
-            let alg = kind.algorithms()[0];
             // An EC key parses as either curve; only signing tells which one it is on.
-            if jsonwebtoken::encode(&Header::new(alg), &TrialClaims { trial: true }, &key).is_ok() {
+            if let Ok(key) = key
+                && signs(kind, &key)
+            {
                 return Ok(Self {
                     source: None,
                     kind,
@@ -97,6 +108,37 @@ impl ClientAssertionKey {
              private key, as PKCS#8 \"PRIVATE KEY\", \"RSA PRIVATE KEY\" or \"EC PRIVATE KEY\")"
                 .to_owned(),
         )
+    }
+
+    /// An EC key in SEC1 form (`EC PRIVATE KEY`, what `openssl ecparam -genkey` writes), as
+    /// the PKCS#8 the signer takes.
+    fn from_sec1_pem(text: &str) -> Result<Self, String> {
+        use p256::pkcs8::EncodePrivateKey as _;
+
+        let pkcs8 = match p256::SecretKey::from_sec1_pem(text) {
+            Ok(key) => key.to_pkcs8_der().map(|der| (KeyKind::EcP256, der)),
+            Err(_) => match p384::SecretKey::from_sec1_pem(text) {
+                Ok(key) => key.to_pkcs8_der().map(|der| (KeyKind::EcP384, der)),
+                Err(_) => {
+                    return Err(
+                        "holds an EC private key on a curve other than P-256 or P-384, \
+                                or a broken one"
+                            .to_owned(),
+                    );
+                }
+            },
+        };
+        let (kind, der) = pkcs8.map_err(|_| "holds an EC private key that cannot be re-encoded")?;
+        let key = EncodingKey::from_ec_der(der.as_bytes());
+        if !signs(kind, &key) {
+            return Err("holds an EC private key that cannot sign".to_owned());
+        }
+        Ok(Self {
+            source: None,
+            kind,
+            key_id: None,
+            key,
+        })
     }
 
     /// The key in the PEM file at `path` (see [`ClientAssertionKey::from_pem`]).
@@ -182,6 +224,12 @@ struct AssertionClaims<'a> {
     iat: u64,
     exp: u64,
     jti: String,
+}
+
+/// Whether `key` signs as a `kind` key does (a trial signature of a throwaway claim).
+fn signs(kind: KeyKind, key: &EncodingKey) -> bool {
+    let header = Header::new(kind.algorithms()[0]);
+    jsonwebtoken::encode(&header, &TrialClaims { trial: true }, key).is_ok()
 }
 
 /// The JOSE name of one of the algorithms a [`KeyKind`] signs with.

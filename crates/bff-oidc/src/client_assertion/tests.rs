@@ -88,6 +88,60 @@ fn every_kind_of_key_is_recognised_and_signs_with_its_algorithm() {
 }
 
 #[test]
+fn an_ec_key_in_openssls_sec1_form_is_read_too() {
+    use p256::pkcs8::DecodePrivateKey as _;
+
+    let (p256_pkcs8, p256_public) = generated(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let (p384_pkcs8, p384_public) = generated(&rcgen::PKCS_ECDSA_P384_SHA384);
+    let p256_sec1 = p256::SecretKey::from_pkcs8_pem(&p256_pkcs8)
+        .unwrap()
+        .to_sec1_pem(p256::pkcs8::LineEnding::LF)
+        .unwrap();
+    let p384_sec1 = p384::SecretKey::from_pkcs8_pem(&p384_pkcs8)
+        .unwrap()
+        .to_sec1_pem(p384::pkcs8::LineEnding::LF)
+        .unwrap();
+    for (pem, public, kind, alg) in [
+        (
+            p256_sec1.as_str(),
+            p256_public,
+            KeyKind::EcP256,
+            Algorithm::ES256,
+        ),
+        (
+            p384_sec1.as_str(),
+            p384_public,
+            KeyKind::EcP384,
+            Algorithm::ES384,
+        ),
+    ] {
+        assert!(
+            pem.starts_with("-----BEGIN EC PRIVATE KEY-----"),
+            "{kind:?}"
+        );
+        let key = ClientAssertionKey::from_pem(pem.as_bytes()).unwrap();
+        assert_eq!(key.kind(), kind);
+        let assertion = ClientAssertion::bind(key, "bff", None, "aud".into()).unwrap();
+        let [_, (_, jwt)] = assertion.sign().unwrap();
+        verified(&jwt, &public, alg, "aud");
+    }
+    // A SEC1 block that is not a key on either curve.
+    let broken = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIA==\n-----END EC PRIVATE KEY-----\n";
+    let message = ClientAssertionKey::from_pem(broken.as_bytes()).unwrap_err();
+    assert!(message.contains("EC private key"), "{message}");
+}
+
+#[test]
+fn an_encrypted_key_is_refused_with_what_to_do() {
+    let pem = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG\n-----END ENCRYPTED PRIVATE KEY-----\n";
+    let message = ClientAssertionKey::from_pem(pem.as_bytes()).unwrap_err();
+    assert!(
+        message.contains("encrypted") && message.contains("openssl pkey"),
+        "{message}"
+    );
+}
+
+#[test]
 fn an_assertion_is_short_lived_unique_and_names_its_key() {
     let key = ClientAssertionKey::from_pem(rsa_pem().as_bytes())
         .unwrap()
