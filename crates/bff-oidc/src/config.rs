@@ -657,7 +657,8 @@ fn positive_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Durati
 /// One provider's configuration, built by the server from its configuration file.
 ///
 /// [`OidcProviderConfig::new`] fills in the defaults; [`OidcProviderConfig::validate`] (also
-/// run by [`OidcProvider::discover`]) refuses unusable values before any network call.
+/// run by [`OidcProvider::discover`](crate::OidcProvider::discover)) refuses unusable values
+/// before any network call.
 #[derive(Clone)]
 pub struct OidcProviderConfig {
     /// Name.
