@@ -214,6 +214,8 @@ const configuration = {
     return globalThis.fetch(url, rest);
   },
   renderError,
+  // How far past its `exp` a token is still accepted (oidc-provider's default: 15 s).
+  clockTolerance: seconds('IDP_CLOCK_TOLERANCE', 15),
   pkce: { required: () => true },
   ttl: {
     AccessToken: accessTokenTtlFor,

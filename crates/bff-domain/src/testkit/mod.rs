@@ -190,6 +190,8 @@ pub struct FakeProvider {
     pub exchanges: Mutex<Vec<(String, String)>>,
     /// The scopes of every client-credentials grant asked for, failed ones included.
     pub client_grants: Mutex<Vec<Vec<String>>>,
+    /// The access token of every userinfo call.
+    pub userinfo_tokens: Mutex<Vec<String>>,
 }
 
 impl FakeProvider {
@@ -203,6 +205,7 @@ impl FakeProvider {
             refreshes: AtomicU64::new(0),
             exchanges: Mutex::new(Vec::new()),
             client_grants: Mutex::new(Vec::new()),
+            userinfo_tokens: Mutex::new(Vec::new()),
         }
     }
 
@@ -359,9 +362,13 @@ impl IdentityProvider for FakeProvider {
 
     async fn userinfo(
         &self,
-        _access_token: &Secret,
+        access_token: &Secret,
         expected_subject: &str,
     ) -> Result<Option<Claims>, ProviderError> {
+        self.userinfo_tokens
+            .lock()
+            .unwrap()
+            .push(access_token.expose().to_owned());
         let Value::Object(map) = json!({"sub": expected_subject, "email": "alice@example.test"})
         else {
             unreachable!()

@@ -7,6 +7,7 @@
 //! [`SessionError::TokensUnreadable`], which [`SessionError::ends_session`] reports.
 
 use super::Bff;
+use super::refresh::RefreshError;
 use crate::claims::Claims;
 use crate::ids::{ProviderId, SessionId, SessionKey, hex};
 use crate::lifetime::Expiry;
@@ -213,25 +214,34 @@ impl Bff {
         Ok(self.find_session(&id.key(), now).await?.is_some())
     }
 
-    /// The user's claims: the ID token's, plus the userinfo endpoint's when the policy asks.
+    /// The user's claims: the ID token's, plus the userinfo endpoint's when the policy asks,
+    /// called with an access token refreshed first when it expires within the policy's margin
+    /// (as the API proxy does), so the answer does not depend on when the app last called an
+    /// API.
     ///
     /// # Errors
-    /// `NoSession`; `TokensUnreadable`; `Store`; `Provider` when userinfo fails.
-    pub async fn userinfo(&self, id: &SessionId) -> Result<Claims, SessionError> {
+    /// `NoSession`; `TokensUnreadable`; `Store`; `Provider` when userinfo fails; the errors of
+    /// a refresh (see [`RefreshError`]) when one was due.
+    pub async fn userinfo(&self, id: &SessionId) -> Result<Claims, RefreshError> {
         let session = self.live_session(id).await?;
-        let tokens = self.open_tokens(&session).await?;
-        let mut claims = session.claims;
-        if self.policy.fetch_userinfo {
-            let provider = self
-                .providers
-                .get(Some(&session.provider))
-                .ok_or(SessionError::NoSession)?;
-            if let Some(extra) = provider
-                .userinfo(&tokens.access_token, &session.subject)
-                .await?
-            {
-                claims.merge_missing(&extra);
-            }
+        if !self.policy.fetch_userinfo {
+            // Opened anyway: tokens that no longer open end the session here as everywhere.
+            self.open_tokens(&session).await?;
+            return Ok(session.claims);
+        }
+        let provider_id = session.provider.clone();
+        let provider = self
+            .providers
+            .get(Some(&provider_id))
+            .ok_or(RefreshError::NoSession)?;
+        let (mut claims, subject) = (session.claims.clone(), session.subject.clone());
+        let tokens = self.fresh_tokens(session, &provider_id).await?;
+        if let Some(extra) = provider
+            .userinfo(&tokens.access_token, &subject)
+            .await
+            .map_err(RefreshError::Provider)?
+        {
+            claims.merge_missing(&extra);
         }
         Ok(claims)
     }

@@ -694,6 +694,34 @@ fn logout_by_link_needs_the_session_logout_guard() {
 }
 
 #[test]
+fn userinfo_is_called_with_a_fresh_access_token() {
+    let w = world();
+    let id = login(&w);
+    block_on(w.bff.userinfo(&id)).unwrap();
+    assert_eq!(w.provider.refreshes.load(Ordering::SeqCst), 0);
+    let first = w.provider.userinfo_tokens.lock().unwrap()[0].clone();
+    // Within the refresh margin of the access token's expiry: refreshed first, once.
+    w.clock.advance(Duration::from_secs(275));
+    let claims = block_on(w.bff.userinfo(&id)).unwrap();
+    assert_eq!(claims.string("email"), Some("alice@example.test"));
+    assert_eq!(w.provider.refreshes.load(Ordering::SeqCst), 1);
+    let used = w.provider.userinfo_tokens.lock().unwrap()[1].clone();
+    assert_ne!(used, first, "userinfo got the token about to expire");
+    assert_eq!(
+        block_on(w.bff.access_token_for(&id)).unwrap().expose(),
+        used
+    );
+    assert_eq!(w.provider.refreshes.load(Ordering::SeqCst), 1);
+    // A refresh the provider refuses (`invalid_grant`) ends the session here too.
+    w.clock.advance(Duration::from_secs(290));
+    w.provider.script.lock().unwrap().refresh_error =
+        Some(|| ProviderError::Rejected("invalid_grant".into()));
+    let err = block_on(w.bff.userinfo(&id)).unwrap_err();
+    assert!(err.ends_session(), "{err:?}");
+    assert_eq!(session_count(&w), 0);
+}
+
+#[test]
 fn userinfo_merges_provider_claims_without_overriding() {
     let w = world();
     let id = login(&w);

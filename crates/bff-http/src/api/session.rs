@@ -178,8 +178,9 @@ impl SessionApi {
         }))
     }
 
-    /// The user's claims: the ID token's, plus the provider's userinfo endpoint when configured.
-    /// Requires `x-csrf: 1`. `401` without a session.
+    /// The user's claims: the ID token's, plus the provider's userinfo endpoint when configured
+    /// (called with an access token refreshed first when it is about to expire). Requires
+    /// `x-csrf: 1`. `401` without a session, or when that refresh is refused.
     #[oai(path = "/userinfo", method = "get", tag = "Tag::Session")]
     async fn userinfo(
         &self,

@@ -567,3 +567,38 @@ private_key_id = "bff-k1"
     std::fs::remove_file(&key_file).unwrap();
     std::fs::remove_file(&stranger).unwrap();
 }
+
+/// `GET /bff/userinfo` once the access token has expired at the provider: the BFF refreshes it
+/// first, as the API proxy does, rather than hand the provider's userinfo endpoint a dead token
+/// (which answered `401 invalid_token`, so the app got `502` until something else refreshed).
+#[tokio::test]
+async fn userinfo_after_the_access_token_expired_refreshes_first() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    let reserved = reserve().await;
+    let idp = Idp::start_with_env(
+        "127.0.0.1",
+        &[reserved.callback(), reserved.app_page()],
+        &[reserved.logout_return(), reserved.app_page()],
+        &[
+            ("IDP_ACCESS_TOKEN_TTL", "2"),
+            ("IDP_REFRESHED_ACCESS_TOKEN_TTL", "300"),
+            // An expired access token is refused at once, not 15 s later.
+            ("IDP_CLOCK_TOLERANCE", "0"),
+        ],
+    );
+    let mut config = config(&reserved.base, &idp.issuer);
+    // Shorter than the first token's life, so it is not due for a refresh until it has expired.
+    config.session.refresh_margin_secs = 1;
+    let server = reserved.serve(config).await;
+    let browser = Browser::new(&server.base);
+    let landed = redirect_login(&browser, &server, &idp, "/").await;
+    assert_eq!(landed.status, 200, "{}", landed.body);
+    // Past the token's `exp` (whole seconds) at the provider.
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let userinfo = browser.api_get("/bff/userinfo").await;
+    assert_eq!(userinfo.status, 200, "{}", userinfo.body);
+    assert_eq!(userinfo.json()["email"], "alice@example.test");
+    browser.assert_no_secrets_seen(&[]);
+}
