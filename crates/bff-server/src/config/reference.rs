@@ -507,9 +507,10 @@ pub(crate) const SECTIONS: &[Section] = &[
                 doc: "PEM file of the client's private key for `private_key_jwt`: RSA (signs \
                       RS256, or PS256 when the provider takes only that), EC P-256 (ES256), EC \
                       P-384 (ES384) or Ed25519 (EdDSA), as PKCS#8 or the RSA and EC forms of \
-                      OpenSSL. Register its public half (a JWKS) with the provider. Read at \
-                      start: a file that cannot be read or holds no such key stops the server, \
-                      as does an algorithm the provider's \
+                      OpenSSL; prefer EC or Ed25519 (the RSA signer is not constant-time, \
+                      RUSTSEC-2023-0071). Register its public half (a JWKS) with the provider. \
+                      Read at start: a file that cannot be read or holds no such key stops the \
+                      server, as does an algorithm the provider's \
                       `token_endpoint_auth_signing_alg_values_supported` leaves out.",
             },
             Key {
