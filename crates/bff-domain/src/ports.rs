@@ -343,6 +343,10 @@ pub enum ProviderError {
     Unavailable(#[source] BoxError),
 }
 
+/// The OAuth error code that says the grant itself is dead (RFC 6749 section 5.2): the one
+/// refusal that ends a session or rejects a code ([`ProviderError::is_dead_grant`]).
+pub(crate) const INVALID_GRANT: &str = "invalid_grant";
+
 impl ProviderError {
     /// Whether the provider said the grant itself is dead: `invalid_grant` (RFC 6749 section
     /// 5.2: the code or refresh token is invalid, expired, revoked or was issued to another
@@ -350,7 +354,7 @@ impl ProviderError {
     /// ...) is about how this server asked, a configuration to fix, and says nothing about
     /// the user's grant: a session outlives it.
     pub fn is_dead_grant(&self) -> bool {
-        matches!(self, Self::Rejected(code) if code == "invalid_grant")
+        matches!(self, Self::Rejected(code) if code == INVALID_GRANT)
     }
 }
 

@@ -15,7 +15,9 @@ use super::session::SessionError;
 use crate::client::{ClientContext, user_agent_summary};
 use crate::ids::{LoginBinding, Prompt, ProviderId, SessionId, SessionKey};
 use crate::pending::PendingLogin;
-use crate::ports::{CipherError, Event, ProviderError, SessionEndReason, StoreError};
+use crate::ports::{
+    CipherError, Event, INVALID_GRANT, ProviderError, SessionEndReason, StoreError,
+};
 use crate::return_url::ReturnUrl;
 use crate::secret::constant_time_eq;
 use crate::session::{Connection, Session};
@@ -191,7 +193,7 @@ impl From<ProviderError> for LoginError {
             ProviderError::IdTokenInvalid(reason) => Self::IdTokenInvalid(reason),
             // The code is bad (expired, used, another client's, a wrong PKCE verifier); any
             // other refusal is about this server's request (`invalid_client`), not the code.
-            ProviderError::Rejected(code) if code == "invalid_grant" => Self::CodeRejected(code),
+            ProviderError::Rejected(code) if code == INVALID_GRANT => Self::CodeRejected(code),
             other => Self::Provider(other),
         }
     }

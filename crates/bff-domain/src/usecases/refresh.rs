@@ -17,7 +17,7 @@ use super::session::SessionError;
 use crate::ids::{ProviderId, SessionId, SessionKey};
 use crate::lifetime::Expiry;
 use crate::ports::{
-    CipherError, Event, ProviderError, RefreshResult, SessionEndReason, StoreError,
+    CipherError, Event, INVALID_GRANT, ProviderError, RefreshResult, SessionEndReason, StoreError,
 };
 use crate::secret::Secret;
 use crate::session::Session;
@@ -274,7 +274,7 @@ impl Bff {
             Ok(fresh) => fresh,
             // Only `invalid_grant` ends anything: a provider refusing this server's client
             // authentication (a rotated secret or key) must not log every user out.
-            Err(ProviderError::Rejected(code)) if primary && code == "invalid_grant" => {
+            Err(ProviderError::Rejected(code)) if primary && code == INVALID_GRANT => {
                 // The grant is dead: the session can no longer call APIs, so end it.
                 if self.ports.sessions.delete(&session.key).await? {
                     self.sessions_ended(SessionEndReason::RefreshRefused, 1);
