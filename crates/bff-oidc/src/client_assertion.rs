@@ -11,14 +11,22 @@
 //! `iss` and `sub` the client id, `aud` the provider's issuer identifier (or, when configured, its
 //! token endpoint), `iat` now, `exp` [`ASSERTION_LIFETIME_SECS`] later, and a random `jti`, so a
 //! provider that remembers `jti`s refuses a replayed one.
+//!
+//! Providers that find the client's key by its X.509 certificate rather than by `kid` (Entra
+//! ID) also get the certificate's thumbprints in each header: [`ClientCertificate`], checked
+//! against the key when it is attached. An operator can pin the algorithm
+//! ([`ClientAssertionKey::with_algorithm`]) for providers that do not list the ones they take.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bff_domain::ports::ProviderError;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use x509_cert::der::{Decode as _, Encode as _};
 
 /// How long an assertion is good for: long enough for one call, with the provider's clock a
 /// little off, and short enough that a captured one is soon useless (it is single-use anyway
@@ -62,6 +70,10 @@ pub struct ClientAssertionKey {
     source: Option<PathBuf>,
     kind: KeyKind,
     key_id: Option<String>,
+    /// The algorithm the operator pinned, one of `kind`'s; `None` lets discovery choose.
+    algorithm: Option<Algorithm>,
+    /// The key's certificate, whose thumbprints go in each header.
+    certificate: Option<ClientCertificate>,
     key: EncodingKey,
 }
 
@@ -99,6 +111,8 @@ impl ClientAssertionKey {
                     source: None,
                     kind,
                     key_id: None,
+                    algorithm: None,
+                    certificate: None,
                     key,
                 });
             }
@@ -137,6 +151,8 @@ impl ClientAssertionKey {
             source: None,
             kind,
             key_id: None,
+            algorithm: None,
+            certificate: None,
             key,
         })
     }
@@ -161,6 +177,41 @@ impl ClientAssertionKey {
         self
     }
 
+    /// The same key, always signing with `algorithm` (for a provider that takes only that one
+    /// and does not say so in its discovery document, such as `PS256` at Entra ID).
+    ///
+    /// # Errors
+    /// A message naming the algorithms this kind of key signs with when `algorithm` is not one
+    /// of them.
+    pub fn with_algorithm(mut self, algorithm: Algorithm) -> Result<Self, String> {
+        if !self.kind.algorithms().contains(&algorithm) {
+            return Err(format!(
+                "{} is not an algorithm of the {:?} key, which signs with {}",
+                jose_name(algorithm),
+                self.kind,
+                names(self.kind.algorithms()),
+            ));
+        }
+        self.algorithm = Some(algorithm);
+        Ok(self)
+    }
+
+    /// The same key with its X.509 certificate, whose thumbprints then go in each assertion's
+    /// header (`x5t#S256`, and `x5t` for providers that read only the SHA-1 one).
+    ///
+    /// # Errors
+    /// A message when the certificate holds another key's public half.
+    pub fn with_certificate(mut self, certificate: ClientCertificate) -> Result<Self, String> {
+        if !certificate.certifies(&self) {
+            return Err(format!(
+                "is not the certificate of this {:?} private key (its public key is another)",
+                self.kind
+            ));
+        }
+        self.certificate = Some(certificate);
+        Ok(self)
+    }
+
     /// What kind of key this is.
     pub fn kind(&self) -> KeyKind {
         self.kind
@@ -170,6 +221,146 @@ impl ClientAssertionKey {
     pub fn key_id(&self) -> Option<&str> {
         self.key_id.as_deref()
     }
+
+    /// The algorithm pinned with [`ClientAssertionKey::with_algorithm`], if any.
+    pub fn algorithm(&self) -> Option<Algorithm> {
+        self.algorithm
+    }
+
+    /// The certificate attached with [`ClientAssertionKey::with_certificate`], if any.
+    pub fn certificate(&self) -> Option<&ClientCertificate> {
+        self.certificate.as_ref()
+    }
+}
+
+/// The X.509 certificate of a [`ClientAssertionKey`], for providers that find the key by the
+/// certificate's thumbprint. Only its thumbprints, public key and expiry are kept; `Debug`
+/// shows where it came from, the SHA-256 thumbprint and the expiry.
+#[derive(Clone)]
+pub struct ClientCertificate {
+    source: Option<PathBuf>,
+    /// `x5t#S256`: base64url of the SHA-256 of the certificate's DER.
+    sha256_thumbprint: String,
+    /// `x5t`: base64url of the SHA-1 of the certificate's DER.
+    sha1_thumbprint: String,
+    /// The certificate's `notAfter`, in seconds since 1970.
+    not_after: u64,
+    public_key: CertifiedKey,
+}
+
+/// The public key a certificate certifies, in the form jsonwebtoken verifies with.
+#[derive(Clone)]
+enum CertifiedKey {
+    Rsa(Vec<u8>),
+    Ec(Vec<u8>),
+    Ed25519(Vec<u8>),
+    Other,
+}
+
+impl ClientCertificate {
+    /// The first certificate in `pem` (a chain's leaf comes first).
+    ///
+    /// # Errors
+    /// A message saying what the PEM does not hold; it never quotes the PEM.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
+        let not_a_certificate =
+            || "holds no X.509 certificate (expected PEM \"CERTIFICATE\")".to_owned();
+        let (label, der) = x509_cert::der::pem::decode_vec(
+            first_pem_block(pem, "CERTIFICATE").ok_or_else(not_a_certificate)?,
+        )
+        .map_err(|_| not_a_certificate())?;
+        if label != "CERTIFICATE" {
+            return Err(not_a_certificate());
+        }
+        let certificate =
+            x509_cert::Certificate::from_der(&der).map_err(|_| not_a_certificate())?;
+        // The DER as encoded again, which is the DER read: a thumbprint is over those bytes.
+        let der = certificate.to_der().map_err(|_| not_a_certificate())?;
+        let tbs = &certificate.tbs_certificate;
+        let spki = &tbs.subject_public_key_info;
+        let bits = spki.subject_public_key.raw_bytes().to_vec();
+        let public_key = match spki.algorithm.oid.to_string().as_str() {
+            "1.2.840.113549.1.1.1" => CertifiedKey::Rsa(bits),
+            "1.2.840.10045.2.1" => CertifiedKey::Ec(bits),
+            "1.3.101.112" => CertifiedKey::Ed25519(bits),
+            _ => CertifiedKey::Other,
+        };
+        Ok(Self {
+            source: None,
+            sha256_thumbprint: URL_SAFE_NO_PAD.encode(<sha2::Sha256 as sha2::Digest>::digest(&der)),
+            sha1_thumbprint: URL_SAFE_NO_PAD.encode(<sha1::Sha1 as sha1::Digest>::digest(&der)),
+            not_after: tbs.validity.not_after.to_unix_duration().as_secs(),
+            public_key,
+        })
+    }
+
+    /// The certificate in the PEM file at `path` (see [`ClientCertificate::from_pem`]).
+    ///
+    /// # Errors
+    /// The file cannot be read or holds no certificate; the message names the file.
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let shown = path.display();
+        let pem = std::fs::read(path).map_err(|e| format!("{shown:?} cannot be read: {e}"))?;
+        let mut certificate = Self::from_pem(&pem).map_err(|e| format!("{shown:?} {e}"))?;
+        certificate.source = Some(path.to_path_buf());
+        Ok(certificate)
+    }
+
+    /// `x5t#S256`: the base64url SHA-256 thumbprint of the certificate's DER.
+    pub fn sha256_thumbprint(&self) -> &str {
+        &self.sha256_thumbprint
+    }
+
+    /// The certificate's `notAfter`.
+    pub fn not_after(&self) -> SystemTime {
+        UNIX_EPOCH + std::time::Duration::from_secs(self.not_after)
+    }
+
+    /// Whether this certificate's public key is the public half of `key`: a trial signature by
+    /// `key` verifies with it.
+    fn certifies(&self, key: &ClientAssertionKey) -> bool {
+        let public = match (&self.public_key, key.kind) {
+            (CertifiedKey::Rsa(der), KeyKind::Rsa) => DecodingKey::from_rsa_der(der),
+            (CertifiedKey::Ec(point), KeyKind::EcP256 | KeyKind::EcP384) => {
+                DecodingKey::from_ec_der(point)
+            }
+            (CertifiedKey::Ed25519(raw), KeyKind::Ed25519) => DecodingKey::from_ed_der(raw),
+            _ => return false,
+        };
+        let algorithm = key.kind.algorithms()[0];
+        let Ok(trial) = jsonwebtoken::encode(
+            &Header::new(algorithm),
+            &TrialClaims { trial: true },
+            &key.key,
+        ) else {
+            return false;
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        jsonwebtoken::decode::<TrialClaims>(&trial, &public, &validation).is_ok()
+    }
+}
+
+impl fmt::Debug for ClientCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCertificate")
+            .field("source", &self.source)
+            .field("sha256_thumbprint", &self.sha256_thumbprint)
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first PEM block labelled `label` in `pem`, so that a file with a chain, or with the key
+/// before the certificate, still gives its certificate.
+fn first_pem_block<'a>(pem: &'a [u8], label: &str) -> Option<&'a [u8]> {
+    let text = std::str::from_utf8(pem).ok()?;
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = text.find(&begin)?;
+    let stop = start + text[start..].find(&end)? + end.len();
+    Some(&pem[start..stop])
 }
 
 impl fmt::Debug for ClientAssertionKey {
@@ -178,6 +369,8 @@ impl fmt::Debug for ClientAssertionKey {
             .field("source", &self.source)
             .field("kind", &self.kind)
             .field("key_id", &self.key_id)
+            .field("algorithm", &self.algorithm)
+            .field("certificate", &self.certificate)
             .finish_non_exhaustive()
     }
 }
@@ -245,15 +438,25 @@ fn jose_name(alg: Algorithm) -> &'static str {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct TrialClaims {
     trial: bool,
+}
+
+/// `RS256 or PS256`.
+fn names(algorithms: &[Algorithm]) -> String {
+    algorithms
+        .iter()
+        .map(|alg| jose_name(*alg))
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 impl ClientAssertion {
     /// `key` for `client_id` at a provider that accepts `accepted` algorithms (its
     /// `token_endpoint_auth_signing_alg_values_supported`; `None` when it does not say, which
-    /// takes the key's preferred one), with `audience` in `aud`.
+    /// takes the key's preferred one), with `audience` in `aud`. A key with a pinned algorithm
+    /// signs with that one, which the provider must then accept if it says.
     ///
     /// # Errors
     /// A message naming the key's algorithms and the provider's when none of the key's is
@@ -264,7 +467,10 @@ impl ClientAssertion {
         accepted: Option<&[String]>,
         audience: String,
     ) -> Result<Self, String> {
-        let algorithms = key.kind.algorithms();
+        let algorithms = match &key.algorithm {
+            Some(pinned) => std::slice::from_ref(pinned),
+            None => key.kind.algorithms(),
+        };
         let algorithm = match accepted {
             None => Some(algorithms[0]),
             Some(accepted) => algorithms
@@ -278,11 +484,7 @@ impl ClientAssertion {
                  signs with {}",
                 accepted.unwrap_or_default().join(", "),
                 key.kind,
-                algorithms
-                    .iter()
-                    .map(|alg| jose_name(*alg))
-                    .collect::<Vec<_>>()
-                    .join(" or "),
+                names(algorithms),
             ));
         };
         Ok(Self {
@@ -319,6 +521,10 @@ impl ClientAssertion {
         };
         let mut header = Header::new(self.algorithm);
         header.kid = self.key.key_id.clone();
+        if let Some(certificate) = &self.key.certificate {
+            header.x5t_s256 = Some(certificate.sha256_thumbprint.clone());
+            header.x5t = Some(certificate.sha1_thumbprint.clone());
+        }
         let assertion = jsonwebtoken::encode(&header, &claims, &self.key.key)
             .map_err(|e| ProviderError::Protocol(format!("signing the client assertion: {e}")))?;
         Ok([

@@ -16,7 +16,7 @@ use bff_domain::{ProviderId, Secret};
 use jsonwebtoken::Algorithm;
 use serde::{Deserialize, Deserializer};
 
-use crate::client_assertion::{AssertionAudience, ClientAssertionKey};
+use crate::client_assertion::{AssertionAudience, ClientAssertionKey, ClientCertificate};
 use crate::discovery::DiscoveryError;
 use crate::id_token;
 
@@ -336,9 +336,20 @@ pub struct ProviderSection {
     #[serde(default, deserialize_with = "optional_non_empty")]
     pub private_key_id: Option<String>,
     /// `client_assertion_audience`: what a `private_key_jwt` assertion's `aud` names: `issuer`
-    /// (the default) or `token_endpoint` (see [`AssertionAudience`]).
+    /// (the default) or `token_endpoint` (see [`AssertionAudience`]). Refused with the secret
+    /// methods, which send no assertion: set there, it would be silently ignored.
     #[serde(default)]
-    pub client_assertion_audience: AssertionAudience,
+    pub client_assertion_audience: Option<AssertionAudience>,
+    /// `client_assertion_algorithm`: the algorithm assertions are signed with, one of the key's
+    /// (`RS256` or `PS256` for RSA); left out, the key's first that the provider accepts.
+    #[serde(default, deserialize_with = "assertion_algorithm")]
+    pub client_assertion_algorithm: Option<Algorithm>,
+    /// `client_certificate_file`: the PEM file of the key's X.509 certificate, for providers
+    /// that find the key by the certificate's thumbprint (Entra ID): its `x5t#S256` and `x5t`
+    /// then go in each assertion's header. Read when the configuration is; it must certify
+    /// `private_key_file`'s key.
+    #[serde(default, deserialize_with = "client_certificate_file")]
+    pub client_certificate_file: Option<ClientCertificate>,
     /// `scopes`; default `openid`, `profile`, `email`. `openid` is always added.
     #[serde(default = "default_scopes", deserialize_with = "scopes")]
     pub scopes: Vec<String>,
@@ -433,6 +444,27 @@ fn private_key_file<'de, D: Deserializer<'de>>(
         .map_err(serde::de::Error::custom)
 }
 
+fn client_certificate_file<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ClientCertificate>, D::Error> {
+    let path = PathBuf::deserialize(deserializer)?;
+    ClientCertificate::read(&path)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+fn assertion_algorithm<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Algorithm>, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    match parse_algorithm(&name) {
+        Some(algorithm) => Ok(Some(algorithm)),
+        None => Err(serde::de::Error::custom(format!(
+            "{name:?} is not one of RS256, PS256, ES256, ES384, EdDSA"
+        ))),
+    }
+}
+
 fn ca_file<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<CaCertificates>, D::Error> {
     let path = PathBuf::deserialize(deserializer)?;
     CaCertificates::read(&path)
@@ -460,6 +492,18 @@ impl ProviderSection {
             for (key, set) in [
                 ("private_key_file", self.private_key_file.is_some()),
                 ("private_key_id", self.private_key_id.is_some()),
+                (
+                    "client_assertion_audience",
+                    self.client_assertion_audience.is_some(),
+                ),
+                (
+                    "client_assertion_algorithm",
+                    self.client_assertion_algorithm.is_some(),
+                ),
+                (
+                    "client_certificate_file",
+                    self.client_certificate_file.is_some(),
+                ),
             ] {
                 if set {
                     problems.push((
@@ -484,8 +528,39 @@ impl ProviderSection {
                     format!("is not used with client_auth = {method:?}: leave it out"),
                 ));
             }
+            if let Err(problem) = self.assertion_key() {
+                problems.push(problem);
+            }
         }
         problems
+    }
+
+    /// The `private_key_jwt` key as configured: `private_key_file` with its `kid`, pinned
+    /// algorithm and certificate. `Ok(None)` without a key file.
+    ///
+    /// # Errors
+    /// The key and the message when the algorithm or the certificate does not fit the key.
+    fn assertion_key(&self) -> Result<Option<ClientAssertionKey>, (&'static str, String)> {
+        let Some(mut key) = self.private_key_file.clone() else {
+            return Ok(None);
+        };
+        if let Some(id) = &self.private_key_id {
+            key = key.with_key_id(id.clone());
+        }
+        if let Some(algorithm) = self.client_assertion_algorithm {
+            key = key
+                .with_algorithm(algorithm)
+                .map_err(|e| ("client_assertion_algorithm", e))?;
+        }
+        if let Some(certificate) = self.client_certificate_file.clone() {
+            key = key.with_certificate(certificate).map_err(|e| {
+                (
+                    "client_certificate_file",
+                    format!("{e}: see private_key_file"),
+                )
+            })?;
+        }
+        Ok(Some(key))
     }
 
     /// The client configuration for provider `id`. `default_post_logout_redirect_uri` applies
@@ -496,18 +571,13 @@ impl ProviderSection {
         default_post_logout_redirect_uri: &str,
         userinfo: bool,
     ) -> OidcProviderConfig {
-        // A section with `credential_problems` fails `OidcProviderConfig::validate` instead.
-        let private_key = self
-            .private_key_file
-            .clone()
-            .map(|key| match &self.private_key_id {
-                Some(id) => key.with_key_id(id.clone()),
-                None => key,
-            });
+        // A section with `credential_problems` fails `OidcProviderConfig::validate` instead
+        // (a key that does not fit its algorithm or certificate is left out, so it is missing).
+        let private_key = self.assertion_key().ok().flatten();
         OidcProviderConfig {
             client_auth: self.client_auth,
             private_key,
-            client_assertion_audience: self.client_assertion_audience,
+            client_assertion_audience: self.client_assertion_audience.unwrap_or_default(),
             scopes: self.scopes.clone(),
             post_logout_redirect_uri: Some(
                 self.post_logout_redirect_uri
@@ -541,7 +611,16 @@ impl fmt::Debug for ProviderSection {
             .field("client_auth", &self.client_auth)
             .field("private_key_file", &self.private_key_file)
             .field("private_key_id", &self.private_key_id)
-            .field("client_assertion_audience", &self.client_assertion_audience)
+            // What applies: left out is the default, as written out.
+            .field(
+                "client_assertion_audience",
+                &self.client_assertion_audience.unwrap_or_default(),
+            )
+            .field(
+                "client_assertion_algorithm",
+                &self.client_assertion_algorithm,
+            )
+            .field("client_certificate_file", &self.client_certificate_file)
             .field("scopes", &self.scopes)
             .field("post_logout_redirect_uri", &self.post_logout_redirect_uri)
             .field("id_token_algorithms", &self.id_token_algorithms)
@@ -1063,9 +1142,15 @@ mod tests {
 
     #[test]
     fn the_credential_keys_must_fit_the_client_authentication() {
-        let key_file = bff_test_services::client_key::ClientKey::generate()
-            .write_private_pem("bff-oidc-section-key");
+        let client_key = bff_test_services::client_key::ClientKey::generate();
+        let key_file = client_key.write_private_pem("bff-oidc-section-key");
         let key_path = serde_json::json!(key_file.display().to_string());
+        let certificate_file = client_key.write_certificate_pem("bff-oidc-section-cert");
+        let certificate_path = serde_json::json!(certificate_file.display().to_string());
+        let stranger_certificate_file = bff_test_services::client_key::ClientKey::generate()
+            .write_certificate_pem("bff-oidc-section-stranger-cert");
+        let stranger_certificate_path =
+            serde_json::json!(stranger_certificate_file.display().to_string());
         let private_key_jwt = |changes: serde_json::Value| {
             let mut s = minimal();
             s.as_object_mut().unwrap().remove("client_secret");
@@ -1108,6 +1193,42 @@ mod tests {
                 vec!["private_key_file"],
             ),
             (with("private_key_id", "k1".into()), vec!["private_key_id"]),
+            // The audience of an assertion no secret method sends would be silently ignored.
+            (
+                with("client_assertion_audience", "token_endpoint".into()),
+                vec!["client_assertion_audience"],
+            ),
+            (
+                private_key_jwt(serde_json::json!({"client_assertion_audience": "token_endpoint"})),
+                vec![],
+            ),
+            (
+                with("client_assertion_algorithm", "PS256".into()),
+                vec!["client_assertion_algorithm"],
+            ),
+            (
+                with("client_certificate_file", certificate_path.clone()),
+                vec!["client_certificate_file"],
+            ),
+            // The key's certificate and an algorithm of the key fit; another key's certificate
+            // and an algorithm of another kind of key do not.
+            (
+                private_key_jwt(serde_json::json!({
+                    "client_certificate_file": certificate_path.clone(),
+                    "client_assertion_algorithm": "ES256",
+                })),
+                vec![],
+            ),
+            (
+                private_key_jwt(
+                    serde_json::json!({"client_certificate_file": stranger_certificate_path}),
+                ),
+                vec!["client_certificate_file"],
+            ),
+            (
+                private_key_jwt(serde_json::json!({"client_assertion_algorithm": "PS256"})),
+                vec!["client_assertion_algorithm"],
+            ),
         ];
         for (value, expected) in cases {
             let s = section(value.clone()).unwrap();
@@ -1130,6 +1251,57 @@ mod tests {
         assert_eq!(c.client_auth, ClientAuthMethod::PrivateKeyJwt);
         assert_eq!(c.private_key.as_ref().unwrap().key_id(), Some("k1"));
         assert_eq!(c.client_secret.expose(), "");
+        assert_eq!(c.client_assertion_audience, AssertionAudience::Issuer);
+        let s = section(private_key_jwt(
+            serde_json::json!({"client_assertion_audience": "token_endpoint"}),
+        ))
+        .unwrap();
+        let c = s.to_config(
+            ProviderId::parse("main").unwrap(),
+            "https://app.example/",
+            false,
+        );
+        assert_eq!(
+            c.client_assertion_audience,
+            AssertionAudience::TokenEndpoint
+        );
+        // The certificate and the pinned algorithm travel with the key.
+        let s = section(private_key_jwt(serde_json::json!({
+            "client_certificate_file": certificate_path.clone(),
+            "client_assertion_algorithm": "ES256",
+        })))
+        .unwrap();
+        let c = s.to_config(
+            ProviderId::parse("main").unwrap(),
+            "https://app.example/",
+            false,
+        );
+        let key = c.private_key.as_ref().unwrap();
+        assert_eq!(key.algorithm(), Some(Algorithm::ES256));
+        assert_eq!(
+            key.certificate().unwrap().sha256_thumbprint(),
+            s.client_certificate_file
+                .as_ref()
+                .unwrap()
+                .sha256_thumbprint()
+        );
+        // An algorithm name that is not an assertion algorithm is refused when read, and a
+        // certificate file that holds none, naming the file.
+        let message = section(private_key_jwt(
+            serde_json::json!({"client_assertion_algorithm": "HS256"}),
+        ))
+        .unwrap_err();
+        assert!(message.contains("\"HS256\" is not one of"), "{message}");
+        let message = section(private_key_jwt(
+            serde_json::json!({"client_certificate_file": key_path.clone()}),
+        ))
+        .unwrap_err();
+        assert!(
+            message.contains("no X.509 certificate") && message.contains("bff-oidc-section-key"),
+            "{message}"
+        );
+        std::fs::remove_file(&certificate_file).unwrap();
+        std::fs::remove_file(&stranger_certificate_file).unwrap();
         // A key file that holds no key is refused when the section is read, naming the file.
         std::fs::write(&key_file, "not a key").unwrap();
         let message = section(private_key_jwt(serde_json::json!({}))).unwrap_err();

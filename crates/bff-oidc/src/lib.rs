@@ -34,7 +34,7 @@ mod provider;
 use std::time::Duration;
 
 pub use client_assertion::{
-    ASSERTION_LIFETIME_SECS, AssertionAudience, ClientAssertionKey, KeyKind,
+    ASSERTION_LIFETIME_SECS, AssertionAudience, ClientAssertionKey, ClientCertificate, KeyKind,
 };
 pub use config::{
     CaCertificates, ClientAuthMethod, HttpUrl, Issuer, OidcProviderConfig, ProviderSection,

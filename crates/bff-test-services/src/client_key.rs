@@ -1,5 +1,6 @@
 //! A client's key pair for `private_key_jwt` tests: the private key as PEM, as the BFF reads
-//! it from `private_key_file`, and the public key as a JWK, as a provider registers it.
+//! it from `private_key_file`, and the public key as a JWK, as a provider registers it (or a
+//! self-signed certificate of it, for providers that register certificates).
 
 use std::path::PathBuf;
 
@@ -35,6 +36,26 @@ impl ClientKey {
     pub fn write_private_pem(&self, label: &str) -> PathBuf {
         let path = std::env::temp_dir().join(format!("{}.pem", crate::unique(label)));
         std::fs::write(&path, self.private_pem()).expect("writing the client key");
+        path
+    }
+
+    /// A new self-signed X.509 certificate of the key, PEM, as a provider that finds client
+    /// keys by certificate thumbprint (Entra ID) registers it. Each call makes another one (a
+    /// fresh serial number, so another thumbprint).
+    pub fn certificate_pem(&self) -> String {
+        let params = rcgen::CertificateParams::new(vec!["bff.example".to_owned()])
+            .expect("certificate parameters");
+        params
+            .self_signed(&self.pair)
+            .expect("a self-signed certificate")
+            .pem()
+    }
+
+    /// [`ClientKey::certificate_pem`] written to a fresh file under the system's temporary
+    /// folder.
+    pub fn write_certificate_pem(&self, label: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("{}.pem", crate::unique(label)));
+        std::fs::write(&path, self.certificate_pem()).expect("writing the client certificate");
         path
     }
 

@@ -42,7 +42,7 @@ use oauth2::{
     EndpointSet, RevocationUrl, StandardRevocableToken, TokenUrl,
 };
 
-use crate::client_assertion::{AssertionAudience, ClientAssertion};
+use crate::client_assertion::{AssertionAudience, ClientAssertion, ClientCertificate};
 use crate::config::{ClientAuthMethod, OidcProviderConfig, PushedAuthorization};
 use crate::discovery::{self, DiscoveryError, ProviderMetadata};
 use crate::id_token::{self, Expectations, Grant, IdTokenProblem};
@@ -213,6 +213,28 @@ fn client_assertion(
     .map_err(|e| config_error("private_key", e))
 }
 
+/// A client certificate that has expired, or will within [`CERTIFICATE_WARNING_DAYS`], is
+/// worth a warning at start: the provider will refuse (or soon refuse) every assertion it
+/// identifies, and a certificate is renewed at the provider, which the BFF cannot do.
+fn warn_of_expiry(provider: &ProviderId, certificate: &ClientCertificate) {
+    let left = certificate
+        .not_after()
+        .duration_since(std::time::SystemTime::now())
+        .map_or(0, |left| left.as_secs() / 86_400);
+    if left < CERTIFICATE_WARNING_DAYS {
+        tracing::warn!(
+            provider = %provider,
+            days_left = left,
+            thumbprint = certificate.sha256_thumbprint(),
+            "the client certificate for private_key_jwt expires soon or has expired: register \
+             a new one at the provider and set client_certificate_file to it"
+        );
+    }
+}
+
+/// How many days before a client certificate's expiry the start warns of it.
+const CERTIFICATE_WARNING_DAYS: u64 = 30;
+
 impl OidcProvider {
     /// Checks `config`, fetches the discovery document of its issuer (which must name exactly
     /// that issuer) and loads the JWKS once. `http` should come from [`crate::http_client`]
@@ -252,6 +274,9 @@ impl OidcProvider {
             client_assertion_alg = assertion.as_ref().map_or("", ClientAssertion::algorithm_name),
             "provider discovered"
         );
+        if let Some(certificate) = config.private_key.as_ref().and_then(|k| k.certificate()) {
+            warn_of_expiry(&config.id, certificate);
+        }
         Ok(Self {
             config,
             par_endpoint,

@@ -1,7 +1,7 @@
 //! `private_key_jwt` client authentication: every call to the provider's token and revocation
 //! endpoints carries a fresh assertion signed with the client's key (verified here against its
 //! public half, as a provider would), and never a client secret; discovery refuses what the
-//! provider would refuse.
+//! provider would refuse. A certificate puts its thumbprint in every assertion.
 
 use std::collections::HashSet;
 
@@ -9,7 +9,7 @@ use bff_domain::Secret;
 use bff_domain::ports::IdentityProvider as _;
 use bff_oidc::{
     ASSERTION_LIFETIME_SECS, AssertionAudience, ClientAssertionKey, ClientAuthMethod,
-    DiscoveryError, OidcProvider, OidcProviderConfig,
+    ClientCertificate, DiscoveryError, OidcProvider, OidcProviderConfig,
 };
 use bff_test_op::TokenCall;
 use bff_test_services::client_key::ClientKey;
@@ -210,4 +210,58 @@ async fn a_credential_that_does_not_fit_the_method_is_refused_by_validation() {
     // And the configurations that fit pass.
     op.config().validate().unwrap();
     op.config().with_private_key_jwt(key()).validate().unwrap();
+}
+
+#[tokio::test]
+async fn a_provider_that_finds_keys_by_certificate_gets_the_thumbprint_in_every_assertion() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+    // As Entra ID: `private_key_jwt` listed, no assertion algorithms, keys registered as
+    // certificates.
+    let op = start_op(Script {
+        metadata_overrides: json!({
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
+        }),
+        ..Script::default()
+    })
+    .await;
+    let key = ClientKey::generate();
+    let certificate_path = key.write_certificate_pem("bff-oidc-client-cert");
+    let certificate_pem = std::fs::read_to_string(&certificate_path).unwrap();
+    let certificate = ClientCertificate::read(&certificate_path).unwrap();
+    std::fs::remove_file(&certificate_path).unwrap();
+    let mut config = config_with(&op, &key);
+    let assertion_key = config
+        .private_key
+        .take()
+        .unwrap()
+        .with_algorithm(Algorithm::ES256)
+        .unwrap()
+        .with_certificate(certificate)
+        .unwrap();
+    config.private_key = Some(assertion_key);
+    config.client_assertion_audience = AssertionAudience::TokenEndpoint;
+    let p = op.provider_with(config).await;
+    exchange(&p).await.unwrap();
+    p.client_credentials(&["api".to_owned()], now())
+        .await
+        .unwrap();
+
+    // The thumbprint over the certificate's DER, computed here from the PEM.
+    let body: String = certificate_pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let der = STANDARD.decode(body).unwrap();
+    let expected = URL_SAFE_NO_PAD.encode(<sha2::Sha256 as sha2::Digest>::digest(&der));
+    let token_endpoint = p.metadata().token_endpoint.clone();
+    let script = op.script();
+    assert_eq!(script.token_calls.len(), 2);
+    for call in &script.token_calls {
+        checked_assertion(call, &key, &token_endpoint);
+        let header = jsonwebtoken::decode_header(call.param("client_assertion").unwrap()).unwrap();
+        assert_eq!(header.x5t_s256.as_deref(), Some(expected.as_str()));
+        assert!(header.x5t.is_some());
+    }
 }

@@ -528,7 +528,35 @@ pub(crate) const SECTIONS: &[Section] = &[
                 example: r#""token_endpoint""#,
                 doc: "What a `private_key_jwt` assertion's `aud` names: the provider's issuer \
                       identifier (what FAPI 2.0 and the update of RFC 7523 ask for), or its \
-                      token endpoint URL, for providers that accept only that.",
+                      token endpoint URL, for providers that accept only that. Only with \
+                      `client_auth = \"private_key_jwt\"`; the secret methods send no \
+                      assertion and refuse it.",
+            },
+            Key {
+                name: "client_assertion_algorithm",
+                kind: "`RS256`, `PS256`, `ES256`, `ES384` or `EdDSA`",
+                default: Described(
+                    "the key's first algorithm the provider accepts (`RS256` before `PS256`)",
+                ),
+                example: r#""PS256""#,
+                doc: "Pins the algorithm `private_key_jwt` assertions are signed with, for \
+                      providers that take only one and do not list it in \
+                      `token_endpoint_auth_signing_alg_values_supported` (Entra ID: `PS256`). \
+                      It must be one of the key's: `RS256` or `PS256` for RSA, `ES256` for EC \
+                      P-256, `ES384` for P-384, `EdDSA` for Ed25519. Only with \
+                      `private_key_jwt`.",
+            },
+            Key {
+                name: "client_certificate_file",
+                kind: "path",
+                default: Described("none: assertions carry no certificate thumbprint"),
+                example: r#""/run/secrets/bff-client-cert.pem""#,
+                doc: "PEM file of the X.509 certificate of `private_key_file`'s key (the first \
+                      certificate in the file), for providers that find the key by the \
+                      certificate's thumbprint rather than by `kid` (Entra ID). Each assertion's \
+                      header then carries `x5t#S256` and `x5t`. Read at start: a certificate of \
+                      another key stops the server; one that expires within 30 days is warned \
+                      of. Only with `private_key_jwt`.",
             },
             Key {
                 name: "scopes",
@@ -1031,25 +1059,31 @@ mod tests {
         let ca_file =
             std::env::temp_dir().join(format!("bff-reference-ca-{}.pem", std::process::id()));
         std::fs::write(&ca_file, bff_test_services::tls::ca_certificate_pem()).unwrap();
-        // So is `private_key_file`, which goes with `private_key_jwt` and no secret.
-        let key_file = bff_test_services::client_key::ClientKey::generate()
-            .write_private_pem("bff-reference-client-key");
+        // So are `private_key_file` and `client_certificate_file`, which go with
+        // `private_key_jwt` and no secret; the example algorithm (`PS256`) wants an RSA key.
+        let client_key = bff_test_services::client_key::ClientKey::generate();
+        let key_file = client_key.write_private_pem("bff-reference-client-key");
+        let certificate_file = client_key.write_certificate_pem("bff-reference-client-cert");
+        let rsa_key_file =
+            std::env::temp_dir().join(format!("bff-reference-rsa-key-{}.pem", std::process::id()));
+        std::fs::write(&rsa_key_file, rsa_private_pem()).unwrap();
+        let path = |file: &std::path::Path| toml::Value::String(file.display().to_string());
         for section in SECTIONS {
             for key in section.keys {
                 let mut root = full_table();
                 let example = match key.name {
-                    "ca_file" => toml::Value::String(ca_file.display().to_string()),
-                    "private_key_file" => toml::Value::String(key_file.display().to_string()),
+                    "ca_file" => path(&ca_file),
+                    "private_key_file" => path(&key_file),
+                    "client_certificate_file" => path(&certificate_file),
                     _ => value(key.example),
                 };
                 let table = table_at(&mut root, section.path);
-                if matches!(key.name, "private_key_file" | "private_key_id") {
-                    table.remove("client_secret");
-                    table.insert("client_auth".into(), value(r#""private_key_jwt""#));
-                    table.insert(
-                        "private_key_file".into(),
-                        toml::Value::String(key_file.display().to_string()),
-                    );
+                if PRIVATE_KEY_JWT_KEYS.contains(&key.name) {
+                    let signing_key = match key.name {
+                        "client_assertion_algorithm" => &rsa_key_file,
+                        _ => &key_file,
+                    };
+                    use_private_key_jwt(table, signing_key);
                 }
                 table.insert(key.name.into(), example);
                 if let Err(e) = parse(&root) {
@@ -1057,17 +1091,63 @@ mod tests {
                 }
             }
         }
+        for file in [&ca_file, &key_file, &certificate_file, &rsa_key_file] {
+            std::fs::remove_file(file).unwrap();
+        }
+    }
+
+    /// The keys that only `client_auth = "private_key_jwt"` takes.
+    const PRIVATE_KEY_JWT_KEYS: [&str; 5] = [
+        "private_key_file",
+        "private_key_id",
+        "client_assertion_audience",
+        "client_assertion_algorithm",
+        "client_certificate_file",
+    ];
+
+    /// Turns the provider section `table` to `private_key_jwt` with the key in `key_file`.
+    fn use_private_key_jwt(table: &mut toml::Table, key_file: &std::path::Path) {
+        table.remove("client_secret");
+        table.insert("client_auth".into(), value(r#""private_key_jwt""#));
+        table.insert(
+            "private_key_file".into(),
+            toml::Value::String(key_file.display().to_string()),
+        );
+    }
+
+    /// The test provider's RSA key, PKCS#1 PEM.
+    fn rsa_private_pem() -> String {
+        let der = bff_test_op::fixture("rsa_private_pkcs1_der_b64");
+        let lines: Vec<&str> = der
+            .as_bytes()
+            .chunks(64)
+            .map(|chunk| std::str::from_utf8(chunk).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n",
+            lines.join("\n")
+        )
     }
 
     #[test]
     fn every_default_written_out_reads_like_the_key_left_out() {
-        let left_out = format!("{:?}", parse(&full_table()).unwrap());
+        // The keys only `private_key_jwt` takes are compared on a `private_key_jwt` section.
+        let key_file = bff_test_services::client_key::ClientKey::generate()
+            .write_private_pem("bff-reference-default-key");
+        let base = |key: &str, section: &str| {
+            let mut root = full_table();
+            if PRIVATE_KEY_JWT_KEYS.contains(&key) {
+                use_private_key_jwt(table_at(&mut root, section), &key_file);
+            }
+            root
+        };
         for section in SECTIONS {
             for key in section.keys {
                 let Value(default) = key.default else {
                     continue;
                 };
-                let mut root = full_table();
+                let left_out = format!("{:?}", parse(&base(key.name, section.path)).unwrap());
+                let mut root = base(key.name, section.path);
                 table_at(&mut root, section.path).insert(key.name.into(), value(default));
                 let written = format!("{:?}", parse(&root).unwrap());
                 assert_eq!(
@@ -1077,7 +1157,9 @@ mod tests {
                 );
             }
         }
+        std::fs::remove_file(&key_file).unwrap();
         // And the comparison can tell: a value other than the default shows.
+        let left_out = format!("{:?}", parse(&full_table()).unwrap());
         let mut root = full_table();
         table_at(&mut root, "session").insert("idle_timeout_secs".into(), value("901"));
         assert_ne!(format!("{:?}", parse(&root).unwrap()), left_out);

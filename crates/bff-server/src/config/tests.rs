@@ -258,6 +258,42 @@ fn a_credential_that_does_not_fit_client_auth_is_named_with_its_variable() {
     let main = &config.providers[&main_id()];
     assert_eq!(main.client_auth, ClientAuthMethod::PrivateKeyJwt);
     assert_eq!(main.private_key_id.as_deref(), Some("k1"));
+    // Another key's certificate and an algorithm the key cannot sign with are named.
+    let stranger_certificate = bff_test_services::client_key::ClientKey::generate()
+        .write_certificate_pem("bff-config-stranger-cert");
+    let stranger = stranger_certificate.display().to_string();
+    let got = lines(
+        &text,
+        env(&[
+            ("BFF_PROVIDERS__MAIN__CLIENT_AUTH", "private_key_jwt"),
+            ("BFF_PROVIDERS__MAIN__PRIVATE_KEY_FILE", path.as_str()),
+            (
+                "BFF_PROVIDERS__MAIN__CLIENT_CERTIFICATE_FILE",
+                stranger.as_str(),
+            ),
+        ]),
+    );
+    assert_eq!(
+        got,
+        [
+            "providers.main.client_certificate_file (BFF_PROVIDERS__MAIN__CLIENT_CERTIFICATE_FILE): is not the certificate of this EcP256 private key (its public key is another): see private_key_file"
+        ]
+    );
+    let got = lines(
+        &text,
+        env(&[
+            ("BFF_PROVIDERS__MAIN__CLIENT_AUTH", "private_key_jwt"),
+            ("BFF_PROVIDERS__MAIN__PRIVATE_KEY_FILE", path.as_str()),
+            ("BFF_PROVIDERS__MAIN__CLIENT_ASSERTION_ALGORITHM", "PS256"),
+        ]),
+    );
+    assert_eq!(
+        got,
+        [
+            "providers.main.client_assertion_algorithm (BFF_PROVIDERS__MAIN__CLIENT_ASSERTION_ALGORITHM): PS256 is not an algorithm of the EcP256 key, which signs with ES256"
+        ]
+    );
+    std::fs::remove_file(&stranger_certificate).unwrap();
     std::fs::remove_file(&key_file).unwrap();
 }
 
