@@ -1,6 +1,7 @@
 //! Project tooling, the one front door: `cargo xtask <command>`.
 //!
-//! - `ci`: formatting, clippy with warnings denied, and every test (what `.ci/run` calls).
+//! - `ci`: formatting, clippy with warnings denied, the API documentation with warnings denied,
+//!   and every test (what `.ci/run` calls).
 //! - `demo`: starts the local OpenID Provider and `bff-server` (memory store) with the sample
 //!   page, and prints the URL and the test user.
 //! - `e2e [--idp keycloak|local]`: the end-to-end tests (real provider, real browser, the
@@ -116,6 +117,14 @@ fn ci() -> Result {
             "-D",
             "warnings",
         ]),
+    )?;
+    // Other hosts embed `bff-domain` and the adapters: their API documentation must build, its
+    // links resolving (a link to a private item is an error).
+    run(
+        "cargo doc",
+        cargo()
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     let have_node = Command::new("node")
         .arg("--version")

@@ -13,7 +13,7 @@ pub struct PendingLogin {
     /// The provider the login went to.
     pub provider: ProviderId,
     /// The PKCE code verifier, sealed with the `state` as associated data (see
-    /// [`crate::vault::seal_verifier`]): stores never hold it in the clear.
+    /// `crate::vault::seal_verifier`): stores never hold it in the clear.
     pub sealed_verifier: Sealed,
     /// The `nonce` the ID token must carry.
     pub nonce: String,

@@ -5,11 +5,11 @@
 //! a file, a container runtime), human-readable and coloured on a terminal, or as `[log] format`
 //! says; colour codes are never written in the `json` and `plain` formats. Every line written
 //! while a request is served carries the request's span and so its `id` (in JSON, under
-//! `spans`; the JSON lines are [`crate::json_log`]'s). The level comes from `RUST_LOG` (default
-//! `info`; [`LogFilter`]). Lines go through the batched writer of [`crate::logging`].
+//! `spans`; the JSON lines are `crate::json_log`'s). The level comes from `RUST_LOG` (default
+//! `info`; [`LogFilter`]). Lines go through the batched writer of `crate::logging`.
 //!
 //! Traces (`[tracing] otlp_endpoint`, off by default): the `tracing` spans of the `bff_*` crates
-//! (`request`, `upstream`, `store`, `provider`; see `bff_http` and [`crate::traced`]) become
+//! (`request`, `upstream`, `store`, `provider`; see `bff_http` and `crate::traced`) become
 //! OpenTelemetry spans, batched and sent over OTLP/HTTP as protobuf by the SDK's export thread.
 //! The trace layer has a filter of its own, so `RUST_LOG` quietening the logs does not cut
 //! spans out of traces, and the spans of the HTTP libraries (the exporter's own calls among

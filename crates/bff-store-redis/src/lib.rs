@@ -6,7 +6,7 @@
 //!   and their sealed tokens are in the same `rec` field as the primary tokens, so the version
 //!   check of an update covers them. Updates are
 //!   compare-and-set on the version and touches move idle expiry forward only, each in one Lua
-//!   script ([`scripts`]).
+//!   script (`scripts`).
 //! - Lookup by `(issuer, sid)` and `(issuer, sub)`: sets of session keys whose TTL is pushed to
 //!   the longest member's absolute expiry, so they cannot grow without bound; dead members are
 //!   pruned when read.
@@ -18,7 +18,7 @@
 //!
 //! Every command is bounded by the configured timeout (including the wait for a pooled
 //! connection); failures are `StoreError::Unavailable`, never "absent". Each store call is one
-//! round trip: taking a connection from the pool asks Redis nothing ([`connections`]).
+//! round trip: taking a connection from the pool asks Redis nothing (`connections`).
 
 mod config;
 mod connections;

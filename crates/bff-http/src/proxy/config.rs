@@ -86,7 +86,7 @@ pub struct ProxyRouteConfig {
     #[serde(default)]
     pub max_body_bytes: Option<u64>,
     /// A PEM file of the CA certificates an `https` upstream's certificate is verified against,
-    /// instead of the built-in web PKI roots (see [`super::trust`]).
+    /// instead of the built-in web PKI roots (see `super::trust`).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
 }
