@@ -498,7 +498,7 @@ async fn a_client_authenticated_by_its_private_key_logs_in_refreshes_and_logs_ou
         &[registered.logout_return(), unknown.logout_return()],
         &[("IDP_CLIENT_JWKS", &jwks)],
     );
-    let jwt_provider = |key_file: &std::path::Path| {
+    let jwt_provider = |key_file: &std::path::Path, extra: &str| {
         format!(
             r#"
 [providers.jwt]
@@ -507,13 +507,25 @@ client_id = "bff-jwt"
 client_auth = "private_key_jwt"
 private_key_file = "{}"
 private_key_id = "bff-k1"
+{extra}
 "#,
             idp.issuer,
             key_file.display()
         )
     };
     let key_file = key.write_private_pem("bff-flow-client-key");
-    let config = config_with(&registered.base, &idp.issuer, &jwt_provider(&key_file));
+    // With the key's certificate too, as for Entra ID: the thumbprints in each header change
+    // nothing for a provider that finds the key by `kid`.
+    let certificate_file = key.write_certificate_pem("bff-flow-client-cert");
+    let with_certificate = format!(
+        "client_certificate_file = \"{}\"\nclient_assertion_algorithm = \"ES256\"",
+        certificate_file.display()
+    );
+    let config = config_with(
+        &registered.base,
+        &idp.issuer,
+        &jwt_provider(&key_file, &with_certificate),
+    );
     let server = registered.serve(config).await;
     let browser = Browser::new(&server.base);
 
@@ -551,7 +563,7 @@ private_key_id = "bff-k1"
 
     // Another key, same client id: the provider refuses the pushed request's assertion.
     let stranger = ClientKey::generate().write_private_pem("bff-flow-stranger-key");
-    let config = config_with(&unknown.base, &idp.issuer, &jwt_provider(&stranger));
+    let config = config_with(&unknown.base, &idp.issuer, &jwt_provider(&stranger, ""));
     let server = unknown.serve(config).await;
     let browser = Browser::new(&server.base);
     let refused = browser
@@ -565,6 +577,7 @@ private_key_id = "bff-k1"
         refused.body
     );
     std::fs::remove_file(&key_file).unwrap();
+    std::fs::remove_file(&certificate_file).unwrap();
     std::fs::remove_file(&stranger).unwrap();
 }
 
