@@ -9,6 +9,12 @@
 //! each connected provider refresh on their own: different leases, and each writes only its own
 //! tokens back with a version-checked update, re-reading on a conflict, so refreshing two
 //! providers at once loses neither.
+//!
+//! A refresh that fails without ending anything (the provider is down, or refuses this
+//! server's client authentication) is remembered for [`FAILURE_MEMORY`] under a lease of its
+//! own (`refresh-failed:<key>:<provider>`): the requests that waited on it answer with that
+//! failure instead of each taking the lease in turn to ask the provider again, which a hundred
+//! concurrent calls of one session did, one after another.
 
 use std::time::Duration;
 
@@ -94,6 +100,23 @@ pub(crate) fn refresh_lease(key: &SessionKey, provider: &ProviderId) -> String {
     format!("refresh:{}:{}", key.as_str(), provider.as_str())
 }
 
+/// The name of the lease held for [`FAILURE_MEMORY`] after a refresh of `provider`'s tokens of
+/// the session `key` failed: while it is held, requests that waited for a refresh share that
+/// failure. Only ever taken or looked at by the holder of [`refresh_lease`].
+fn failed_refresh_mark(key: &SessionKey, provider: &ProviderId) -> String {
+    format!("refresh-failed:{}:{}", key.as_str(), provider.as_str())
+}
+
+/// How long a failed refresh answers for the requests that waited on it: longer than a waiter
+/// takes to notice the lease is free, much shorter than the pause a user would notice before
+/// a retry asks the provider again.
+pub(crate) const FAILURE_MEMORY: Duration = Duration::from_secs(2);
+
+/// The failure of a request that waited for another request's refresh, which failed.
+#[derive(Debug, thiserror::Error)]
+#[error("the refresh this request waited for failed moments ago")]
+struct WaitedForAFailedRefresh;
+
 /// How long a refresh lease is held at most.
 pub(crate) const REFRESH_LEASE: Duration = Duration::from_secs(30);
 /// How long a refresh waits for another request's refresh of the same session to finish.
@@ -170,7 +193,10 @@ impl Bff {
                 .try_acquire(&lease, owner.as_str(), REFRESH_LEASE)
                 .await?
             {
-                let result = self.refresh_unless_refreshed(seen, provider).await;
+                let waited_for_another = waited > Duration::ZERO;
+                let result = self
+                    .refresh_unless_refreshed(seen, provider, waited_for_another, &owner)
+                    .await;
                 // A lease that cannot be released expires by itself; the refresh result stands.
                 let _ = self.ports.locks.release(&lease, owner.as_str()).await;
                 return result;
@@ -222,19 +248,48 @@ impl Bff {
 
     /// Holding the lease: refreshes, unless this provider's tokens changed since the caller
     /// read the session (the refresh it waited for, or one that finished just before), in which
-    /// case those tokens stand; a session that refresh ended is `NoSession`.
+    /// case those tokens stand; a session that refresh ended is `NoSession`. A caller that
+    /// `waited_for_another` while a refresh failed moments ago shares that failure instead of
+    /// asking the provider again; a refresh that fails here is remembered for such waiters.
     async fn refresh_unless_refreshed(
         &self,
         seen: Session,
         provider: &ProviderId,
+        waited_for_another: bool,
+        owner: &SessionKey,
     ) -> Result<TokenSet, RefreshError> {
-        match self.read_again(&seen, provider).await? {
+        let current = match self.read_again(&seen, provider).await? {
             (_, Some(tokens)) => {
                 self.refresh_ended(provider, RefreshResult::Coalesced);
-                Ok(tokens)
+                return Ok(tokens);
             }
-            (current, None) => self.refresh_holding_lease(current, provider).await,
+            (current, None) => current,
+        };
+        let mark = failed_refresh_mark(&seen.key, provider);
+        let locks = &self.ports.locks;
+        if waited_for_another {
+            // Taking the mark is how to look at it: whoever holds it failed moments ago. Taken
+            // here, it was free, and is given back at once.
+            if locks
+                .try_acquire(&mark, owner.as_str(), FAILURE_MEMORY)
+                .await?
+            {
+                let _ = locks.release(&mark, owner.as_str()).await;
+            } else {
+                self.refresh_ended(provider, RefreshResult::Failed);
+                return Err(RefreshError::Provider(ProviderError::Unavailable(
+                    Box::new(WaitedForAFailedRefresh),
+                )));
+            }
         }
+        let result = self.refresh_holding_lease(current, provider).await;
+        if let Err(RefreshError::Provider(_)) = &result {
+            // Best effort: without the mark, waiters ask the provider themselves, as before.
+            let _ = locks
+                .try_acquire(&mark, &format!("failed:{}", owner.as_str()), FAILURE_MEMORY)
+                .await;
+        }
+        result
     }
 
     async fn refresh_holding_lease(

@@ -261,6 +261,45 @@ fn outages_keep_the_session() {
     assert_eq!(session_count(&w), 1);
 }
 
+#[test]
+fn callers_that_waited_for_a_failed_refresh_share_its_failure() {
+    let w = world();
+    let id = login(&w);
+    let routes = table(|_| {});
+    w.clock.advance(Duration::from_secs(275));
+    // A slow provider that is down, so every other call waits for the first one's refresh.
+    {
+        let mut script = w.provider.script.lock().unwrap();
+        script.refresh_yields = 5;
+        script.refresh_error = Some(|| ProviderError::Unavailable("connection refused".into()));
+    }
+    let target = routes.resolve(&Method::GET, "/api/orders").unwrap();
+    let calls = (0..20).map(|_| w.bff.upstream_credential(Some(&id), &target));
+    let results = block_on(futures_util::future::join_all(calls));
+    for result in results {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ProxyError::Token(RefreshError::Provider(ProviderError::Unavailable(_)))
+            ),
+            "{err:?}"
+        );
+        assert!(!err.ends_session());
+    }
+    // One call asked the provider; the nineteen that waited did not each ask again in turn.
+    assert_eq!(w.provider.refreshes.load(Ordering::SeqCst), 1);
+    assert_eq!(session_count(&w), 1);
+
+    // The provider is back: the next call, which waited for nobody, refreshes.
+    w.provider.script.lock().unwrap().refresh_error = None;
+    assert_eq!(
+        credential(&w, &routes, Some(&id)).unwrap(),
+        bearer("access-3")
+    );
+    assert_eq!(w.provider.refreshes.load(Ordering::SeqCst), 2);
+}
+
 fn grants(w: &World) -> usize {
     w.provider.client_grant_count()
 }
