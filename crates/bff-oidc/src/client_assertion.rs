@@ -162,9 +162,7 @@ impl ClientAssertionKey {
     /// # Errors
     /// The file cannot be read or holds no usable key; the message names the file.
     pub fn read(path: &Path) -> Result<Self, String> {
-        let shown = path.display();
-        let pem = std::fs::read(path).map_err(|e| format!("{shown:?} cannot be read: {e}"))?;
-        let mut key = Self::from_pem(&pem).map_err(|e| format!("{shown:?} {e}"))?;
+        let mut key = read_pem_file(path, Self::from_pem)?;
         key.source = Some(path.to_path_buf());
         Ok(key)
     }
@@ -299,9 +297,7 @@ impl ClientCertificate {
     /// # Errors
     /// The file cannot be read or holds no certificate; the message names the file.
     pub fn read(path: &Path) -> Result<Self, String> {
-        let shown = path.display();
-        let pem = std::fs::read(path).map_err(|e| format!("{shown:?} cannot be read: {e}"))?;
-        let mut certificate = Self::from_pem(&pem).map_err(|e| format!("{shown:?} {e}"))?;
+        let mut certificate = read_pem_file(path, Self::from_pem)?;
         certificate.source = Some(path.to_path_buf());
         Ok(certificate)
     }
@@ -350,6 +346,16 @@ impl fmt::Debug for ClientCertificate {
             .field("not_after", &self.not_after)
             .finish_non_exhaustive()
     }
+}
+
+/// What `parse` makes of the file at `path`; errors name the file.
+fn read_pem_file<T>(
+    path: &Path,
+    parse: impl FnOnce(&[u8]) -> Result<T, String>,
+) -> Result<T, String> {
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| format!("{shown:?} cannot be read: {e}"))?;
+    parse(&pem).map_err(|e| format!("{shown:?} {e}"))
 }
 
 /// The first PEM block labelled `label` in `pem`, so that a file with a chain, or with the key

@@ -21,6 +21,21 @@ pub fn fixture(name: &str) -> String {
         .to_owned()
 }
 
+/// The provider's RSA test key as PKCS#1 PEM (`RSA PRIVATE KEY`), as a client's key file
+/// would hold it.
+pub fn rsa_private_pem() -> String {
+    let der = fixture("rsa_private_pkcs1_der_b64");
+    let lines: Vec<&str> = der
+        .as_bytes()
+        .chunks(64)
+        .map(|chunk| std::str::from_utf8(chunk).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n",
+        lines.join("\n")
+    )
+}
+
 fn der(name: &str) -> Vec<u8> {
     STANDARD.decode(fixture(name)).unwrap()
 }

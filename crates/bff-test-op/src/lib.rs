@@ -20,7 +20,7 @@ mod keys;
 mod script;
 mod server;
 
-pub use keys::{Signer, at_hash, b64, fixture, pkce_s256, sign_raw};
+pub use keys::{Signer, at_hash, b64, fixture, pkce_s256, rsa_private_pem, sign_raw};
 pub use script::{IssParameter, IssueTime, Script, TokenCall};
 pub use server::TestOp;
 

@@ -16,16 +16,7 @@ use super::*;
 
 /// The RSA test key of the test provider, as PKCS#1 PEM.
 fn rsa_pem() -> String {
-    let der = bff_test_op::fixture("rsa_private_pkcs1_der_b64");
-    let lines: Vec<&str> = der
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n",
-        lines.join("\n")
-    )
+    bff_test_op::rsa_private_pem()
 }
 
 fn rsa_public() -> DecodingKey {

@@ -1066,7 +1066,7 @@ mod tests {
         let certificate_file = client_key.write_certificate_pem("bff-reference-client-cert");
         let rsa_key_file =
             std::env::temp_dir().join(format!("bff-reference-rsa-key-{}.pem", std::process::id()));
-        std::fs::write(&rsa_key_file, rsa_private_pem()).unwrap();
+        std::fs::write(&rsa_key_file, bff_test_op::rsa_private_pem()).unwrap();
         let path = |file: &std::path::Path| toml::Value::String(file.display().to_string());
         for section in SECTIONS {
             for key in section.keys {
@@ -1113,20 +1113,6 @@ mod tests {
             "private_key_file".into(),
             toml::Value::String(key_file.display().to_string()),
         );
-    }
-
-    /// The test provider's RSA key, PKCS#1 PEM.
-    fn rsa_private_pem() -> String {
-        let der = bff_test_op::fixture("rsa_private_pkcs1_der_b64");
-        let lines: Vec<&str> = der
-            .as_bytes()
-            .chunks(64)
-            .map(|chunk| std::str::from_utf8(chunk).unwrap())
-            .collect();
-        format!(
-            "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n",
-            lines.join("\n")
-        )
     }
 
     #[test]
