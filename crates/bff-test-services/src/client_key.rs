@@ -43,8 +43,17 @@ impl ClientKey {
     /// keys by certificate thumbprint (Entra ID) registers it. Each call makes another one (a
     /// fresh serial number, so another thumbprint).
     pub fn certificate_pem(&self) -> String {
-        let params = rcgen::CertificateParams::new(vec!["bff.example".to_owned()])
+        self.certificate_pem_expiring(None)
+    }
+
+    /// [`ClientKey::certificate_pem`], valid until `not_after` (year, month, day) when given.
+    pub fn certificate_pem_expiring(&self, not_after: Option<(i32, u8, u8)>) -> String {
+        let mut params = rcgen::CertificateParams::new(vec!["bff.example".to_owned()])
             .expect("certificate parameters");
+        if let Some((year, month, day)) = not_after {
+            params.not_before = rcgen::date_time_ymd(year - 1, 1, 1);
+            params.not_after = rcgen::date_time_ymd(year, month, day);
+        }
         params
             .self_signed(&self.pair)
             .expect("a self-signed certificate")
@@ -54,8 +63,19 @@ impl ClientKey {
     /// [`ClientKey::certificate_pem`] written to a fresh file under the system's temporary
     /// folder.
     pub fn write_certificate_pem(&self, label: &str) -> PathBuf {
+        self.write_certificate_pem_expiring(label, None)
+    }
+
+    /// [`ClientKey::certificate_pem_expiring`] written to a fresh file under the system's
+    /// temporary folder.
+    pub fn write_certificate_pem_expiring(
+        &self,
+        label: &str,
+        not_after: Option<(i32, u8, u8)>,
+    ) -> PathBuf {
         let path = std::env::temp_dir().join(format!("{}.pem", crate::unique(label)));
-        std::fs::write(&path, self.certificate_pem()).expect("writing the client certificate");
+        std::fs::write(&path, self.certificate_pem_expiring(not_after))
+            .expect("writing the client certificate");
         path
     }
 

@@ -489,6 +489,7 @@ async fn a_client_authenticated_by_its_private_key_logs_in_refreshes_and_logs_ou
     if !prerequisite("local OpenID Provider (node)", idp_available()) {
         return;
     }
+    capture_logs();
     let key = ClientKey::generate();
     let jwks = format!(r#"{{"keys":[{}]}}"#, key.public_jwk("bff-k1"));
     let (registered, unknown) = (reserve().await, reserve().await);
@@ -561,9 +562,23 @@ private_key_id = "bff-k1"
     }
     browser.assert_no_secrets_seen(&[]);
 
-    // Another key, same client id: the provider refuses the pushed request's assertion.
-    let stranger = ClientKey::generate().write_private_pem("bff-flow-stranger-key");
-    let config = config_with(&unknown.base, &idp.issuer, &jwt_provider(&stranger, ""));
+    // Another key, same client id: the provider refuses the pushed request's assertion. Its
+    // certificate has expired, which the start warns of (and only that start: the first
+    // server's certificate is good for centuries).
+    let warning = "the client certificate for private_key_jwt expires soon or has expired";
+    assert!(!logs_text().contains(warning), "{}", logs_text());
+    let stranger_key = ClientKey::generate();
+    let stranger = stranger_key.write_private_pem("bff-flow-stranger-key");
+    let expired =
+        stranger_key.write_certificate_pem_expiring("bff-flow-stranger-cert", Some((2020, 1, 1)));
+    let config = config_with(
+        &unknown.base,
+        &idp.issuer,
+        &jwt_provider(
+            &stranger,
+            &format!("client_certificate_file = \"{}\"", expired.display()),
+        ),
+    );
     let server = unknown.serve(config).await;
     let browser = Browser::new(&server.base);
     let refused = browser
@@ -576,9 +591,19 @@ private_key_id = "bff-k1"
         refused.status,
         refused.body
     );
+    let logs = logs_text();
+    let warned = logs
+        .lines()
+        .find(|line| line.contains(warning))
+        .unwrap_or_else(|| panic!("no expiry warning in {logs}"));
+    assert!(
+        warned.contains("WARN") && warned.contains("days_left=0") && warned.contains("jwt"),
+        "{warned}"
+    );
     std::fs::remove_file(&key_file).unwrap();
     std::fs::remove_file(&certificate_file).unwrap();
     std::fs::remove_file(&stranger).unwrap();
+    std::fs::remove_file(&expired).unwrap();
 }
 
 /// `GET /bff/userinfo` once the access token has expired at the provider: the BFF refreshes it
