@@ -26,7 +26,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bff_domain::ports::ProviderError;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use x509_cert::der::{Decode as _, Encode as _};
+use x509_cert::der::Decode as _;
 
 /// How long an assertion is good for: long enough for one call, with the provider's clock a
 /// little off, and short enough that a captured one is soon useless (it is single-use anyway
@@ -270,10 +270,9 @@ impl ClientCertificate {
         if label != "CERTIFICATE" {
             return Err(not_a_certificate());
         }
+        // The thumbprints are over the bytes as read, which the provider was given too.
         let certificate =
             x509_cert::Certificate::from_der(&der).map_err(|_| not_a_certificate())?;
-        // The DER as encoded again, which is the DER read: a thumbprint is over those bytes.
-        let der = certificate.to_der().map_err(|_| not_a_certificate())?;
         let tbs = &certificate.tbs_certificate;
         let spki = &tbs.subject_public_key_info;
         let bits = spki.subject_public_key.raw_bytes().to_vec();
