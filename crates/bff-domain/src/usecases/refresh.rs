@@ -112,6 +112,9 @@ fn failed_refresh_mark(key: &SessionKey, provider: &ProviderId) -> String {
 /// a retry asks the provider again.
 pub(crate) const FAILURE_MEMORY: Duration = Duration::from_secs(2);
 
+/// How long looking at the failure mark holds it, should its release be lost.
+const MARK_LOOK: Duration = Duration::from_millis(100);
+
 /// The failure of a request that waited for another request's refresh, which failed.
 #[derive(Debug, thiserror::Error)]
 #[error("the refresh this request waited for failed moments ago")]
@@ -269,11 +272,9 @@ impl Bff {
         let locks = &self.ports.locks;
         if waited_for_another {
             // Taking the mark is how to look at it: whoever holds it failed moments ago. Taken
-            // here, it was free, and is given back at once.
-            if locks
-                .try_acquire(&mark, owner.as_str(), FAILURE_MEMORY)
-                .await?
-            {
+            // here, it was free, and is given back at once; briefly, so that a release lost to
+            // a store failure does not pass for a failed refresh for long.
+            if locks.try_acquire(&mark, owner.as_str(), MARK_LOOK).await? {
                 let _ = locks.release(&mark, owner.as_str()).await;
             } else {
                 self.refresh_ended(provider, RefreshResult::Failed);
