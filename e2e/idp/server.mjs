@@ -324,6 +324,36 @@ function serveGrantCounts(req, res) {
 }
 // --- end of grant counters ---------------------------------------------------------------
 
+// --- Token endpoint outage (README, "Token endpoint outage") ------------------------------
+// POST /test/token-outage?hold_ms=N: from now on every token request is held N ms and then
+// loses its connection, as a provider going down mid-request; DELETE /test/token-outage ends
+// it. The requests that met the outage are counted as grantCounts.outage.
+let tokenOutage = null;
+function serveTokenOutage(req, res) {
+  const url = new URL(req.url, 'http://loopback');
+  if (req.method === 'POST') {
+    const holdMs = Number(url.searchParams.get('hold_ms') || '0');
+    if (!Number.isInteger(holdMs) || holdMs < 0 || holdMs > 10000) {
+      send(res, 400, page('Bad hold_ms', ''));
+      return;
+    }
+    tokenOutage = { holdMs };
+  } else if (req.method === 'DELETE') {
+    tokenOutage = null;
+  } else {
+    res.writeHead(405, { allow: 'POST, DELETE' });
+    res.end();
+    return;
+  }
+  res.writeHead(204);
+  res.end();
+}
+function failTokenRequest(req) {
+  grantCounts.outage = (grantCounts.outage || 0) + 1;
+  setTimeout(() => req.socket.destroy(), tokenOutage.holdMs);
+}
+// --- end of token endpoint outage --------------------------------------------------------
+
 let provider;
 let handler;
 const server = createServer((req, res) => {
@@ -334,6 +364,14 @@ const server = createServer((req, res) => {
   }
   if (req.url === '/test/grants') {
     serveGrantCounts(req, res);
+    return;
+  }
+  if (req.url.startsWith('/test/token-outage')) {
+    serveTokenOutage(req, res);
+    return;
+  }
+  if (tokenOutage && req.method === 'POST' && req.url.split('?')[0] === '/token') {
+    failTokenRequest(req);
     return;
   }
   if (req.url.startsWith('/interaction/')) {

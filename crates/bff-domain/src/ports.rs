@@ -264,6 +264,12 @@ pub trait Lock: Send + Sync {
     /// # Errors
     /// `Unavailable` on store failure.
     async fn release(&self, name: &str, owner: &str) -> Result<bool, StoreError>;
+
+    /// Whether someone holds the lease `name` now (taken and neither released nor expired).
+    ///
+    /// # Errors
+    /// `Unavailable` on store failure.
+    async fn is_held(&self, name: &str) -> Result<bool, StoreError>;
 }
 
 /// An authorization request ready to send the browser to.

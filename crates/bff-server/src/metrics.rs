@@ -804,6 +804,10 @@ impl Lock for Metered<dyn Lock> {
         self.timed("lock_release", self.inner.release(name, owner))
             .await
     }
+
+    async fn is_held(&self, name: &str) -> Result<bool, StoreError> {
+        self.timed("lock_is_held", self.inner.is_held(name)).await
+    }
 }
 
 #[cfg(test)]

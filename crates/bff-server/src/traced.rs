@@ -249,6 +249,10 @@ impl<S: Lock + ?Sized> Lock for TracedStore<S> {
     async fn release(&self, name: &str, owner: &str) -> Result<bool, StoreError> {
         traced(self.span("lock.release"), self.inner.release(name, owner)).await
     }
+
+    async fn is_held(&self, name: &str) -> Result<bool, StoreError> {
+        traced(self.span("lock.is_held"), self.inner.is_held(name)).await
+    }
 }
 
 /// An identity provider whose network calls each run in a `provider` span.

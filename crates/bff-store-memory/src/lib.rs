@@ -428,6 +428,13 @@ impl Lock for MemoryStore {
         }
         Ok(false)
     }
+
+    async fn is_held(&self, name: &str) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        Ok(guard(&self.leases)?
+            .get(name)
+            .is_some_and(|l| now < l.until))
+    }
 }
 
 #[cfg(test)]

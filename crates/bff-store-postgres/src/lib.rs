@@ -622,4 +622,17 @@ impl Lock for PostgresStore {
             .await?;
         Ok(done.rows_affected() > 0)
     }
+
+    async fn is_held(&self, name: &str) -> Result<bool, StoreError> {
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM bff_leases WHERE name = $1 AND expires_at_ms > {DB_NOW_MS})"
+        );
+        let held: bool = self
+            .bounded(
+                "look at lease",
+                sqlx::query_scalar(&sql).bind(name).fetch_one(&self.pool),
+            )
+            .await?;
+        Ok(held)
+    }
 }

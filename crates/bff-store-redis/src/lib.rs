@@ -868,4 +868,15 @@ impl Lock for RedisStore {
             .await?;
         Ok(released > 0)
     }
+
+    async fn is_held(&self, name: &str) -> Result<bool, StoreError> {
+        let key = format!("{}l:{name}", self.prefix);
+        // An expired lease is gone: Redis removed the key with its `PX` expiry.
+        let held: i64 = self
+            .run("look at lease", |mut c| async move {
+                redis::cmd("EXISTS").arg(key).query_async(&mut c).await
+            })
+            .await?;
+        Ok(held > 0)
+    }
 }

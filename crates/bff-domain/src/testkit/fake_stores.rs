@@ -339,6 +339,11 @@ impl Lock for FakeStores {
         }
         Ok(false)
     }
+
+    async fn is_held(&self, name: &str) -> Result<bool, StoreError> {
+        self.check_up()?;
+        Ok(self.leases.lock().unwrap().contains_key(name))
+    }
 }
 
 #[cfg(test)]

@@ -971,15 +971,21 @@ pub async fn replay_cache_forgets(stores: &ContractStores, now: Timestamp) {
     r.forget(&unique(now, "jti")).await.unwrap();
 }
 
-/// Leases: one owner at a time; only the owner releases.
+/// Leases: one owner at a time; only the owner releases; `is_held` says whether anyone holds
+/// one.
 pub async fn leases_belong_to_their_owner(stores: &ContractStores, now: Timestamp) {
     let l = &stores.locks;
     let name = unique(now, "lease");
     let ttl = Duration::from_secs(30);
     assert!(
+        !l.is_held(&name).await.unwrap(),
+        "a lease never taken is free"
+    );
+    assert!(
         l.try_acquire(&name, "owner-a", ttl).await.unwrap(),
         "a free lease is acquired"
     );
+    assert!(l.is_held(&name).await.unwrap(), "a taken lease is held");
     assert!(
         !l.try_acquire(&name, "owner-b", ttl).await.unwrap(),
         "a held lease is refused to others"
@@ -996,6 +1002,7 @@ pub async fn leases_belong_to_their_owner(stores: &ContractStores, now: Timestam
         l.release(&name, "owner-a").await.unwrap(),
         "the owner releases"
     );
+    assert!(!l.is_held(&name).await.unwrap(), "a released lease is free");
     assert!(
         l.try_acquire(&name, "owner-b", ttl).await.unwrap(),
         "free again after release"

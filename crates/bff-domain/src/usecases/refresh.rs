@@ -12,9 +12,10 @@
 //!
 //! A refresh that fails without ending anything (the provider is down, or refuses this
 //! server's client authentication) is remembered for [`FAILURE_MEMORY`] under a lease of its
-//! own (`refresh-failed:<key>:<provider>`): the requests that waited on it answer with that
-//! failure instead of each taking the lease in turn to ask the provider again, which a hundred
-//! concurrent calls of one session did, one after another.
+//! own (`refresh-failed:<key>:<provider>`): the requests that waited on it see that lease held
+//! ([`Lock::is_held`](crate::ports::Lock::is_held)) and answer with that failure, instead of
+//! each taking the refresh lease in turn to ask the provider again, which a hundred concurrent
+//! calls of one session did, one after another.
 
 use std::time::Duration;
 
@@ -102,18 +103,15 @@ pub(crate) fn refresh_lease(key: &SessionKey, provider: &ProviderId) -> String {
 
 /// The name of the lease held for [`FAILURE_MEMORY`] after a refresh of `provider`'s tokens of
 /// the session `key` failed: while it is held, requests that waited for a refresh share that
-/// failure. Only ever taken or looked at by the holder of [`refresh_lease`].
+/// failure. Only the holder of [`refresh_lease`] takes it; it is never released.
 fn failed_refresh_mark(key: &SessionKey, provider: &ProviderId) -> String {
     format!("refresh-failed:{}:{}", key.as_str(), provider.as_str())
 }
 
-/// How long a failed refresh answers for the requests that waited on it: longer than a waiter
-/// takes to notice the lease is free, much shorter than the pause a user would notice before
-/// a retry asks the provider again.
+/// How long a failed refresh answers for the requests that waited on it: several of their
+/// longest pauses between looks, much shorter than the pause a user would notice before a
+/// retry asks the provider again.
 pub(crate) const FAILURE_MEMORY: Duration = Duration::from_secs(2);
-
-/// How long looking at the failure mark holds it, should its release be lost.
-const MARK_LOOK: Duration = Duration::from_millis(100);
 
 /// The failure of a request that waited for another request's refresh, which failed.
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +184,7 @@ impl Bff {
         provider: &ProviderId,
     ) -> Result<TokenSet, RefreshError> {
         let lease = refresh_lease(&seen.key, provider);
+        let failure = failed_refresh_mark(&seen.key, provider);
         let owner = SessionId::generate(self.ports.random.as_ref()).key();
         let (mut pause, longest_pause) = REFRESH_PAUSES;
         let mut waited = Duration::ZERO;
@@ -198,7 +197,7 @@ impl Bff {
             {
                 let waited_for_another = waited > Duration::ZERO;
                 let result = self
-                    .refresh_unless_refreshed(seen, provider, waited_for_another, &owner)
+                    .refresh_unless_refreshed(seen, provider, waited_for_another, &failure)
                     .await;
                 // A lease that cannot be released expires by itself; the refresh result stands.
                 let _ = self.ports.locks.release(&lease, owner.as_str()).await;
@@ -217,7 +216,19 @@ impl Bff {
                 self.refresh_ended(provider, RefreshResult::Coalesced);
                 return Ok(tokens);
             }
+            // Nor once it failed: all of them at once, not one per turn at the lease.
+            if self.ports.locks.is_held(&failure).await? {
+                return Err(self.shared_failure(provider));
+            }
         }
+    }
+
+    /// The answer of a request that waited for a refresh that failed moments ago.
+    fn shared_failure(&self, provider: &ProviderId) -> RefreshError {
+        self.refresh_ended(provider, RefreshResult::Failed);
+        RefreshError::Provider(ProviderError::Unavailable(Box::new(
+            WaitedForAFailedRefresh,
+        )))
     }
 
     /// The session as stored now, with `provider`'s tokens if they were rewritten since `seen`
@@ -252,14 +263,15 @@ impl Bff {
     /// Holding the lease: refreshes, unless this provider's tokens changed since the caller
     /// read the session (the refresh it waited for, or one that finished just before), in which
     /// case those tokens stand; a session that refresh ended is `NoSession`. A caller that
-    /// `waited_for_another` while a refresh failed moments ago shares that failure instead of
-    /// asking the provider again; a refresh that fails here is remembered for such waiters.
+    /// `waited_for_another` while a refresh failed moments ago (the `failure` lease is held)
+    /// shares that failure instead of asking the provider again; a refresh that fails here
+    /// takes that lease for such waiters.
     async fn refresh_unless_refreshed(
         &self,
         seen: Session,
         provider: &ProviderId,
         waited_for_another: bool,
-        owner: &SessionKey,
+        failure: &str,
     ) -> Result<TokenSet, RefreshError> {
         let current = match self.read_again(&seen, provider).await? {
             (_, Some(tokens)) => {
@@ -268,27 +280,14 @@ impl Bff {
             }
             (current, None) => current,
         };
-        let mark = failed_refresh_mark(&seen.key, provider);
         let locks = &self.ports.locks;
-        if waited_for_another {
-            // Taking the mark is how to look at it: whoever holds it failed moments ago. Taken
-            // here, it was free, and is given back at once; briefly, so that a release lost to
-            // a store failure does not pass for a failed refresh for long.
-            if locks.try_acquire(&mark, owner.as_str(), MARK_LOOK).await? {
-                let _ = locks.release(&mark, owner.as_str()).await;
-            } else {
-                self.refresh_ended(provider, RefreshResult::Failed);
-                return Err(RefreshError::Provider(ProviderError::Unavailable(
-                    Box::new(WaitedForAFailedRefresh),
-                )));
-            }
+        if waited_for_another && locks.is_held(failure).await? {
+            return Err(self.shared_failure(provider));
         }
         let result = self.refresh_holding_lease(current, provider).await;
         if let Err(RefreshError::Provider(_)) = &result {
-            // Best effort: without the mark, waiters ask the provider themselves, as before.
-            let _ = locks
-                .try_acquire(&mark, &format!("failed:{}", owner.as_str()), FAILURE_MEMORY)
-                .await;
+            // Best effort: without it, waiters ask the provider themselves, as before.
+            let _ = locks.try_acquire(failure, "failed", FAILURE_MEMORY).await;
         }
         result
     }

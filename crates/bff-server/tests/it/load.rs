@@ -1,6 +1,7 @@
 //! The proxy under load: concurrent calls with an expiring access token cost exactly one refresh
 //! grant at the real provider (counted there, `GET /test/grants`), on one node and on two nodes
-//! sharing Redis; and a 1 GiB download and upload stream through a `bff-server` process whose
+//! sharing Redis, and during a token endpoint outage the calls that waited on the failed
+//! refresh share its failure rather than each asking again; and a 1 GiB download and upload stream through a `bff-server` process whose
 //! peak resident memory stays under 64 MiB; and 60 MB bodies refused (`413`) after a few MiB at
 //! most, with the peak resident memory barely moving.
 //!
@@ -212,6 +213,96 @@ async fn two_nodes_on_redis_share_one_refresh_grant_for_a_hundred_concurrent_cal
         .serve(proxy_config(&b_base, &idp, &upstream, &stores))
         .await;
     one_refresh_for_a_burst(&idp, &upstream, &[&node_a, &node_b]).await;
+}
+
+/// Starts (`Some(hold)`) or ends (`None`) an outage of the provider's token endpoint: each
+/// token request is held `hold`, then its connection is cut (e2e/idp README).
+async fn token_outage(idp: &Idp, hold: Option<Duration>) {
+    let client = reqwest::Client::new();
+    let url = format!("{}/test/token-outage", idp.issuer);
+    let sent = match hold {
+        Some(hold) => client
+            .post(format!("{url}?hold_ms={}", hold.as_millis()))
+            .send(),
+        None => client.delete(url).send(),
+    };
+    assert_eq!(sent.await.unwrap().status(), 204);
+}
+
+#[tokio::test]
+async fn two_nodes_on_redis_share_a_failed_refresh_instead_of_each_asking_the_provider_again() {
+    if !prerequisite("local OpenID Provider (node)", idp_available()) {
+        return;
+    }
+    capture_logs();
+    let Some(redis) = bff_test_services::redis().await else {
+        return;
+    };
+    let stores = format!(
+        "[store]\nkind = \"redis\"\n[store.redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\ntimeout_ms = 5000\n",
+        redis.url, redis.prefix
+    );
+    let a = reserve().await;
+    let b = reserve().await;
+    let idp = short_token_provider(&[&a, &b]);
+    let upstream = Upstream::start(&idp.issuer).await;
+    let (a_base, b_base) = (a.base.clone(), b.base.clone());
+    let node_a = a
+        .serve(proxy_config(&a_base, &idp, &upstream, &stores))
+        .await;
+    let node_b = b
+        .serve(proxy_config(&b_base, &idp, &upstream, &stores))
+        .await;
+    let nodes = [&node_a, &node_b];
+    let browser = Browser::new(&node_a.base);
+    let login = redirect_login(&browser, &node_a, &idp, "/").await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let logged_in = Instant::now();
+    let due_after = Duration::from_secs(ACCESS_TOKEN_TTL_SECS - REFRESH_MARGIN_SECS + 1);
+    tokio::time::sleep(due_after.saturating_sub(logged_in.elapsed())).await;
+
+    // The provider goes down, slowly: each token request hangs for a second, then is cut. The
+    // whole burst is waiting on the first refresh when it fails.
+    token_outage(&idp, Some(Duration::from_secs(1))).await;
+    let before = upstream.count();
+    let started = Instant::now();
+    let mut burst = tokio::task::JoinSet::new();
+    for i in 0..CALLS {
+        let on_node = browser.at(&nodes[i % nodes.len()].base);
+        burst.spawn(async move {
+            let page = on_node.api_get(&format!("/api/user/call-{i}")).await;
+            (i, page.status, page.problem_code())
+        });
+    }
+    let answers = burst.join_all().await;
+    let took = started.elapsed();
+    for (i, status, code) in &answers {
+        assert_eq!(
+            (*status, code.as_str()),
+            (503, "provider_unavailable"),
+            "call {i}"
+        );
+    }
+    assert_eq!(upstream.count(), before, "a call reached the upstream");
+    let attempts = grant_counts(&idp).await["outage"].as_u64().unwrap_or(0);
+    bff_test_services::report_note(&format!(
+        "{CALLS} proxied calls on 2 nodes during a token endpoint outage: {attempts} refresh \
+         attempt(s) at the provider, answered in {took:.1?}"
+    ));
+    // Without the shared failure each waiter asked in turn, a second each, until its 10 s wait
+    // ran out: about ten attempts. A call that arrived after the failure may make one more.
+    assert!(
+        (1..=2).contains(&attempts),
+        "{attempts} refresh attempts for one burst"
+    );
+
+    // The provider is back: the session was kept, and the next call refreshes once.
+    token_outage(&idp, None).await;
+    let after = browser.at(&node_b.base).api_get("/api/user/after").await;
+    assert_eq!(after.status, 200, "{}", after.body);
+    assert_eq!(grants(&idp, "success", "refresh_token").await, 1);
+    assert_eq!(browser.api_get("/bff/user").await.status, 200);
+    browser.assert_no_secrets_seen(&[]);
 }
 
 // ---------------------------------------------------------------------------------------------
