@@ -192,27 +192,53 @@ async fn two_nodes_on_redis_share_one_refresh_grant_for_a_hundred_concurrent_cal
     if !prerequisite("local OpenID Provider (node)", idp_available()) {
         return;
     }
-    let Some(redis) = bff_test_services::redis().await else {
+    let Some(two) = TwoNodesOnRedis::start().await else {
         return;
     };
-    // Both nodes, the upstream and the 100 callers share this test's one runtime thread on a
-    // busy machine: a generous bound on Redis commands, whose 1 s default is not under test.
-    let stores = format!(
-        "[store]\nkind = \"redis\"\n[store.redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\ntimeout_ms = 5000\n",
-        redis.url, redis.prefix
-    );
-    let a = reserve().await;
-    let b = reserve().await;
-    let idp = short_token_provider(&[&a, &b]);
-    let upstream = Upstream::start(&idp.issuer).await;
-    let (a_base, b_base) = (a.base.clone(), b.base.clone());
-    let node_a = a
-        .serve(proxy_config(&a_base, &idp, &upstream, &stores))
-        .await;
-    let node_b = b
-        .serve(proxy_config(&b_base, &idp, &upstream, &stores))
-        .await;
-    one_refresh_for_a_burst(&idp, &upstream, &[&node_a, &node_b]).await;
+    one_refresh_for_a_burst(&two.idp, &two.upstream, &[&two.a, &two.b]).await;
+}
+
+/// Two nodes sharing Redis, with the short-token provider and a `/api/user` route to the
+/// upstream.
+struct TwoNodesOnRedis {
+    idp: Idp,
+    upstream: Upstream,
+    a: Server,
+    b: Server,
+    /// Kept for as long as the nodes use it.
+    _redis: bff_test_services::RedisService,
+}
+
+impl TwoNodesOnRedis {
+    /// `None` (said) without Redis.
+    async fn start() -> Option<Self> {
+        let redis = bff_test_services::redis().await?;
+        // Both nodes, the upstream and the 100 callers share the test's one runtime thread on
+        // a busy machine: a generous bound on Redis commands, whose 1 s default is not under
+        // test.
+        let stores = format!(
+            "[store]\nkind = \"redis\"\n[store.redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\ntimeout_ms = 5000\n",
+            redis.url, redis.prefix
+        );
+        let a = reserve().await;
+        let b = reserve().await;
+        let idp = short_token_provider(&[&a, &b]);
+        let upstream = Upstream::start(&idp.issuer).await;
+        let (a_base, b_base) = (a.base.clone(), b.base.clone());
+        let node_a = a
+            .serve(proxy_config(&a_base, &idp, &upstream, &stores))
+            .await;
+        let node_b = b
+            .serve(proxy_config(&b_base, &idp, &upstream, &stores))
+            .await;
+        Some(Self {
+            idp,
+            upstream,
+            a: node_a,
+            b: node_b,
+            _redis: redis,
+        })
+    }
 }
 
 /// Starts (`Some(hold)`) or ends (`None`) an outage of the provider's token endpoint: each
@@ -235,27 +261,13 @@ async fn two_nodes_on_redis_share_a_failed_refresh_instead_of_each_asking_the_pr
         return;
     }
     capture_logs();
-    let Some(redis) = bff_test_services::redis().await else {
+    let Some(two) = TwoNodesOnRedis::start().await else {
         return;
     };
-    let stores = format!(
-        "[store]\nkind = \"redis\"\n[store.redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\ntimeout_ms = 5000\n",
-        redis.url, redis.prefix
-    );
-    let a = reserve().await;
-    let b = reserve().await;
-    let idp = short_token_provider(&[&a, &b]);
-    let upstream = Upstream::start(&idp.issuer).await;
-    let (a_base, b_base) = (a.base.clone(), b.base.clone());
-    let node_a = a
-        .serve(proxy_config(&a_base, &idp, &upstream, &stores))
-        .await;
-    let node_b = b
-        .serve(proxy_config(&b_base, &idp, &upstream, &stores))
-        .await;
-    let nodes = [&node_a, &node_b];
-    let browser = Browser::new(&node_a.base);
-    let login = redirect_login(&browser, &node_a, &idp, "/").await;
+    let (idp, upstream) = (&two.idp, &two.upstream);
+    let nodes = [&two.a, &two.b];
+    let browser = Browser::new(&two.a.base);
+    let login = redirect_login(&browser, &two.a, idp, "/").await;
     assert_eq!(login.status, 200, "{}", login.body);
     let logged_in = Instant::now();
     let due_after = Duration::from_secs(ACCESS_TOKEN_TTL_SECS - REFRESH_MARGIN_SECS + 1);
@@ -263,7 +275,7 @@ async fn two_nodes_on_redis_share_a_failed_refresh_instead_of_each_asking_the_pr
 
     // The provider goes down, slowly: each token request hangs for a second, then is cut. The
     // whole burst is waiting on the first refresh when it fails.
-    token_outage(&idp, Some(Duration::from_secs(1))).await;
+    token_outage(idp, Some(Duration::from_secs(1))).await;
     let before = upstream.count();
     let started = Instant::now();
     let mut burst = tokio::task::JoinSet::new();
@@ -284,7 +296,7 @@ async fn two_nodes_on_redis_share_a_failed_refresh_instead_of_each_asking_the_pr
         );
     }
     assert_eq!(upstream.count(), before, "a call reached the upstream");
-    let attempts = grant_counts(&idp).await["outage"].as_u64().unwrap_or(0);
+    let attempts = grant_counts(idp).await["outage"].as_u64().unwrap_or(0);
     bff_test_services::report_note(&format!(
         "{CALLS} proxied calls on 2 nodes during a token endpoint outage: {attempts} refresh \
          attempt(s) at the provider, answered in {took:.1?}"
@@ -297,10 +309,10 @@ async fn two_nodes_on_redis_share_a_failed_refresh_instead_of_each_asking_the_pr
     );
 
     // The provider is back: the session was kept, and the next call refreshes once.
-    token_outage(&idp, None).await;
-    let after = browser.at(&node_b.base).api_get("/api/user/after").await;
+    token_outage(idp, None).await;
+    let after = browser.at(&two.b.base).api_get("/api/user/after").await;
     assert_eq!(after.status, 200, "{}", after.body);
-    assert_eq!(grants(&idp, "success", "refresh_token").await, 1);
+    assert_eq!(grants(idp, "success", "refresh_token").await, 1);
     assert_eq!(browser.api_get("/bff/user").await.status, 200);
     browser.assert_no_secrets_seen(&[]);
 }
