@@ -60,6 +60,9 @@ pub struct Script {
     pub token_response_overrides: Value,
     /// Answer the token endpoint with this OAuth error (HTTP 400).
     pub token_error: Option<String>,
+    /// Answer the token endpoint with this status and body instead (a proxy's error page, an
+    /// overloaded provider).
+    pub token_answer: Option<(u16, String)>,
     /// Wait this long before answering the token endpoint.
     pub token_delay: Option<Duration>,
     /// The `iss` of authorization responses.
@@ -97,6 +100,7 @@ impl Default for Script {
             omit_id_token: false,
             token_response_overrides: Value::Null,
             token_error: None,
+            token_answer: None,
             token_delay: None,
             iss_parameter: IssParameter::default(),
             userinfo_sub: SUBJECT.to_owned(),

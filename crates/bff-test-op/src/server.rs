@@ -297,6 +297,11 @@ async fn token(
     if let Some(error) = s.token_error.clone() {
         return oauth_error(&error);
     }
+    if let Some((status, body)) = s.token_answer.clone() {
+        return Response::builder()
+            .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+            .body(body);
+    }
     if grant_type == "client_credentials" {
         // The client's own token: no refresh token, no ID token, the scope asked for.
         let mut body = json!({

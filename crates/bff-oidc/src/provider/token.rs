@@ -76,7 +76,7 @@ pub(super) async fn exchange_code(
                 request = request.add_extra_param(name, value);
             }
             request
-                .request_async(&provider.http)
+                .request_async(&OAuthHttp(provider.http.clone()))
                 .await
                 .map_err(token_error)
         })
@@ -116,7 +116,7 @@ pub(super) async fn refresh(
                 request = request.add_extra_param(name, value);
             }
             request
-                .request_async(&provider.http)
+                .request_async(&OAuthHttp(provider.http.clone()))
                 .await
                 .map_err(token_error)
         })
@@ -143,7 +143,7 @@ pub(super) async fn client_credentials(
                 request = request.add_extra_param(name, value);
             }
             request
-                .request_async(&provider.http)
+                .request_async(&OAuthHttp(provider.http.clone()))
                 .await
                 .map_err(token_error)
         })
@@ -181,7 +181,7 @@ pub(super) async fn revoke_refresh_token(
     provider
         .within(async {
             request
-                .request_async(&provider.http)
+                .request_async(&OAuthHttp(provider.http.clone()))
                 .await
                 .map_err(token_error)
         })
@@ -332,6 +332,67 @@ fn safe_code(code: &str) -> String {
     } else {
         "invalid_error_code".to_owned()
     }
+}
+
+/// The provider's HTTP client as oauth2's, answering through [`oauth_http`] (a clone: the
+/// client is a handle on a shared pool).
+struct OAuthHttp(reqwest::Client);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for OAuthHttp {
+    type Error = OAuthHttpError;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<oauth2::HttpResponse, OAuthHttpError>>
+                + Send
+                + Sync
+                + 'c,
+        >,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(oauth_http(&self.0, request))
+    }
+}
+
+/// `http` as oauth2's client, with the rule the hand-written calls (revocation, pushed
+/// authorization requests) follow: an answer in the 5xx range without an OAuth `error` code (a
+/// proxy's error page, an overloaded provider) is the provider being unavailable, not a
+/// response that broke the protocol. With a code, oauth2 reads it as the refusal it is.
+async fn oauth_http(
+    http: &reqwest::Client,
+    request: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, OAuthHttpError> {
+    use oauth2::AsyncHttpClient as _;
+
+    let response = http
+        .call(request)
+        .await
+        .map_err(OAuthHttpError::Transport)?;
+    let status = response.status();
+    if status.is_server_error() && oauth_error_code(response.body()).is_none() {
+        return Err(OAuthHttpError::ServerFailure(status));
+    }
+    Ok(response)
+}
+
+/// The `error` member of an OAuth error body, if the body is one.
+fn oauth_error_code(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<Value>(body)
+        .ok()?
+        .get("error")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// Why [`oauth_http`] got no usable answer.
+#[derive(Debug, thiserror::Error)]
+enum OAuthHttpError {
+    /// The request did not get an answer.
+    #[error(transparent)]
+    Transport(oauth2::HttpClientError<reqwest::Error>),
+    /// An answer in the 5xx range without an OAuth error code.
+    #[error("the token endpoint answered HTTP {0}")]
+    ServerFailure(reqwest::StatusCode),
 }
 
 /// Maps an oauth2 request error. The provider's `error` code is kept (it is not secret); bodies

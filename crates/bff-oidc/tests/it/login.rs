@@ -187,6 +187,58 @@ async fn an_oauth_error_from_the_token_endpoint_is_rejected_with_its_code() {
 }
 
 #[tokio::test]
+async fn a_server_failure_without_an_oauth_error_is_unavailable_for_every_grant() {
+    let op = start_op(Script::default()).await;
+    let provider = op.provider().await;
+    let login = exchange(&provider).await.unwrap();
+    // What each grant must make of an answer.
+    type Expected = fn(&ProviderError) -> bool;
+    // (status, body, expected)
+    let cases: [(u16, &str, Expected); 5] = [
+        // A proxy's error page while the provider is down: unavailable, as revocation says.
+        (503, "<html>Service Unavailable</html>", |e| {
+            matches!(e, ProviderError::Unavailable(_))
+        }),
+        (500, "", |e| matches!(e, ProviderError::Unavailable(_))),
+        (502, "{\"message\": \"bad gateway\"}", |e| {
+            matches!(e, ProviderError::Unavailable(_))
+        }),
+        // A server failure that still says what went wrong, in OAuth's words: that refusal.
+        (
+            503,
+            "{\"error\": \"temporarily_unavailable\"}",
+            |e| matches!(e, ProviderError::Rejected(code) if code == "temporarily_unavailable"),
+        ),
+        // Not a server failure: an answer that broke the protocol.
+        (404, "<html>Not Found</html>", |e| {
+            matches!(e, ProviderError::Protocol(_))
+        }),
+    ];
+    for (status, body, expected) in cases {
+        op.script().token_answer = Some((status, body.to_owned()));
+        let errors = [
+            exchange(&provider).await.unwrap_err(),
+            provider
+                .refresh(
+                    &bff_domain::Secret::new("rt"),
+                    &login.claims,
+                    Timestamp::from_unix_seconds(NOW),
+                )
+                .await
+                .unwrap_err(),
+            provider
+                .client_credentials(&["api".to_owned()], Timestamp::from_unix_seconds(NOW))
+                .await
+                .unwrap_err(),
+        ];
+        for err in errors {
+            assert!(expected(&err), "HTTP {status} {body:?}: {err:?}");
+            assert!(!err.to_string().contains("Unavailable</html>"), "{err}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn network_failures_and_timeouts_are_unavailable() {
     let op = start_op(Script {
         metadata_overrides: json!({"token_endpoint": "http://127.0.0.1:1/token"}),
