@@ -273,9 +273,10 @@ async fn two_nodes_on_redis_share_a_failed_refresh_instead_of_each_asking_the_pr
     let due_after = Duration::from_secs(ACCESS_TOKEN_TTL_SECS - REFRESH_MARGIN_SECS + 1);
     tokio::time::sleep(due_after.saturating_sub(logged_in.elapsed())).await;
 
-    // The provider goes down, slowly: each token request hangs for a second, then is cut. The
-    // whole burst is waiting on the first refresh when it fails.
-    token_outage(idp, Some(Duration::from_secs(1))).await;
+    // The provider goes down, slowly: each token request hangs for two seconds, then is cut.
+    // The whole burst (sent in well under a second) is waiting on the first refresh when it
+    // fails.
+    token_outage(idp, Some(Duration::from_secs(2))).await;
     let before = upstream.count();
     let started = Instant::now();
     let mut burst = tokio::task::JoinSet::new();
@@ -301,8 +302,8 @@ async fn two_nodes_on_redis_share_a_failed_refresh_instead_of_each_asking_the_pr
         "{CALLS} proxied calls on 2 nodes during a token endpoint outage: {attempts} refresh \
          attempt(s) at the provider, answered in {took:.1?}"
     ));
-    // Without the shared failure each waiter asked in turn, a second each, until its 10 s wait
-    // ran out: about ten attempts. A call that arrived after the failure may make one more.
+    // Without the shared failure each waiter asked in turn, two seconds each, until its 10 s
+    // wait ran out. A call that arrived after the failure may make one more.
     assert!(
         (1..=2).contains(&attempts),
         "{attempts} refresh attempts for one burst"
