@@ -231,6 +231,18 @@ impl ClientAssertionKey {
     }
 }
 
+impl fmt::Debug for ClientAssertionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientAssertionKey")
+            .field("source", &self.source)
+            .field("kind", &self.kind)
+            .field("key_id", &self.key_id)
+            .field("algorithm", &self.algorithm)
+            .field("certificate", &self.certificate)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The X.509 certificate of a [`ClientAssertionKey`], for providers that find the key by the
 /// certificate's thumbprint. Only its thumbprints, public key and expiry are kept; `Debug`
 /// shows where it came from, the SHA-256 thumbprint and the expiry.
@@ -366,18 +378,6 @@ fn first_pem_block<'a>(pem: &'a [u8], label: &str) -> Option<&'a [u8]> {
     let start = text.find(&begin)?;
     let stop = start + text[start..].find(&end)? + end.len();
     Some(&pem[start..stop])
-}
-
-impl fmt::Debug for ClientAssertionKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientAssertionKey")
-            .field("source", &self.source)
-            .field("kind", &self.kind)
-            .field("key_id", &self.key_id)
-            .field("algorithm", &self.algorithm)
-            .field("certificate", &self.certificate)
-            .finish_non_exhaustive()
-    }
 }
 
 /// What a client assertion's `aud` names.

@@ -281,11 +281,8 @@ pub(super) fn client_authenticated_post(
 
 /// The OAuth `error` code of an error response, when it has a well-formed one.
 pub(super) async fn error_code_of(response: reqwest::Response) -> Option<String> {
-    response
-        .json::<Value>()
-        .await
-        .ok()
-        .and_then(|v| v.get("error").and_then(Value::as_str).map(safe_code))
+    let body = response.bytes().await.ok()?;
+    oauth_error_code(&body).as_deref().map(safe_code)
 }
 
 /// The tokens of a token response; refuses token types other than `Bearer`, which is how the
@@ -375,7 +372,8 @@ async fn oauth_http(
     Ok(response)
 }
 
-/// The `error` member of an OAuth error body, if the body is one.
+/// The `error` member of an OAuth error body, as sent (see [`safe_code`] before showing it),
+/// if the body is one.
 fn oauth_error_code(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<Value>(body)
         .ok()?

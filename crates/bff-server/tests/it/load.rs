@@ -82,6 +82,17 @@ fn proxy_config(base: &str, idp: &Idp, upstream: &Upstream, stores: &str) -> bff
     config
 }
 
+/// [`CALLS`] proxied calls of `browser`'s session at once, spread evenly over `nodes`: each
+/// call's number and answer.
+async fn burst(browser: Browser, nodes: &[&Server]) -> Vec<(usize, Page)> {
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..CALLS {
+        let on_node = browser.at(&nodes[i % nodes.len()].base);
+        calls.spawn(async move { (i, on_node.api_get(&format!("/api/user/call-{i}")).await) });
+    }
+    calls.join_all().await
+}
+
 /// Logs in at the first of `nodes`, waits until the access token is due for a refresh, fires
 /// [`CALLS`] proxied calls spread evenly over `nodes` all at once, and checks: every call 200,
 /// every one reached the upstream with a token the provider accepts as alice's, exactly one
@@ -105,19 +116,11 @@ async fn one_refresh_for_a_burst(idp: &Idp, upstream: &Upstream, nodes: &[&Serve
 
     let before = upstream.count();
     let started = Instant::now();
-    let mut burst = tokio::task::JoinSet::new();
-    for i in 0..CALLS {
-        let on_node = browser.at(&nodes[i % nodes.len()].base);
-        burst.spawn(async move {
-            let page = on_node.api_get(&format!("/api/user/call-{i}")).await;
-            (i, page.status, page.body)
-        });
-    }
-    let answers = burst.join_all().await;
+    let answers = burst(browser.clone(), nodes).await;
     let took = started.elapsed();
     assert_eq!(answers.len(), CALLS);
-    for (i, status, body) in &answers {
-        assert_eq!(*status, 200, "call {i}: {body}");
+    for (i, page) in &answers {
+        assert_eq!(page.status, 200, "call {i}: {}", page.body);
     }
     bff_test_services::report_note(&format!(
         "{CALLS} proxied calls on {} node(s) with a token due for a refresh: {took:.1?}",
@@ -279,19 +282,11 @@ async fn two_nodes_on_redis_share_a_failed_refresh_instead_of_each_asking_the_pr
     token_outage(idp, Some(Duration::from_secs(2))).await;
     let before = upstream.count();
     let started = Instant::now();
-    let mut burst = tokio::task::JoinSet::new();
-    for i in 0..CALLS {
-        let on_node = browser.at(&nodes[i % nodes.len()].base);
-        burst.spawn(async move {
-            let page = on_node.api_get(&format!("/api/user/call-{i}")).await;
-            (i, page.status, page.problem_code())
-        });
-    }
-    let answers = burst.join_all().await;
+    let answers = burst(browser.clone(), &nodes).await;
     let took = started.elapsed();
-    for (i, status, code) in &answers {
+    for (i, page) in &answers {
         assert_eq!(
-            (*status, code.as_str()),
+            (page.status, page.problem_code().as_str()),
             (503, "provider_unavailable"),
             "call {i}"
         );
